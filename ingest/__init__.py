@@ -1,0 +1,1 @@
+"""Ways statements come in: every entry point ends in :func:`ingest.pipeline.accept_statements`."""

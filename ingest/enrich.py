@@ -1,0 +1,34 @@
+"""The properties the LRS assigns to a statement, one pure function each (Data 2.4)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from uuid import uuid4
+
+
+def format_stored(moment: datetime) -> str:
+    """Fixed-width UTC with microseconds, so text order is time order (Data 2.4.8)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def with_id(statement: dict[str, Any]) -> dict[str, Any]:
+    """The LRS assigns a UUID when the statement has none (Data 2.4.1)."""
+    return statement if "id" in statement else {"id": str(uuid4()), **statement}
+
+
+def with_authority(statement: dict[str, Any], authority: dict[str, Any]) -> dict[str, Any]:
+    """The LRS sets authority from the credential that sent the statement (Data 2.4.9)."""
+    return {**statement, "authority": authority}
+
+
+def with_version(statement: dict[str, Any], version: str) -> dict[str, Any]:
+    """An absent version is the version the client spoke (Data 2.4.10)."""
+    return statement if "version" in statement else {**statement, "version": version}
+
+
+def with_stored(statement: dict[str, Any], stored: str) -> dict[str, Any]:
+    """stored is set by the LRS, and timestamp defaults to it (Data 2.4.7, 2.4.8)."""
+    stamped = {**statement, "stored": stored}
+    stamped.setdefault("timestamp", stored)
+    return stamped

@@ -1,0 +1,53 @@
+"""Assembles the HTTP application; everything it uses is built in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from lrs import __version__
+from lrs.api.errors import install_error_handlers
+from lrs.api.middleware import (
+    VERSION_HEADER,
+    AlternateRequestSyntaxMiddleware,
+    BodyLimitMiddleware,
+    XAPIVersionMiddleware,
+)
+from lrs.api.routers import about, statements
+from lrs.api.services import Services
+from lrs.config import Settings
+
+XAPI_PREFIX = "/xAPI"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.start(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(title="LRS", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(statements.router, prefix=XAPI_PREFIX)
+    app.include_router(about.router, prefix=XAPI_PREFIX)
+    # Added innermost first: CORS answers preflights before anything else looks at them.
+    app.add_middleware(AlternateRequestSyntaxMiddleware, prefix=XAPI_PREFIX)
+    app.add_middleware(XAPIVersionMiddleware, prefix=XAPI_PREFIX)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", VERSION_HEADER, "If-Match",
+                       "If-None-Match", "Accept-Language"],
+        expose_headers=[VERSION_HEADER, "X-Experience-API-Consistent-Through", "ETag",
+                        "Last-Modified"],
+    )
+    return app

@@ -1,0 +1,161 @@
+"""Transport rules that hold for every xAPI request, as plain ASGI middleware."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lrs.errors import PayloadTooLarge
+from schemas.version import UnsupportedVersion, negotiate
+
+VERSION_HEADER = "X-Experience-API-Version"
+
+
+async def send_error(send: Send, status: int, message: str, version: str = "1.0.3") -> None:
+    body = orjson.dumps({"error": {"status": status, "message": message}})
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (VERSION_HEADER.lower().encode(), version.encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class XAPIVersionMiddleware:
+    """Every xAPI request names its version, and every response answers with ours (Comm. 3.3)."""
+
+    def __init__(self, app: ASGIApp, prefix: str = "/xAPI") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = Headers(scope=scope).get(VERSION_HEADER)
+        answer = "2.0.0" if header and header.strip().startswith("2") else "1.0.3"
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if VERSION_HEADER not in headers:
+                    headers.append(VERSION_HEADER, answer)
+            await send(message)
+
+        path: str = scope["path"]
+        needs_version = (path.startswith(self.prefix + "/") and path != self.prefix + "/about"
+                         and scope["method"] != "OPTIONS" and not _is_alternate_syntax(scope))
+        if needs_version:
+            try:
+                scope.setdefault("state", {})["xapi_version"] = negotiate(header)
+            except UnsupportedVersion as exc:
+                await send_error(send, 400, str(exc), answer)
+                return
+        await self.app(scope, receive, send_with_version)
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies larger than the configured limit with 413, before reading them whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await send_error(send, 413, f"the request body is {declared} bytes; the limit is"
+                             f" {self.max_bytes} bytes (LRS_MAX_BODY_BYTES)")
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise PayloadTooLarge(f"the request body exceeds the limit of {self.max_bytes}"
+                                      " bytes (LRS_MAX_BODY_BYTES)")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+_FORM_HEADERS = ("authorization", "x-experience-api-version", "content-type", "if-match",
+                 "if-none-match")
+
+
+def _is_alternate_syntax(scope: Scope) -> bool:
+    return scope["method"] == "POST" and b"method=" in scope.get("query_string", b"")
+
+
+class AlternateRequestSyntaxMiddleware:
+    """Cross-origin clients of xAPI 1.0.3 may send any request as a form POST (Comm. 1.3)."""
+
+    def __init__(self, app: ASGIApp, prefix: str = "/xAPI") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix) \
+                or not _is_alternate_syntax(scope):
+            await self.app(scope, receive, send)
+            return
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        method = query.pop("method", "").upper()
+        if query:
+            await send_error(send, 400, "with the alternate request syntax, 'method' must be the"
+                             f" only query parameter (found {', '.join(sorted(query))})")
+            return
+        if method not in ("GET", "HEAD", "PUT", "POST", "DELETE"):
+            await send_error(send, 400, f"method '{method}' is not an xAPI request method")
+            return
+        content_type = Headers(scope=scope).get("content-type", "")
+        if not content_type.startswith("application/x-www-form-urlencoded"):
+            await send_error(send, 415, "the alternate request syntax needs Content-Type"
+                             " application/x-www-form-urlencoded")
+            return
+        raw = await _read_body(receive)
+        form = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+        content = form.pop("content", "").encode("utf-8")
+        headers: list[tuple[bytes, bytes]] = [
+            (name.encode(), form.pop(name).encode())
+            for name in list(form) if name.lower() in _FORM_HEADERS
+        ]
+        headers = [(k.lower(), v) for k, v in headers]
+        if content and not any(k == b"content-type" for k, _ in headers):
+            headers.append((b"content-type", b"application/json"))
+        headers.append((b"content-length", str(len(content)).encode()))
+        rewritten = {**scope, "method": method, "headers": headers,
+                     "query_string": urlencode(form).encode()}
+        scope.setdefault("state", {})
+        await XAPIVersionMiddleware(self.app, self.prefix)(
+            rewritten, _replay(content), send
+        )
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Any:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive

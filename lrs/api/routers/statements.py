@@ -1,0 +1,141 @@
+"""The Statements resource (Communication 2.1): transport only; rules live in ingest and lrs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from ingest.pipeline import prepare_statements
+from lrs.api.deps import PrincipalDep, ServicesDep, VersionDep
+from lrs.api.responses import JSON
+from lrs.api.services import Services
+from lrs.api.statement_params import MoreToken, StatementsRequest, next_page, parse_request
+from lrs.errors import BadRequest, UnsupportedMediaType
+from lrs.formats import parse_accept_language, render
+from schemas.validate import StatementInvalid, parse_json
+
+router = APIRouter(prefix="/statements", tags=["statements"])
+
+
+async def _json_body(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "application/json")
+    media = content_type.split(";")[0].strip().lower()
+    if media == "multipart/mixed":
+        raise UnsupportedMediaType("multipart/mixed statements with attachment parts are not"
+                                   " accepted yet; send application/json")
+    if media != "application/json":
+        raise UnsupportedMediaType(f"Content-Type '{media}' is not accepted; statements are"
+                                   " sent as application/json")
+    body = await request.body()
+    try:
+        return parse_json(body)
+    except StatementInvalid as exc:
+        raise BadRequest(str(exc)) from None
+
+
+async def _store(services: Services, payload: Any, principal: PrincipalDep,
+                 version: str) -> list[str]:
+    principal.require_write()
+    batch = prepare_statements(payload, principal, version,
+                               services.settings.max_batch_statements)
+    return await asyncio.wrap_future(services.committer.submit(batch))
+
+
+@router.put("", status_code=204)
+async def put_statement(request: Request, services: ServicesDep, principal: PrincipalDep,
+                        version: VersionDep) -> Response:
+    unknown = set(request.query_params) - {"statementId"}
+    if unknown:
+        raise BadRequest(f"unknown parameter(s) for PUT statements: {', '.join(sorted(unknown))}")
+    statement_id = request.query_params.get("statementId")
+    if statement_id is None:
+        raise BadRequest("statementId: is required for PUT (use POST to let the LRS assign ids)")
+    try:
+        statement_id = str(uuid.UUID(statement_id))
+    except ValueError:
+        raise BadRequest(f"statementId: '{statement_id}' is not a UUID") from None
+    payload = await _json_body(request)
+    if not isinstance(payload, dict):
+        raise BadRequest("body: PUT takes one statement object")
+    if "id" in payload and str(payload["id"]).lower() != statement_id:
+        raise BadRequest(f"id: '{payload['id']}' differs from statementId '{statement_id}'")
+    await _store(services, {**payload, "id": statement_id}, principal, version)
+    return Response(status_code=204)
+
+
+@router.post("")
+async def post_statements(request: Request, services: ServicesDep, principal: PrincipalDep,
+                          version: VersionDep) -> JSON:
+    if request.query_params:
+        raise BadRequest(f"unknown parameter(s) for POST statements:"
+                         f" {', '.join(sorted(request.query_params))}")
+    return JSON(await _store(services, await _json_body(request), principal, version))
+
+
+@router.api_route("", methods=["GET", "HEAD"])
+async def get_statements(request: Request, services: ServicesDep,
+                         principal: PrincipalDep) -> Response:
+    mine = principal.read_filter()
+    params = dict(request.query_params)
+    if "more" in params:
+        if len(params) > 1:
+            raise BadRequest("more: a 'more' link carries the whole query; send it alone")
+        wanted = MoreToken.decode(params["more"])
+    else:
+        wanted = parse_request(params, services.settings.max_page_statements)
+    consistent = services.committer.consistent_through()
+    languages = parse_accept_language(request.headers.get("accept-language"))
+    if wanted.statement_id is not None:
+        document, stored = await run_in_threadpool(
+            services.store.statement, wanted.statement_id, voided=wanted.voided, credential=mine
+        )
+        body: Any = render(document, wanted.format, languages)
+        last_modified = stored
+    else:
+        body, last_modified = await run_in_threadpool(_page, services, wanted, mine, languages)
+        last_modified = last_modified or consistent
+    headers = {
+        "X-Experience-API-Consistent-Through": consistent,
+        "Last-Modified": _http_date(last_modified),
+    }
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers, media_type="application/json")
+    if wanted.attachments:
+        return _multipart(body, headers)
+    return JSON(body, headers=headers)
+
+
+def _page(services: Services, wanted: StatementsRequest, mine: str | None,
+          languages: list[str]) -> tuple[dict[str, Any], str | None]:
+    from dataclasses import replace
+
+    bound = wanted.query.bound_seq or services.store.last_statement_seq()
+    query = replace(wanted.query, credential=mine, bound_seq=bound, limit=wanted.query.limit + 1)
+    hits = services.store.statements(query)
+    page = hits[: wanted.query.limit]
+    more = ""
+    if len(hits) > wanted.query.limit:
+        more = f"/xAPI/statements?more={next_page(wanted, page[-1][0].seq, bound)}"
+    statements = [render(document, wanted.format, languages) for _, document in page]
+    newest = max((hit.stored for hit, _ in page), default=None)
+    return {"statements": statements, "more": more}, newest
+
+
+def _http_date(stored: str) -> str:
+    return format_datetime(datetime.fromisoformat(stored.replace("Z", "+00:00")), usegmt=True)
+
+
+def _multipart(body: Any, headers: dict[str, str]) -> Response:
+    """attachments=true answers multipart/mixed, the statements first (Communication 2.1.3)."""
+    boundary = uuid.uuid4().hex
+    content = (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode()
+               + orjson.dumps(body) + f"\r\n--{boundary}--\r\n".encode())
+    return Response(content, headers=headers,
+                    media_type=f'multipart/mixed; boundary="{boundary}"')

@@ -1,0 +1,35 @@
+"""The objects a running LRS is made of, built once at start-up and shared by the routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lrs.application import LearningRecordStore
+from lrs.auth import Authenticator
+from lrs.committer import GroupCommitter
+from lrs.config import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: LearningRecordStore
+    committer: GroupCommitter
+    authenticator: Authenticator
+
+    @classmethod
+    def start(cls, settings: Settings) -> Services:
+        store = LearningRecordStore(env=settings.event_store_env())
+        if settings.bootstrap_credential:
+            key, _, secret = settings.bootstrap_credential.partition(":")
+            store.ensure_credential(key, secret, ["all"], name="bootstrap")
+        return cls(
+            settings=settings,
+            store=store,
+            committer=GroupCommitter(store),
+            authenticator=Authenticator(store, settings.authority_home_page),
+        )
+
+    def close(self) -> None:
+        self.committer.close()
+        self.store.close()

@@ -1,0 +1,239 @@
+"""The LRS application: the one place where statements and credentials are appended to the log."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Transcoder
+from eventsourcing.utils import get_topic
+
+from ingest.enrich import format_stored, with_stored
+from lrs.domain import Credential, StoredStatement, credential_id
+from lrs.errors import BadRequest, Conflict, NotFound
+from lrs.store.index import IndexedStatement, StatementIndexReads, StatementQuery
+from lrs.store.keys import index_row
+from lrs.transcoder import OrjsonTranscoder
+from schemas.compare import same_statement
+from schemas.statement import Statement
+
+SCOPES = ("statements/write", "statements/read", "statements/read/mine", "all/read", "all",
+          "state", "profile", "define")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedStatement:
+    """A validated, enriched statement on its way to the log."""
+
+    statement_id: str
+    document: dict[str, Any]
+    model: Statement
+    credential: str
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialInfo:
+    key: str
+    name: str
+    scopes: tuple[str, ...]
+    revoked: bool
+    secret_hash: str
+
+
+def hash_secret(secret: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    _, n, r, p, salt, digest = stored.split("$")
+    actual = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
+    return hmac.compare_digest(actual.hex(), digest)
+
+
+class LearningRecordStore(Application[UUID]):
+    """Statements and credentials, kept as events in one append-only log."""
+
+    name = "lrs"
+
+    def construct_transcoder(self) -> Transcoder:
+        """Encode event state with orjson."""
+        return OrjsonTranscoder()
+
+    @property
+    def index(self) -> StatementIndexReads:
+        return cast(StatementIndexReads, self.recorder)
+
+    # --- statements ------------------------------------------------------------------------
+
+    def store_batches(
+        self, batches: Sequence[Sequence[PreparedStatement]], now: datetime | None = None
+    ) -> list[list[str] | Exception]:
+        """Append several requests' batches in one write; each batch is all or nothing.
+
+        Returns, per batch, the ids of its statements or the error that rejected it.
+        """
+        stored = format_stored(now or datetime.now(timezone.utc))
+        try:
+            outcomes, new = self._check_batches(batches)
+            self._append(new, stored)
+            return outcomes
+        except IntegrityError:
+            # Another writer stored one of these ids meanwhile: decide each batch on its own.
+            results: list[list[str] | Exception] = []
+            for batch in batches:
+                try:
+                    outcome, new = self._check_batches([batch])
+                    if not isinstance(outcome[0], Exception):
+                        self._append(new, stored)
+                    results.append(outcome[0])
+                except IntegrityError:
+                    results.append(Conflict("a statement id in this batch was stored concurrently"
+                                            " with different content; retry to compare"))
+            return results
+
+    def _check_batches(
+        self, batches: Sequence[Sequence[PreparedStatement]]
+    ) -> tuple[list[list[str] | Exception], list[PreparedStatement]]:
+        wanted = {p.statement_id for b in batches for p in b}
+        wanted |= {p.model.voids for b in batches for p in b if p.model.voids}
+        existing = self.index.existing_statements(wanted)
+        stored_docs = {sid: self._statement_of(e) for sid, e in existing.events.items()}
+        accepted: dict[str, PreparedStatement] = {}
+        outcomes: list[list[str] | Exception] = []
+        for batch in batches:
+            try:
+                fresh = self._check_batch(batch, stored_docs, existing.voiding, accepted)
+            except (Conflict, BadRequest) as exc:
+                outcomes.append(exc)
+                continue
+            accepted.update(fresh)
+            outcomes.append([p.statement_id for p in batch])
+        return outcomes, list(accepted.values())
+
+    @staticmethod
+    def _check_batch(
+        batch: Sequence[PreparedStatement], stored_docs: dict[str, dict[str, Any]],
+        stored_voiding: set[str], accepted: dict[str, PreparedStatement],
+    ) -> dict[str, PreparedStatement]:
+        fresh: dict[str, PreparedStatement] = {}
+        for p in batch:
+            earlier = stored_docs.get(p.statement_id)
+            if earlier is None and p.statement_id in (accepted.keys() | fresh.keys()):
+                earlier = (fresh.get(p.statement_id) or accepted[p.statement_id]).document
+            if earlier is not None:
+                if not same_statement(earlier, p.document):
+                    raise Conflict(f"statement {p.statement_id} is already stored with different"
+                                   " content (a statement id names one statement)")
+                continue
+            target = p.model.voids
+            if target is not None:
+                pending = fresh.get(target) or accepted.get(target)
+                if target in stored_voiding or (pending is not None and pending.model.voids):
+                    raise BadRequest(f"statement {p.statement_id} voids {target}, which is itself"
+                                     " a voiding statement; voiding statements cannot be voided")
+            fresh[p.statement_id] = p
+        return fresh
+
+    def _append(self, statements: Sequence[PreparedStatement], stored: str) -> None:
+        if not statements:
+            return
+        records = []
+        rows = []
+        for p in statements:
+            document = with_stored(p.document, stored)
+            records.append(StoredStatement(id=UUID(p.statement_id), statement=document,
+                                           credential=p.credential))
+            rows.append(index_row(p.model, p.statement_id, stored, p.credential))
+        self.save(*records, statement_index=rows)
+
+    def _statement_of(self, stored_event: Any) -> dict[str, Any]:
+        event = self.mapper.to_domain_event(stored_event)
+        return cast(dict[str, Any], event.statement)  # type: ignore[attr-defined]
+
+    def statement(self, statement_id: str, *, voided: bool = False,
+                  credential: str | None = None) -> tuple[dict[str, Any], str]:
+        """One statement by id, with its stored time; voided ones only when asked for."""
+        found = self.index.statement(statement_id, voided=voided, credential=credential)
+        if found is None:
+            raise NotFound(f"no {'voided ' if voided else ''}statement with id {statement_id}")
+        return self._statement_of(found.event), found.stored
+
+    def statements(self, query: StatementQuery) -> list[tuple[IndexedStatement, dict[str, Any]]]:
+        return [(hit, self._statement_of(hit.event)) for hit in self.index.statements(query)]
+
+    def last_statement_seq(self) -> int:
+        return self.index.max_statement_seq()
+
+    # --- credentials -----------------------------------------------------------------------
+
+    def issue_credential(self, name: str, scopes: Sequence[str], key: str | None = None,
+                         secret: str | None = None) -> tuple[str, str]:
+        unknown = [s for s in scopes if s not in SCOPES]
+        if unknown or not scopes:
+            raise BadRequest(f"unknown scopes {unknown or '(none given)'}; known: {', '.join(SCOPES)}")
+        key = key or secrets.token_hex(10)
+        secret = secret or secrets.token_urlsafe(24)
+        try:
+            existing = self._credential(key)
+        except AggregateNotFoundError:
+            self.save(Credential(id=credential_id(key), name=name, key=key,
+                                 secret_hash=hash_secret(secret), scopes=list(scopes)))
+            return key, secret
+        existing.reissue(secret_hash=hash_secret(secret), scopes=list(scopes))
+        self.save(existing)
+        return key, secret
+
+    def ensure_credential(self, key: str, secret: str, scopes: Sequence[str], name: str) -> bool:
+        """Create the credential, or keep it if it already has this secret and these scopes."""
+        try:
+            existing = self._credential(key)
+        except AggregateNotFoundError:
+            self.issue_credential(name, scopes, key, secret)
+            return True
+        if (not existing.revoked and existing.scopes == list(scopes)
+                and verify_secret(secret, existing.secret_hash)):
+            return False
+        self.issue_credential(name, scopes, key, secret)
+        return True
+
+    def revoke_credential(self, key: str) -> None:
+        try:
+            credential = self._credential(key)
+        except AggregateNotFoundError:
+            raise NotFound(f"no credential with key '{key}'") from None
+        if not credential.revoked:
+            credential.revoke()
+            self.save(credential)
+
+    def credential(self, key: str) -> CredentialInfo | None:
+        try:
+            c = self._credential(key)
+        except AggregateNotFoundError:
+            return None
+        return CredentialInfo(c.key, c.name, tuple(c.scopes), c.revoked, c.secret_hash)
+
+    def credentials(self) -> list[CredentialInfo]:
+        topic = get_topic(Credential.Issued)
+        found: list[CredentialInfo] = []
+        start = 1
+        while True:
+            page = self.recorder.select_notifications(start, 500, topics=[topic])
+            for notification in page:
+                info = self.credential(self.mapper.to_domain_event(notification).key)  # type: ignore[attr-defined]
+                if info is not None:
+                    found.append(info)
+            if len(page) < 500:
+                return found
+            start = page[-1].id + 1
+
+    def _credential(self, key: str) -> Credential:
+        return cast(Credential, self.repository.get(credential_id(key)))

@@ -1,0 +1,98 @@
+"""HTTP Basic credentials and xAPI scopes (Communication 4.0)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lrs.application import LearningRecordStore, verify_secret
+from lrs.errors import Forbidden, Unauthorized
+from schemas.actor import Account, Agent
+
+READ_SCOPES = frozenset({"statements/read", "all/read", "all"})
+WRITE_SCOPES = frozenset({"statements/write", "all"})
+MINE_SCOPE = "statements/read/mine"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The credential a request acts for, and the authority its statements carry."""
+
+    key: str
+    name: str
+    scopes: frozenset[str]
+    home_page: str
+    authority: dict[str, Any] = field(init=False)
+    authority_agent: Agent = field(init=False)
+
+    def __post_init__(self) -> None:
+        authority = {"objectType": "Agent", "name": self.name,
+                     "account": {"homePage": self.home_page, "name": self.key}}
+        object.__setattr__(self, "authority", authority)
+        object.__setattr__(self, "authority_agent", Agent(
+            objectType="Agent", name=self.name,
+            account=Account(homePage=self.home_page, name=self.key)))
+
+    def require_write(self) -> None:
+        if not self.scopes & WRITE_SCOPES:
+            raise Forbidden("this credential may not write statements"
+                            " (needs scope statements/write or all)")
+
+    def read_filter(self) -> str | None:
+        """None to read every statement, or the key whose statements alone may be read."""
+        if self.scopes & READ_SCOPES:
+            return None
+        if MINE_SCOPE in self.scopes:
+            return self.key
+        raise Forbidden("this credential may not read statements (needs scope statements/read,"
+                        " statements/read/mine, all/read or all)")
+
+
+class Authenticator:
+    """Checks Basic credentials; a verified secret is remembered briefly, since scrypt is slow."""
+
+    def __init__(self, app: LearningRecordStore, home_page: str, ttl_seconds: float = 30.0) -> None:
+        self.app = app
+        self.home_page = home_page
+        self.ttl = ttl_seconds
+        self._verified: dict[bytes, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        key, secret = _parse_basic(authorization)
+        fingerprint = hashlib.sha256(f"{key}\0{secret}".encode()).digest()
+        now = time.monotonic()
+        with self._lock:
+            cached = self._verified.get(fingerprint)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        info = self.app.credential(key)
+        if info is None or info.revoked or not verify_secret(secret, info.secret_hash):
+            raise Unauthorized("unknown key, wrong secret or revoked credential")
+        principal = Principal(info.key, info.name, frozenset(info.scopes), self.home_page)
+        with self._lock:
+            if len(self._verified) > 10_000:
+                self._verified.clear()
+            self._verified[fingerprint] = (now + self.ttl, principal)
+        return principal
+
+
+def _parse_basic(authorization: str | None) -> tuple[str, str]:
+    if not authorization:
+        raise Unauthorized("this resource needs HTTP Basic credentials (Authorization header)")
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        raise Unauthorized(f"the Authorization scheme '{scheme}' is not supported; use Basic")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("the Basic credentials are not valid base64 of 'key:secret'") from None
+    key, sep, secret = decoded.partition(":")
+    if not sep or not key:
+        raise Unauthorized("the Basic credentials must be 'key:secret'")
+    return key, secret

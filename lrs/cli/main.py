@@ -1,0 +1,127 @@
+"""The `lrs` command: serve the LRS and manage its credentials."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lrs.application import SCOPES, LearningRecordStore
+from lrs.config import Settings
+from lrs.errors import LRSError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {name: getattr(args, name) for name in ("host", "port", "data_dir",
+                                                         "bootstrap_credential", "event_store")
+                 if getattr(args, name, None) is not None}
+    return Settings(**overrides)
+
+
+def _dev_credential(data_dir: Path) -> str:
+    """A development credential kept in the data folder, so every `make run` can print it."""
+    path = data_dir / "dev-credential"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"dev-{secrets.token_hex(4)}:{secrets.token_urlsafe(18)}\n")
+        os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from lrs.api.main import create_app
+
+    settings = _settings(args)
+    credential = settings.bootstrap_credential
+    if credential is None:
+        credential = _dev_credential(settings.data_dir)
+        settings = settings.model_copy(update={"bootstrap_credential": credential})
+        print(f"development credential (scope all): {credential}")
+    print(f"event log: {settings.describe_event_store()}")
+    print(f"data folder: {settings.data_dir.resolve()}")
+    print(f"xAPI endpoint: http://{settings.host}:{settings.port}/xAPI/")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="info", access_log=False)
+    return 0
+
+
+def _store(args: argparse.Namespace) -> LearningRecordStore:
+    return LearningRecordStore(env=_settings(args).event_store_env())
+
+
+def cmd_credentials_add(args: argparse.Namespace) -> int:
+    key, secret = _store(args).issue_credential(args.name, args.scopes, key=args.key)
+    print(f"key: {key}\nsecret: {secret}\nscopes: {' '.join(args.scopes)}")
+    return 0
+
+
+def cmd_credentials_list(args: argparse.Namespace) -> int:
+    rows = _store(args).credentials()
+    print(f"{'key':<24} {'name':<20} {'status':<8} scopes")
+    for c in rows:
+        status = "revoked" if c.revoked else "active"
+        print(f"{c.key:<24} {c.name:<20} {status:<8} {' '.join(c.scopes)}")
+    return 0
+
+
+def cmd_credentials_revoke(args: argparse.Namespace) -> int:
+    _store(args).revoke_credential(args.key)
+    print(f"revoked {args.key}")
+    return 0
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="data folder (LRS_DATA_DIR)")
+    parser.add_argument("--event-store", help="postgresql://… or sqlite:///… (LRS_EVENT_STORE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lrs", description="An event-sourced xAPI LRS")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP xAPI server")
+    serve.add_argument("--host", help="address to listen on (LRS_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (LRS_PORT)")
+    serve.add_argument("--bootstrap-credential", help="key:secret with scope all"
+                       " (LRS_BOOTSTRAP_CREDENTIAL)")
+    _add_store_options(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    credentials = commands.add_parser("credentials", help="manage HTTP Basic credentials")
+    actions = credentials.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="create a credential and print its key and secret")
+    add.add_argument("name")
+    add.add_argument("--scopes", nargs="+", default=["statements/write", "statements/read/mine"],
+                     choices=SCOPES, metavar="SCOPE", help=f"any of: {', '.join(SCOPES)}")
+    add.add_argument("--key", help="choose the key instead of a random one")
+    _add_store_options(add)
+    add.set_defaults(func=cmd_credentials_add)
+    listing = actions.add_parser("list", help="list credentials (secrets are never shown)")
+    _add_store_options(listing)
+    listing.set_defaults(func=cmd_credentials_list)
+    revoke = actions.add_parser("revoke", help="revoke a credential by key")
+    revoke.add_argument("key")
+    _add_store_options(revoke)
+    revoke.set_defaults(func=cmd_credentials_revoke)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LRSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

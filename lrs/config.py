@@ -1,0 +1,79 @@
+"""Settings, read once from LRS_* environment variables, and the event-store choice."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LRS_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".lrs-data")
+    event_store: str | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/dbname, or sqlite:///path; "
+        "empty means SQLite in the data folder",
+    )
+    bootstrap_credential: str | None = None
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_batch_statements: int = Field(default=1000, gt=0)
+    max_page_statements: int = Field(default=500, gt=0)
+    authority_home_page: str = "urn:lrs:credentials"
+    cors_origins: list[str] = ["*"]
+
+    @field_validator("bootstrap_credential")
+    @classmethod
+    def _key_and_secret(cls, value: str | None) -> str | None:
+        if value is not None and value != "" and (":" not in value or value.startswith(":")):
+            raise ValueError("LRS_BOOTSTRAP_CREDENTIAL must be 'key:secret'")
+        return value or None
+
+    def event_store_env(self) -> dict[str, str]:
+        """Translate LRS_EVENT_STORE into the eventsourcing library's environment."""
+        url = self.event_store or f"sqlite:///{(self.data_dir / 'events.sqlite3').resolve()}"
+        parsed = urlparse(url)
+        if parsed.scheme in ("postgresql", "postgres"):
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "APPLICATION_RECORDER_TOPIC": "lrs.store.postgres:PostgresStatementRecorder",
+                "POSTGRES_DBNAME": parsed.path.lstrip("/") or "lrs",
+                "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+                "POSTGRES_PORT": str(parsed.port or 5432),
+                "POSTGRES_USER": unquote(parsed.username or "postgres"),
+                "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+                "POSTGRES_POOL_SIZE": "10",
+                "POSTGRES_LOCK_TIMEOUT": "10",
+            }
+        if parsed.scheme == "sqlite":
+            path = url[len("sqlite://"):]
+            path = path[1:] if path.startswith("//") else path
+            if path != ":memory:" and not path.startswith("file:"):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "APPLICATION_RECORDER_TOPIC": "lrs.store.sqlite:SQLiteStatementRecorder",
+                "SQLITE_DBNAME": path,
+                "SQLITE_LOCK_TIMEOUT": "30",
+            }
+        raise ValueError(
+            f"LRS_EVENT_STORE '{url}' is not supported: use postgresql://… or sqlite:///…"
+        )
+
+    def describe_event_store(self) -> str:
+        env = self.event_store_env()
+        if env["PERSISTENCE_MODULE"].endswith("sqlite"):
+            return f"SQLite at {env['SQLITE_DBNAME']}"
+        return (f"PostgreSQL database '{env['POSTGRES_DBNAME']}' at "
+                f"{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

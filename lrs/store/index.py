@@ -1,0 +1,268 @@
+"""The statement index shared by the SQLite and PostgreSQL recorders.
+
+The index lives in the event store's own database and is written in the same transaction as the
+events, so a statement is findable exactly when it is in the log, and never otherwise. The
+statement bodies are not copied: queries join back to the stored events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from lrs.store.keys import IndexRow
+
+
+@dataclass(frozen=True, slots=True)
+class StatementQuery:
+    """A filtered, paged read of the statement index (Communication 2.1.3)."""
+
+    keys: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    credential: str | None = None
+    ascending: bool = False
+    limit: int = 100
+    after_seq: int | None = None  # the cursor: the last position already returned
+    bound_seq: int | None = None  # the log position the first page saw; later pages stop there
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedStatement:
+    seq: int
+    stored: str
+    event: StoredEvent
+
+
+@dataclass(slots=True)
+class ExistingStatements:
+    """What the store already holds of a batch's ids: their events, and which are voiding."""
+
+    events: dict[str, StoredEvent] = field(default_factory=dict)
+    voiding: set[str] = field(default_factory=set)
+
+
+class Cursor(Protocol):
+    def execute(self, query: Any, params: Any = ...) -> Any: ...
+    def executemany(self, query: Any, params_seq: Any) -> Any: ...
+    def fetchall(self) -> Any: ...
+    def fetchone(self) -> Any: ...
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+class StatementIndexSQL:
+    """Builds and runs the index's SQL, written once with '?' marks for both databases."""
+
+    TRUE = "TRUE"
+
+    def __init__(self, events_table: str, events_seq_column: str, paramstyle: str) -> None:
+        self.events_table = events_table
+        self.events_seq = events_seq_column
+        self.paramstyle = paramstyle
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s") if self.paramstyle == "format" else text
+
+    def create_statements(self, seq_type: str, bool_type: str, without_rowid: str) -> list[str]:
+        return [
+            "CREATE TABLE IF NOT EXISTS xapi_statement ("
+            f"seq {seq_type} PRIMARY KEY, statement_id TEXT NOT NULL UNIQUE, stored TEXT NOT NULL, "
+            "verb_id TEXT NOT NULL, object_ref TEXT, voids TEXT, registration TEXT, "
+            f"credential TEXT NOT NULL, voided {bool_type} NOT NULL DEFAULT FALSE)",
+            "CREATE INDEX IF NOT EXISTS xapi_statement_object_ref ON xapi_statement (object_ref)",
+            "CREATE INDEX IF NOT EXISTS xapi_statement_voids ON xapi_statement (voids)",
+            "CREATE INDEX IF NOT EXISTS xapi_statement_stored ON xapi_statement (stored)",
+            "CREATE TABLE IF NOT EXISTS xapi_statement_key ("
+            f"key TEXT NOT NULL, seq {seq_type} NOT NULL, PRIMARY KEY (key, seq)){without_rowid}",
+        ]
+
+    # --- writing, inside the events' transaction -------------------------------------------
+
+    def insert(self, c: Cursor, rows: Sequence[IndexRow], seqs: Sequence[int]) -> None:
+        c.executemany(
+            self.sql(
+                "INSERT INTO xapi_statement (seq, statement_id, stored, verb_id, object_ref, voids,"
+                " registration, credential) VALUES (?,?,?,?,?,?,?,?)"
+            ),
+            [
+                (seq, r.statement_id, r.stored, r.verb_id, r.object_ref, r.voids,
+                 r.registration, r.credential)
+                for r, seq in zip(rows, seqs, strict=True)
+            ],
+        )
+        c.executemany(
+            self.sql("INSERT INTO xapi_statement_key (key, seq) VALUES (?,?)"),
+            [(key, seq) for r, seq in zip(rows, seqs, strict=True) for key in r.keys],
+        )
+        self._apply_voiding(c, rows)
+        self._propagate_reference_keys(c, rows)
+
+    def _apply_voiding(self, c: Cursor, rows: Sequence[IndexRow]) -> None:
+        # A voiding statement may arrive before or after its target (Data 2.3.2).
+        ids = [r.statement_id for r in rows] + [r.voids for r in rows if r.voids]
+        c.execute(
+            self.sql(
+                f"UPDATE xapi_statement SET voided = {self.TRUE} WHERE voids IS NULL"
+                " AND statement_id IN (SELECT v.voids FROM xapi_statement v"
+                f" WHERE v.voids IN ({_marks(len(ids))}))"
+            ),
+            ids,
+        )
+
+    def _propagate_reference_keys(self, c: Cursor, rows: Sequence[IndexRow]) -> None:
+        """A statement that targets another matches that one's filters too (Communication 2.1.3)."""
+        ids = [r.statement_id for r in rows]
+        c.execute(
+            self.sql(
+                "SELECT DISTINCT object_ref FROM xapi_statement"
+                f" WHERE object_ref IN ({_marks(len(ids))})"
+            ),
+            ids,
+        )
+        referenced = {row["object_ref"] for row in c.fetchall()}
+        for r in rows:
+            if r.object_ref is None and r.statement_id not in referenced:
+                continue
+            c.execute(
+                self.sql(
+                    "WITH RECURSIVE up(seq, sid) AS ("
+                    " SELECT seq, statement_id FROM xapi_statement WHERE statement_id = ?"
+                    " UNION SELECT r.seq, r.statement_id FROM xapi_statement r"
+                    " JOIN up ON r.object_ref = up.sid),"
+                    " src(key) AS (SELECT k.key FROM xapi_statement_key k"
+                    " JOIN xapi_statement t ON k.seq = t.seq WHERE t.statement_id IN (?, ?))"
+                    " INSERT INTO xapi_statement_key (key, seq) SELECT src.key, up.seq"
+                    " FROM src, up WHERE TRUE ON CONFLICT DO NOTHING"
+                ),
+                (r.statement_id, r.statement_id, r.object_ref or r.statement_id),
+            )
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _select_events(self, extra: str = "") -> str:
+        return (
+            "SELECT s.seq, s.stored, e.originator_id, e.originator_version, e.topic, e.state"
+            f"{extra} FROM xapi_statement s JOIN {self.events_table} e ON e.{self.events_seq} = s.seq"
+        )
+
+    def existing(self, c: Cursor, statement_ids: Iterable[str]) -> ExistingStatements:
+        ids = list(statement_ids)
+        found = ExistingStatements()
+        if not ids:
+            return found
+        c.execute(
+            self.sql(
+                f"{self._select_events(', s.statement_id, s.voids')}"
+                f" WHERE s.statement_id IN ({_marks(len(ids))})"
+            ),
+            ids,
+        )
+        for row in c.fetchall():
+            found.events[row["statement_id"]] = _stored_event(row)
+            if row["voids"] is not None:
+                found.voiding.add(row["statement_id"])
+        return found
+
+    def one(self, c: Cursor, statement_id: str, voided: bool,
+            credential: str | None) -> IndexedStatement | None:
+        text = f"{self._select_events()} WHERE s.statement_id = ? AND s.voided = ?"
+        params: list[Any] = [statement_id, voided]
+        if credential is not None:
+            text += " AND s.credential = ?"
+            params.append(credential)
+        c.execute(self.sql(text), params)
+        row = c.fetchone()
+        return None if row is None else _indexed(row)
+
+    def query(self, c: Cursor, q: StatementQuery) -> list[IndexedStatement]:
+        params: list[Any] = []
+        if q.keys:
+            # The first key drives the scan in (key, seq) order, so LIMIT stops it early.
+            text = (f"{self._select_events()} JOIN xapi_statement_key k0 ON k0.seq = s.seq"
+                    " WHERE k0.key = ? AND s.voided = ?")
+            params += [q.keys[0], False]
+            order_column = "k0.seq"
+        else:
+            text = f"{self._select_events()} WHERE s.voided = ?"
+            params.append(False)
+            order_column = "s.seq"
+        for key in q.keys[1:]:
+            text += " AND EXISTS (SELECT 1 FROM xapi_statement_key k WHERE k.seq = s.seq AND k.key = ?)"
+            params.append(key)
+        for clause, value in (("s.stored > ?", q.since), ("s.stored <= ?", q.until),
+                              ("s.credential = ?", q.credential), ("s.seq <= ?", q.bound_seq)):
+            if value is not None:
+                text += f" AND {clause}"
+                params.append(value)
+        if q.after_seq is not None:
+            text += " AND s.seq > ?" if q.ascending else " AND s.seq < ?"
+            params.append(q.after_seq)
+        text += f" ORDER BY {order_column} {'ASC' if q.ascending else 'DESC'} LIMIT ?"
+        params.append(q.limit)
+        c.execute(self.sql(text), params)
+        return [_indexed(row) for row in c.fetchall()]
+
+    def max_seq(self, c: Cursor) -> int:
+        c.execute("SELECT MAX(seq) AS m FROM xapi_statement")
+        row = c.fetchone()
+        return int(row["m"] or 0)
+
+
+def _stored_event(row: Any) -> StoredEvent:
+    return StoredEvent(
+        originator_id=UUID(str(row["originator_id"])),
+        originator_version=row["originator_version"],
+        topic=row["topic"],
+        state=bytes(row["state"]),
+    )
+
+
+def _indexed(row: Any) -> IndexedStatement:
+    return IndexedStatement(seq=row["seq"], stored=row["stored"], event=_stored_event(row))
+
+
+class Datastore(Protocol):
+    def transaction(self, *, commit: bool) -> AbstractContextManager[Any]: ...
+
+
+class StatementIndexReads:
+    """The index's read methods, shared by both recorders (each datastore opens its transaction)."""
+
+    index: StatementIndexSQL
+    datastore: Datastore
+
+    def _index_inserted_events(
+        self, c: Cursor, stored_events: Sequence[StoredEvent], seqs: Sequence[int] | None,
+        rows: Sequence[IndexRow] | None,
+    ) -> None:
+        if not rows or seqs is None:
+            return
+        by_id = {row.statement_id: row for row in rows}
+        pairs = [(by_id[str(e.originator_id)], seq)
+                 for e, seq in zip(stored_events, seqs, strict=True) if str(e.originator_id) in by_id]
+        self.index.insert(c, [row for row, _ in pairs], [seq for _, seq in pairs])
+
+    def existing_statements(self, statement_ids: Iterable[str]) -> ExistingStatements:
+        with self.datastore.transaction(commit=False) as c:
+            return self.index.existing(c, statement_ids)
+
+    def statement(self, statement_id: str, *, voided: bool,
+                  credential: str | None) -> IndexedStatement | None:
+        with self.datastore.transaction(commit=False) as c:
+            return self.index.one(c, statement_id, voided, credential)
+
+    def statements(self, query: StatementQuery) -> list[IndexedStatement]:
+        with self.datastore.transaction(commit=False) as c:
+            return self.index.query(c, query)
+
+    def max_statement_seq(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            return self.index.max_seq(c)

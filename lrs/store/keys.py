@@ -1,0 +1,100 @@
+"""What a statement can be found by: the pure mapping from a statement to its index row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.actor import Agent, Group, ifi_key
+from schemas.activity import Activity
+from schemas.context import Context, StatementRef
+from schemas.statement import Statement, SubStatement
+
+# Key prefixes: lower case for the narrow filter, upper case for the related_* filter.
+AGENT, AGENT_RELATED = "a", "A"
+ACTIVITY, ACTIVITY_RELATED = "c", "C"
+VERB = "v"
+REGISTRATION = "r"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    statement_id: str
+    stored: str
+    verb_id: str
+    object_ref: str | None
+    voids: str | None
+    registration: str | None
+    credential: str
+    keys: frozenset[str]
+
+
+def _actor_ifis(actor: Agent | Group | None) -> list[str]:
+    """An actor's own IFI and, for a group, its members' (Communication 2.1.3, 'agent')."""
+    if actor is None:
+        return []
+    found = [ifi_key(actor)]
+    if isinstance(actor, Group) and actor.member:
+        found.extend(ifi_key(member) for member in actor.member)
+    return [ifi for ifi in found if ifi is not None]
+
+
+def _context_agents(context: Context | None) -> list[str]:
+    if context is None:
+        return []
+    found = _actor_ifis(context.instructor) + _actor_ifis(context.team)
+    for context_agent in context.contextAgents or []:
+        found += _actor_ifis(context_agent.agent)
+    for context_group in context.contextGroups or []:
+        found += _actor_ifis(context_group.group)
+    return found
+
+
+def _context_activities(context: Context | None) -> list[str]:
+    if context is None or context.contextActivities is None:
+        return []
+    lists = context.contextActivities
+    return [a.id for group in (lists.parent, lists.grouping, lists.category, lists.other)
+            for a in group or []]
+
+
+def _object_agents(obj: object) -> list[str]:
+    return _actor_ifis(obj) if isinstance(obj, Agent | Group) else []
+
+
+def statement_keys(statement: Statement) -> frozenset[str]:
+    """Index keys for the agent, activity, verb and registration filters."""
+    direct_agents = _actor_ifis(statement.actor) + _object_agents(statement.object)
+    related_agents = direct_agents + _actor_ifis(statement.authority)
+    related_agents += _context_agents(statement.context)
+    direct_activities = [statement.object.id] if isinstance(statement.object, Activity) else []
+    related_activities = direct_activities + _context_activities(statement.context)
+    if isinstance(statement.object, SubStatement):
+        sub = statement.object
+        related_agents += _actor_ifis(sub.actor) + _object_agents(sub.object)
+        related_agents += _context_agents(sub.context)
+        if isinstance(sub.object, Activity):
+            related_activities.append(sub.object.id)
+        related_activities += _context_activities(sub.context)
+    keys = {f"{VERB}:{statement.verb.id}"}
+    keys.update(f"{AGENT}:{ifi}" for ifi in direct_agents)
+    keys.update(f"{AGENT_RELATED}:{ifi}" for ifi in related_agents)
+    keys.update(f"{ACTIVITY}:{iri}" for iri in direct_activities)
+    keys.update(f"{ACTIVITY_RELATED}:{iri}" for iri in related_activities)
+    if statement.context is not None and statement.context.registration is not None:
+        keys.add(f"{REGISTRATION}:{statement.context.registration}")
+    return frozenset(keys)
+
+
+def index_row(statement: Statement, statement_id: str, stored: str, credential: str) -> IndexRow:
+    ref = statement.object.id if isinstance(statement.object, StatementRef) else None
+    registration = statement.context.registration if statement.context else None
+    return IndexRow(
+        statement_id=statement_id,
+        stored=stored,
+        verb_id=statement.verb.id,
+        object_ref=ref,
+        voids=statement.voids,
+        registration=registration,
+        credential=credential,
+        keys=statement_keys(statement),
+    )

@@ -1,0 +1,31 @@
+"""The PostgreSQL event store: the library's application recorder plus the statement index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL
+
+from lrs.store.index import StatementIndexReads, StatementIndexSQL
+
+
+class PostgresStatementRecorder(StatementIndexReads, PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.index = StatementIndexSQL(events_table_name, "notification_id", paramstyle="format")
+        self.sql_create_statements.extend(
+            SQL(text) for text in self.index.create_statements("BIGINT", "BOOLEAN", "")  # type: ignore[arg-type]
+        )
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # The library holds the events table lock here, so index rows commit in log order.
+        seqs = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        self._index_inserted_events(curs, stored_events, seqs, kwargs.get("statement_index"))
+        return seqs

@@ -1,0 +1,28 @@
+"""The SQLite event store: the library's application recorder plus the statement index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+
+from lrs.store.index import StatementIndexReads, StatementIndexSQL
+
+
+class SQLiteStatementRecorder(StatementIndexReads, SQLiteApplicationRecorder):
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        self.index = StatementIndexSQL(events_table_name, "rowid", paramstyle="qmark")
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements = super().construct_create_table_statements()
+        return statements + self.index.create_statements("INTEGER", "BOOLEAN", " WITHOUT ROWID")
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        seqs = super()._insert_events(c, stored_events, **kwargs)
+        self._index_inserted_events(c, stored_events, seqs, kwargs.get("statement_index"))
+        return seqs

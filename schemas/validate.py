@@ -1,0 +1,88 @@
+"""The one way a statement is validated, whichever door it came in by."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.statement import Statement
+
+
+class StatementInvalid(ValueError):
+    """A statement broke a rule of the data model; the message names where and which."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValidStatement:
+    """A statement that passed validation: the document as sent, and its parsed model."""
+
+    document: dict[str, Any]
+    model: Statement
+
+
+def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in {"Agent", "Group", "Activity", "StatementRef", "SubStatement"}:
+            continue  # discriminator tags are not properties
+        elif part.startswith("function-") or part in {"list[Activity]", "list[str]"}:
+            continue
+        else:
+            path += f".{part}" if path else part
+    return path or "statement"
+
+
+def _rule(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "is not a property of this object in the xAPI data model"
+    if kind == "missing":
+        return "is required"
+    if kind == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag")
+        return f"objectType '{tag}' is not allowed here"
+    if kind == "literal_error":
+        return f"must be {error.get('ctx', {}).get('expected', 'a listed value')}"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def describe(exc: ValidationError, prefix: str) -> str:
+    """Turn pydantic's errors into one sentence per problem, each naming its property."""
+    parts = [f"{_path(prefix, tuple(e['loc']))}: {_rule(e)}" for e in exc.errors()[:5]]
+    more = exc.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+def validate_statement(document: Any, version: str, where: str = "statement") -> ValidStatement:
+    if not isinstance(document, dict):
+        raise StatementInvalid(f"{where}: must be a JSON object")
+    try:
+        model = Statement.model_validate(document, context={"version": version})
+    except ValidationError as exc:
+        raise StatementInvalid(describe(exc, where)) from None
+    return ValidStatement(document=document, model=model)
+
+
+def validate_statements(payload: Any, version: str) -> list[ValidStatement]:
+    """Validate one statement or an array of them; any bad one rejects them all."""
+    if isinstance(payload, list):
+        if not payload:
+            raise StatementInvalid("statements: the array must not be empty")
+        return [validate_statement(doc, version, f"statements[{i}]") for i, doc in enumerate(payload)]
+    return [validate_statement(payload, version)]
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body, naming the position of a syntax error."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise StatementInvalid(f"body: malformed JSON ({exc})") from None

@@ -1,0 +1,12 @@
+"""Verbs (xAPI Data 2.4.3)."""
+
+from __future__ import annotations
+
+from schemas.base import IRI, LanguageMap, XAPIModel
+
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+
+
+class Verb(XAPIModel):
+    id: IRI
+    display: LanguageMap | None = None
