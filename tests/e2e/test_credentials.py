@@ -1,0 +1,91 @@
+"""Credentials and scopes (Communication 4.0)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import XAPIClient
+from tests.statements import statement
+
+
+@pytest.fixture
+def issue(store_of: Any) -> Any:
+    def _issue(*scopes: str) -> tuple[str, str]:
+        return store_of.issue_credential("tool", list(scopes))  # type: ignore[no-any-return]
+
+    return _issue
+
+
+def test_request_without_credentials_is_401(xapi: XAPIClient) -> None:
+    response = xapi.get(headers={"Authorization": None})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_wrong_secret_is_401(xapi: XAPIClient) -> None:
+    assert xapi.as_credential("admin", "wrong").get().status_code == 401
+
+
+def test_unknown_key_is_401(xapi: XAPIClient) -> None:
+    assert xapi.as_credential("nobody", "x").get().status_code == 401
+
+
+def test_a_non_basic_scheme_is_401(xapi: XAPIClient) -> None:
+    assert xapi.get(headers={"Authorization": "Bearer abc"}).status_code == 401
+
+
+def test_write_scope_cannot_read(xapi: XAPIClient, issue: Any) -> None:
+    writer = xapi.as_credential(*issue("statements/write"))
+    assert writer.post(statement()).status_code == 200
+    assert writer.get().status_code == 403
+
+
+def test_read_scope_cannot_write(xapi: XAPIClient, issue: Any) -> None:
+    reader = xapi.as_credential(*issue("statements/read"))
+    response = reader.post(statement())
+    assert response.status_code == 403
+    assert "statements/write" in response.json()["error"]["message"]
+
+
+def test_all_read_reads_everything(xapi: XAPIClient, issue: Any) -> None:
+    (sid,) = xapi.post(statement()).json()
+    assert xapi.as_credential(*issue("all/read")).get(statementId=sid).status_code == 200
+
+
+def test_read_mine_sees_only_what_that_credential_wrote(xapi: XAPIClient, issue: Any) -> None:
+    tool = xapi.as_credential(*issue("statements/write", "statements/read/mine"))
+    (own,) = tool.post(statement()).json()
+    (other,) = xapi.post(statement()).json()
+    assert [s["id"] for s in tool.get().json()["statements"]] == [own]
+    assert tool.get(statementId=other).status_code == 404
+    assert tool.get(statementId=own).status_code == 200
+
+
+def test_read_mine_more_links_stay_within_the_credential(xapi: XAPIClient, issue: Any) -> None:
+    tool = xapi.as_credential(*issue("statements/write", "statements/read/mine"))
+    own = [tool.post(statement()).json()[0] for _ in range(3)]
+    xapi.post(statement())
+    page = tool.get(limit=2).json()
+    rest = tool.request("GET", page["more"]).json()
+    assert [s["id"] for s in page["statements"] + rest["statements"]] == list(reversed(own))
+
+
+def test_a_revoked_credential_is_401(xapi: XAPIClient, issue: Any, store_of: Any) -> None:
+    key, secret = issue("all")
+    store_of.revoke_credential(key)
+    assert xapi.as_credential(key, secret).get().status_code == 401
+
+
+def test_authority_names_the_writing_credential(xapi: XAPIClient, issue: Any) -> None:
+    key, secret = issue("all")
+    (sid,) = xapi.as_credential(key, secret).post(statement()).json()
+    assert xapi.get(statementId=sid).json()["authority"]["account"]["name"] == key
+
+
+def test_secrets_are_stored_hashed(store_of: Any, issue: Any) -> None:
+    key, secret = issue("all")
+    stored = store_of.credential(key)
+    assert secret not in stored.secret_hash
+    assert stored.secret_hash.startswith("scrypt$")

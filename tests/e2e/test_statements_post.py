@@ -1,0 +1,128 @@
+"""POST /xAPI/statements (Communication 2.1.2)."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.conftest import XAPIClient
+from tests.statements import statement, with_id
+
+
+def test_post_returns_the_ids_in_order(xapi: XAPIClient) -> None:
+    docs = [with_id(statement()), with_id(statement())]
+    response = xapi.post(docs)
+    assert response.status_code == 200
+    assert response.json() == [d["id"] for d in docs]
+
+
+def test_post_assigns_a_uuid_when_the_statement_has_none(xapi: XAPIClient) -> None:
+    response = xapi.post(statement())
+    assert response.status_code == 200
+    (assigned,) = response.json()
+    assert uuid.UUID(assigned).version == 4
+    assert xapi.get(statementId=assigned).status_code == 200
+
+
+def test_lrs_sets_stored_and_timestamp_defaults_to_stored(xapi: XAPIClient) -> None:
+    (sid,) = xapi.post(statement()).json()
+    stored = xapi.get(statementId=sid).json()
+    assert stored["stored"].endswith("Z")
+    assert stored["timestamp"] == stored["stored"]
+
+
+def test_client_timestamp_is_kept(xapi: XAPIClient) -> None:
+    (sid,) = xapi.post(statement(timestamp="2024-05-01T10:00:00.123+02:00")).json()
+    assert xapi.get(statementId=sid).json()["timestamp"] == "2024-05-01T10:00:00.123+02:00"
+
+
+def test_lrs_overrides_authority_with_the_credential(xapi: XAPIClient) -> None:
+    forged = {"mbox": "mailto:forger@example.org"}
+    (sid,) = xapi.post(statement(authority=forged)).json()
+    authority = xapi.get(statementId=sid).json()["authority"]
+    assert authority["account"]["name"] == "admin"
+
+
+def test_version_is_stored_as_the_version_spoken(xapi: XAPIClient) -> None:
+    (sid,) = xapi.speaking("2.0.0").post(statement()).json()
+    assert xapi.get(statementId=sid).json()["version"] == "2.0.0"
+
+
+def test_client_version_is_kept(xapi: XAPIClient) -> None:
+    (sid,) = xapi.post(statement(version="1.0.1")).json()
+    assert xapi.get(statementId=sid).json()["version"] == "1.0.1"
+
+
+def test_same_id_and_same_content_is_accepted_without_a_second_copy(xapi: XAPIClient) -> None:
+    doc = with_id(statement())
+    assert xapi.post(doc).status_code == 200
+    assert xapi.post(doc).status_code == 200
+    found = xapi.get(agent='{"mbox": "mailto:ada@example.org"}').json()["statements"]
+    assert [s["id"] for s in found] == [doc["id"]]
+
+
+def test_resending_with_lrs_assigned_properties_is_the_same_statement(xapi: XAPIClient) -> None:
+    doc = with_id(statement())
+    xapi.post(doc)
+    stored = xapi.get(statementId=doc["id"]).json()
+    assert xapi.post(stored).status_code == 200
+
+
+def test_same_id_with_different_content_is_a_conflict(xapi: XAPIClient) -> None:
+    doc = with_id(statement())
+    xapi.post(doc)
+    response = xapi.post({**doc, "verb": {"id": "http://adlnet.gov/expapi/verbs/failed"}})
+    assert response.status_code == 409
+    assert doc["id"] in response.json()["error"]["message"]
+
+
+def test_a_conflict_stores_none_of_the_batch(xapi: XAPIClient) -> None:
+    doc = with_id(statement())
+    xapi.post(doc)
+    fresh = with_id(statement())
+    clash = {**doc, "verb": {"id": "http://adlnet.gov/expapi/verbs/failed"}}
+    assert xapi.post([fresh, clash]).status_code == 409
+    assert xapi.get(statementId=fresh["id"]).status_code == 404
+
+
+def test_a_batch_with_one_invalid_statement_stores_none(xapi: XAPIClient) -> None:
+    good = with_id(statement())
+    response = xapi.post([good, statement(verb={"id": "not-an-iri"})])
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("statements[1].verb.id")
+    assert xapi.get(statementId=good["id"]).status_code == 404
+
+
+def test_the_same_id_twice_in_one_batch_with_different_content_is_a_conflict(
+    xapi: XAPIClient,
+) -> None:
+    doc = with_id(statement())
+    twin = {**doc, "verb": {"id": "http://adlnet.gov/expapi/verbs/failed"}}
+    assert xapi.post([doc, twin]).status_code == 409
+    assert xapi.get(statementId=doc["id"]).status_code == 404
+
+
+def test_an_invalid_statement_gets_400_naming_the_property(xapi: XAPIClient) -> None:
+    response = xapi.post(statement(actor={"mbox": "ada@example.org"}))
+    assert response.status_code == 400
+    assert "statement.actor.mbox" in response.json()["error"]["message"]
+
+
+def test_an_attachment_without_file_url_needs_a_part(xapi: XAPIClient) -> None:
+    attachment = {"usageType": "https://example.org/essay", "display": {"en": "essay"},
+                  "contentType": "text/plain", "length": 5, "sha2": "a" * 64}
+    response = xapi.post(statement(attachments=[attachment]))
+    assert response.status_code == 400
+    assert "attachments[0]: has no fileUrl" in response.json()["error"]["message"]
+
+
+def test_an_attachment_with_a_file_url_is_accepted_as_json(xapi: XAPIClient) -> None:
+    attachment = {"usageType": "https://example.org/essay", "display": {"en": "essay"},
+                  "contentType": "text/plain", "length": 5, "sha2": "a" * 64,
+                  "fileUrl": "https://files.example.org/essay.txt"}
+    assert xapi.post(statement(attachments=[attachment])).status_code == 200
+
+
+def test_post_with_query_parameters_is_rejected(xapi: XAPIClient) -> None:
+    response = xapi.request("POST", "/xAPI/statements", json=statement(),
+                            params={"statementId": str(uuid.uuid4())})
+    assert response.status_code == 400

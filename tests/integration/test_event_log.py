@@ -1,0 +1,87 @@
+"""The event log: every accepted statement is one event, in one global order, on both stores."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from eventsourcing.utils import get_topic
+
+from lrs.domain import StoredStatement
+from tests.conftest import XAPIClient
+from tests.statements import statement, with_id
+
+STORED = get_topic(StoredStatement.Stored)
+
+
+def statement_events(store: Any, start: int = 1) -> list[Any]:
+    notifications = store.recorder.select_notifications(start, 10_000, topics=[STORED])
+    return [store.mapper.to_domain_event(n) for n in notifications]
+
+
+def test_each_accepted_statement_is_one_event_in_the_log(xapi: XAPIClient, store_of: Any) -> None:
+    docs = [with_id(statement()) for _ in range(3)]
+    xapi.post(docs)
+    events = statement_events(store_of)
+    assert [e.statement["id"] for e in events] == [d["id"] for d in docs]
+    assert all(e.statement["stored"] for e in events)
+
+
+def test_a_duplicate_adds_no_event(xapi: XAPIClient, store_of: Any) -> None:
+    doc = with_id(statement())
+    xapi.post(doc)
+    xapi.post(doc)
+    assert len(statement_events(store_of)) == 1
+
+
+def test_a_rejected_batch_adds_no_event(xapi: XAPIClient, store_of: Any) -> None:
+    xapi.post([with_id(statement()), statement(verb={"id": "bad"})])
+    assert statement_events(store_of) == []
+
+
+def test_the_log_can_be_read_from_any_position(xapi: XAPIClient, store_of: Any) -> None:
+    docs = [with_id(statement()) for _ in range(5)]
+    for doc in docs:
+        xapi.post(doc)
+    notifications = store_of.recorder.select_notifications(1, 100, topics=[STORED])
+    third = notifications[2].id
+    tail = statement_events(store_of, start=third)
+    assert [e.statement["id"] for e in tail] == [d["id"] for d in docs[2:]]
+
+
+def test_the_event_records_which_credential_wrote_it(xapi: XAPIClient, store_of: Any) -> None:
+    xapi.post(statement())
+    assert statement_events(store_of)[0].credential == "admin"
+
+
+def test_concurrent_writers_get_one_gapless_order(xapi: XAPIClient, store_of: Any) -> None:
+    batches = [[with_id(statement()) for _ in range(5)] for _ in range(8)]
+    statuses: list[int] = []
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        statuses.append(xapi.post(batch).status_code)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 8
+    notifications = store_of.recorder.select_notifications(1, 1000, topics=[STORED])
+    positions = [n.id for n in notifications]
+    assert positions == sorted(positions) and len(positions) == 40
+    stored_times = [store_of.mapper.to_domain_event(n).statement["stored"] for n in notifications]
+    assert stored_times == sorted(stored_times)
+
+
+def test_concurrent_identical_posts_store_one_copy(xapi: XAPIClient, store_of: Any) -> None:
+    doc = with_id(statement())
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(xapi.post(doc).status_code))
+               for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 6
+    assert len(statement_events(store_of)) == 1
