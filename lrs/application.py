@@ -7,7 +7,7 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -81,7 +81,7 @@ class LearningRecordStore(Application[UUID]):
 
         Returns, per batch, the ids of its statements or the error that rejected it.
         """
-        stored = format_stored(now or datetime.now(timezone.utc))
+        stored = format_stored(now or datetime.now(UTC))
         try:
             outcomes, new = self._check_batches(batches)
             self._append(new, stored)

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ingest.enrich import format_stored
 from lrs.application import LearningRecordStore, PreparedStatement
@@ -48,7 +48,7 @@ class GroupCommitter:
     def consistent_through(self) -> str:
         """Every statement stored before this instant is visible to queries (Communication 2.1.3)."""
         in_flight = self._in_flight_since
-        return in_flight if in_flight is not None else format_stored(datetime.now(timezone.utc))
+        return in_flight if in_flight is not None else format_stored(datetime.now(UTC))
 
     def close(self) -> None:
         self._queue.put(None)
@@ -73,7 +73,7 @@ class GroupCommitter:
             if first is None:
                 return
             group, closing = self._take_group(first)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             self._in_flight_since = format_stored(now)
             try:
                 outcomes = self.app.store_batches([r.batch for r in group], now=now)

@@ -24,7 +24,7 @@ def _restore(value: Any) -> Any:
     if isinstance(value, dict) and len(value) == 2 and "_type_" in value:
         kind, data = value["_type_"], value.get("_data_")
         if kind == "datetime_iso":
-            return datetime.fromisoformat(data)
+            return datetime.fromisoformat(str(data))
         if kind == "uuid_hex":
             return UUID(data)
     return value

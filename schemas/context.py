@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from schemas.actor import Actor, Agent, Group
 from schemas.activity import Activity
+from schemas.actor import Actor, Agent, Group
 from schemas.base import IRI, Extensions, LanguageTag, UUIDString, XAPIModel
 from schemas.version import is_v2
 

@@ -6,9 +6,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from lrs.api.responses import JSON
 from starlette.exceptions import HTTPException
 
+from lrs.api.responses import JSON
 from lrs.errors import LRSError, Unauthorized
 
 log = logging.getLogger(__name__)

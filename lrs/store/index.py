@@ -229,15 +229,13 @@ def _indexed(row: Any) -> IndexedStatement:
     return IndexedStatement(seq=row["seq"], stored=row["stored"], event=_stored_event(row))
 
 
-class Datastore(Protocol):
-    def transaction(self, *, commit: bool) -> AbstractContextManager[Any]: ...
-
-
 class StatementIndexReads:
     """The index's read methods, shared by both recorders (each datastore opens its transaction)."""
 
     index: StatementIndexSQL
-    datastore: Datastore
+
+    def _read_transaction(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
 
     def _index_inserted_events(
         self, c: Cursor, stored_events: Sequence[StoredEvent], seqs: Sequence[int] | None,
@@ -251,18 +249,18 @@ class StatementIndexReads:
         self.index.insert(c, [row for row, _ in pairs], [seq for _, seq in pairs])
 
     def existing_statements(self, statement_ids: Iterable[str]) -> ExistingStatements:
-        with self.datastore.transaction(commit=False) as c:
+        with self._read_transaction() as c:
             return self.index.existing(c, statement_ids)
 
     def statement(self, statement_id: str, *, voided: bool,
                   credential: str | None) -> IndexedStatement | None:
-        with self.datastore.transaction(commit=False) as c:
+        with self._read_transaction() as c:
             return self.index.one(c, statement_id, voided, credential)
 
     def statements(self, query: StatementQuery) -> list[IndexedStatement]:
-        with self.datastore.transaction(commit=False) as c:
+        with self._read_transaction() as c:
             return self.index.query(c, query)
 
     def max_statement_seq(self) -> int:
-        with self.datastore.transaction(commit=False) as c:
+        with self._read_transaction() as c:
             return self.index.max_seq(c)

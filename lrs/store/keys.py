@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.actor import Agent, Group, ifi_key
 from schemas.activity import Activity
+from schemas.actor import Agent, Group, ifi_key
 from schemas.context import Context, StatementRef
 from schemas.statement import Statement, SubStatement
 

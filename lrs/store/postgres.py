@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -19,8 +20,11 @@ class PostgresStatementRecorder(StatementIndexReads, PostgresApplicationRecorder
         super().__init__(datastore, events_table_name=events_table_name)
         self.index = StatementIndexSQL(events_table_name, "notification_id", paramstyle="format")
         self.sql_create_statements.extend(
-            SQL(text) for text in self.index.create_statements("BIGINT", "BOOLEAN", "")  # type: ignore[arg-type]
+            SQL(text).format() for text in self.index.create_statements("BIGINT", "BOOLEAN", "")
         )
+
+    def _read_transaction(self) -> AbstractContextManager[Any]:
+        return self.datastore.transaction(commit=False)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -15,6 +16,9 @@ class SQLiteStatementRecorder(StatementIndexReads, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.index = StatementIndexSQL(events_table_name, "rowid", paramstyle="qmark")
         super().__init__(datastore, events_table_name)
+
+    def _read_transaction(self) -> AbstractContextManager[Any]:
+        return self.datastore.transaction(commit=False)
 
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -92,18 +93,18 @@ async def get_statements(request: Request, services: ServicesDep,
         wanted = parse_request(params, services.settings.max_page_statements)
     consistent = services.committer.consistent_through()
     languages = parse_accept_language(request.headers.get("accept-language"))
+    body: Any
+    newest: str | None
     if wanted.statement_id is not None:
-        document, stored = await run_in_threadpool(
+        document, newest = await run_in_threadpool(
             services.store.statement, wanted.statement_id, voided=wanted.voided, credential=mine
         )
-        body: Any = render(document, wanted.format, languages)
-        last_modified = stored
+        body = render(document, wanted.format, languages)
     else:
-        body, last_modified = await run_in_threadpool(_page, services, wanted, mine, languages)
-        last_modified = last_modified or consistent
+        body, newest = await run_in_threadpool(_page, services, wanted, mine, languages)
     headers = {
         "X-Experience-API-Consistent-Through": consistent,
-        "Last-Modified": _http_date(last_modified),
+        "Last-Modified": _http_date(newest or consistent),
     }
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers, media_type="application/json")
@@ -114,8 +115,6 @@ async def get_statements(request: Request, services: ServicesDep,
 
 def _page(services: Services, wanted: StatementsRequest, mine: str | None,
           languages: list[str]) -> tuple[dict[str, Any], str | None]:
-    from dataclasses import replace
-
     bound = wanted.query.bound_seq or services.store.last_statement_seq()
     query = replace(wanted.query, credential=mine, bound_seq=bound, limit=wanted.query.limit + 1)
     hits = services.store.statements(query)
