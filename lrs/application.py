@@ -81,10 +81,11 @@ class LearningRecordStore(Application[UUID]):
 
         Returns, per batch, the ids of its statements or the error that rejected it.
         """
-        stored = format_stored(now or datetime.now(UTC))
+        now = now or datetime.now(UTC)
+        stored = format_stored(now)
         try:
             outcomes, new = self._check_batches(batches)
-            self._append(new, stored)
+            self._append(new, stored, now)
             return outcomes
         except IntegrityError:
             # Another writer stored one of these ids meanwhile: decide each batch on its own.
@@ -93,7 +94,7 @@ class LearningRecordStore(Application[UUID]):
                 try:
                     outcome, new = self._check_batches([batch])
                     if not isinstance(outcome[0], Exception):
-                        self._append(new, stored)
+                        self._append(new, stored, now)
                     results.append(outcome[0])
                 except IntegrityError:
                     results.append(Conflict("a statement id in this batch was stored concurrently"
@@ -143,17 +144,17 @@ class LearningRecordStore(Application[UUID]):
             fresh[p.statement_id] = p
         return fresh
 
-    def _append(self, statements: Sequence[PreparedStatement], stored: str) -> None:
+    def _append(self, statements: Sequence[PreparedStatement], stored: str, now: datetime) -> None:
         if not statements:
             return
-        records = []
+        events = []
         rows = []
         for p in statements:
             document = with_stored(p.document, stored)
-            records.append(StoredStatement(id=UUID(p.statement_id), statement=document,
-                                           credential=p.credential))
+            events.append(StoredStatement.stored(UUID(p.statement_id), document, p.credential, now))
             rows.append(index_row(p.model, p.statement_id, stored, p.credential))
-        self.save(*records, statement_index=rows)
+        # New aggregates only, so the events go straight to the event store in one write.
+        self.events.put(events, statement_index=rows)
 
     def _statement_of(self, stored_event: Any) -> dict[str, Any]:
         event = self.mapper.to_domain_event(stored_event)

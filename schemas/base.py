@@ -125,8 +125,7 @@ class XAPIModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _reject_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key, value in data.items():
-                if value is None:
-                    raise ValueError(f"property '{key}' must not be null")
+        if isinstance(data, dict) and None in data.values():
+            key = next(k for k, v in data.items() if v is None)
+            raise ValueError(f"property '{key}' must not be null")
         return data
