@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import Server, running_server  # noqa: E402
+from bench.harness import Server, running_server
 
 VERBS = [f"http://adlnet.gov/expapi/verbs/{v}" for v in
          ("attempted", "answered", "completed", "passed", "failed", "experienced", "progressed",

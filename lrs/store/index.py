@@ -82,28 +82,32 @@ class StatementIndexSQL:
             "CREATE INDEX IF NOT EXISTS xapi_statement_stored ON xapi_statement (stored)",
             "CREATE TABLE IF NOT EXISTS xapi_statement_key ("
             f"key TEXT NOT NULL, seq {seq_type} NOT NULL, PRIMARY KEY (key, seq)){without_rowid}",
+            "CREATE INDEX IF NOT EXISTS xapi_statement_key_seq ON xapi_statement_key (seq)",
         ]
 
     # --- writing, inside the events' transaction -------------------------------------------
 
     def insert(self, c: Cursor, rows: Sequence[IndexRow], seqs: Sequence[int]) -> None:
+        self.insert_rows(c, [
+            (seq, r.statement_id, r.stored, r.verb_id, r.object_ref, r.voids, r.registration,
+             r.credential)
+            for r, seq in zip(rows, seqs, strict=True)
+        ])
+        self.insert_keys(c, [(key, seq) for r, seq in zip(rows, seqs, strict=True) for key in r.keys])
+        self._apply_voiding(c, rows)
+        self._propagate_reference_keys(c, rows)
+
+    def insert_rows(self, c: Cursor, rows: list[tuple[Any, ...]]) -> None:
         c.executemany(
             self.sql(
                 "INSERT INTO xapi_statement (seq, statement_id, stored, verb_id, object_ref, voids,"
                 " registration, credential) VALUES (?,?,?,?,?,?,?,?)"
             ),
-            [
-                (seq, r.statement_id, r.stored, r.verb_id, r.object_ref, r.voids,
-                 r.registration, r.credential)
-                for r, seq in zip(rows, seqs, strict=True)
-            ],
+            rows,
         )
-        c.executemany(
-            self.sql("INSERT INTO xapi_statement_key (key, seq) VALUES (?,?)"),
-            [(key, seq) for r, seq in zip(rows, seqs, strict=True) for key in r.keys],
-        )
-        self._apply_voiding(c, rows)
-        self._propagate_reference_keys(c, rows)
+
+    def insert_keys(self, c: Cursor, keys: list[tuple[str, int]]) -> None:
+        c.executemany(self.sql("INSERT INTO xapi_statement_key (key, seq) VALUES (?,?)"), keys)
 
     def _apply_voiding(self, c: Cursor, rows: Sequence[IndexRow]) -> None:
         # A voiding statement may arrive before or after its target (Data 2.3.2).
@@ -118,32 +122,45 @@ class StatementIndexSQL:
         )
 
     def _propagate_reference_keys(self, c: Cursor, rows: Sequence[IndexRow]) -> None:
-        """A statement that targets another matches that one's filters too (Communication 2.1.3)."""
+        """A statement that targets another matches that one's filters too (Communication 2.1.3).
+
+        Every new statement that targets another, or is targeted, passes its own keys and its
+        target's up the chain of statements that reference it. Done set-wise in one statement, so
+        a chain inside one batch resolves in any order.
+        """
         ids = [r.statement_id for r in rows]
+        involved = {r.statement_id for r in rows if r.object_ref is not None}
+        involved |= self._referenced(c, ids)
+        if not involved:
+            return
         c.execute(
             self.sql(
-                "SELECT DISTINCT object_ref FROM xapi_statement"
-                f" WHERE object_ref IN ({_marks(len(ids))})"
+                "WITH RECURSIVE start(seq, sid, ref) AS ("
+                " SELECT seq, statement_id, object_ref FROM xapi_statement"
+                f" WHERE statement_id IN ({_marks(len(involved))})),"
+                " up(seq, sid, origin) AS ("
+                " SELECT seq, sid, sid FROM start"
+                " UNION SELECT r.seq, r.statement_id, up.origin FROM xapi_statement r"
+                " JOIN up ON r.object_ref = up.sid),"
+                " src(origin, key) AS ("
+                " SELECT st.sid, k.key FROM start st JOIN xapi_statement_key k ON k.seq = st.seq"
+                " UNION SELECT st.sid, k.key FROM start st"
+                " JOIN xapi_statement t ON t.statement_id = st.ref"
+                " JOIN xapi_statement_key k ON k.seq = t.seq)"
+                " INSERT INTO xapi_statement_key (key, seq)"
+                " SELECT DISTINCT src.key, up.seq FROM src JOIN up ON up.origin = src.origin"
+                " WHERE TRUE ON CONFLICT DO NOTHING"
             ),
+            sorted(involved),
+        )
+
+    def _referenced(self, c: Cursor, ids: list[str]) -> set[str]:
+        c.execute(
+            self.sql("SELECT DISTINCT object_ref FROM xapi_statement"
+                     f" WHERE object_ref IN ({_marks(len(ids))})"),
             ids,
         )
-        referenced = {row["object_ref"] for row in c.fetchall()}
-        for r in rows:
-            if r.object_ref is None and r.statement_id not in referenced:
-                continue
-            c.execute(
-                self.sql(
-                    "WITH RECURSIVE up(seq, sid) AS ("
-                    " SELECT seq, statement_id FROM xapi_statement WHERE statement_id = ?"
-                    " UNION SELECT r.seq, r.statement_id FROM xapi_statement r"
-                    " JOIN up ON r.object_ref = up.sid),"
-                    " src(key) AS (SELECT k.key FROM xapi_statement_key k"
-                    " JOIN xapi_statement t ON k.seq = t.seq WHERE t.statement_id IN (?, ?))"
-                    " INSERT INTO xapi_statement_key (key, seq) SELECT src.key, up.seq"
-                    " FROM src, up WHERE TRUE ON CONFLICT DO NOTHING"
-                ),
-                (r.statement_id, r.statement_id, r.object_ref or r.statement_id),
-            )
+        return {row["object_ref"] for row in c.fetchall()}
 
     # --- reading -----------------------------------------------------------------------------
 

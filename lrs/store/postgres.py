@@ -15,10 +15,37 @@ from psycopg.sql import SQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
 
 
+class PostgresIndexSQL(StatementIndexSQL):
+    """Row inserts as one statement over arrays: psycopg's executemany pays a round trip a row."""
+
+    def _referenced(self, c: Any, ids: list[str]) -> set[str]:
+        # In pipeline mode a fetch needs a cursor of its own to see its own results.
+        with c.connection.cursor() as fresh:
+            fresh.execute(
+                "SELECT DISTINCT object_ref FROM xapi_statement WHERE object_ref = ANY(%s)", [ids]
+            )
+            return {row["object_ref"] for row in fresh.fetchall()}
+
+    def insert_rows(self, c: Any, rows: list[tuple[Any, ...]]) -> None:
+        columns = list(zip(*rows, strict=True))
+        c.execute(
+            "INSERT INTO xapi_statement (seq, statement_id, stored, verb_id, object_ref, voids,"
+            " registration, credential) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[],"
+            " %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])",
+            [list(column) for column in columns],
+        )
+
+    def insert_keys(self, c: Any, keys: list[tuple[str, int]]) -> None:
+        c.execute(
+            "INSERT INTO xapi_statement_key (key, seq) SELECT * FROM unnest(%s::text[], %s::bigint[])",
+            [[key for key, _ in keys], [seq for _, seq in keys]],
+        )
+
+
 class PostgresStatementRecorder(StatementIndexReads, PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
-        self.index = StatementIndexSQL(events_table_name, "notification_id", paramstyle="format")
+        self.index = PostgresIndexSQL(events_table_name, "notification_id", paramstyle="format")
         self.sql_create_statements.extend(
             SQL(text).format() for text in self.index.create_statements("BIGINT", "BOOLEAN", "")
         )

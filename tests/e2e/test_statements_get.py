@@ -269,3 +269,11 @@ def test_reference_to_a_statement_stored_later_matches_once_it_arrives(xapi: XAP
     assert ids(xapi.get(agent=ADA)) == []
     xapi.post(target)
     assert ids(xapi.get(agent=ADA)) == [target["id"], ref]
+
+
+def test_a_reference_chain_inside_one_batch_resolves_in_any_order(xapi: XAPIClient) -> None:
+    c = with_id(statement())
+    b = with_id(statement(actor=agent("x"), object={"objectType": "StatementRef", "id": c["id"]}))
+    a = with_id(statement(actor=agent("y"), object={"objectType": "StatementRef", "id": b["id"]}))
+    assert xapi.post([a, b, c]).status_code == 200
+    assert sorted(ids(xapi.get(agent=ADA))) == sorted([a["id"], b["id"], c["id"]])
