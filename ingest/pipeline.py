@@ -28,6 +28,8 @@ class Writer(Protocol):
     def authority(self) -> dict[str, Any]: ...
     @property
     def authority_agent(self) -> Agent: ...
+    @property
+    def can_define(self) -> bool: ...
 
 
 def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: int,
@@ -49,6 +51,7 @@ def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: in
             document={**document, "id": _canonical_id(document["id"])},
             model=item.model.model_copy(update={"authority": writer.authority_agent}),
             credential=writer.key,
+            can_define=writer.can_define,
         ))
     return prepared
 

@@ -16,11 +16,22 @@ from eventsourcing.persistence import IntegrityError, Transcoder
 from eventsourcing.utils import get_topic
 
 from ingest.enrich import format_stored, with_stored
-from lrs.domain import Credential, StoredStatement, credential_id
-from lrs.errors import BadRequest, Conflict, NotFound
+from lrs.documents import (
+    JSON_TYPE,
+    DocumentKey,
+    Preconditions,
+    StoredDocument,
+    check_preconditions,
+    etag_of,
+)
+from lrs.documents import merge as merge_documents
+from lrs.domain import DOCUMENT_TOPIC, Credential, Document, StoredStatement, credential_id
+from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed
+from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewReads
 from lrs.store.index import IndexedStatement, StatementIndexReads, StatementQuery
 from lrs.store.keys import index_row
 from lrs.transcoder import OrjsonTranscoder
+from schemas.actor import IFI_PROPERTIES, Agent, Group, ifi_key
 from schemas.compare import same_statement
 from schemas.statement import Statement
 
@@ -36,6 +47,7 @@ class PreparedStatement:
     document: dict[str, Any]
     model: Statement
     credential: str
+    can_define: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +164,7 @@ class LearningRecordStore(Application[UUID]):
         for p in statements:
             document = with_stored(p.document, stored)
             events.append(StoredStatement.stored(UUID(p.statement_id), document, p.credential, now))
-            rows.append(index_row(p.model, p.statement_id, stored, p.credential))
+            rows.append(index_row(p.model, p.statement_id, stored, p.credential, p.can_define))
         # New aggregates only, so the events go straight to the event store in one write.
         self.events.put(events, statement_index=rows)
 
@@ -173,6 +185,97 @@ class LearningRecordStore(Application[UUID]):
 
     def last_statement_seq(self) -> int:
         return self.index.max_statement_seq()
+
+    def activity(self, activity_id: str) -> dict[str, Any]:
+        """The canonical Activity object (Communication 2.5)."""
+        definition = self.index.activity_definition(activity_id)
+        if definition is None:
+            raise NotFound(f"no statement has mentioned activity {activity_id}")
+        activity: dict[str, Any] = {"objectType": "Activity", "id": activity_id}
+        if definition:
+            activity["definition"] = definition
+        return activity
+
+    def person(self, actor: Agent | Group) -> dict[str, Any]:
+        """The Person object: what this LRS knows of the agent (Communication 2.6)."""
+        ifi = ifi_key(actor)
+        person: dict[str, Any] = {"objectType": "Person"}
+        names = self.index.agent_names(ifi) if ifi else []
+        if names:
+            person["name"] = names
+        for prop in IFI_PROPERTIES:
+            value = getattr(actor, prop)
+            if value is not None:
+                person[prop] = [value.model_dump() if prop == "account" else value]
+        return person
+
+    # --- documents (State, Activity Profile, Agent Profile) ------------------------------------
+
+    @property
+    def document_view(self) -> DocumentViewReads:
+        return cast(DocumentViewReads, self.recorder)
+
+    def document(self, key: DocumentKey) -> StoredDocument:
+        found, _ = self.document_view.document(key)
+        if found is None:
+            raise NotFound(f"no {key.resource} document '{key.document_id}' here")
+        return found
+
+    def documents(self, selection: DocumentFilter) -> list[StoredDocument]:
+        return self.document_view.matching_documents(selection)
+
+    def write_document(self, key: DocumentKey, content: bytes, content_type: str, *, merge: bool,
+                       conditions: Preconditions, must_be_conditional: bool) -> StoredDocument:
+        """PUT replaces and POST merges; a concurrent change in between fails the precondition."""
+        for _ in range(3):
+            existing, version = self.document_view.document(key)
+            check_preconditions(existing, conditions, must_be_conditional and not merge)
+            body = merge_documents(existing, content, content_type) if merge else content
+            kind = JSON_TYPE if merge else content_type
+            try:
+                return self._record_document(key, body, kind, version, "post" if merge else "put")
+            except IntegrityError:
+                if conditions.given:
+                    raise PreconditionFailed("the document changed while this request was being"
+                                             " handled; fetch it again and retry") from None
+        raise Conflict("the document is being changed by other requests; retry")
+
+    def delete_documents(self, documents: Sequence[StoredDocument], conditions: Preconditions) -> None:
+        """Delete each document as an event of its own, all in one write."""
+        now = datetime.now(UTC)
+        events, changes = [], []
+        for doc in documents:
+            check_preconditions(doc, conditions, must_be_conditional=False)
+            events.append(Document.Deleted(
+                originator_id=doc.key.aggregate_id, originator_version=doc.version + 1,
+                timestamp=now))
+            changes.append(DocumentChange(doc.key, None, doc.content_type, doc.etag,
+                                          format_stored(now), doc.version + 1))
+        if events:
+            try:
+                self.events.put(events, document_changes=changes)
+            except IntegrityError:
+                raise PreconditionFailed("a document changed while it was being deleted;"
+                                         " fetch it again and retry") from None
+
+    def _record_document(self, key: DocumentKey, content: bytes, content_type: str, version: int,
+                         operation: str) -> StoredDocument:
+        now = datetime.now(UTC)
+        etag = etag_of(content)
+        event: Any
+        if version == 0:
+            event = Document.Created(  # type: ignore[call-arg]
+                originator_id=key.aggregate_id, originator_version=1, timestamp=now,
+                originator_topic=DOCUMENT_TOPIC, resource=key.resource, scope=key.scope(),
+                content=content, content_type=content_type, etag=etag)
+        else:
+            event = Document.Written(  # type: ignore[call-arg]
+                originator_id=key.aggregate_id, originator_version=version + 1, timestamp=now,
+                content=content, content_type=content_type, etag=etag, operation=operation)
+        updated = format_stored(now)
+        self.events.put([event], document_changes=[
+            DocumentChange(key, content, content_type, etag, updated, version + 1)])
+        return StoredDocument(key, content, content_type, etag, updated, version + 1)
 
     # --- credentials -----------------------------------------------------------------------
 

@@ -17,6 +17,11 @@ from schemas.actor import Account, Agent
 READ_SCOPES = frozenset({"statements/read", "all/read", "all"})
 WRITE_SCOPES = frozenset({"statements/write", "all"})
 MINE_SCOPE = "statements/read/mine"
+STATE_WRITE = frozenset({"state", "all"})
+STATE_READ = STATE_WRITE | {"all/read"}
+PROFILE_WRITE = frozenset({"profile", "all"})
+PROFILE_READ = PROFILE_WRITE | {"all/read"}
+DEFINITIONS_READ = frozenset({"all", "all/read", "statements/read", "define", "profile", "state"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,15 @@ class Principal:
         if not self.scopes & WRITE_SCOPES:
             raise Forbidden("this credential may not write statements"
                             " (needs scope statements/write or all)")
+
+    @property
+    def can_define(self) -> bool:
+        return bool(self.scopes & {"define", "all"})
+
+    def require_any(self, scopes: frozenset[str], action: str) -> None:
+        if not self.scopes & scopes:
+            raise Forbidden(f"this credential may not {action} (needs scope"
+                            f" {' or '.join(sorted(scopes))})")
 
     def read_filter(self) -> str | None:
         """None to read every statement, or the key whose statements alone may be read."""

@@ -69,3 +69,49 @@ class Credential(Aggregate):
         self.secret_hash = secret_hash
         self.scopes = scopes
         self.revoked = False
+
+
+class Document(Aggregate):
+    """One State, Activity Profile or Agent Profile document, with its whole history.
+
+    Events carry the document as it stands after the change, so the log can be replayed and
+    audited without the merge rules, and the aggregate's version gives optimistic concurrency.
+    """
+
+    class Created(Aggregate.Created):
+        resource: str
+        scope: dict[str, str]
+        content: bytes
+        content_type: str
+        etag: str
+
+    class Written(Aggregate.Event):
+        content: bytes
+        content_type: str
+        etag: str
+        operation: str
+
+    class Deleted(Aggregate.Event):
+        pass
+
+    @event(Created)
+    def __init__(self, id: UUID, resource: str, scope: dict[str, str], content: bytes,
+                 content_type: str, etag: str) -> None:
+        self.resource = resource
+        self.scope = scope
+        self.content: bytes | None = content
+        self.content_type = content_type
+        self.etag = etag
+
+    @event(Written)
+    def write(self, content: bytes, content_type: str, etag: str, operation: str) -> None:
+        self.content = content
+        self.content_type = content_type
+        self.etag = etag
+
+    @event(Deleted)
+    def delete(self) -> None:
+        self.content = None
+
+
+DOCUMENT_TOPIC = get_topic(Document)

@@ -35,3 +35,7 @@ class PayloadTooLarge(LRSError):
 
 class UnsupportedMediaType(LRSError):
     status = 415
+
+
+class PreconditionFailed(LRSError):
+    status = 412

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -17,6 +18,8 @@ def _default(value: Any) -> Any:
         return {"_type_": "datetime_iso", "_data_": value.isoformat()}
     if isinstance(value, UUID):
         return {"_type_": "uuid_hex", "_data_": value.hex}
+    if isinstance(value, bytes):
+        return {"_type_": "bytes_b64", "_data_": base64.b64encode(value).decode()}
     raise TypeError(f"cannot encode {type(value).__name__} in an event")
 
 
@@ -27,13 +30,15 @@ def _restore(value: Any) -> Any:
             return datetime.fromisoformat(str(data))
         if kind == "uuid_hex":
             return UUID(data)
+        if kind == "bytes_b64":
+            return base64.b64decode(str(data))
     return value
 
 
 class OrjsonTranscoder(Transcoder):
     """Encodes event state with orjson.
 
-    Typed values (datetimes, UUIDs) are only restored at the top level of an event's state,
+    Typed values (datetimes, UUIDs, bytes) are only restored at the top level of an event's state,
     which is where the library puts an event's attributes; statement bodies pass through untouched.
     """
 

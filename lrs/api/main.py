@@ -16,7 +16,7 @@ from lrs.api.middleware import (
     BodyLimitMiddleware,
     XAPIVersionMiddleware,
 )
-from lrs.api.routers import about, statements
+from lrs.api.routers import about, definitions, documents, statements
 from lrs.api.services import Services
 from lrs.config import Settings
 
@@ -36,6 +36,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="LRS", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(statements.router, prefix=XAPI_PREFIX)
+    app.include_router(documents.router, prefix=XAPI_PREFIX)
+    app.include_router(definitions.router, prefix=XAPI_PREFIX)
     app.include_router(about.router, prefix=XAPI_PREFIX)
     # Added innermost first: CORS answers preflights before anything else looks at them.
     app.add_middleware(AlternateRequestSyntaxMiddleware, prefix=XAPI_PREFIX)

@@ -7,22 +7,17 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
 
-from ingest.enrich import format_stored
+from lrs.api.params import agent_ifi_param, iri_param, time_param, uuid_param
 from lrs.errors import BadRequest
 from lrs.store.index import StatementQuery
 from lrs.store.keys import ACTIVITY, ACTIVITY_RELATED, AGENT, AGENT_RELATED, REGISTRATION, VERB
-from schemas.actor import Actor, ifi_key
-from schemas.base import check_iri, check_uuid, parse_timestamp
-from schemas.validate import describe
 
 _FILTERS = {"agent", "verb", "activity", "registration", "related_activities", "related_agents",
             "since", "until", "limit", "ascending"}
 _OUTPUT = {"format", "attachments"}
 _SINGLE = {"statementId", "voidedStatementId"}
 ALLOWED = _FILTERS | _OUTPUT | _SINGLE | {"more"}
-_ACTOR = TypeAdapter(Actor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,40 +38,6 @@ def _bool(params: dict[str, str], name: str) -> bool:
     return value == "true"
 
 
-def _uuid(name: str, value: str) -> str:
-    try:
-        return check_uuid(value)
-    except ValueError as exc:
-        raise BadRequest(f"{name}: {exc}") from None
-
-
-def _iri(name: str, value: str) -> str:
-    try:
-        return check_iri(value)
-    except ValueError as exc:
-        raise BadRequest(f"{name}: {exc}") from None
-
-
-def _time(name: str, value: str) -> str:
-    try:
-        return format_stored(parse_timestamp(value))
-    except ValueError as exc:
-        raise BadRequest(f"{name}: {exc}") from None
-
-
-def _agent_ifi(value: str) -> str:
-    try:
-        actor = _ACTOR.validate_python(orjson.loads(value))
-    except orjson.JSONDecodeError:
-        raise BadRequest("agent: must be a JSON Agent or identified Group object") from None
-    except ValidationError as exc:
-        raise BadRequest(describe(exc, "agent")) from None
-    ifi = ifi_key(actor)
-    if ifi is None:
-        raise BadRequest("agent: an anonymous Group cannot be used as a filter (it has no IFI)")
-    return ifi
-
-
 def parse_request(params: dict[str, str], max_page: int) -> StatementsRequest:
     unknown = sorted(set(params) - ALLOWED)
     if unknown:
@@ -92,7 +53,7 @@ def parse_request(params: dict[str, str], max_page: int) -> StatementsRequest:
             raise BadRequest(f"{single[0]}: may only be combined with format and attachments"
                              f" (found {', '.join(sorted(set(single[1:]) | set(others)))})")
         name = single[0]
-        return StatementsRequest(_uuid(name, params[name]), name == "voidedStatementId",
+        return StatementsRequest(uuid_param(name, params[name]), name == "voidedStatementId",
                                  StatementQuery(), fmt, attachments)
     return StatementsRequest(None, False, _filters(params, max_page), fmt, attachments)
 
@@ -100,23 +61,23 @@ def parse_request(params: dict[str, str], max_page: int) -> StatementsRequest:
 def _filters(params: dict[str, str], max_page: int) -> StatementQuery:
     keys: list[str] = []
     if "registration" in params:
-        keys.append(f"{REGISTRATION}:{_uuid('registration', params['registration'])}")
+        keys.append(f"{REGISTRATION}:{uuid_param('registration', params['registration'])}")
     if "agent" in params:
         scope = AGENT_RELATED if _bool(params, "related_agents") else AGENT
-        keys.append(f"{scope}:{_agent_ifi(params['agent'])}")
+        keys.append(f"{scope}:{agent_ifi_param(params['agent'])}")
     if "activity" in params:
         scope = ACTIVITY_RELATED if _bool(params, "related_activities") else ACTIVITY
-        keys.append(f"{scope}:{_iri('activity', params['activity'])}")
+        keys.append(f"{scope}:{iri_param('activity', params['activity'])}")
     if "verb" in params:
-        keys.append(f"{VERB}:{_iri('verb', params['verb'])}")
+        keys.append(f"{VERB}:{iri_param('verb', params['verb'])}")
     limit_text = params.get("limit", "0")
     if not limit_text.isdigit():
         raise BadRequest(f"limit: must be a non-negative integer (got '{limit_text}')")
     limit = int(limit_text)
     return StatementQuery(
         keys=tuple(keys),
-        since=_time("since", params["since"]) if "since" in params else None,
-        until=_time("until", params["until"]) if "until" in params else None,
+        since=time_param("since", params["since"]) if "since" in params else None,
+        until=time_param("until", params["until"]) if "until" in params else None,
         ascending=_bool(params, "ascending"),
         limit=max_page if limit == 0 else min(limit, max_page),
     )

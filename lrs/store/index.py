@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import StoredEvent
 
+from lrs.definitions import merge_definition
 from lrs.store.keys import IndexRow
 
 
@@ -83,6 +85,10 @@ class StatementIndexSQL:
             "CREATE TABLE IF NOT EXISTS xapi_statement_key ("
             f"key TEXT NOT NULL, seq {seq_type} NOT NULL, PRIMARY KEY (key, seq)){without_rowid}",
             "CREATE INDEX IF NOT EXISTS xapi_statement_key_seq ON xapi_statement_key (seq)",
+            "CREATE TABLE IF NOT EXISTS xapi_activity (activity_id TEXT PRIMARY KEY,"
+            " definition TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS xapi_agent_name (ifi TEXT NOT NULL, name TEXT NOT NULL,"
+            f" PRIMARY KEY (ifi, name)){without_rowid}",
         ]
 
     # --- writing, inside the events' transaction -------------------------------------------
@@ -96,6 +102,32 @@ class StatementIndexSQL:
         self.insert_keys(c, [(key, seq) for r, seq in zip(rows, seqs, strict=True) for key in r.keys])
         self._apply_voiding(c, rows)
         self._propagate_reference_keys(c, rows)
+        self._merge_definitions(c, rows)
+        names = {pair for r in rows for pair in r.agent_names}
+        if names:
+            c.executemany(self.sql("INSERT INTO xapi_agent_name (ifi, name) VALUES (?,?)"
+                                   " ON CONFLICT DO NOTHING"), sorted(names))
+
+    def _merge_definitions(self, c: Cursor, rows: Sequence[IndexRow]) -> None:
+        incoming = [(aid, d) for r in rows for aid, d in r.definitions]
+        if not incoming:
+            return
+        ids = sorted({aid for aid, _ in incoming})
+        known = {row["activity_id"]: orjson.loads(row["definition"]) for row in self._fetch(
+            c, "SELECT activity_id, definition FROM xapi_activity"
+               f" WHERE activity_id IN ({_marks(len(ids))})", ids)}
+        merged = dict(known)
+        for activity_id, definition in incoming:
+            merged[activity_id] = merge_definition(merged.get(activity_id, {}), definition or {})
+        changed = [(aid, orjson.dumps(d).decode()) for aid, d in sorted(merged.items())
+                   if known.get(aid) != d or aid not in known]
+        c.executemany(self.sql(
+            "INSERT INTO xapi_activity (activity_id, definition) VALUES (?,?)"
+            " ON CONFLICT (activity_id) DO UPDATE SET definition = excluded.definition"), changed)
+
+    def _fetch(self, c: Cursor, text: str, params: list[Any]) -> list[Any]:
+        c.execute(self.sql(text), params)
+        return list(c.fetchall())
 
     def insert_rows(self, c: Cursor, rows: list[tuple[Any, ...]]) -> None:
         c.executemany(
@@ -155,12 +187,9 @@ class StatementIndexSQL:
         )
 
     def _referenced(self, c: Cursor, ids: list[str]) -> set[str]:
-        c.execute(
-            self.sql("SELECT DISTINCT object_ref FROM xapi_statement"
-                     f" WHERE object_ref IN ({_marks(len(ids))})"),
-            ids,
-        )
-        return {row["object_ref"] for row in c.fetchall()}
+        rows = self._fetch(c, "SELECT DISTINCT object_ref FROM xapi_statement"
+                              f" WHERE object_ref IN ({_marks(len(ids))})", ids)
+        return {row["object_ref"] for row in rows}
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -227,6 +256,15 @@ class StatementIndexSQL:
         c.execute(self.sql(text), params)
         return [_indexed(row) for row in c.fetchall()]
 
+    def activity(self, c: Cursor, activity_id: str) -> dict[str, Any] | None:
+        c.execute(self.sql("SELECT definition FROM xapi_activity WHERE activity_id = ?"), [activity_id])
+        row = c.fetchone()
+        return None if row is None else dict(orjson.loads(row["definition"]))
+
+    def agent_names(self, c: Cursor, ifi: str) -> list[str]:
+        c.execute(self.sql("SELECT name FROM xapi_agent_name WHERE ifi = ? ORDER BY name"), [ifi])
+        return [row["name"] for row in c.fetchall()]
+
     def max_seq(self, c: Cursor) -> int:
         c.execute("SELECT MAX(seq) AS m FROM xapi_statement")
         row = c.fetchone()
@@ -277,6 +315,14 @@ class StatementIndexReads:
     def statements(self, query: StatementQuery) -> list[IndexedStatement]:
         with self._read_transaction() as c:
             return self.index.query(c, query)
+
+    def activity_definition(self, activity_id: str) -> dict[str, Any] | None:
+        with self._read_transaction() as c:
+            return self.index.activity(c, activity_id)
+
+    def agent_names(self, ifi: str) -> list[str]:
+        with self._read_transaction() as c:
+            return self.index.agent_names(c, ifi)
 
     def max_statement_seq(self) -> int:
         with self._read_transaction() as c:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from lrs.definitions import definitions_of
 from schemas.activity import Activity
 from schemas.actor import Agent, Group, ifi_key
 from schemas.context import Context, StatementRef
@@ -26,6 +28,8 @@ class IndexRow:
     registration: str | None
     credential: str
     keys: frozenset[str]
+    definitions: tuple[tuple[str, dict[str, Any] | None], ...] = ()
+    agent_names: tuple[tuple[str, str], ...] = ()
 
 
 def _actor_ifis(actor: Agent | Group | None) -> list[str]:
@@ -85,7 +89,18 @@ def statement_keys(statement: Statement) -> frozenset[str]:
     return frozenset(keys)
 
 
-def index_row(statement: Statement, statement_id: str, stored: str, credential: str) -> IndexRow:
+def _named_agents(statement: Statement) -> list[tuple[str, str]]:
+    named = []
+    for actor in (statement.actor, statement.object, statement.context and statement.context.instructor):
+        if isinstance(actor, Agent) and actor.name is not None:
+            ifi = ifi_key(actor)
+            if ifi is not None:
+                named.append((ifi, actor.name))
+    return named
+
+
+def index_row(statement: Statement, statement_id: str, stored: str, credential: str,
+              can_define: bool = False) -> IndexRow:
     ref = statement.object.id if isinstance(statement.object, StatementRef) else None
     registration = statement.context.registration if statement.context else None
     return IndexRow(
@@ -97,4 +112,8 @@ def index_row(statement: Statement, statement_id: str, stored: str, credential: 
         registration=registration,
         credential=credential,
         keys=statement_keys(statement),
+        # Without the define scope a statement's activities are known, not (re)defined (Comm. 4.0).
+        definitions=tuple((activity_id, definition if can_define else None)
+                          for activity_id, definition in definitions_of(statement)),
+        agent_names=tuple(_named_agents(statement)),
     )

@@ -12,19 +12,18 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
+from lrs.store.documents import DocumentViewReads, DocumentViewSQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
 
 
 class PostgresIndexSQL(StatementIndexSQL):
     """Row inserts as one statement over arrays: psycopg's executemany pays a round trip a row."""
 
-    def _referenced(self, c: Any, ids: list[str]) -> set[str]:
+    def _fetch(self, c: Any, text: str, params: list[Any]) -> list[Any]:
         # In pipeline mode a fetch needs a cursor of its own to see its own results.
         with c.connection.cursor() as fresh:
-            fresh.execute(
-                "SELECT DISTINCT object_ref FROM xapi_statement WHERE object_ref = ANY(%s)", [ids]
-            )
-            return {row["object_ref"] for row in fresh.fetchall()}
+            fresh.execute(self.sql(text), params)
+            return list(fresh.fetchall())
 
     def insert_rows(self, c: Any, rows: list[tuple[Any, ...]]) -> None:
         columns = list(zip(*rows, strict=True))
@@ -42,12 +41,14 @@ class PostgresIndexSQL(StatementIndexSQL):
         )
 
 
-class PostgresStatementRecorder(StatementIndexReads, PostgresApplicationRecorder):
+class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.index = PostgresIndexSQL(events_table_name, "notification_id", paramstyle="format")
+        self.documents = DocumentViewSQL(paramstyle="format")
         self.sql_create_statements.extend(
             SQL(text).format() for text in self.index.create_statements("BIGINT", "BOOLEAN", "")
+            + self.documents.create_statements("BYTEA", "BOOLEAN")
         )
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
@@ -59,4 +60,6 @@ class PostgresStatementRecorder(StatementIndexReads, PostgresApplicationRecorder
         # The library holds the events table lock here, so index rows commit in log order.
         seqs = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         self._index_inserted_events(curs, stored_events, seqs, kwargs.get("statement_index"))
+        if kwargs.get("document_changes"):
+            self.documents.apply(curs, kwargs["document_changes"])
         return seqs

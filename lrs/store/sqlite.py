@@ -9,12 +9,14 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
+from lrs.store.documents import DocumentViewReads, DocumentViewSQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
 
 
-class SQLiteStatementRecorder(StatementIndexReads, SQLiteApplicationRecorder):
+class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.index = StatementIndexSQL(events_table_name, "rowid", paramstyle="qmark")
+        self.documents = DocumentViewSQL(paramstyle="qmark")
         super().__init__(datastore, events_table_name)
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
@@ -22,11 +24,14 @@ class SQLiteStatementRecorder(StatementIndexReads, SQLiteApplicationRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
-        return statements + self.index.create_statements("INTEGER", "BOOLEAN", " WITHOUT ROWID")
+        return (statements + self.index.create_statements("INTEGER", "BOOLEAN", " WITHOUT ROWID")
+                + self.documents.create_statements("BLOB", "BOOLEAN"))
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         seqs = super()._insert_events(c, stored_events, **kwargs)
         self._index_inserted_events(c, stored_events, seqs, kwargs.get("statement_index"))
+        if kwargs.get("document_changes"):
+            self.documents.apply(c, kwargs["document_changes"])
         return seqs

@@ -1,0 +1,66 @@
+"""Query parameters shared by the resources, each checked with an error that names it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from ingest.enrich import format_stored
+from lrs.errors import BadRequest
+from schemas.actor import Actor, ifi_key
+from schemas.base import check_iri, check_uuid, parse_timestamp
+from schemas.validate import describe
+
+_ACTOR: TypeAdapter[Actor] = TypeAdapter(Actor)
+
+
+def reject_unknown(params: Mapping[str, str], allowed: Set[str], what: str) -> None:
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise BadRequest(f"unknown parameter(s) for {what}: {', '.join(unknown)}")
+
+
+def required(params: Mapping[str, str], name: str) -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        raise BadRequest(f"{name}: is required")
+    return value
+
+
+def uuid_param(name: str, value: str) -> str:
+    try:
+        return check_uuid(value)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {exc}") from None
+
+
+def iri_param(name: str, value: str) -> str:
+    try:
+        return check_iri(value)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {exc}") from None
+
+
+def time_param(name: str, value: str) -> str:
+    try:
+        return format_stored(parse_timestamp(value))
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {exc}") from None
+
+
+def agent_param(value: str, name: str = "agent") -> Actor:
+    try:
+        return _ACTOR.validate_python(orjson.loads(value))
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"{name}: must be a JSON Agent or identified Group object") from None
+    except ValidationError as exc:
+        raise BadRequest(describe(exc, name)) from None
+
+
+def agent_ifi_param(value: str, name: str = "agent") -> str:
+    ifi = ifi_key(agent_param(value, name))
+    if ifi is None:
+        raise BadRequest(f"{name}: an anonymous Group has no IFI, so it cannot be used here")
+    return ifi

@@ -1,0 +1,154 @@
+"""State, Activity Profile and Agent Profile resources (Communication 2.3, 2.5, 2.6).
+
+The three share one shape: a document named by its context and an id; PUT replaces, POST
+merges JSON, GET returns one document or the ids, DELETE removes one (or, for State, all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.utils import format_datetime
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from lrs.api.deps import PrincipalDep, ServicesDep
+from lrs.api.params import agent_ifi_param, iri_param, reject_unknown, required, time_param, uuid_param
+from lrs.api.responses import JSON
+from lrs.auth import PROFILE_READ, PROFILE_WRITE, STATE_READ, STATE_WRITE
+from lrs.documents import (
+    ACTIVITY_PROFILE,
+    AGENT_PROFILE,
+    STATE,
+    DocumentKey,
+    Preconditions,
+    StoredDocument,
+)
+from lrs.errors import BadRequest
+from lrs.store.documents import DocumentFilter
+from schemas.base import parse_timestamp
+
+router = APIRouter(tags=["documents"])
+
+
+@dataclass(frozen=True)
+class Resource:
+    """How one document resource names its documents."""
+
+    name: str
+    id_param: str
+    context: tuple[str, ...]
+    optional: tuple[str, ...]
+    write_scopes: frozenset[str]
+    read_scopes: frozenset[str]
+    conditional_put: bool  # profiles: overwriting needs If-Match or If-None-Match (Comm. 3.1)
+    delete_all: bool
+
+    @property
+    def allowed(self) -> set[str]:
+        return {*self.context, *self.optional, self.id_param, "since"}
+
+    def key_fields(self, params: dict[str, str]) -> dict[str, str | None]:
+        fields: dict[str, str | None] = {"activity_id": None, "agent": None, "registration": None}
+        if "activityId" in self.context:
+            fields["activity_id"] = iri_param("activityId", required(params, "activityId"))
+        if "agent" in self.context:
+            fields["agent"] = agent_ifi_param(required(params, "agent"))
+        if "registration" in self.optional and "registration" in params:
+            fields["registration"] = uuid_param("registration", params["registration"])
+        return fields
+
+    def key(self, params: dict[str, str]) -> DocumentKey:
+        return DocumentKey(self.name, required(params, self.id_param), **self.key_fields(params))
+
+    def selection(self, params: dict[str, str]) -> DocumentFilter:
+        since = time_param("since", params["since"]) if "since" in params else None
+        return DocumentFilter(self.name, since=since, **self.key_fields(params))
+
+
+STATE_RESOURCE = Resource(STATE, "stateId", ("activityId", "agent"), ("registration",),
+                          STATE_WRITE, STATE_READ, conditional_put=False, delete_all=True)
+ACTIVITY_PROFILE_RESOURCE = Resource(ACTIVITY_PROFILE, "profileId", ("activityId",), (),
+                                     PROFILE_WRITE, PROFILE_READ, conditional_put=True,
+                                     delete_all=False)
+AGENT_PROFILE_RESOURCE = Resource(AGENT_PROFILE, "profileId", ("agent",), (),
+                                  PROFILE_WRITE, PROFILE_READ, conditional_put=True,
+                                  delete_all=False)
+
+
+def _conditions(request: Request) -> Preconditions:
+    return Preconditions(request.headers.get("if-match"), request.headers.get("if-none-match"))
+
+
+def _http_date(stored: str) -> str:
+    return format_datetime(parse_timestamp(stored), usegmt=True)
+
+
+def _document_response(doc: StoredDocument, head: bool) -> Response:
+    headers = {"ETag": f'"{doc.etag}"', "Last-Modified": _http_date(doc.updated)}
+    return Response(b"" if head else doc.content, media_type=doc.content_type, headers=headers)
+
+
+def _params(request: Request, resource: Resource, method: str) -> dict[str, str]:
+    params = dict(request.query_params)
+    allowed = resource.allowed if method == "GET" else resource.allowed - {"since"}
+    reject_unknown(params, allowed, f"{method} {request.url.path}")
+    return params
+
+
+def _handlers(resource: Resource, path: str) -> None:
+    async def write(request: Request, services: ServicesDep, principal: PrincipalDep,
+                    merge: bool) -> Response:
+        principal.require_any(resource.write_scopes, f"write {resource.name} documents")
+        params = _params(request, resource, "POST" if merge else "PUT")
+        key = resource.key(params)
+        content_type = request.headers.get("content-type", "application/octet-stream")
+        body = await request.body()
+        doc = await run_in_threadpool(
+            lambda: services.store.write_document(
+                key, body, content_type, merge=merge, conditions=_conditions(request),
+                must_be_conditional=resource.conditional_put))
+        return Response(status_code=204, headers={"ETag": f'"{doc.etag}"'})
+
+    async def put(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
+        return await write(request, services, principal, merge=False)
+
+    async def post(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
+        return await write(request, services, principal, merge=True)
+
+    async def get(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
+        principal.require_any(resource.read_scopes, f"read {resource.name} documents")
+        params = _params(request, resource, "GET")
+        head = request.method == "HEAD"
+        if resource.id_param in params:
+            if "since" in params:
+                raise BadRequest(f"since: only applies when listing ids (without {resource.id_param})")
+            doc = await run_in_threadpool(services.store.document, resource.key(params))
+            return _document_response(doc, head)
+        docs = await run_in_threadpool(services.store.documents, resource.selection(params))
+        headers = {"Last-Modified": _http_date(max(d.updated for d in docs))} if docs else {}
+        ids = sorted({d.key.document_id for d in docs})
+        return Response(headers=headers, media_type="application/json") if head \
+            else JSON(ids, headers=headers)
+
+    async def delete(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
+        principal.require_any(resource.write_scopes, f"delete {resource.name} documents")
+        params = _params(request, resource, "DELETE")
+        if resource.id_param in params:
+            docs = [await run_in_threadpool(services.store.document, resource.key(params))]
+        elif resource.delete_all:
+            docs = await run_in_threadpool(services.store.documents, resource.selection(params))
+        else:
+            raise BadRequest(f"{resource.id_param}: is required")
+        await run_in_threadpool(services.store.delete_documents, docs, _conditions(request))
+        return Response(status_code=204)
+
+    router.add_api_route(path, put, methods=["PUT"], status_code=204)
+    router.add_api_route(path, post, methods=["POST"], status_code=204)
+    router.add_api_route(path, get, methods=["GET", "HEAD"])
+    router.add_api_route(path, delete, methods=["DELETE"], status_code=204)
+
+
+_handlers(STATE_RESOURCE, "/activities/state")
+_handlers(ACTIVITY_PROFILE_RESOURCE, "/activities/profile")
+_handlers(AGENT_PROFILE_RESOURCE, "/agents/profile")

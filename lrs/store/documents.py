@@ -1,0 +1,120 @@
+"""The current-state view of documents, written in the same transaction as their events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from lrs.documents import DocumentKey, StoredDocument
+from lrs.store.index import Cursor
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentChange:
+    """A document's state after one event: content None means deleted."""
+
+    key: DocumentKey
+    content: bytes | None
+    content_type: str
+    etag: str
+    updated: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFilter:
+    resource: str
+    activity_id: str | None = None
+    agent: str | None = None
+    registration: str | None = None
+    since: str | None = None
+
+
+_COLUMNS = ("doc_uuid, resource, activity_id, agent, registration, document_id, content,"
+            " content_type, etag, updated, version, deleted")
+
+
+class DocumentViewSQL:
+    def __init__(self, paramstyle: str) -> None:
+        self.paramstyle = paramstyle
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s") if self.paramstyle == "format" else text
+
+    @staticmethod
+    def create_statements(blob_type: str, bool_type: str) -> list[str]:
+        return [
+            "CREATE TABLE IF NOT EXISTS xapi_document (doc_uuid TEXT PRIMARY KEY,"
+            " resource TEXT NOT NULL, activity_id TEXT, agent TEXT, registration TEXT,"
+            f" document_id TEXT NOT NULL, content {blob_type}, content_type TEXT NOT NULL,"
+            " etag TEXT NOT NULL, updated TEXT NOT NULL, version BIGINT NOT NULL,"
+            f" deleted {bool_type} NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS xapi_document_context ON xapi_document"
+            " (resource, activity_id, agent, updated)",
+        ]
+
+    def apply(self, c: Cursor, changes: Sequence[DocumentChange]) -> None:
+        c.executemany(
+            self.sql(
+                f"INSERT INTO xapi_document ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (doc_uuid) DO UPDATE SET content = excluded.content,"
+                " content_type = excluded.content_type, etag = excluded.etag,"
+                " updated = excluded.updated, version = excluded.version, deleted = excluded.deleted"
+            ),
+            [
+                (str(ch.key.aggregate_id), ch.key.resource, ch.key.activity_id, ch.key.agent,
+                 ch.key.registration, ch.key.document_id, ch.content, ch.content_type, ch.etag,
+                 ch.updated, ch.version, ch.content is None)
+                for ch in changes
+            ],
+        )
+
+    def one(self, c: Cursor, key: DocumentKey) -> tuple[StoredDocument | None, int]:
+        """The live document, if any, and the aggregate's version (0 if never written)."""
+        c.execute(self.sql(f"SELECT {_COLUMNS} FROM xapi_document WHERE doc_uuid = ?"),
+                  [str(key.aggregate_id)])
+        row = c.fetchone()
+        if row is None:
+            return None, 0
+        if row["deleted"]:
+            return None, int(row["version"])
+        return _document(row), int(row["version"])
+
+    def matching(self, c: Cursor, f: DocumentFilter) -> list[StoredDocument]:
+        text = f"SELECT {_COLUMNS} FROM xapi_document WHERE resource = ? AND deleted = ?"
+        params: list[Any] = [f.resource, False]
+        for column, value in (("activity_id", f.activity_id), ("agent", f.agent),
+                              ("registration", f.registration)):
+            if value is not None:
+                text += f" AND {column} = ?"
+                params.append(value)
+        if f.since is not None:
+            text += " AND updated > ?"
+            params.append(f.since)
+        c.execute(self.sql(text + " ORDER BY document_id"), params)
+        return [_document(row) for row in c.fetchall()]
+
+
+def _document(row: Any) -> StoredDocument:
+    key = DocumentKey(resource=row["resource"], document_id=row["document_id"],
+                      activity_id=row["activity_id"], agent=row["agent"],
+                      registration=row["registration"])
+    return StoredDocument(key=key, content=bytes(row["content"]), content_type=row["content_type"],
+                          etag=row["etag"], updated=row["updated"], version=int(row["version"]))
+
+
+class DocumentViewReads:
+    documents: DocumentViewSQL
+
+    def _read_transaction(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def document(self, key: DocumentKey) -> tuple[StoredDocument | None, int]:
+        with self._read_transaction() as c:
+            return self.documents.one(c, key)
+
+    def matching_documents(self, f: DocumentFilter) -> list[StoredDocument]:
+        with self._read_transaction() as c:
+            return self.documents.matching(c, f)
