@@ -1,0 +1,302 @@
+"""State, Activity Profile and Agent Profile (Communication 2.2-2.6, 3.1)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.conftest import XAPIClient
+
+ADA = json.dumps({"mbox": "mailto:ada@example.org"})
+ACTIVITY = "https://example.org/activities/algebra-1"
+STATE = "/xAPI/activities/state"
+ACTIVITY_PROFILE = "/xAPI/activities/profile"
+AGENT_PROFILE = "/xAPI/agents/profile"
+
+
+def state(**extra: str) -> dict[str, str]:
+    return {"activityId": ACTIVITY, "agent": ADA, "stateId": "bookmark", **extra}
+
+
+def put(xapi: XAPIClient, path: str, params: dict[str, str], body: bytes,
+        content_type: str = "application/json", **headers: str) -> Any:
+    return xapi.request("PUT", path, params=params, content=body,
+                        headers={"Content-Type": content_type, **headers})
+
+
+def post(xapi: XAPIClient, path: str, params: dict[str, str], body: bytes,
+         content_type: str = "application/json", **headers: str) -> Any:
+    return xapi.request("POST", path, params=params, content=body,
+                        headers={"Content-Type": content_type, **headers})
+
+
+def test_put_then_get_returns_the_same_bytes_and_content_type(xapi: XAPIClient) -> None:
+    body = b"\x00\x01binary suspend data\xff"
+    assert put(xapi, STATE, state(), body, "application/octet-stream").status_code == 204
+    got = xapi.request("GET", STATE, params=state())
+    assert got.status_code == 200
+    assert got.content == body
+    assert got.headers["content-type"] == "application/octet-stream"
+
+
+def test_get_answers_the_quoted_sha1_etag_and_last_modified(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b'{"page": 3}')
+    got = xapi.request("GET", STATE, params=state())
+    assert got.headers["ETag"] == '"' + hashlib.sha1(b'{"page": 3}').hexdigest() + '"'
+    assert got.headers["Last-Modified"].endswith("GMT")
+
+
+def test_post_merges_top_level_properties_of_json_objects(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b'{"x": "foo", "y": "bar"}')
+    assert post(xapi, STATE, state(), b'{"x": "bash", "z": "faz"}').status_code == 204
+    assert xapi.request("GET", STATE, params=state()).json() == {"x": "bash", "y": "bar", "z": "faz"}
+
+
+def test_post_creates_a_missing_document(xapi: XAPIClient) -> None:
+    assert post(xapi, STATE, state(), b'{"x": 1}').status_code == 204
+    assert xapi.request("GET", STATE, params=state()).json() == {"x": 1}
+
+
+def test_post_onto_a_non_json_document_is_400_and_changes_nothing(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b"plain", "text/plain")
+    response = post(xapi, STATE, state(), b'{"x": 1}')
+    assert response.status_code == 400
+    assert "not application/json" in response.json()["error"]["message"]
+    assert xapi.request("GET", STATE, params=state()).content == b"plain"
+
+
+def test_post_of_non_json_content_is_400(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b'{"x": 1}')
+    assert post(xapi, STATE, state(), b"x=1", "text/plain").status_code == 400
+
+
+def test_post_of_a_json_array_is_400(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b'{"x": 1}')
+    response = post(xapi, STATE, state(), b"[1, 2]")
+    assert response.status_code == 400
+    assert "must be a JSON object" in response.json()["error"]["message"]
+
+
+def test_get_without_state_id_lists_the_ids(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(stateId="a"), b"1")
+    put(xapi, STATE, state(stateId="b"), b"2")
+    listing = xapi.request("GET", STATE, params={"activityId": ACTIVITY, "agent": ADA})
+    assert listing.json() == ["a", "b"]
+
+
+def test_listing_since_returns_only_documents_updated_after(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(stateId="old"), b"1")
+    time.sleep(0.01)
+    moment = datetime.now(UTC).isoformat()
+    time.sleep(0.01)
+    put(xapi, STATE, state(stateId="new"), b"2")
+    listing = xapi.request("GET", STATE, params={"activityId": ACTIVITY, "agent": ADA,
+                                                 "since": moment})
+    assert listing.json() == ["new"]
+
+
+def test_registration_keeps_documents_apart(xapi: XAPIClient) -> None:
+    registration = "6f0b4c0e-1b1a-4d7e-9d2b-3a1f0d9a8c11"
+    put(xapi, STATE, state(registration=registration), b"with")
+    put(xapi, STATE, state(), b"without")
+    assert xapi.request("GET", STATE, params=state(registration=registration)).content == b"with"
+    assert xapi.request("GET", STATE, params=state()).content == b"without"
+
+
+def test_delete_one_state_document(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b"1")
+    assert xapi.request("DELETE", STATE, params=state()).status_code == 204
+    assert xapi.request("GET", STATE, params=state()).status_code == 404
+
+
+def test_delete_without_state_id_deletes_all_for_the_context(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(stateId="a"), b"1")
+    put(xapi, STATE, state(stateId="b"), b"2")
+    other = {**state(stateId="c"), "agent": json.dumps({"mbox": "mailto:bob@example.org"})}
+    put(xapi, STATE, other, b"3")
+    assert xapi.request("DELETE", STATE, params={"activityId": ACTIVITY, "agent": ADA}).status_code == 204
+    assert xapi.request("GET", STATE, params={"activityId": ACTIVITY, "agent": ADA}).json() == []
+    assert xapi.request("GET", STATE, params=other).status_code == 200
+
+
+def test_delete_all_with_a_registration_deletes_only_that_registration(xapi: XAPIClient) -> None:
+    registration = "6f0b4c0e-1b1a-4d7e-9d2b-3a1f0d9a8c11"
+    put(xapi, STATE, state(registration=registration), b"with")
+    put(xapi, STATE, state(), b"without")
+    xapi.request("DELETE", STATE, params={"activityId": ACTIVITY, "agent": ADA,
+                                          "registration": registration})
+    assert xapi.request("GET", STATE, params=state()).content == b"without"
+
+
+def test_a_document_can_be_written_again_after_deletion(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b"1")
+    xapi.request("DELETE", STATE, params=state())
+    assert put(xapi, STATE, state(), b"2").status_code == 204
+    assert xapi.request("GET", STATE, params=state()).content == b"2"
+
+
+@pytest.mark.parametrize("missing", ["activityId", "agent", "stateId"])
+def test_state_put_names_a_missing_required_parameter(xapi: XAPIClient, missing: str) -> None:
+    params = {k: v for k, v in state().items() if k != missing}
+    response = put(xapi, STATE, params, b"1")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == f"{missing}: is required"
+
+
+def test_an_invalid_agent_is_400_naming_the_agent_rule(xapi: XAPIClient) -> None:
+    response = put(xapi, STATE, state(agent='{"mbox": "ada@example.org"}'), b"1")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("agent.mbox")
+
+
+def test_agent_that_is_not_json_is_400(xapi: XAPIClient) -> None:
+    assert put(xapi, STATE, state(agent="ada"), b"1").status_code == 400
+
+
+def test_activity_id_must_be_an_iri(xapi: XAPIClient) -> None:
+    response = put(xapi, STATE, state(activityId="not an iri"), b"1")
+    assert response.json()["error"]["message"].startswith("activityId:")
+
+
+def test_unknown_parameter_is_rejected(xapi: XAPIClient) -> None:
+    assert put(xapi, STATE, state(colour="red"), b"1").status_code == 400
+
+
+def test_oversized_document_is_413_and_not_stored(xapi: XAPIClient) -> None:
+    response = put(xapi, STATE, state(), b"x" * 250_000, "text/plain")
+    assert response.status_code == 413
+    assert xapi.request("GET", STATE, params=state()).status_code == 404
+
+
+def test_state_put_without_preconditions_overwrites(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b"1")
+    assert put(xapi, STATE, state(), b"2").status_code == 204
+
+
+def test_if_match_with_a_stale_etag_is_412_and_changes_nothing(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b"1")
+    response = put(xapi, STATE, state(), b"2", **{"If-Match": '"0000"'})
+    assert response.status_code == 412
+    assert xapi.request("GET", STATE, params=state()).content == b"1"
+
+
+def test_if_match_with_the_current_etag_succeeds(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b"1")
+    etag = xapi.request("GET", STATE, params=state()).headers["ETag"]
+    assert put(xapi, STATE, state(), b"2", **{"If-Match": etag}).status_code == 204
+
+
+def test_if_none_match_star_refuses_to_overwrite(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b"1")
+    assert put(xapi, STATE, state(), b"2", **{"If-None-Match": "*"}).status_code == 412
+
+
+def test_if_match_on_delete_is_honoured(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b"1")
+    response = xapi.request("DELETE", STATE, params=state(), headers={"If-Match": '"0000"'})
+    assert response.status_code == 412
+    assert xapi.request("GET", STATE, params=state()).status_code == 200
+
+
+def test_concurrent_if_match_writers_exactly_one_wins(xapi: XAPIClient) -> None:
+    put(xapi, STATE, state(), b"0")
+    etag = xapi.request("GET", STATE, params=state()).headers["ETag"]
+    statuses: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def write(n: int) -> None:
+        barrier.wait()
+        statuses.append(put(xapi, STATE, state(), str(n).encode(), "text/plain",
+                            **{"If-Match": etag}).status_code)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(1, 7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [204] + [412] * 5
+
+
+def test_state_needs_the_state_scope(xapi: XAPIClient, store_of: Any) -> None:
+    key, secret = store_of.issue_credential("tool", ["statements/write"])
+    assert put(xapi.as_credential(key, secret), STATE, state(), b"1").status_code == 403
+
+
+def test_state_scope_reads_and_writes_state(xapi: XAPIClient, store_of: Any) -> None:
+    key, secret = store_of.issue_credential("player", ["state"])
+    player = xapi.as_credential(key, secret)
+    assert put(player, STATE, state(), b"1").status_code == 204
+    assert player.request("GET", STATE, params=state()).status_code == 200
+
+
+def profile(**extra: str) -> dict[str, str]:
+    return {"activityId": ACTIVITY, "profileId": "settings", **extra}
+
+
+def test_profile_put_over_an_existing_document_without_precondition_is_409(
+    xapi: XAPIClient,
+) -> None:
+    assert put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 1}').status_code == 204
+    response = put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 2}')
+    assert response.status_code == 409
+    assert "If-Match" in response.json()["error"]["message"]
+    assert xapi.request("GET", ACTIVITY_PROFILE, params=profile()).json() == {"a": 1}
+
+
+def test_profile_put_with_if_match_overwrites(xapi: XAPIClient) -> None:
+    put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 1}')
+    etag = xapi.request("GET", ACTIVITY_PROFILE, params=profile()).headers["ETag"]
+    assert put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 2}', **{"If-Match": etag}).status_code == 204
+
+
+def test_profile_post_merges_without_preconditions(xapi: XAPIClient) -> None:
+    put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 1}')
+    assert post(xapi, ACTIVITY_PROFILE, profile(), b'{"b": 2}').status_code == 204
+    assert xapi.request("GET", ACTIVITY_PROFILE, params=profile()).json() == {"a": 1, "b": 2}
+
+
+def test_profile_delete_needs_a_profile_id(xapi: XAPIClient) -> None:
+    response = xapi.request("DELETE", ACTIVITY_PROFILE, params={"activityId": ACTIVITY})
+    assert response.status_code == 400
+    assert "profileId" in response.json()["error"]["message"]
+
+
+def test_profile_ids_are_listed(xapi: XAPIClient) -> None:
+    put(xapi, ACTIVITY_PROFILE, profile(profileId="one"), b"1")
+    put(xapi, ACTIVITY_PROFILE, profile(profileId="two"), b"2")
+    assert xapi.request("GET", ACTIVITY_PROFILE, params={"activityId": ACTIVITY}).json() == ["one", "two"]
+
+
+def test_agent_profile_round_trip(xapi: XAPIClient) -> None:
+    params = {"agent": ADA, "profileId": "preferences"}
+    assert put(xapi, AGENT_PROFILE, params, b'{"language": "fr"}').status_code == 204
+    assert xapi.request("GET", AGENT_PROFILE, params=params).json() == {"language": "fr"}
+    assert xapi.request("GET", AGENT_PROFILE, params={"agent": ADA}).json() == ["preferences"]
+
+
+def test_profiles_need_the_profile_scope(xapi: XAPIClient, store_of: Any) -> None:
+    key, secret = store_of.issue_credential("player", ["state"])
+    params = {"agent": ADA, "profileId": "preferences"}
+    assert put(xapi.as_credential(key, secret), AGENT_PROFILE, params, b"1").status_code == 403
+
+
+def test_every_document_change_is_an_event_and_its_history_replays(
+    xapi: XAPIClient, store_of: Any
+) -> None:
+    from lrs.documents import STATE as STATE_RESOURCE
+    from lrs.documents import DocumentKey
+    from schemas.actor import Agent, ifi_key
+
+    put(xapi, STATE, state(), b'{"page": 1}')
+    post(xapi, STATE, state(), b'{"page": 2}')
+    xapi.request("DELETE", STATE, params=state())
+    key = DocumentKey(STATE_RESOURCE, "bookmark", ACTIVITY,
+                      ifi_key(Agent(mbox="mailto:ada@example.org")))
+    history = [store_of.repository.get(key.aggregate_id, version=v) for v in (1, 2, 3)]
+    assert [h.content for h in history] == [b'{"page": 1}', b'{"page":2}', None]
