@@ -32,9 +32,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(event_store: str | None = None) -> Iterator[Server]:
+def running_server(event_store: str | None = None, data_dir: str | None = None) -> Iterator[Server]:
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="lrs-bench-") as data_dir:
+    with tempfile.TemporaryDirectory(prefix="lrs-bench-") as scratch:
+        data_dir = data_dir or scratch
         env = {**os.environ, "LRS_DATA_DIR": data_dir, "LRS_PORT": str(port),
                "LRS_BOOTSTRAP_CREDENTIAL": CREDENTIAL, "LRS_MAX_BATCH_STATEMENTS": "1000"}
         if event_store:

@@ -1,0 +1,116 @@
+"""Benchmark: State document PUT and GET over real HTTP with 100k documents stored.
+
+The 100k documents are seeded before the server starts, as Document events written through the
+event store in large batches (seeding through HTTP would time the seeding, not the LRS).
+
+    python bench/documents.py [--stored 100000] [--event-store postgresql://…]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import running_server
+from ingest.enrich import format_stored
+from lrs.application import LearningRecordStore
+from lrs.config import Settings
+from lrs.documents import STATE, DocumentKey, etag_of
+from lrs.domain import DOCUMENT_TOPIC, Document
+from lrs.store.documents import DocumentChange
+from schemas.actor import Agent, ifi_key
+
+ACTIVITY = "https://courses.example.org/activities/{}"
+
+
+def learner(n: int) -> str:
+    return orjson.dumps({"mbox": f"mailto:learner{n}@school.example.org"}).decode()
+
+
+def seed(settings: Settings, count: int) -> None:
+    store = LearningRecordStore(env=settings.event_store_env())
+    now = datetime.now(UTC)
+    for start in range(0, count, 2000):
+        events, changes = [], []
+        for n in range(start, min(start + 2000, count)):
+            agent = ifi_key(Agent(mbox=f"mailto:learner{n % 5000}@school.example.org"))
+            key = DocumentKey(STATE, "bookmark", ACTIVITY.format(n // 5000), agent)
+            content = orjson.dumps({"page": n % 40, "suspend": "x" * 200})
+            events.append(Document.Created(  # type: ignore[call-arg]
+                originator_id=key.aggregate_id, originator_version=1, timestamp=now,
+                originator_topic=DOCUMENT_TOPIC, resource=STATE, scope=key.scope(),
+                content=content, content_type="application/json", etag=etag_of(content)))
+            changes.append(DocumentChange(key, content, "application/json", etag_of(content),
+                                          format_stored(now), 1))
+        store.events.put(events, document_changes=changes)
+    store.close()
+
+
+def pct(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100)[p - 1] * 1000
+
+
+async def load(url: str, headers: dict[str, str], method: str, requests: int, concurrency: int,
+               stored: int) -> tuple[float, list[float]]:
+    rng = random.Random(5)
+    latencies: list[float] = []
+    remaining = requests
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            n = rng.randrange(stored)
+            params = {"activityId": ACTIVITY.format(n // 5000), "agent": learner(n % 5000),
+                      "stateId": "bookmark"}
+            started = time.perf_counter()
+            if method == "PUT":
+                body = orjson.dumps({"page": rng.randrange(40), "suspend": "y" * 200})
+                response = await client.put("/xAPI/activities/state", params=params, content=body)
+            else:
+                response = await client.get("/xAPI/activities/state", params=params)
+            response.raise_for_status()
+            latencies.append(time.perf_counter() - started)
+
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        return requests / (time.perf_counter() - started), latencies
+
+
+async def main(args: argparse.Namespace) -> None:
+    data_dir = Path(os.environ.get("LRS_BENCH_DIR", "/tmp")) / f"lrs-docs-{os.getpid()}"
+    settings = Settings(data_dir=data_dir, event_store=args.event_store)
+    started = time.perf_counter()
+    seed(settings, args.stored)
+    print(f"seeded {args.stored:,} documents in {time.perf_counter() - started:.1f}s\n")
+    with running_server(args.event_store, data_dir=str(data_dir)) as server:
+        headers = {k: v for k, v in server.headers.items() if k != "Content-Type"}
+        headers["Content-Type"] = "application/json"
+        print(f"## State documents at {args.stored:,} stored ({args.event_store or 'SQLite'}),"
+              f" concurrency {args.concurrency}\n")
+        print("| request | requests | requests/s | p50 ms | p95 ms |")
+        print("|---|---:|---:|---:|---:|")
+        for method, count in (("GET", args.requests), ("PUT", args.requests // 2)):
+            rate, lat = await load(server.url, headers, method, count, args.concurrency, args.stored)
+            print(f"| {method} | {count} | {rate:,.0f} | {pct(lat, 50):.1f} | {pct(lat, 95):.1f} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stored", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--event-store", default=None)
+    asyncio.run(main(parser.parse_args()))
