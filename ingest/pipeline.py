@@ -5,14 +5,20 @@ HTTP and Kafka both call :func:`accept_statements`; neither holds a rule of its 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ingest.enrich import with_authority, with_id, with_version
+from ingest.multipart import ReceivedPart, check_part_hashes
+from ingest.signature import verify_signature
 from lrs.application import PreparedStatement
 from lrs.errors import BadRequest
 from schemas.actor import Agent
+from schemas.attachment import SIGNATURE_USAGE_TYPE
 from schemas.statement import Statement
-from schemas.validate import StatementInvalid, validate_statements
+from schemas.validate import StatementInvalid, ValidStatement, validate_statements
+
+MAX_SIGNATURE_BYTES = 1024 * 1024
 
 
 class Appender(Protocol):
@@ -33,8 +39,11 @@ class Writer(Protocol):
 
 
 def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: int,
-                       attachment_hashes: frozenset[str] = frozenset()) -> list[PreparedStatement]:
-    """Validate a statement or array of them and assign what the LRS assigns; all or nothing."""
+                       parts: Sequence[ReceivedPart] = ()) -> list[PreparedStatement]:
+    """Validate a statement or array of them and assign what the LRS assigns; all or nothing.
+
+    ``parts`` are the attachment parts of a multipart/mixed request, already on disk.
+    """
     if isinstance(payload, list) and len(payload) > max_batch:
         raise BadRequest(f"statements: a batch may hold at most {max_batch} statements"
                          f" (got {len(payload)})")
@@ -42,9 +51,12 @@ def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: in
         valid = validate_statements(payload, version)
     except StatementInvalid as exc:
         raise BadRequest(str(exc)) from None
+    by_hash = _match_parts(valid, parts)
     prepared = []
     for index, item in enumerate(valid):
-        _check_attachment_parts(item.model, attachment_hashes, index if len(valid) > 1 else None)
+        where = "statement" if len(valid) == 1 else f"statements[{index}]"
+        _check_attachment_parts(item.model, by_hash, where)
+        _check_signatures(item.document, item.model, by_hash, where)
         document = with_version(with_authority(with_id(item.document), writer.authority), version)
         prepared.append(PreparedStatement(
             statement_id=_canonical_id(document["id"]),
@@ -56,15 +68,48 @@ def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: in
     return prepared
 
 
-def _check_attachment_parts(statement: Statement, hashes: frozenset[str], index: int | None) -> None:
+def _match_parts(valid: Sequence[ValidStatement],
+                 parts: Sequence[ReceivedPart]) -> dict[str, ReceivedPart]:
+    """Every part is an attachment some statement declares, sent once (Communication 1.5.2)."""
+    check_part_hashes(list(parts))
+    declared = {a.sha2.lower() for item in valid for a in item.model.attachments or []}
+    by_hash: dict[str, ReceivedPart] = {}
+    for part in parts:
+        if part.declared_hash not in declared:
+            raise BadRequest(f"multipart part {part.number} (X-Experience-API-Hash"
+                             f" {part.declared_hash}) matches no attachment the statements declare")
+        if part.declared_hash in by_hash:
+            raise BadRequest(f"multipart part {part.number}: attachment {part.declared_hash} was"
+                             " already sent; send each attachment once")
+        by_hash[part.declared_hash] = part
+    return by_hash
+
+
+def _check_attachment_parts(statement: Statement, parts: dict[str, ReceivedPart], where: str) -> None:
     """An attachment without fileUrl must arrive as a part of the request (Data 2.4.11)."""
-    where = "statement" if index is None else f"statements[{index}]"
     for number, attachment in enumerate(statement.attachments or []):
-        if attachment.fileUrl is None and attachment.sha2 not in hashes:
+        if attachment.fileUrl is None and attachment.sha2.lower() not in parts:
             raise BadRequest(
                 f"{where}.attachments[{number}]: has no fileUrl, so its content must be sent as a"
                 f" multipart/mixed part with X-Experience-API-Hash {attachment.sha2}"
             )
+
+
+def _check_signatures(document: dict[str, Any], statement: Statement,
+                      parts: dict[str, ReceivedPart], where: str) -> None:
+    """A signature attachment holds a JWS that matches and verifies (Data 2.6)."""
+    for number, attachment in enumerate(statement.attachments or []):
+        if attachment.usageType != SIGNATURE_USAGE_TYPE:
+            continue
+        at = f"{where}.attachments[{number}]"
+        if attachment.contentType != "application/octet-stream":
+            raise BadRequest(f"{at}: a signature's contentType must be application/octet-stream")
+        part = parts.get(attachment.sha2.lower())
+        if part is None:
+            raise BadRequest(f"{at}: a signature must be sent as a multipart/mixed part")
+        if part.length > MAX_SIGNATURE_BYTES:
+            raise BadRequest(f"{at}: a signature of {part.length} bytes is too large to be a JWS")
+        verify_signature(document, part.path.read_bytes(), at)
 
 
 def _canonical_id(statement_id: str) -> str:
@@ -72,8 +117,6 @@ def _canonical_id(statement_id: str) -> str:
 
 
 def accept_statements(payload: Any, writer: Writer, version: str, appender: Appender,
-                      max_batch: int, attachment_hashes: frozenset[str] = frozenset()) -> list[str]:
+                      max_batch: int) -> list[str]:
     """Validate, enrich and durably append statements; returns their ids in order."""
-    return appender.store(
-        prepare_statements(payload, writer, version, max_batch, attachment_hashes)
-    )
+    return appender.store(prepare_statements(payload, writer, version, max_batch))

@@ -22,7 +22,11 @@ class Settings(BaseSettings):
         "empty means SQLite in the data folder",
     )
     bootstrap_credential: str | None = None
+    attachment_store: str | None = Field(
+        default=None, description="empty: the data folder; file:///dir; or postgresql://…")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_request_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    max_attachment_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     max_batch_statements: int = Field(default=1000, gt=0)
     max_page_statements: int = Field(default=500, gt=0)
     authority_home_page: str = "urn:lrs:credentials"

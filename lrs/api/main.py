@@ -42,7 +42,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Added innermost first: CORS answers preflights before anything else looks at them.
     app.add_middleware(AlternateRequestSyntaxMiddleware, prefix=XAPI_PREFIX)
     app.add_middleware(XAPIVersionMiddleware, prefix=XAPI_PREFIX)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       max_multipart_bytes=settings.max_request_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -59,18 +59,23 @@ class XAPIVersionMiddleware:
 class BodyLimitMiddleware:
     """Refuse bodies larger than the configured limit with 413, before reading them whole."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_multipart_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_body_bytes = max_bytes
+        self.max_multipart_bytes = max_multipart_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        headers = Headers(scope=scope)
+        multipart = headers.get("content-type", "").lower().startswith("multipart/")
+        limit = self.max_multipart_bytes if multipart else self.max_body_bytes
+        setting = "LRS_MAX_REQUEST_BYTES" if multipart else "LRS_MAX_BODY_BYTES"
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await send_error(send, 413, f"the request body is {declared} bytes; the limit is"
-                             f" {self.max_bytes} bytes (LRS_MAX_BODY_BYTES)")
+                             f" {limit} bytes ({setting})")
             return
         received = 0
 
@@ -78,9 +83,9 @@ class BodyLimitMiddleware:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise PayloadTooLarge(f"the request body exceeds the limit of {self.max_bytes}"
-                                      " bytes (LRS_MAX_BODY_BYTES)")
+            if received > limit:
+                raise PayloadTooLarge(f"the request body exceeds the limit of {limit}"
+                                      f" bytes ({setting})")
             return message
 
         await self.app(scope, counting_receive, send)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from lrs.application import LearningRecordStore
 from lrs.auth import Authenticator
 from lrs.committer import GroupCommitter
 from lrs.config import Settings
+from lrs.store.attachments import AttachmentStore, attachment_store
 
 
 @dataclass
@@ -16,6 +18,7 @@ class Services:
     store: LearningRecordStore
     committer: GroupCommitter
     authenticator: Authenticator
+    attachments: AttachmentStore
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -28,8 +31,17 @@ class Services:
             store=store,
             committer=GroupCommitter(store),
             authenticator=Authenticator(store, settings.authority_home_page),
+            attachments=attachment_store(settings.attachment_store, settings.data_dir),
         )
+
+    @property
+    def attachments_tmp(self) -> Path:
+        """Where incoming parts are written while a request is read."""
+        path = self.settings.data_dir / "attachments" / "incoming"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def close(self) -> None:
         self.committer.close()
         self.store.close()
+        self.attachments.close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -12,7 +13,9 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
 
+from ingest.multipart import MultipartRequest, read_multipart
 from ingest.pipeline import prepare_statements
 from lrs.api.deps import PrincipalDep, ServicesDep, VersionDep
 from lrs.api.responses import JSON
@@ -20,33 +23,58 @@ from lrs.api.services import Services
 from lrs.api.statement_params import MoreToken, StatementsRequest, next_page, parse_request
 from lrs.errors import BadRequest, UnsupportedMediaType
 from lrs.formats import parse_accept_language, render
+from lrs.store.attachments import AttachmentStore
 from schemas.validate import StatementInvalid, parse_json
 
 router = APIRouter(prefix="/statements", tags=["statements"])
 
 
-async def _json_body(request: Request) -> Any:
+@dataclass
+class _Body:
+    payload: Any
+    parts: MultipartRequest | None = None
+
+
+async def _read_body(request: Request, services: Services) -> _Body:
+    """application/json, or multipart/mixed with the statements first (Communication 1.5.2)."""
     content_type = request.headers.get("content-type", "application/json")
     media = content_type.split(";")[0].strip().lower()
     if media == "multipart/mixed":
-        raise UnsupportedMediaType("multipart/mixed statements with attachment parts are not"
-                                   " accepted yet; send application/json")
+        settings = services.settings
+        received = await read_multipart(request.stream(), content_type, services.attachments_tmp,
+                                        settings.max_attachment_bytes, settings.max_body_bytes)
+        try:
+            return _Body(_parse(received.statements), received)
+        except BadRequest:
+            received.discard()
+            raise
     if media != "application/json":
         raise UnsupportedMediaType(f"Content-Type '{media}' is not accepted; statements are"
-                                   " sent as application/json")
-    body = await request.body()
+                                   " sent as application/json or multipart/mixed")
+    return _Body(_parse(await request.body()))
+
+
+def _parse(body: bytes) -> Any:
     try:
         return parse_json(body)
     except StatementInvalid as exc:
         raise BadRequest(str(exc)) from None
 
 
-async def _store(services: Services, payload: Any, principal: PrincipalDep,
+async def _store(services: Services, body: _Body, principal: PrincipalDep,
                  version: str) -> list[str]:
-    principal.require_write()
-    batch = prepare_statements(payload, principal, version,
-                               services.settings.max_batch_statements)
-    return await asyncio.wrap_future(services.committer.submit(batch))
+    try:
+        principal.require_write()
+        parts = body.parts.parts if body.parts else []
+        batch = prepare_statements(body.payload, principal, version,
+                                   services.settings.max_batch_statements, parts)
+        # Bodies first: a stored statement never names an attachment the LRS lacks.
+        for part in parts:
+            await run_in_threadpool(services.attachments.keep, part.path, part.declared_hash)
+        return await asyncio.wrap_future(services.committer.submit(batch))
+    finally:
+        if body.parts:
+            body.parts.discard()
 
 
 @router.put("", status_code=204)
@@ -62,12 +90,18 @@ async def put_statement(request: Request, services: ServicesDep, principal: Prin
         statement_id = str(uuid.UUID(statement_id))
     except ValueError:
         raise BadRequest(f"statementId: '{statement_id}' is not a UUID") from None
-    payload = await _json_body(request)
+    body = await _read_body(request, services)
+    payload = body.payload
     if not isinstance(payload, dict):
+        if body.parts:
+            body.parts.discard()
         raise BadRequest("body: PUT takes one statement object")
     if "id" in payload and str(payload["id"]).lower() != statement_id:
+        if body.parts:
+            body.parts.discard()
         raise BadRequest(f"id: '{payload['id']}' differs from statementId '{statement_id}'")
-    await _store(services, {**payload, "id": statement_id}, principal, version)
+    body.payload = {**payload, "id": statement_id}
+    await _store(services, body, principal, version)
     return Response(status_code=204)
 
 
@@ -77,7 +111,7 @@ async def post_statements(request: Request, services: ServicesDep, principal: Pr
     if request.query_params:
         raise BadRequest(f"unknown parameter(s) for POST statements:"
                          f" {', '.join(sorted(request.query_params))}")
-    return JSON(await _store(services, await _json_body(request), principal, version))
+    return JSON(await _store(services, await _read_body(request, services), principal, version))
 
 
 @router.api_route("", methods=["GET", "HEAD"])
@@ -109,7 +143,7 @@ async def get_statements(request: Request, services: ServicesDep,
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers, media_type="application/json")
     if wanted.attachments:
-        return _multipart(body, headers)
+        return _multipart(body, headers, services.attachments)
     return JSON(body, headers=headers)
 
 
@@ -131,10 +165,27 @@ def _http_date(stored: str) -> str:
     return format_datetime(datetime.fromisoformat(stored.replace("Z", "+00:00")), usegmt=True)
 
 
-def _multipart(body: Any, headers: dict[str, str]) -> Response:
-    """attachments=true answers multipart/mixed, the statements first (Communication 2.1.3)."""
+def _multipart(body: Any, headers: dict[str, str], attachments: AttachmentStore) -> Response:
+    """attachments=true answers multipart/mixed: the statements, then each attachment once."""
+    statements = body.get("statements", [body])
+    wanted: dict[str, str] = {}
+    for statement in statements:
+        for attachment in statement.get("attachments", []):
+            sha2 = str(attachment.get("sha2", "")).lower()
+            if sha2 and sha2 not in wanted and attachments.has(sha2):
+                wanted[sha2] = attachment.get("contentType", "application/octet-stream")
     boundary = uuid.uuid4().hex
-    content = (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode()
-               + orjson.dumps(body) + f"\r\n--{boundary}--\r\n".encode())
-    return Response(content, headers=headers,
-                    media_type=f'multipart/mixed; boundary="{boundary}"')
+
+    def parts() -> Iterator[bytes]:
+        yield (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode()
+               + orjson.dumps(body) + b"\r\n")
+        for sha2, content_type in wanted.items():
+            yield (f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+                   "Content-Transfer-Encoding: binary\r\n"
+                   f"X-Experience-API-Hash: {sha2}\r\n\r\n").encode()
+            yield from attachments.read(sha2)
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    return StreamingResponse(parts(), headers=headers,
+                             media_type=f'multipart/mixed; boundary="{boundary}"')

@@ -1,0 +1,103 @@
+"""Attachment bodies, stored once per hash next to the event log.
+
+``FileAttachmentStore`` keeps them in a directory (the data folder by default, or a mounted
+object-store directory); ``PostgresAttachmentStore`` keeps them in a PostgreSQL table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import psycopg
+
+CHUNK = 256 * 1024
+
+
+class AttachmentStore(Protocol):
+    def keep(self, path: Path, sha2: str) -> None:
+        """Take ownership of a verified part file as the content for its hash."""
+
+    def has(self, sha2: str) -> bool: ...
+
+    def read(self, sha2: str) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class FileAttachmentStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, sha2: str) -> Path:
+        return self.root / sha2[:2] / sha2
+
+    def keep(self, path: Path, sha2: str) -> None:
+        target = self._path(sha2)
+        if target.exists():
+            path.unlink(missing_ok=True)
+            return
+        target.parent.mkdir(exist_ok=True)
+        os.replace(path, target)  # atomic: a reader sees the whole file or none
+
+    def has(self, sha2: str) -> bool:
+        return self._path(sha2).exists()
+
+    def read(self, sha2: str) -> Iterator[bytes]:
+        with self._path(sha2).open("rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+
+    def close(self) -> None:
+        pass
+
+
+class PostgresAttachmentStore:
+    """Bodies in a table: each is held in memory once, on the way in and on the way out."""
+
+    def __init__(self, url: str, tmp: Path) -> None:
+        self.url = url
+        self.tmp = tmp
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS xapi_attachment"
+                         " (sha2 TEXT PRIMARY KEY, content BYTEA NOT NULL)")
+
+    def keep(self, path: Path, sha2: str) -> None:
+        try:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute("INSERT INTO xapi_attachment (sha2, content) VALUES (%s, %s)"
+                             " ON CONFLICT DO NOTHING", [sha2, path.read_bytes()])
+        finally:
+            path.unlink(missing_ok=True)
+
+    def has(self, sha2: str) -> bool:
+        with psycopg.connect(self.url) as conn:
+            return conn.execute("SELECT 1 FROM xapi_attachment WHERE sha2 = %s", [sha2]).fetchone() \
+                is not None
+
+    def read(self, sha2: str) -> Iterator[bytes]:
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute("SELECT content FROM xapi_attachment WHERE sha2 = %s", [sha2]).fetchone()
+        content = bytes(row[0]) if row else b""
+        for start in range(0, len(content), CHUNK):
+            yield content[start:start + CHUNK]
+
+    def close(self) -> None:
+        pass
+
+
+def attachment_store(setting: str | None, data_dir: Path) -> AttachmentStore:
+    """LRS_ATTACHMENT_STORE: empty for the data folder, file:///dir, or postgresql://…"""
+    if not setting:
+        return FileAttachmentStore(data_dir / "attachments")
+    if setting.startswith("file://"):
+        return FileAttachmentStore(Path(setting.removeprefix("file://")))
+    if setting.startswith(("postgresql://", "postgres://")):
+        return PostgresAttachmentStore(setting, data_dir / "attachments" / "tmp")
+    raise ValueError(f"LRS_ATTACHMENT_STORE '{setting}' is not supported: use file:///dir or"
+                     " postgresql://…")
