@@ -72,8 +72,6 @@ def test_a_signature_that_does_not_verify_with_its_certificate_is_rejected(
 
 
 def test_a_non_rsa_algorithm_is_rejected(xapi: XAPIClient) -> None:
-    import orjson
-
     doc = with_id(statement())
     token = jws.serialize_compact({"alg": "HS256"}, orjson.dumps(doc),
                                   OctKey.import_key(b"k" * 32)).encode()
