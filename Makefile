@@ -28,6 +28,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/documents.py
+	$(BIN)/python bench/attachments.py
 
 clean:
 	rm -rf $(VENV) .lrs-data
