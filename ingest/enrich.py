@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -12,9 +13,14 @@ def format_stored(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def with_id(statement: dict[str, Any]) -> dict[str, Any]:
-    """The LRS assigns a UUID when the statement has none (Data 2.4.1)."""
-    return statement if "id" in statement else {"id": str(uuid4()), **statement}
+def with_id(statement: dict[str, Any], make_id: Callable[[], str] | None = None) -> dict[str, Any]:
+    """The LRS assigns a UUID when the statement has none (Data 2.4.1).
+
+    ``make_id`` lets a replayable source (a Kafka offset) derive the same id on redelivery.
+    """
+    if "id" in statement:
+        return statement
+    return {"id": make_id() if make_id else str(uuid4()), **statement}
 
 
 def with_authority(statement: dict[str, Any], authority: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ HTTP and Kafka both call :func:`accept_statements`; neither holds a rule of its 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from ingest.enrich import with_authority, with_id, with_version
@@ -39,7 +40,8 @@ class Writer(Protocol):
 
 
 def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: int,
-                       parts: Sequence[ReceivedPart] = ()) -> list[PreparedStatement]:
+                       parts: Sequence[ReceivedPart] = (),
+                       id_for: Callable[[int], str] | None = None) -> list[PreparedStatement]:
     """Validate a statement or array of them and assign what the LRS assigns; all or nothing.
 
     ``parts`` are the attachment parts of a multipart/mixed request, already on disk.
@@ -57,7 +59,9 @@ def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: in
         where = "statement" if len(valid) == 1 else f"statements[{index}]"
         _check_attachment_parts(item.model, by_hash, where)
         _check_signatures(item.document, item.model, by_hash, where)
-        document = with_version(with_authority(with_id(item.document), writer.authority), version)
+        make_id = partial(id_for, index) if id_for else None
+        document = with_version(with_authority(with_id(item.document, make_id), writer.authority),
+                                version)
         prepared.append(PreparedStatement(
             statement_id=_canonical_id(document["id"]),
             document={**document, "id": _canonical_id(document["id"])},

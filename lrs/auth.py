@@ -96,6 +96,33 @@ class Authenticator:
         return principal
 
 
+class CredentialDirectory:
+    """Credentials named by key alone, for transports that authenticate the sender themselves.
+
+    Kafka producers are authenticated by the broker; a message header names the credential the
+    producer acts for, and that credential's scopes and authority apply.
+    """
+
+    def __init__(self, app: LearningRecordStore, home_page: str, ttl_seconds: float = 30.0) -> None:
+        self.app = app
+        self.home_page = home_page
+        self.ttl = ttl_seconds
+        self._known: dict[str, tuple[float, Principal | None]] = {}
+
+    def principal(self, key: str) -> Principal:
+        now = time.monotonic()
+        cached = self._known.get(key)
+        if cached is None or cached[0] <= now:
+            info = self.app.credential(key)
+            found = None if info is None or info.revoked else Principal(
+                info.key, info.name, frozenset(info.scopes), self.home_page)
+            cached = (now + self.ttl, found)
+            self._known[key] = cached
+        if cached[1] is None:
+            raise Unauthorized(f"credential '{key}' is unknown or revoked")
+        return cached[1]
+
+
 def _parse_basic(authorization: str | None) -> tuple[str, str]:
     if not authorization:
         raise Unauthorized("this resource needs HTTP Basic credentials (Authorization header)")

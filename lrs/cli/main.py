@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import secrets
 import sys
@@ -11,15 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lrs.application import SCOPES, LearningRecordStore
-from lrs.config import Settings
+from lrs.cli import kafka
+from lrs.cli.common import add_store_options, settings_from
 from lrs.errors import LRSError
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {name: getattr(args, name) for name in ("host", "port", "data_dir",
-                                                         "bootstrap_credential", "event_store")
-                 if getattr(args, name, None) is not None}
-    return Settings(**overrides)
 
 
 def _dev_credential(data_dir: Path) -> str:
@@ -37,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from lrs.api.main import create_app
 
-    settings = _settings(args)
+    settings = settings_from(args)
     credential = settings.bootstrap_credential
     if credential is None:
         credential = _dev_credential(settings.data_dir)
@@ -57,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace) -> LearningRecordStore:
-    return LearningRecordStore(env=_settings(args).event_store_env())
+    return LearningRecordStore(env=settings_from(args).event_store_env())
 
 
 def cmd_credentials_add(args: argparse.Namespace) -> int:
@@ -81,11 +76,6 @@ def cmd_credentials_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, help="data folder (LRS_DATA_DIR)")
-    parser.add_argument("--event-store", help="postgresql://… or sqlite:///… (LRS_EVENT_STORE)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrs", description="An event-sourced xAPI LRS")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -95,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (LRS_PORT)")
     serve.add_argument("--bootstrap-credential", help="key:secret with scope all"
                        " (LRS_BOOTSTRAP_CREDENTIAL)")
-    _add_store_options(serve)
+    add_store_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     credentials = commands.add_parser("credentials", help="manage HTTP Basic credentials")
@@ -105,20 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--scopes", nargs="+", default=["statements/write", "statements/read/mine"],
                      choices=SCOPES, metavar="SCOPE", help=f"any of: {', '.join(SCOPES)}")
     add.add_argument("--key", help="choose the key instead of a random one")
-    _add_store_options(add)
+    add_store_options(add)
     add.set_defaults(func=cmd_credentials_add)
     listing = actions.add_parser("list", help="list credentials (secrets are never shown)")
-    _add_store_options(listing)
+    add_store_options(listing)
     listing.set_defaults(func=cmd_credentials_list)
     revoke = actions.add_parser("revoke", help="revoke a credential by key")
     revoke.add_argument("key")
-    _add_store_options(revoke)
+    add_store_options(revoke)
     revoke.set_defaults(func=cmd_credentials_revoke)
+    kafka.add_commands(commands, add_store_options)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
     except LRSError as exc:

@@ -1,0 +1,21 @@
+"""What every `lrs` command shares: settings from flags over LRS_* variables."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lrs.config import Settings
+
+_FLAG_SETTINGS = ("host", "port", "data_dir", "bootstrap_credential", "event_store")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {name: getattr(args, name) for name in _FLAG_SETTINGS
+                 if getattr(args, name, None) is not None}
+    return Settings(**overrides)
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="data folder (LRS_DATA_DIR)")
+    parser.add_argument("--event-store", help="postgresql://… or sqlite:///… (LRS_EVENT_STORE)")

@@ -1,0 +1,83 @@
+"""A real Kafka-protocol broker for tests: LRS_TEST_KAFKA, else noida-db on loopback, else
+testcontainers. Under CI=true a missing broker fails the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _reachable(bootstrap: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000).close()
+            return True
+        except (KafkaError, OSError):
+            time.sleep(0.3)
+    return False
+
+
+def _noida() -> str | None:
+    return shutil.which("noida-db", path=str(Path(sys.executable).parent)) or shutil.which("noida-db")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    given = os.environ.get("LRS_TEST_KAFKA")
+    if given:
+        yield given
+        return
+    binary = _noida()
+    if binary is not None:
+        port = _free_port()
+        with tempfile.TemporaryDirectory(prefix="noida-") as data_dir:
+            process = subprocess.Popen(
+                [binary, "start", "--only", "kafka", "--kafka-port", str(port), "--data-dir",
+                 data_dir, "--host", "127.0.0.1"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                bootstrap = f"127.0.0.1:{port}"
+                if _reachable(bootstrap, 30):
+                    yield bootstrap
+                    return
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+    try:
+        from testcontainers.kafka import KafkaContainer  # Docker hosts only
+
+        with KafkaContainer() as container:
+            yield container.get_bootstrap_server()
+            return
+    except Exception as exc:
+        message = f"no Kafka broker available: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        admin.close()
