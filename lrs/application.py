@@ -140,8 +140,9 @@ class LearningRecordStore(Application[UUID]):
         fresh: dict[str, PreparedStatement] = {}
         for p in batch:
             earlier = stored_docs.get(p.statement_id)
-            if earlier is None and p.statement_id in (accepted.keys() | fresh.keys()):
-                earlier = (fresh.get(p.statement_id) or accepted[p.statement_id]).document
+            if earlier is None:
+                pending = fresh.get(p.statement_id) or accepted.get(p.statement_id)
+                earlier = pending.document if pending is not None else None
             if earlier is not None:
                 if not same_statement(earlier, p.document):
                     raise Conflict(f"statement {p.statement_id} is already stored with different"

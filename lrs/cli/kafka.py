@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lrs.application import LearningRecordStore
-from lrs.cli.common import settings_from
+from lrs.cli.common import settings_from, tune_gc
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -32,6 +32,7 @@ def cmd_ingest_kafka(args: argparse.Namespace) -> int:
     credentials = CredentialDirectory(store, settings.authority_home_page)
     ingester = KafkaIngester(MessageIngest(store, credentials, config), config)
     _stop_on_signals(ingester.stop)
+    tune_gc()
     ingester.run()
     logging.getLogger("lrs.ingest.kafka").info(
         "stopped: %d statements stored, %d messages dead-lettered", ingester.stored,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import secrets
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from lrs.application import SCOPES, LearningRecordStore
 from lrs.cli import kafka
-from lrs.cli.common import add_store_options, settings_from
+from lrs.cli.common import add_store_options, settings_from, tune_gc
 from lrs.errors import LRSError
 
 
@@ -42,11 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"data folder: {settings.data_dir.resolve()}")
     print(f"xAPI endpoint: http://{settings.host}:{settings.port}/xAPI/")
     app = create_app(settings)
-    # Ingest allocates many short-lived objects; a larger young generation and frozen start-up
-    # objects keep the collector from rescanning the same heap on every batch.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 50)
+    tune_gc()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
     return 0
 
