@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from schemas.actor import IFI_PROPERTIES
 
 _LANGUAGE_MAPS = ("display", "name", "description")
@@ -125,14 +127,47 @@ def _canonical(value: Any, preferences: list[str], inside_extensions: bool = Fal
     return result
 
 
-def canonical_format(statement: dict[str, Any], preferences: list[str]) -> dict[str, Any]:
-    """Language maps narrowed to the requester's language (Communication 2.1.3, 'canonical')."""
-    return dict(_canonical(statement, preferences))
+def _activity_slots(statement: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """Every place an Activity object sits: (its container, the key or index holding it)."""
+    slots: list[tuple[Any, Any]] = []
+    for part in (statement, statement.get("object")):
+        if not isinstance(part, dict):
+            continue
+        obj = part.get("object")
+        if part is statement or part.get("objectType") == "SubStatement":
+            if isinstance(obj, dict) and obj.get("objectType", "Activity") == "Activity":
+                slots.append((part, "object"))
+            lists = (part.get("context") or {}).get("contextActivities") or {}
+            for name, value in lists.items():
+                if isinstance(value, list):
+                    slots.extend((value, i) for i in range(len(value)))
+                else:
+                    slots.append((lists, name))
+    return slots
 
 
-def render(statement: dict[str, Any], fmt: str, preferences: list[str]) -> dict[str, Any]:
+def activity_ids(statements: list[dict[str, Any]]) -> list[str]:
+    return sorted({container[key]["id"] for s in statements
+                   for container, key in _activity_slots(s) if "id" in container[key]})
+
+
+def canonical_format(statement: dict[str, Any], preferences: list[str],
+                     definitions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Activities carry the LRS's canonical definition, and every language map is narrowed to
+    the requester's language (Communication 2.1.3, 'canonical')."""
+    copy: dict[str, Any] = orjson.loads(orjson.dumps(statement))
+    for container, key in _activity_slots(copy):
+        activity = container[key]
+        definition = definitions.get(activity.get("id", ""))
+        if definition:
+            container[key] = {**activity, "definition": definition}
+    return dict(_canonical(copy, preferences))
+
+
+def render(statement: dict[str, Any], fmt: str, preferences: list[str],
+           definitions: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     if fmt == "ids":
         return ids_format(statement)
     if fmt == "canonical":
-        return canonical_format(statement, preferences)
+        return canonical_format(statement, preferences, definitions or {})
     return statement

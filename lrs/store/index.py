@@ -261,6 +261,13 @@ class StatementIndexSQL:
         row = c.fetchone()
         return None if row is None else dict(orjson.loads(row["definition"]))
 
+    def activities(self, c: Cursor, activity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not activity_ids:
+            return {}
+        c.execute(self.sql("SELECT activity_id, definition FROM xapi_activity"
+                           f" WHERE activity_id IN ({_marks(len(activity_ids))})"), list(activity_ids))
+        return {row["activity_id"]: dict(orjson.loads(row["definition"])) for row in c.fetchall()}
+
     def agent_names(self, c: Cursor, ifi: str) -> list[str]:
         c.execute(self.sql("SELECT name FROM xapi_agent_name WHERE ifi = ? ORDER BY name"), [ifi])
         return [row["name"] for row in c.fetchall()]
@@ -319,6 +326,10 @@ class StatementIndexReads:
     def activity_definition(self, activity_id: str) -> dict[str, Any] | None:
         with self._read_transaction() as c:
             return self.index.activity(c, activity_id)
+
+    def activity_definitions(self, activity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self._read_transaction() as c:
+            return self.index.activities(c, activity_ids)
 
     def agent_names(self, ifi: str) -> list[str]:
         with self._read_transaction() as c:

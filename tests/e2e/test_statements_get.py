@@ -277,3 +277,16 @@ def test_a_reference_chain_inside_one_batch_resolves_in_any_order(xapi: XAPIClie
     a = with_id(statement(actor=agent("y"), object={"objectType": "StatementRef", "id": b["id"]}))
     assert xapi.post([a, b, c]).status_code == 200
     assert sorted(ids(xapi.get(agent=ADA))) == sorted([a["id"], b["id"], c["id"]])
+
+
+def test_canonical_format_uses_the_lrs_canonical_activity_definition(xapi: XAPIClient) -> None:
+    first = statement(object={**activity("algebra-1"),
+                              "definition": {"name": {"en-US": "Algebra", "fr-FR": "Algèbre"}}})
+    (sid,) = post(xapi, first)
+    post(xapi, statement(object={**activity("algebra-1"),
+                                 "definition": {"name": {"en-US": "Algebra I"}}}))
+    shown = xapi.get(statementId=sid, format="canonical",
+                     headers={"Accept-Language": "en-US"}).json()
+    assert shown["object"]["definition"]["name"] == {"en-US": "Algebra I"}
+    exact = xapi.get(statementId=sid).json()
+    assert exact["object"]["definition"]["name"] == {"en-US": "Algebra", "fr-FR": "Algèbre"}

@@ -22,7 +22,7 @@ from lrs.api.responses import JSON
 from lrs.api.services import Services
 from lrs.api.statement_params import MoreToken, StatementsRequest, next_page, parse_request
 from lrs.errors import BadRequest, UnsupportedMediaType
-from lrs.formats import parse_accept_language, render
+from lrs.formats import activity_ids, parse_accept_language, render
 from lrs.store.attachments import AttachmentStore
 from schemas.validate import StatementInvalid, parse_json
 
@@ -133,7 +133,8 @@ async def get_statements(request: Request, services: ServicesDep,
         document, newest = await run_in_threadpool(
             services.store.statement, wanted.statement_id, voided=wanted.voided, credential=mine
         )
-        body = render(document, wanted.format, languages)
+        definitions = await run_in_threadpool(_definitions, services, wanted.format, [document])
+        body = render(document, wanted.format, languages, definitions)
     else:
         body, newest = await run_in_threadpool(_page, services, wanted, mine, languages)
     headers = {
@@ -156,9 +157,18 @@ def _page(services: Services, wanted: StatementsRequest, mine: str | None,
     more = ""
     if len(hits) > wanted.query.limit:
         more = f"/xAPI/statements?more={next_page(wanted, page[-1][0].seq, bound)}"
-    statements = [render(document, wanted.format, languages) for _, document in page]
+    definitions = _definitions(services, wanted.format, [document for _, document in page])
+    statements = [render(document, wanted.format, languages, definitions) for _, document in page]
     newest = max((hit.stored for hit, _ in page), default=None)
     return {"statements": statements, "more": more}, newest
+
+
+def _definitions(services: Services, fmt: str,
+                 documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The canonical activity definitions a canonical-format answer needs, read in one query."""
+    if fmt != "canonical":
+        return {}
+    return services.store.index.activity_definitions(activity_ids(documents))
 
 
 def _http_date(stored: str) -> str:
