@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lrs.api.main import create_app
+from lrs.application import LearningRecordStore
 from lrs.config import Settings
 
 ADMIN_KEY, ADMIN_SECRET = "admin", "admin-secret"
@@ -118,6 +119,14 @@ class XAPIClient:
     def get(self, **params: Any) -> Any:
         headers = params.pop("headers", {})
         return self.request("GET", "/xAPI/statements", params=params, headers=headers)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[LearningRecordStore]:
+    """An application on an embedded store, for tests whose subject is not the event store."""
+    app = LearningRecordStore(env=Settings(data_dir=tmp_path).event_store_env())
+    yield app
+    app.close()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +74,13 @@ def kafka_bootstrap() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+def new_topic(bootstrap: str, prefix: str, partitions: int = 6) -> str:
+    """A topic of the test's own, so tests sharing the broker never see each other's messages."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, name, partitions)
+    return name
 
 
 def create_topic(bootstrap: str, name: str, partitions: int) -> None:

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from lrs.application import LearningRecordStore
 from lrs.auth import CredentialDirectory
 from lrs.config import Settings
 from lrs.domain import StoredStatement
-from tests.kafka_broker import create_topic, kafka_bootstrap  # noqa: F401
+from tests.kafka_broker import create_topic, kafka_bootstrap, new_topic  # noqa: F401
 from tests.statements import agent, statement, with_id
 
 STORED = get_topic(StoredStatement.Stored)
@@ -31,18 +31,15 @@ TOOL = [("lrs-credential", b"tool-key"), ("lrs-source", b"quiz-app")]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[LearningRecordStore]:
+def store(sqlite_store: LearningRecordStore) -> LearningRecordStore:
     # Kafka's guarantees do not depend on the event store, which has its own suite on both.
-    app = LearningRecordStore(env=Settings(data_dir=tmp_path).event_store_env())
-    app.issue_credential("tool", ["statements/write"], key="tool-key")
-    yield app
-    app.close()
+    sqlite_store.issue_credential("tool", ["statements/write"], key="tool-key")
+    return sqlite_store
 
 
 @pytest.fixture
 def topic(kafka_bootstrap: str) -> str:  # noqa: F811
-    name = f"statements-{uuid.uuid4().hex[:8]}"
-    create_topic(kafka_bootstrap, name, partitions=6)
+    name = new_topic(kafka_bootstrap, "statements")
     create_topic(kafka_bootstrap, f"{name}.dead-letter", partitions=1)
     return name
 

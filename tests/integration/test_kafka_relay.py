@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,25 +13,20 @@ from kafka import KafkaConsumer, KafkaProducer
 from ingest.pipeline import prepare_statements
 from lrs.application import LearningRecordStore
 from lrs.auth import Principal
-from lrs.config import Settings
 from lrs.documents import STATE, DocumentKey, Preconditions
 from lrs.relay import KafkaRelay, learner_key
-from tests.kafka_broker import create_topic, kafka_bootstrap  # noqa: F401
+from tests.kafka_broker import kafka_bootstrap, new_topic  # noqa: F401
 from tests.statements import agent, statement
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[LearningRecordStore]:
-    app = LearningRecordStore(env=Settings(data_dir=tmp_path).event_store_env())
-    yield app
-    app.close()
+def store(sqlite_store: LearningRecordStore) -> LearningRecordStore:
+    return sqlite_store
 
 
 @pytest.fixture
 def outbound(kafka_bootstrap: str) -> str:  # noqa: F811
-    name = f"lrs-events-{uuid.uuid4().hex[:8]}"
-    create_topic(kafka_bootstrap, name, partitions=6)
-    return name
+    return new_topic(kafka_bootstrap, "lrs-events")
 
 
 WRITER = Principal("tool", "tool", frozenset({"all"}), "urn:lrs:credentials")
