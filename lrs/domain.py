@@ -115,3 +115,23 @@ class Document(Aggregate):
 
 
 DOCUMENT_TOPIC = get_topic(Document)
+
+
+class AlignmentSet(Aggregate):
+    """Activities aligned to competencies (and BKT parameters per competency), as loaded.
+
+    Alignments are events so that mastery stays a pure function of the log: a later load of the
+    same activity wins from its position on.
+    """
+
+    class Loaded(Aggregate.Created):
+        framework: str
+        alignments: list[list[str]]  # [activity IRI, competency id]
+        parameters: dict[str, dict[str, float]]
+
+    @event(Loaded)
+    def __init__(self, framework: str, alignments: list[list[str]],
+                 parameters: dict[str, dict[str, float]]) -> None:
+        self.framework = framework
+        self.alignments = alignments
+        self.parameters = parameters

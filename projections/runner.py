@@ -1,0 +1,243 @@
+"""Applies the event log to DuckDB in pages: each page and its new position in one transaction.
+
+A crash between pages loses and repeats nothing: the position moves only with the page. Each
+page inserts its statement facts, then recomputes every learner the page touched from all of
+that learner's facts, so the result does not depend on where pages begin and end: a rebuild
+from position 0 gives the same tables as the incremental path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
+
+from lrs.application import LearningRecordStore
+from lrs.domain import AlignmentSet, StoredStatement
+from projections.bkt import BKTParameters
+from projections.engagement import latest_class, learner_days
+from projections.facts import Fact, fact_of
+from projections.mastery import learner_mastery
+from projections.profile import learner_profile
+from projections.schema import DERIVED, MACROS, TABLES, VIEWS
+
+log = logging.getLogger("lrs.projections")
+
+NAME = "projections"
+TOPICS = [get_topic(StoredStatement.Stored), get_topic(AlignmentSet.Loaded)]
+_FACT_COLUMNS = ("seq", "statement_id", "learner", "learner_name", "ts", "verb", "object_id",
+                 "object_type", "success", "scaled", "duration_s", "response", "registration",
+                 "class_id", "competencies", "voids", "peer", "goal_target")
+
+
+def insert_rows(con: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert through column lists: one statement per table, not one per row."""
+    if not rows:
+        return
+    lists = [list(column) for column in zip(*rows, strict=True)]
+    selects = ", ".join("unnest(?)" for _ in columns)
+    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selects}", lists)
+
+
+def create_schema(con: Any) -> None:
+    for table, columns in TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+    for view, query in VIEWS.items():
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS {query}")
+    for macro in MACROS:
+        con.execute(macro)
+
+
+class ProjectionRunner:
+    def __init__(self, store: LearningRecordStore, database: str | Path, page_size: int = 5000,
+                 connection: Any = None) -> None:
+        self.store = store
+        self.page_size = page_size
+        self.con = connection if connection is not None else duckdb.connect(str(database))
+        self.lock = threading.Lock()
+        create_schema(self.con)
+        self.stop = threading.Event()
+
+    # --- position and lag --------------------------------------------------------------------
+
+    def position(self) -> int:
+        row = self.con.execute("SELECT position FROM projection_state WHERE name = ?",
+                               [NAME]).fetchone()
+        return int(row[0]) if row else 0
+
+    def lag(self) -> dict[str, Any]:
+        """How far behind the log the views are, in events and in seconds."""
+        position = self.position()
+        behind = self.store.recorder.select_notifications(position + 1, 1, topics=TOPICS)
+        log_position = self.store.recorder.max_notification_id() or 0
+        seconds = 0.0
+        if behind:
+            event: Any = self.store.mapper.to_domain_event(behind[0])
+            seconds = max((datetime.now(event.timestamp.tzinfo) - event.timestamp).total_seconds(), 0)
+        pending = len(self.store.recorder.select_notifications(
+            position + 1, 100_000, topics=TOPICS)) if behind else 0
+        return {"position": position, "log_position": log_position, "events_behind": pending,
+                "seconds_behind": round(seconds, 3)}
+
+    # --- applying the log --------------------------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Apply every page available now; returns how many events were applied."""
+        applied = 0
+        while not self.stop.is_set():
+            page = self.store.recorder.select_notifications(
+                self.position() + 1, self.page_size, topics=TOPICS)
+            if not page:
+                break
+            self.apply_page(page)
+            applied += len(page)
+        return applied
+
+    def rebuild(self) -> int:
+        """Every view from position 0."""
+        with self.lock:
+            for table in TABLES:
+                self.con.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+            create_schema(self.con)
+        return self.catch_up()
+
+    def run(self, interval: float = 0.2) -> None:
+        while not self.stop.is_set():
+            try:
+                if self.catch_up() == 0:
+                    self.stop.wait(interval)
+            except Exception:  # logged; the page is retried, nothing was half-applied
+                log.exception("projection page failed")
+                self.stop.wait(2.0)
+
+    def apply_page(self, page: Sequence[Notification]) -> None:
+        facts: list[Fact] = []
+        alignment_rows: list[tuple[Any, ...]] = []
+        parameter_rows: list[tuple[Any, ...]] = []
+        for notification in page:
+            event: Any = self.store.mapper.to_domain_event(notification)
+            if isinstance(event, StoredStatement.Stored):
+                fact = fact_of(notification.id, event.statement)
+                if fact is not None:
+                    facts.append(fact)
+            else:
+                alignment_rows += [(a, c, event.framework, notification.id) for a, c in event.alignments]
+                parameter_rows += [(c, p["prior"], p["learn"], p["guess"], p["slip"], notification.id)
+                                   for c, p in event.parameters.items()]
+        with self.lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                affected = self._apply_facts(facts)
+                if alignment_rows or parameter_rows:
+                    affected |= self._apply_alignments(alignment_rows, parameter_rows)
+                self._recompute(sorted(affected))
+                self.con.execute("DELETE FROM projection_state WHERE name = ?", [NAME])
+                self.con.execute("INSERT INTO projection_state VALUES (?, ?)", [NAME, page[-1].id])
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+
+    def _apply_facts(self, facts: Sequence[Fact]) -> set[str]:
+        rows = [(*(_cell(getattr(f, c)) for c in _FACT_COLUMNS), False) for f in facts]
+        insert_rows(self.con, "statement_facts", (*_FACT_COLUMNS, "voided"), rows)
+        affected = {f.learner for f in facts}
+        ids = [f.statement_id for f in facts] + [f.voids for f in facts if f.voids]
+        if ids:
+            # A voiding statement may come before or after its target; either way the target
+            # leaves every view, and its learner is recomputed.
+            voided = self.con.execute(
+                "UPDATE statement_facts SET voided = true WHERE NOT voided AND voids IS NULL"
+                " AND statement_id IN (SELECT unnest(?)) AND statement_id IN"
+                " (SELECT voids FROM statement_facts WHERE voids IS NOT NULL)"
+                " RETURNING learner", [ids]).fetchall()
+            affected |= {row[0] for row in voided}
+        return affected
+
+    def _apply_alignments(self, alignments: list[tuple[Any, ...]],
+                          parameters: list[tuple[Any, ...]]) -> set[str]:
+        # The latest load of an activity (or a competency's parameters) replaces earlier ones.
+        for activity in {row[0] for row in alignments}:
+            self.con.execute("DELETE FROM alignments WHERE activity_id = ?", [activity])
+        for competency in {row[0] for row in parameters}:
+            self.con.execute("DELETE FROM competency_parameters WHERE competency_id = ?", [competency])
+        insert_rows(self.con, "alignments", ("activity_id", "competency_id", "framework", "seq"),
+                    alignments)
+        insert_rows(self.con, "competency_parameters",
+                    ("competency_id", "prior", "learn", "guess", "slip", "seq"), parameters)
+        return {row[0] for row in self.con.execute(
+            "SELECT DISTINCT learner FROM statement_facts").fetchall()}
+
+    def _recompute(self, learners: list[str]) -> None:
+        if not learners:
+            return
+        alignments: dict[str, list[str]] = defaultdict(list)
+        for activity, competency in self.con.execute(
+                "SELECT activity_id, competency_id FROM alignments ORDER BY ALL").fetchall():
+            alignments[activity].append(competency)
+        parameters = {row[0]: BKTParameters(*row[1:]) for row in self.con.execute(
+            "SELECT competency_id, prior, learn, guess, slip FROM competency_parameters").fetchall()}
+        by_learner = self._facts_of(learners)
+        for table in DERIVED:
+            self.con.execute(f"DELETE FROM {table} WHERE learner IN (SELECT unnest(?))", [learners])
+        profiles, mastery, transitions, days, classes = [], [], [], [], []
+        for learner in learners:
+            facts = by_learner.get(learner)
+            if not facts:
+                continue  # every statement of this learner was voided
+            p = learner_profile(learner, facts)
+            profiles.append((p.learner, list(p.names), p.first_seen, p.last_seen, p.statements,
+                             _json(p.activities_by_type), _json(p.goals), _json(p.interests),
+                             _json(p.reflections), p.comments, p.shares, p.helped,
+                             list(p.peers_helped)))
+            rows, changes = learner_mastery(learner, facts, alignments, parameters)
+            mastery += [(r.learner, r.competency, r.probability, r.level, r.evidence_count,
+                         r.last_evidence, list(r.statement_ids), r.prior, r.learn, r.guess, r.slip,
+                         r.mastered_at) for r in rows]
+            transitions += [(t.learner, t.competency, t.level, t.reached_at, t.probability, t.statement_id)
+                            for t in changes]
+            days += [(d.learner, d.day, d.active_minutes, d.statements, d.sessions)
+                     for d in learner_days(learner, facts)]
+            classes.append((learner, latest_class(facts)))
+        insert_rows(self.con, "learner_profile", _columns("learner_profile"), profiles)
+        insert_rows(self.con, "mastery", _columns("mastery"), mastery)
+        insert_rows(self.con, "mastery_transitions", _columns("mastery_transitions"), transitions)
+        insert_rows(self.con, "engagement_daily", _columns("engagement_daily"), days)
+        insert_rows(self.con, "learner_class", _columns("learner_class"), classes)
+
+    def _facts_of(self, learners: Iterable[str]) -> dict[str, list[Fact]]:
+        rows = self.con.execute(
+            f"SELECT {', '.join(_FACT_COLUMNS)} FROM statement_facts"
+            " WHERE learner IN (SELECT unnest(?)) AND NOT voided AND voids IS NULL"
+            " ORDER BY learner, ts, seq", [list(learners)]).fetchall()
+        grouped: dict[str, list[Fact]] = defaultdict(list)
+        for row in rows:
+            values = dict(zip(_FACT_COLUMNS, row, strict=True))
+            values["competencies"] = tuple(values["competencies"] or ())
+            grouped[values["learner"]].append(Fact(**values))
+        return grouped
+
+    def close(self) -> None:
+        self.stop.set()
+        self.con.close()
+
+
+def _columns(table: str) -> list[str]:
+    return [part.split()[0] for part in TABLES[table].replace("\n", " ").split(",")]
+
+
+def _cell(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()

@@ -1,0 +1,119 @@
+"""DuckDB tables and views of the read models: the names analysts query (README: Projections)."""
+
+from __future__ import annotations
+
+# Derived tables have no primary keys: each page deletes and re-inserts a learner's rows, which
+# DuckDB's index checks do not allow within one transaction.
+TABLES = {
+    "statement_facts": """
+        seq BIGINT, statement_id VARCHAR, learner VARCHAR, learner_name VARCHAR, ts TIMESTAMP,
+        verb VARCHAR, object_id VARCHAR, object_type VARCHAR, success BOOLEAN, scaled DOUBLE,
+        duration_s DOUBLE, response VARCHAR, registration VARCHAR, class_id VARCHAR,
+        competencies VARCHAR[], voids VARCHAR, peer VARCHAR, goal_target VARCHAR,
+        voided BOOLEAN""",
+    "alignments": "activity_id VARCHAR, competency_id VARCHAR, framework VARCHAR, seq BIGINT",
+    "competency_parameters": """
+        competency_id VARCHAR, prior DOUBLE, learn DOUBLE, guess DOUBLE, slip DOUBLE, seq BIGINT""",
+    "learner_profile": """
+        learner VARCHAR, names VARCHAR[], first_seen TIMESTAMP, last_seen TIMESTAMP,
+        statements INTEGER, activities_by_type JSON, goals JSON, interests JSON,
+        reflections JSON, comments INTEGER, shares INTEGER, helped INTEGER,
+        peers_helped VARCHAR[]""",
+    "mastery": """
+        learner VARCHAR, competency VARCHAR, probability DOUBLE, level VARCHAR,
+        evidence_count INTEGER, last_evidence TIMESTAMP, statement_ids VARCHAR[], prior DOUBLE,
+        learn DOUBLE, guess DOUBLE, slip DOUBLE, mastered_at TIMESTAMP""",
+    "mastery_transitions": """
+        learner VARCHAR, competency VARCHAR, level VARCHAR, reached_at TIMESTAMP, probability DOUBLE,
+        statement_id VARCHAR""",
+    "engagement_daily": """
+        learner VARCHAR, day DATE, active_minutes DOUBLE, statements INTEGER, sessions INTEGER""",
+    "learner_class": "learner VARCHAR, class_id VARCHAR",
+    "projection_state": "name VARCHAR, position BIGINT",
+}
+
+# Ordered: the order in which a rebuild compares and an export writes them.
+DERIVED = ("learner_profile", "mastery", "mastery_transitions", "engagement_daily", "learner_class")
+
+VIEWS = {
+    # "Now" is the newest event in the log, so every view is a function of the log alone.
+    "as_of": """
+        SELECT COALESCE(max(ts), TIMESTAMP '1970-01-01') AS ts,
+               CAST(COALESCE(max(ts), TIMESTAMP '1970-01-01') AS DATE) AS day
+        FROM statement_facts WHERE NOT voided""",
+    "engagement": """
+        WITH islands AS (
+            SELECT learner, day,
+                   day - CAST(row_number() OVER (PARTITION BY learner ORDER BY day) AS INTEGER) AS grp
+            FROM engagement_daily),
+        streaks AS (
+            SELECT learner, max(day) AS last_day, count(*) AS length FROM islands GROUP BY learner, grp),
+        weeks AS (
+            SELECT l.learner, w.week,
+                   COALESCE(sum(d.active_minutes), 0) AS minutes
+            FROM (SELECT DISTINCT learner FROM engagement_daily) l
+            CROSS JOIN (SELECT CAST(range AS INTEGER) AS week FROM range(4)) w
+            CROSS JOIN as_of
+            LEFT JOIN engagement_daily d ON d.learner = l.learner
+                 AND d.day > as_of.day - 7 * (w.week + 1) AND d.day <= as_of.day - 7 * w.week
+            GROUP BY l.learner, w.week),
+        summary AS (
+            SELECT learner,
+                   list(minutes ORDER BY week DESC) AS weekly_minutes,
+                   max(minutes) FILTER (WHERE week = 0) AS minutes_this_week,
+                   avg(minutes) FILTER (WHERE week > 0) AS minutes_prior_weeks_avg,
+                   regr_slope(minutes, -week) AS weekly_minutes_trend
+            FROM weeks GROUP BY learner)
+        SELECT d.learner, c.class_id,
+               count(*) AS active_days, sum(d.statements) AS statements,
+               round(sum(d.active_minutes), 1) AS active_minutes, sum(d.sessions) AS sessions,
+               max(d.day) AS last_active,
+               COALESCE((SELECT max(s.length) FROM streaks s CROSS JOIN as_of
+                         WHERE s.learner = d.learner AND s.last_day >= as_of.day - 1), 0)
+                   AS current_streak,
+               (SELECT max(s.length) FROM streaks s WHERE s.learner = d.learner) AS longest_streak,
+               any_value(m.weekly_minutes) AS weekly_minutes,
+               round(any_value(m.weekly_minutes_trend), 2) AS weekly_minutes_trend,
+               list_filter([
+                   CASE WHEN any_value(a.day) - max(d.day) >= 7
+                        THEN 'no activity for 7 days or more' END,
+                   CASE WHEN any_value(m.minutes_prior_weeks_avg) > 0
+                         AND any_value(m.minutes_this_week) < any_value(m.minutes_prior_weeks_avg) / 2
+                        THEN 'weekly minutes fell below half of the three weeks before' END
+               ], lambda r: r IS NOT NULL) AS risk_reasons
+        FROM engagement_daily d
+        CROSS JOIN as_of a
+        LEFT JOIN learner_class c ON c.learner = d.learner
+        LEFT JOIN summary m ON m.learner = d.learner
+        GROUP BY d.learner, c.class_id""",
+    "engagement_with_risk": """
+        SELECT *, len(risk_reasons) > 0 AS at_risk FROM engagement""",
+    "class_engagement": """
+        SELECT class_id, count(*) AS learners,
+               count(*) FILTER (WHERE current_streak > 0) AS active_this_week,
+               round(avg(weekly_minutes[4]), 1) AS avg_minutes_this_week,
+               count(*) FILTER (WHERE at_risk) AS at_risk
+        FROM engagement_with_risk GROUP BY class_id""",
+    "learner_pace": """
+        WITH pace AS (
+            SELECT p.learner, c.class_id,
+                   count(m.mastered_at) AS competencies_mastered,
+                   greatest(date_diff('day', p.first_seen, any_value(a.ts)), 1) / 7.0 AS weeks
+            FROM learner_profile p CROSS JOIN as_of a
+            LEFT JOIN mastery m ON m.learner = p.learner
+            LEFT JOIN learner_class c ON c.learner = p.learner
+            GROUP BY p.learner, c.class_id, p.first_seen)
+        SELECT learner, class_id, competencies_mastered,
+               round(competencies_mastered / weeks, 3) AS mastered_per_week,
+               round(median(competencies_mastered / weeks) OVER (PARTITION BY class_id), 3)
+                   AS cohort_median_per_week
+        FROM pace""",
+}
+
+MACROS = [
+    # Mastery as it stood at a moment: the last transition at or before it, per competency.
+    """CREATE OR REPLACE MACRO mastery_as_of(moment) AS TABLE
+       SELECT learner, competency, arg_max(level, reached_at) AS level, arg_max(probability, reached_at) AS probability,
+              max(reached_at) AS since
+       FROM mastery_transitions WHERE reached_at <= moment GROUP BY learner, competency""",
+]
