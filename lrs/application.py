@@ -25,7 +25,14 @@ from lrs.documents import (
     etag_of,
 )
 from lrs.documents import merge as merge_documents
-from lrs.domain import DOCUMENT_TOPIC, Credential, Document, StoredStatement, credential_id
+from lrs.domain import (
+    DOCUMENT_TOPIC,
+    AlignmentSet,
+    Credential,
+    Document,
+    StoredStatement,
+    credential_id,
+)
 from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewReads
 from lrs.store.index import IndexedStatement, StatementIndexReads, StatementQuery
@@ -277,6 +284,17 @@ class LearningRecordStore(Application[UUID]):
         self.events.put([event], document_changes=[
             DocumentChange(key, content, content_type, etag, updated, version + 1)])
         return StoredDocument(key, content, content_type, etag, updated, version + 1)
+
+    # --- alignments ---------------------------------------------------------------------------
+
+    def load_alignments(self, framework: str, alignments: Sequence[tuple[str, str]],
+                        parameters: dict[str, dict[str, float]]) -> int:
+        """Record activity-to-competency alignments (and BKT parameters) as one event."""
+        if not alignments and not parameters:
+            raise BadRequest("the alignment file holds no alignments and no parameters")
+        self.save(AlignmentSet(framework=framework, alignments=[list(a) for a in alignments],
+                               parameters=parameters))
+        return len(alignments)
 
     # --- credentials -----------------------------------------------------------------------
 

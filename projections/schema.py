@@ -113,7 +113,7 @@ VIEWS = {
 MACROS = [
     # Mastery as it stood at a moment: the last transition at or before it, per competency.
     """CREATE OR REPLACE MACRO mastery_as_of(moment) AS TABLE
-       SELECT learner, competency, arg_max(level, reached_at) AS level, arg_max(probability, reached_at) AS probability,
-              max(reached_at) AS since
+       SELECT learner, competency, arg_max(level, reached_at) AS level,
+              arg_max(probability, reached_at) AS probability, max(reached_at) AS since
        FROM mastery_transitions WHERE reached_at <= moment GROUP BY learner, competency""",
 ]

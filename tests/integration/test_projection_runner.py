@@ -1,0 +1,163 @@
+"""The projection runner on a real event store and DuckDB: pages, positions, rebuilds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from ingest.pipeline import prepare_statements
+from lrs.application import LearningRecordStore
+from lrs.auth import Principal
+from projections.runner import ProjectionRunner
+from projections.schema import DERIVED
+from tests.statements import agent
+
+WRITER = Principal("tool", "tool", frozenset({"all"}), "urn:lrs:credentials")
+FRACTIONS = "https://example.org/c/fractions"
+OBJECTIVE = "http://adlnet.gov/expapi/activities/objective"
+
+
+def answer(learner: str, day: int, success: bool, hour: int = 10, **extra: Any) -> dict[str, Any]:
+    return {
+        "actor": agent(learner), "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+        "object": {"id": f"https://example.org/q/{day}"},
+        "result": {"success": success, "duration": "PT10M"},
+        "context": {"contextActivities": {"category": [{"id": FRACTIONS,
+                                                        "definition": {"type": OBJECTIVE}}]}},
+        "timestamp": f"2026-11-{day:02d}T{hour:02d}:00:00Z", **extra,
+    }
+
+
+def append(store: LearningRecordStore, docs: list[dict[str, Any]]) -> list[str]:
+    outcome = store.store_batches([prepare_statements(docs, WRITER, "1.0.3", 1000)])[0]
+    assert not isinstance(outcome, Exception)
+    return outcome
+
+
+def history(store: LearningRecordStore) -> None:
+    learners = ["ada", "bob", "cy", "dee"]
+    for day in range(1, 15):
+        append(store, [answer(name, day, (day + n) % 3 != 0, hour=9 + n)
+                       for n, name in enumerate(learners) if (day + n) % 4 != 0])
+
+
+def tables(con: Any) -> dict[str, list[Any]]:
+    return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+            for t in ("statement_facts", *DERIVED)}
+
+
+@pytest.fixture
+def runner(sqlite_store: LearningRecordStore, tmp_path: Path) -> ProjectionRunner:
+    return ProjectionRunner(sqlite_store, tmp_path / "views.duckdb", page_size=7)
+
+
+def test_rebuild_gives_the_same_tables_as_the_incremental_path(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner, tmp_path: Path
+) -> None:
+    for day in range(1, 15):  # incremental: the runner catches up after every append
+        append(sqlite_store, [answer(n, day, (day + i) % 3 != 0, hour=9 + i)
+                              for i, n in enumerate(["ada", "bob", "cy"]) if (day + i) % 4 != 0])
+        runner.catch_up()
+    incremental = tables(runner.con)
+    rebuilt = ProjectionRunner(sqlite_store, tmp_path / "rebuilt.duckdb", page_size=1000)
+    rebuilt.rebuild()
+    assert tables(rebuilt.con) == incremental
+
+
+def test_each_page_and_its_position_commit_together(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner, tmp_path: Path
+) -> None:
+    history(sqlite_store)
+    clean = ProjectionRunner(sqlite_store, tmp_path / "clean.duckdb")
+    clean.catch_up()
+    pages = 0
+    original = runner._recompute
+
+    def crash_on_the_third_page(learners: list[str]) -> None:
+        nonlocal pages
+        pages += 1
+        if pages == 3:
+            raise RuntimeError("power cut")
+        original(learners)
+
+    runner._recompute = crash_on_the_third_page  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        runner.catch_up()
+    assert runner.position() == 14  # two pages of 7 applied, the third rolled back whole
+    runner._recompute = original  # type: ignore[method-assign]
+    runner.catch_up()
+    assert tables(runner.con) == tables(clean.con)
+
+
+def test_a_voided_statement_leaves_every_view(sqlite_store: LearningRecordStore,
+                                              runner: ProjectionRunner) -> None:
+    (first,) = append(sqlite_store, [answer("ada", 1, True)])
+    append(sqlite_store, [answer("ada", 2, True)])
+    runner.catch_up()
+    assert runner.con.execute("SELECT evidence_count FROM mastery").fetchone() == (2,)
+    append(sqlite_store, [{"actor": agent("teacher"),
+                           "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+                           "object": {"objectType": "StatementRef", "id": first}}])
+    runner.catch_up()
+    assert runner.con.execute("SELECT evidence_count FROM mastery").fetchone() == (1,)
+    days = runner.con.execute("SELECT day FROM engagement_daily WHERE learner LIKE '%ada%'").fetchall()
+    assert [str(d[0]) for d in days] == ["2026-11-02"]
+
+
+def test_loaded_alignments_make_activities_evidence(sqlite_store: LearningRecordStore,
+                                                    runner: ProjectionRunner) -> None:
+    plain = answer("ada", 1, True)
+    del plain["context"]
+    append(sqlite_store, [plain])
+    runner.catch_up()
+    assert runner.con.execute("SELECT count(*) FROM mastery").fetchone() == (0,)
+    sqlite_store.load_alignments("https://example.org/framework", [("https://example.org/q/1", FRACTIONS)],
+                                 {FRACTIONS: {"prior": 0.5, "learn": 0.1, "guess": 0.2, "slip": 0.1}})
+    runner.catch_up()
+    row = runner.con.execute("SELECT competency, prior, evidence_count FROM mastery").fetchone()
+    assert row == (FRACTIONS, 0.5, 1)
+
+
+def test_mastery_as_of_a_past_date_is_answerable(sqlite_store: LearningRecordStore,
+                                                 runner: ProjectionRunner) -> None:
+    append(sqlite_store, [answer("ada", day, True) for day in (1, 2, 3)])
+    runner.catch_up()
+    levels = [runner.con.execute("SELECT level FROM mastery_as_of(?)", [moment]).fetchone()
+              for moment in ("2026-11-01 12:00:00", "2026-11-02 12:00:00", "2026-11-30 00:00:00")]
+    assert levels == [("developing",), ("approaching",), ("mastered",)]
+
+
+def test_streaks_and_risk_are_computed_as_of_the_newest_event(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner
+) -> None:
+    append(sqlite_store, [answer("ada", day, True) for day in (1, 2, 3, 5, 6)])
+    append(sqlite_store, [answer("bob", day, True) for day in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14)])
+    runner.catch_up()
+    rows = dict((r[0].split(":")[2].split("@")[0], r[1:]) for r in runner.con.execute(
+        "SELECT learner, current_streak, longest_streak, at_risk, risk_reasons"
+        " FROM engagement_with_risk").fetchall())
+    # As of Nov 14: ada last active Nov 6, and 0 minutes this week against 50 the week before.
+    assert rows["ada"] == (0, 3, True, ["no activity for 7 days or more",
+                                        "weekly minutes fell below half of the three weeks before"])
+    assert rows["bob"][:2] == (1, 10)
+
+
+def test_lag_reports_events_and_seconds_behind(sqlite_store: LearningRecordStore,
+                                               runner: ProjectionRunner) -> None:
+    append(sqlite_store, [answer("ada", 1, True), answer("bob", 1, True)])
+    assert runner.lag()["events_behind"] == 2
+    runner.catch_up()
+    assert runner.lag() == {**runner.lag(), "events_behind": 0, "seconds_behind": 0.0}
+
+
+def test_analysts_can_read_the_views_with_plain_duckdb(sqlite_store: LearningRecordStore,
+                                                       tmp_path: Path) -> None:
+    runner = ProjectionRunner(sqlite_store, tmp_path / "views.duckdb")
+    append(sqlite_store, [answer("ada", 1, True)])
+    runner.catch_up()
+    runner.con.close()
+    with duckdb.connect(str(tmp_path / "views.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM learner_profile").fetchone() == (1,)

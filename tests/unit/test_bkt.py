@@ -1,0 +1,36 @@
+"""Bayesian Knowledge Tracing against a hand-computed sequence."""
+
+from __future__ import annotations
+
+import pytest
+
+from projections.bkt import BKTParameters, level, update
+
+P = BKTParameters(prior=0.2, learn=0.15, guess=0.2, slip=0.1)
+
+
+def test_a_correct_answer_raises_the_estimate_by_bayes_then_learning() -> None:
+    # posterior = .2*.9 / (.2*.9 + .8*.2) = .18/.34 = .529412; + (1-.529412)*.15 = .6
+    assert update(0.2, True, P) == pytest.approx(0.6)
+
+
+def test_an_incorrect_answer_lowers_the_estimate() -> None:
+    # posterior = .6*.1 / (.6*.1 + .4*.8) = .06/.38 = .157895; + .842105*.15 = .284211
+    assert update(0.6, False, P) == pytest.approx(0.284211, abs=1e-6)
+
+
+def test_a_sequence_matches_the_hand_computation() -> None:
+    p = P.prior
+    for correct in (True, True, False, True):
+        p = update(p, correct, P)
+    # correct:   .2*.9/(.18+.16) = .529412          + .470588*.15 = .6
+    # correct:   .6*.9/(.54+.08) = .870968          + .129032*.15 = .890323
+    # incorrect: .0890323/(.0890323+.0877419) = .503650 + .496350*.15 = .578102
+    # correct:   .520292/(.520292+.0843796) = .860454   + .139546*.15 = .881386
+    assert p == pytest.approx(0.881386, abs=1e-5)
+
+
+@pytest.mark.parametrize(("probability", "expected"), [
+    (None, "not started"), (0.3, "developing"), (0.7, "approaching"), (0.95, "mastered")])
+def test_levels_follow_the_documented_thresholds(probability: float | None, expected: str) -> None:
+    assert level(probability) == expected
