@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlparse
 
 from pydantic import Field, field_validator
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
     max_batch_statements: int = Field(default=1000, gt=0)
     max_page_statements: int = Field(default=500, gt=0)
     authority_home_page: str = "urn:lrs:credentials"
+    projections: Literal["embedded", "off"] = "embedded"
+    projections_file: Path | None = Field(
+        default=None, description="the DuckDB file of the views; default: DATA_DIR/views.duckdb")
     cors_origins: list[str] = ["*"]
 
     @field_validator("bootstrap_credential")
@@ -69,6 +73,10 @@ class Settings(BaseSettings):
         raise ValueError(
             f"LRS_EVENT_STORE '{url}' is not supported: use postgresql://… or sqlite:///…"
         )
+
+    @property
+    def projections_path(self) -> Path:
+        return self.projections_file or self.data_dir / "views.duckdb"
 
     def describe_event_store(self) -> str:
         env = self.event_store_env()

@@ -1,9 +1,11 @@
 """Applies the event log to DuckDB in pages: each page and its new position in one transaction.
 
-A crash between pages loses and repeats nothing: the position moves only with the page. Each
-page inserts its statement facts, then recomputes every learner the page touched from all of
-that learner's facts, so the result does not depend on where pages begin and end: a rebuild
-from position 0 gives the same tables as the incremental path.
+A page inserts its statement facts and marks the learners it touched as dirty, with its new
+position, in one transaction, so a crash between pages loses and repeats nothing. Once the
+runner has reached the head of the log, it recomputes the dirty learners from all of their
+facts, clearing them in the same transaction. A learner's rows depend only on that learner's
+facts, never on where pages began and ended, so a rebuild from position 0 gives the same tables
+as the incremental path, and recomputes each learner once rather than once per page.
 """
 
 from __future__ import annotations
@@ -69,14 +71,16 @@ class ProjectionRunner:
 
     # --- position and lag --------------------------------------------------------------------
 
-    def position(self) -> int:
-        row = self.con.execute("SELECT position FROM projection_state WHERE name = ?",
-                               [NAME]).fetchone()
+    def position(self, con: Any = None) -> int:
+        row = (con or self.con).execute("SELECT position FROM projection_state WHERE name = ?",
+                                        [NAME]).fetchone()
         return int(row[0]) if row else 0
 
     def lag(self) -> dict[str, Any]:
-        """How far behind the log the views are, in events and in seconds."""
-        position = self.position()
+        """How far behind the log the views are, in events and in seconds (any thread)."""
+        with self.con.cursor() as cursor:
+            position = self.position(cursor)
+            dirty = cursor.execute("SELECT count(DISTINCT learner) FROM dirty_learners").fetchone()[0]
         behind = self.store.recorder.select_notifications(position + 1, 1, topics=TOPICS)
         log_position = self.store.recorder.max_notification_id() or 0
         seconds = 0.0
@@ -86,12 +90,12 @@ class ProjectionRunner:
         pending = len(self.store.recorder.select_notifications(
             position + 1, 100_000, topics=TOPICS)) if behind else 0
         return {"position": position, "log_position": log_position, "events_behind": pending,
-                "seconds_behind": round(seconds, 3)}
+                "learners_to_refresh": int(dirty), "seconds_behind": round(seconds, 3)}
 
     # --- applying the log --------------------------------------------------------------------
 
     def catch_up(self) -> int:
-        """Apply every page available now; returns how many events were applied."""
+        """Apply every page available now, then refresh; returns how many events were applied."""
         applied = 0
         while not self.stop.is_set():
             page = self.store.recorder.select_notifications(
@@ -100,7 +104,27 @@ class ProjectionRunner:
                 break
             self.apply_page(page)
             applied += len(page)
+        self.refresh()
         return applied
+
+    def refresh(self, chunk: int = 500) -> None:
+        """Recompute the dirty learners, a chunk per transaction."""
+        while True:
+            learners = [row[0] for row in self.con.execute(
+                "SELECT DISTINCT learner FROM dirty_learners ORDER BY learner LIMIT ?",
+                [chunk]).fetchall()]
+            if not learners:
+                return
+            with self.lock:
+                self.con.execute("BEGIN TRANSACTION")
+                try:
+                    self._recompute(learners)
+                    self.con.execute("DELETE FROM dirty_learners WHERE learner IN (SELECT unnest(?))",
+                                     [learners])
+                    self.con.execute("COMMIT")
+                except BaseException:
+                    self.con.execute("ROLLBACK")
+                    raise
 
     def rebuild(self) -> int:
         """Every view from position 0."""
@@ -139,7 +163,7 @@ class ProjectionRunner:
                 affected = self._apply_facts(facts)
                 if alignment_rows or parameter_rows:
                     affected |= self._apply_alignments(alignment_rows, parameter_rows)
-                self._recompute(sorted(affected))
+                insert_rows(self.con, "dirty_learners", ("learner",), [(a,) for a in sorted(affected)])
                 self.con.execute("DELETE FROM projection_state WHERE name = ?", [NAME])
                 self.con.execute("INSERT INTO projection_state VALUES (?, ?)", [NAME, page[-1].id])
                 self.con.execute("COMMIT")

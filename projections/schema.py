@@ -30,6 +30,8 @@ TABLES = {
         learner VARCHAR, day DATE, active_minutes DOUBLE, statements INTEGER, sessions INTEGER""",
     "learner_class": "learner VARCHAR, class_id VARCHAR",
     "projection_state": "name VARCHAR, position BIGINT",
+    # Learners whose facts changed since their derived rows were last computed.
+    "dirty_learners": "learner VARCHAR",
 }
 
 # Ordered: the order in which a rebuild compares and an export writes them.

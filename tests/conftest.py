@@ -81,7 +81,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", event_store=event_store,
                     bootstrap_credential=f"{ADMIN_KEY}:{ADMIN_SECRET}",
                     max_body_bytes=200_000, max_batch_statements=50, max_page_statements=20,
-                    max_attachment_bytes=100_000, max_request_bytes=300_000)
+                    max_attachment_bytes=100_000, max_request_bytes=300_000,
+                    projections="off")
 
 
 def basic(key: str, secret: str) -> str:

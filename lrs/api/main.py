@@ -16,7 +16,7 @@ from lrs.api.middleware import (
     BodyLimitMiddleware,
     XAPIVersionMiddleware,
 )
-from lrs.api.routers import about, definitions, documents, statements
+from lrs.api.routers import about, analytics, definitions, documents, statements
 from lrs.api.services import Services
 from lrs.config import Settings
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(documents.router, prefix=XAPI_PREFIX)
     app.include_router(definitions.router, prefix=XAPI_PREFIX)
     app.include_router(about.router, prefix=XAPI_PREFIX)
+    app.include_router(analytics.router)
     # Added innermost first: CORS answers preflights before anything else looks at them.
     app.add_middleware(AlternateRequestSyntaxMiddleware, prefix=XAPI_PREFIX)
     app.add_middleware(XAPIVersionMiddleware, prefix=XAPI_PREFIX)

@@ -74,19 +74,41 @@ def test_each_page_and_its_position_commit_together(
     clean = ProjectionRunner(sqlite_store, tmp_path / "clean.duckdb")
     clean.catch_up()
     pages = 0
-    original = runner._recompute
+    original = runner._apply_facts
 
-    def crash_on_the_third_page(learners: list[str]) -> None:
+    def crash_on_the_third_page(facts: list[Any]) -> set[str]:
         nonlocal pages
         pages += 1
+        affected = original(facts)  # the page's facts are written...
         if pages == 3:
-            raise RuntimeError("power cut")
-        original(learners)
+            raise RuntimeError("power cut")  # ...and lost with the transaction
+        return affected
 
-    runner._recompute = crash_on_the_third_page  # type: ignore[method-assign]
+    runner._apply_facts = crash_on_the_third_page  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         runner.catch_up()
     assert runner.position() == 14  # two pages of 7 applied, the third rolled back whole
+    assert runner.con.execute("SELECT count(*) FROM statement_facts").fetchone() == (14,)
+    runner._apply_facts = original  # type: ignore[method-assign]
+    runner.catch_up()
+    assert tables(runner.con) == tables(clean.con)
+
+
+def test_a_crash_while_refreshing_recomputes_the_learners_next_time(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner, tmp_path: Path
+) -> None:
+    history(sqlite_store)
+    clean = ProjectionRunner(sqlite_store, tmp_path / "clean.duckdb")
+    clean.catch_up()
+    original = runner._recompute
+
+    def crash(learners: list[str]) -> None:
+        original(learners)
+        raise RuntimeError("power cut")
+
+    runner._recompute = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        runner.catch_up()
     runner._recompute = original  # type: ignore[method-assign]
     runner.catch_up()
     assert tables(runner.con) == tables(clean.con)

@@ -1,0 +1,210 @@
+"""`lrs projections rebuild`, `lrs project`, `lrs sql`, `lrs alignments load`, `lrs simulate`."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import json
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import orjson
+
+from lrs.application import LearningRecordStore
+from lrs.cli.common import settings_from
+from lrs.errors import BadRequest
+
+_PARAMETERS = ("prior", "learn", "guess", "slip")
+
+
+def _store(args: argparse.Namespace) -> LearningRecordStore:
+    return LearningRecordStore(env=settings_from(args).event_store_env())
+
+
+def _views_path(args: argparse.Namespace) -> Path:
+    settings = settings_from(args)
+    path = args.projections_file or settings.projections_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(path)
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from projections.runner import ProjectionRunner
+
+    runner = ProjectionRunner(_store(args), _views_path(args), page_size=args.page_size)
+    applied = runner.rebuild()
+    print(f"rebuilt every view from position 0: {applied} events, position {runner.position()}")
+    runner.close()
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    """The projector as its own process, for deployments where API nodes run with it off."""
+    from projections.runner import ProjectionRunner
+
+    runner = ProjectionRunner(_store(args), _views_path(args), page_size=args.page_size)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: runner.stop.set())
+    runner.run()
+    runner.close()
+    return 0
+
+
+def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
+    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    for number, row in enumerate(cells):
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)))
+        if number == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """Through a running LRS (LRS_URL), or straight from the views file when none runs."""
+    url = args.url or os.environ.get("LRS_URL")
+    if url:
+        credential = args.credential or os.environ.get("LRS_CREDENTIAL", "")
+        headers = {"Authorization": "Basic " + base64.b64encode(credential.encode()).decode()}
+        response = httpx.post(f"{url.rstrip('/')}/api/sql", json={"sql": args.query},
+                              headers=headers, timeout=60)
+        body = response.json()
+        if response.status_code != 200:
+            raise BadRequest(body.get("error", {}).get("message", response.text))
+        _print_table(body["columns"], body["rows"])
+        return 0
+    from projections.queries import read_only_sql
+
+    try:
+        con = duckdb.connect(str(_views_path(args)), read_only=True)
+    except duckdb.IOException as exc:
+        raise BadRequest(f"the views file is in use ({exc}); with the LRS running, query it"
+                         " through LRS_URL and LRS_CREDENTIAL") from None
+    result = read_only_sql(con, args.query)
+    _print_table(result["columns"], result["rows"])
+    return 0
+
+
+def read_alignments(path: Path) -> tuple[str, list[tuple[str, str]], dict[str, dict[str, float]]]:
+    """CSV (activity_id, competency_id[, prior, learn, guess, slip]) or JSON; see README."""
+    alignments: list[tuple[str, str]] = []
+    parameters: dict[str, dict[str, float]] = {}
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            missing = {"activity_id", "competency_id"} - set(reader.fieldnames or [])
+            if missing:
+                raise BadRequest(f"{path}: needs the columns {', '.join(sorted(missing))}")
+            for line, row in enumerate(reader, start=2):
+                alignments.append((row["activity_id"], row["competency_id"]))
+                if all(row.get(p) for p in _PARAMETERS):
+                    try:
+                        parameters[row["competency_id"]] = {p: float(row[p]) for p in _PARAMETERS}
+                    except ValueError:
+                        raise BadRequest(f"{path}:{line}: BKT parameters must be numbers") from None
+        return path.stem, alignments, parameters
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"{path}: not JSON ({exc})") from None
+    for item in document.get("alignments", []):
+        alignments.append((item["activity"], item["competency"]))
+    for competency, values in document.get("parameters", {}).items():
+        parameters[competency] = {p: float(values[p]) for p in _PARAMETERS}
+    return str(document.get("framework", path.stem)), alignments, parameters
+
+
+def cmd_alignments_load(args: argparse.Namespace) -> int:
+    framework, alignments, parameters = read_alignments(Path(args.file))
+    count = _store(args).load_alignments(args.framework or framework, alignments, parameters)
+    print(f"loaded {count} alignments and parameters for {len(parameters)} competencies"
+          f" ({args.framework or framework})")
+    return 0
+
+
+def _sender(args: argparse.Namespace) -> Callable[[list[dict[str, Any]]], None]:
+    url = args.url or os.environ.get("LRS_URL")
+    if url:
+        credential = args.credential or os.environ.get("LRS_CREDENTIAL", "")
+        client = httpx.Client(base_url=url.rstrip("/"), timeout=120, headers={
+            "Authorization": "Basic " + base64.b64encode(credential.encode()).decode(),
+            "X-Experience-API-Version": "1.0.3", "Content-Type": "application/json"})
+
+        def post(batch: list[dict[str, Any]]) -> None:
+            response = client.post("/xAPI/statements", content=orjson.dumps(batch))
+            if response.status_code != 200:
+                raise BadRequest(f"the LRS refused a batch: {response.text}")
+
+        return post
+    from ingest.pipeline import prepare_statements
+    from lrs.auth import Principal
+    from lrs.committer import GroupCommitter
+
+    settings = settings_from(args)
+    store = LearningRecordStore(env=settings.event_store_env())
+    writer = Principal("simulator", "simulator", frozenset({"all"}), settings.authority_home_page)
+    committer = GroupCommitter(store)
+
+    def append(batch: list[dict[str, Any]]) -> None:
+        committer.store(prepare_statements(batch, writer, "1.0.3", len(batch)))
+
+    return append
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from projections.simulator import simulate
+
+    result = simulate(args.learners, args.days, args.seed, _sender(args))
+    print(f"simulated {len(result.learners)} learners over {args.days} days:"
+          f" {result.statements} statements")
+    return 0
+
+
+def add_commands(commands: Any, store_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    def views_options(parser: argparse.ArgumentParser) -> None:
+        store_options(parser)
+        parser.add_argument("--projections-file", type=Path,
+                            help="the DuckDB views file (default: DATA_DIR/views.duckdb)")
+        parser.add_argument("--page-size", type=int, default=5000)
+
+    projections = commands.add_parser("projections", help="the read models in DuckDB")
+    actions = projections.add_subparsers(dest="action", required=True)
+    rebuild = actions.add_parser("rebuild", help="rebuild every view from position 0")
+    views_options(rebuild)
+    rebuild.set_defaults(func=cmd_rebuild)
+
+    project = commands.add_parser("project", help="run the projection runner as its own process")
+    project.add_argument("--source", choices=["log"], default="log",
+                         help="where events come from (the event log)")
+    views_options(project)
+    project.set_defaults(func=cmd_project)
+
+    sql = commands.add_parser("sql", help="run a read-only SQL query over the views")
+    sql.add_argument("query")
+    sql.add_argument("--url", help="a running LRS (LRS_URL)")
+    sql.add_argument("--credential", help="key:secret (LRS_CREDENTIAL)")
+    views_options(sql)
+    sql.set_defaults(func=cmd_sql)
+
+    alignments = commands.add_parser("alignments", help="activity-to-competency alignments")
+    align_actions = alignments.add_subparsers(dest="action", required=True)
+    load = align_actions.add_parser("load", help="load a CSV or JSON alignment file as an event")
+    load.add_argument("file")
+    load.add_argument("--framework", help="name of the framework (e.g. a CASE document URI)")
+    store_options(load)
+    load.set_defaults(func=cmd_alignments_load)
+
+    simulate = commands.add_parser("simulate", help="simulate a school and post it to the LRS")
+    simulate.add_argument("--learners", type=int, default=50)
+    simulate.add_argument("--days", type=int, default=30)
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--url", help="post to a running LRS (LRS_URL); else in-process")
+    simulate.add_argument("--credential", help="key:secret (LRS_CREDENTIAL)")
+    store_options(simulate)
+    simulate.set_defaults(func=cmd_simulate)
+

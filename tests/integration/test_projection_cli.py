@@ -1,0 +1,64 @@
+"""`lrs alignments load`, `lrs projections rebuild` and `lrs sql` against real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lrs.cli.main import main
+
+FRACTIONS = "https://example.org/c/fractions"
+
+
+def simulate_and_rebuild(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--learners", "6", "--days", "6", "--data-dir", str(data_dir)]) == 0
+    assert main(["projections", "rebuild", "--data-dir", str(data_dir)]) == 0
+    capsys.readouterr()
+
+
+def test_sql_reads_the_views_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    simulate_and_rebuild(tmp_path, capsys)
+    assert main(["sql", "SELECT count(*) AS learners FROM learner_profile", "--data-dir",
+                 str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[2].strip() == "6"
+
+
+def test_sql_refuses_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    simulate_and_rebuild(tmp_path, capsys)
+    assert main(["sql", "DROP TABLE mastery", "--data-dir", str(tmp_path)]) == 2
+    assert "read-only" in capsys.readouterr().err
+
+
+def test_rebuild_reports_the_position(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["simulate", "--learners", "3", "--days", "3", "--data-dir", str(tmp_path)])
+    capsys.readouterr()
+    main(["projections", "rebuild", "--data-dir", str(tmp_path)])
+    assert "rebuilt every view from position 0" in capsys.readouterr().out
+
+
+def test_alignments_load_from_csv_with_parameters(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    csv_file = tmp_path / "framework.csv"
+    csv_file.write_text("activity_id,competency_id,prior,learn,guess,slip\n"
+                        f"https://example.org/q/1,{FRACTIONS},0.3,0.2,0.25,0.1\n")
+    assert main(["alignments", "load", str(csv_file), "--data-dir", str(tmp_path)]) == 0
+    assert "loaded 1 alignments and parameters for 1 competencies" in capsys.readouterr().out
+
+
+def test_alignments_load_from_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    json_file = tmp_path / "framework.json"
+    json_file.write_text(json.dumps({"framework": "https://case.example.org/uri/math-7",
+                                     "alignments": [{"activity": "https://example.org/q/1",
+                                                     "competency": FRACTIONS}]}))
+    assert main(["alignments", "load", str(json_file), "--data-dir", str(tmp_path)]) == 0
+    assert "math-7" in capsys.readouterr().out
+
+
+def test_an_alignment_csv_without_the_columns_is_refused(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("activity,skill\nx,y\n")
+    assert main(["alignments", "load", str(bad), "--data-dir", str(tmp_path)]) == 2
+    assert "activity_id, competency_id" in capsys.readouterr().err
