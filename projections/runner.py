@@ -80,7 +80,8 @@ class ProjectionRunner:
         """How far behind the log the views are, in events and in seconds (any thread)."""
         with self.con.cursor() as cursor:
             position = self.position(cursor)
-            dirty = cursor.execute("SELECT count(DISTINCT learner) FROM dirty_learners").fetchone()[0]
+            counted = cursor.execute("SELECT count(DISTINCT learner) FROM dirty_learners").fetchone()
+            dirty = counted[0] if counted else 0
         behind = self.store.recorder.select_notifications(position + 1, 1, topics=TOPICS)
         log_position = self.store.recorder.max_notification_id() or 0
         seconds = 0.0

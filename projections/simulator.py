@@ -110,6 +110,19 @@ class School:
             statement["result"] = {"success": correct, "duration": f"PT{rng.randint(40, 280)}S"}
             statement["context"]["contextActivities"] = {"category": [_objective(competency)]}
             yield statement
+        if rng.random() < 0.25:
+            # A quiz of five items on the target: its score.scaled is the evidence.
+            knows = target in learner.known
+            right = sum(rng.random() < (1 - SLIP if knows else GUESS) for _ in range(5))
+            at += timedelta(minutes=rng.uniform(5, 10))
+            quiz = self._base(learner, ANSWERED, {
+                "objectType": "Activity", "id": f"{target}/quiz",
+                "definition": {"type": "http://adlnet.gov/expapi/activities/assessment"}},
+                at, registration)
+            quiz["result"] = {"score": {"raw": right, "min": 0, "max": 5, "scaled": right / 5},
+                              "duration": f"PT{rng.randint(300, 600)}S"}
+            quiz["context"]["contextActivities"] = {"category": [_objective(target)]}
+            yield quiz
         if rng.random() < 0.3:
             reflection = self._base(learner, REFLECTED, {"id": f"{target}/practice"}, at, registration)
             reflection["result"] = {"response": rng.choice([
