@@ -41,13 +41,16 @@ _FACT_COLUMNS = ("seq", "statement_id", "learner", "learner_name", "ts", "verb",
                  "class_id", "competencies", "voids", "peer", "goal_target")
 
 
-def insert_rows(con: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def insert_columns(con: Any, table: str, columns: dict[str, list[Any]]) -> None:
     """Insert through column lists: one statement per table, not one per row."""
-    if not rows:
-        return
-    lists = [list(column) for column in zip(*rows, strict=True)]
     selects = ", ".join("unnest(?)" for _ in columns)
-    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selects}", lists)
+    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selects}", list(columns.values()))
+
+
+def insert_rows(con: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    if rows:
+        transposed = zip(*rows, strict=True)
+        insert_columns(con, table, {c: list(v) for c, v in zip(columns, transposed, strict=True)})
 
 
 def create_schema(con: Any) -> None:
@@ -173,8 +176,11 @@ class ProjectionRunner:
                 raise
 
     def _apply_facts(self, facts: Sequence[Fact]) -> set[str]:
-        rows = [(*(_cell(getattr(f, c)) for c in _FACT_COLUMNS), False) for f in facts]
-        insert_rows(self.con, "statement_facts", (*_FACT_COLUMNS, "voided"), rows)
+        if facts:
+            columns = {c: [getattr(f, c) for f in facts] for c in _FACT_COLUMNS}
+            columns["competencies"] = [list(f.competencies) for f in facts]
+            columns["voided"] = [False] * len(facts)
+            insert_columns(self.con, "statement_facts", columns)
         affected = {f.learner for f in facts}
         ids = [f.statement_id for f in facts] + [f.voids for f in facts if f.voids]
         if ids:
@@ -258,10 +264,6 @@ class ProjectionRunner:
 
 def _columns(table: str) -> list[str]:
     return [part.split()[0] for part in TABLES[table].replace("\n", " ").split(",")]
-
-
-def _cell(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _json(value: Any) -> str:
