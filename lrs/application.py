@@ -30,6 +30,7 @@ from lrs.domain import (
     AlignmentSet,
     Credential,
     Document,
+    Roster,
     StoredStatement,
     credential_id,
 )
@@ -295,6 +296,13 @@ class LearningRecordStore(Application[UUID]):
         self.save(AlignmentSet(framework=framework, alignments=[list(a) for a in alignments],
                                parameters=parameters))
         return len(alignments)
+
+    def load_roster(self, entries: Sequence[tuple[str, str]]) -> int:
+        """Record learner-to-class assignments as one event."""
+        if not entries:
+            raise BadRequest("the roster file holds no learners")
+        self.save(Roster(entries=[list(e) for e in entries]))
+        return len(entries)
 
     # --- credentials -----------------------------------------------------------------------
 

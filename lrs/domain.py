@@ -135,3 +135,14 @@ class AlignmentSet(Aggregate):
         self.framework = framework
         self.alignments = alignments
         self.parameters = parameters
+
+
+class Roster(Aggregate):
+    """Which class each learner is in, as a school's roster says; the latest load wins."""
+
+    class Loaded(Aggregate.Created):
+        entries: list[list[str]]  # [learner IFI key, class id]
+
+    @event(Loaded)
+    def __init__(self, entries: list[list[str]]) -> None:
+        self.entries = entries

@@ -24,7 +24,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from lrs.application import LearningRecordStore
-from lrs.domain import AlignmentSet, StoredStatement
+from lrs.domain import AlignmentSet, Roster, StoredStatement
 from projections.bkt import BKTParameters
 from projections.engagement import latest_class, learner_days
 from projections.facts import Fact, fact_of
@@ -35,7 +35,8 @@ from projections.schema import DERIVED, MACROS, TABLES, VIEWS
 log = logging.getLogger("lrs.projections")
 
 NAME = "projections"
-TOPICS = [get_topic(StoredStatement.Stored), get_topic(AlignmentSet.Loaded)]
+TOPICS = [get_topic(StoredStatement.Stored), get_topic(AlignmentSet.Loaded),
+          get_topic(Roster.Loaded)]
 _FACT_COLUMNS = ("seq", "statement_id", "learner", "learner_name", "ts", "verb", "object_id",
                  "object_type", "success", "scaled", "duration_s", "response", "registration",
                  "class_id", "competencies", "voids", "peer", "goal_target")
@@ -151,12 +152,16 @@ class ProjectionRunner:
         facts: list[Fact] = []
         alignment_rows: list[tuple[Any, ...]] = []
         parameter_rows: list[tuple[Any, ...]] = []
+        roster_rows: list[tuple[Any, ...]] = []
         for notification in page:
             event: Any = self.store.mapper.to_domain_event(notification)
             if isinstance(event, StoredStatement.Stored):
                 fact = fact_of(notification.id, event.statement)
                 if fact is not None:
                     facts.append(fact)
+            elif isinstance(event, Roster.Loaded):
+                roster_rows += [(learner, class_id, notification.id)
+                                for learner, class_id in event.entries]
             else:
                 alignment_rows += [(a, c, event.framework, notification.id) for a, c in event.alignments]
                 parameter_rows += [(c, p["prior"], p["learn"], p["guess"], p["slip"], notification.id)
@@ -167,6 +172,8 @@ class ProjectionRunner:
                 affected = self._apply_facts(facts)
                 if alignment_rows or parameter_rows:
                     affected |= self._apply_alignments(alignment_rows, parameter_rows)
+                if roster_rows:
+                    affected |= self._apply_roster(roster_rows)
                 insert_rows(self.con, "dirty_learners", ("learner",), [(a,) for a in sorted(affected)])
                 self.con.execute("DELETE FROM projection_state WHERE name = ?", [NAME])
                 self.con.execute("INSERT INTO projection_state VALUES (?, ?)", [NAME, page[-1].id])
@@ -208,6 +215,12 @@ class ProjectionRunner:
         return {row[0] for row in self.con.execute(
             "SELECT DISTINCT learner FROM statement_facts").fetchall()}
 
+    def _apply_roster(self, rows: list[tuple[Any, ...]]) -> set[str]:
+        learners = sorted({row[0] for row in rows})
+        self.con.execute("DELETE FROM roster WHERE learner IN (SELECT unnest(?))", [learners])
+        insert_rows(self.con, "roster", ("learner", "class_id", "seq"), rows)
+        return set(learners)
+
     def _recompute(self, learners: list[str]) -> None:
         if not learners:
             return
@@ -218,6 +231,9 @@ class ProjectionRunner:
         parameters = {row[0]: BKTParameters(*row[1:]) for row in self.con.execute(
             "SELECT competency_id, prior, learn, guess, slip FROM competency_parameters").fetchall()}
         by_learner = self._facts_of(learners)
+        rostered = dict(self.con.execute(
+            "SELECT learner, class_id FROM roster WHERE learner IN (SELECT unnest(?))",
+            [learners]).fetchall())
         for table in DERIVED:
             self.con.execute(f"DELETE FROM {table} WHERE learner IN (SELECT unnest(?))", [learners])
         profiles, mastery, transitions, days, classes = [], [], [], [], []
@@ -238,7 +254,8 @@ class ProjectionRunner:
                             for t in changes]
             days += [(d.learner, d.day, d.active_minutes, d.statements, d.sessions)
                      for d in learner_days(learner, facts)]
-            classes.append((learner, latest_class(facts)))
+            # A roster says which class a learner is in; otherwise the statements do.
+            classes.append((learner, rostered.get(learner) or latest_class(facts)))
         insert_rows(self.con, "learner_profile", _columns("learner_profile"), profiles)
         insert_rows(self.con, "mastery", _columns("mastery"), mastery)
         insert_rows(self.con, "mastery_transitions", _columns("mastery_transitions"), transitions)

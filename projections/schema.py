@@ -29,6 +29,7 @@ TABLES = {
     "engagement_daily": """
         learner VARCHAR, day DATE, active_minutes DOUBLE, statements INTEGER, sessions INTEGER""",
     "learner_class": "learner VARCHAR, class_id VARCHAR",
+    "roster": "learner VARCHAR, class_id VARCHAR, seq BIGINT",
     "projection_state": "name VARCHAR, position BIGINT",
     # Learners whose facts changed since their derived rows were last computed.
     "dirty_learners": "learner VARCHAR",

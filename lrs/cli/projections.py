@@ -127,6 +127,28 @@ def cmd_alignments_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_roster_load(args: argparse.Namespace) -> int:
+    """CSV with the columns learner (an IFI key, or an email) and class_id."""
+    path = Path(args.file)
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"learner", "class_id"} - set(reader.fieldnames or [])
+        if missing:
+            raise BadRequest(f"{path}: needs the columns {', '.join(sorted(missing))}")
+        entries = [(_learner_key(row["learner"]), row["class_id"]) for row in reader]
+    count = _store(args).load_roster(entries)
+    print(f"loaded {count} roster entries")
+    return 0
+
+
+def _learner_key(value: str) -> str:
+    value = value.strip()
+    if ":" in value:
+        return value
+    local, _, domain = value.partition("@")
+    return f"mbox:mailto:{local}@{domain.lower()}"
+
+
 def _sender(args: argparse.Namespace) -> Callable[[list[dict[str, Any]]], None]:
     url = args.url or os.environ.get("LRS_URL")
     if url:
@@ -198,6 +220,13 @@ def add_commands(commands: Any, store_options: Callable[[argparse.ArgumentParser
     load.add_argument("--framework", help="name of the framework (e.g. a CASE document URI)")
     store_options(load)
     load.set_defaults(func=cmd_alignments_load)
+
+    roster = commands.add_parser("roster", help="which class each learner is in")
+    roster_actions = roster.add_subparsers(dest="action", required=True)
+    roster_load = roster_actions.add_parser("load", help="load a roster CSV (learner,class_id)")
+    roster_load.add_argument("file")
+    store_options(roster_load)
+    roster_load.set_defaults(func=cmd_roster_load)
 
     simulate = commands.add_parser("simulate", help="simulate a school and post it to the LRS")
     simulate.add_argument("--learners", type=int, default=50)

@@ -62,3 +62,10 @@ def test_an_alignment_csv_without_the_columns_is_refused(tmp_path: Path,
     bad.write_text("activity,skill\nx,y\n")
     assert main(["alignments", "load", str(bad), "--data-dir", str(tmp_path)]) == 2
     assert "activity_id, competency_id" in capsys.readouterr().err
+
+
+def test_roster_load_takes_emails_or_ifi_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    roster = tmp_path / "roster.csv"
+    roster.write_text("learner,class_id\nAda@Example.org,7B\naccount:https://sis|s1,7C\n")
+    assert main(["roster", "load", str(roster), "--data-dir", str(tmp_path)]) == 0
+    assert "loaded 2 roster entries" in capsys.readouterr().out

@@ -183,3 +183,15 @@ def test_analysts_can_read_the_views_with_plain_duckdb(sqlite_store: LearningRec
     runner.con.close()
     with duckdb.connect(str(tmp_path / "views.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM learner_profile").fetchone() == (1,)
+
+
+def test_a_roster_puts_learners_in_their_class(sqlite_store: LearningRecordStore,
+                                               runner: ProjectionRunner) -> None:
+    append(sqlite_store, [answer("ada", 1, True, context={"team": {
+        "objectType": "Group", "name": "7B", "member": [agent("t")]}})])
+    runner.catch_up()
+    assert runner.con.execute("SELECT class_id FROM learner_class").fetchone() == ("team:7B",)
+    sqlite_store.load_roster([("mbox:mailto:ada@example.org", "sis:class-42")])
+    runner.catch_up()
+    assert runner.con.execute("SELECT class_id, learners FROM class_engagement").fetchone() == (
+        "sis:class-42", 1)
