@@ -22,12 +22,13 @@ from eventsourcing.utils import get_topic
 from kafka import KafkaProducer
 
 from lrs.application import LearningRecordStore
-from lrs.domain import Document, StoredStatement
+from lrs.domain import AlignmentSet, Document, Roster, StoredStatement
 
 log = logging.getLogger("lrs.relay")
 
 RELAYED_TOPICS = [get_topic(StoredStatement.Stored), get_topic(Document.Created),
-                  get_topic(Document.Written), get_topic(Document.Deleted)]
+                  get_topic(Document.Written), get_topic(Document.Deleted),
+                  get_topic(AlignmentSet.Loaded), get_topic(Roster.Loaded)]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,13 @@ class LogFollower:
             body: dict[str, Any] = {"type": "statement", "statement": event.statement,
                                     "credential": event.credential}
             key = learner_key(event.statement)
+        elif isinstance(event, AlignmentSet.Loaded):
+            body = {"type": "alignments", "framework": event.framework,
+                    "alignments": event.alignments, "parameters": event.parameters}
+            key = "alignments"
+        elif isinstance(event, Roster.Loaded):
+            body = {"type": "roster", "entries": event.entries}
+            key = "roster"
         else:
             resource, scope = self._document_identity(event.originator_id)
             body = {"type": "document", "event": type(event).__name__, "resource": resource,

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,30 @@ def create_schema(con: Any) -> None:
         con.execute(f"CREATE OR REPLACE VIEW {view} AS {query}")
     for macro in MACROS:
         con.execute(macro)
+
+
+@dataclass
+class PageItems:
+    """What one page of events brings: statement facts, alignments, parameters, roster rows."""
+
+    facts: list[Fact] = field(default_factory=list)
+    alignments: list[tuple[Any, ...]] = field(default_factory=list)
+    parameters: list[tuple[Any, ...]] = field(default_factory=list)
+    roster: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def add_statement(self, position: int, statement: dict[str, Any]) -> None:
+        fact = fact_of(position, statement)
+        if fact is not None:
+            self.facts.append(fact)
+
+    def add_alignments(self, position: int, framework: str, alignments: list[list[str]],
+                       parameters: dict[str, dict[str, float]]) -> None:
+        self.alignments += [(a, c, framework, position) for a, c in alignments]
+        self.parameters += [(c, p["prior"], p["learn"], p["guess"], p["slip"], position)
+                            for c, p in parameters.items()]
+
+    def add_roster(self, position: int, entries: list[list[str]]) -> None:
+        self.roster += [(learner, class_id, position) for learner, class_id in entries]
 
 
 class ProjectionRunner:
@@ -149,42 +174,49 @@ class ProjectionRunner:
                 self.stop.wait(2.0)
 
     def apply_page(self, page: Sequence[Notification]) -> None:
-        facts: list[Fact] = []
-        alignment_rows: list[tuple[Any, ...]] = []
-        parameter_rows: list[tuple[Any, ...]] = []
-        roster_rows: list[tuple[Any, ...]] = []
+        items = PageItems()
         mapper = self.store.mapper
         plain = mapper.cipher is None and mapper.compressor is None
         for notification in page:
             if plain and notification.topic == STATEMENT_TOPIC:
                 # The hot path: the statement straight from the event's state, no event object.
-                fact = fact_of(notification.id, mapper.transcoder.decode(notification.state)["statement"])
-                if fact is not None:
-                    facts.append(fact)
+                items.add_statement(notification.id,
+                                    mapper.transcoder.decode(notification.state)["statement"])
                 continue
             event: Any = mapper.to_domain_event(notification)
             if isinstance(event, StoredStatement.Stored):
-                fact = fact_of(notification.id, event.statement)
-                if fact is not None:
-                    facts.append(fact)
+                items.add_statement(notification.id, event.statement)
             elif isinstance(event, Roster.Loaded):
-                roster_rows += [(learner, class_id, notification.id)
-                                for learner, class_id in event.entries]
+                items.add_roster(notification.id, event.entries)
             else:
-                alignment_rows += [(a, c, event.framework, notification.id) for a, c in event.alignments]
-                parameter_rows += [(c, p["prior"], p["learn"], p["guess"], p["slip"], notification.id)
-                                   for c, p in event.parameters.items()]
+                items.add_alignments(notification.id, event.framework, event.alignments,
+                                     event.parameters)
+        self.apply_items(items, page[-1].id)
+
+    def apply_items(self, items: PageItems, position: int, skip_known: bool = False) -> None:
+        """One transaction: the facts, the learners they touch, and the new position.
+
+        ``skip_known`` drops facts whose log position is already applied, for sources that may
+        deliver an event twice (a Kafka topic).
+        """
         with self.lock:
             self.con.execute("BEGIN TRANSACTION")
             try:
+                facts = items.facts
+                if skip_known and facts:
+                    known = {row[0] for row in self.con.execute(
+                        "SELECT seq FROM statement_facts WHERE seq IN (SELECT unnest(?))",
+                        [[f.seq for f in facts]]).fetchall()}
+                    facts = [f for f in facts if f.seq not in known]
                 affected = self._apply_facts(facts)
-                if alignment_rows or parameter_rows:
-                    affected |= self._apply_alignments(alignment_rows, parameter_rows)
-                if roster_rows:
-                    affected |= self._apply_roster(roster_rows)
+                if items.alignments or items.parameters:
+                    affected |= self._apply_alignments(items.alignments, items.parameters)
+                if items.roster:
+                    affected |= self._apply_roster(items.roster)
                 insert_rows(self.con, "dirty_learners", ("learner",), [(a,) for a in sorted(affected)])
+                position = max(position, self.position())
                 self.con.execute("DELETE FROM projection_state WHERE name = ?", [NAME])
-                self.con.execute("INSERT INTO projection_state VALUES (?, ?)", [NAME, page[-1].id])
+                self.con.execute("INSERT INTO projection_state VALUES (?, ?)", [NAME, position])
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")

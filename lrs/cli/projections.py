@@ -51,7 +51,14 @@ def cmd_project(args: argparse.Namespace) -> int:
     runner = ProjectionRunner(_store(args), _views_path(args), page_size=args.page_size)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop.set())
-    runner.run()
+    if args.source == "kafka":
+        from projections.kafka_source import KafkaProjectionSource
+
+        if not args.bootstrap:
+            raise BadRequest("--source kafka needs --bootstrap (and --topic)")
+        KafkaProjectionSource(runner, args.bootstrap, args.topic, args.group).run()
+    else:
+        runner.run()
     runner.close()
     return 0
 
@@ -201,8 +208,11 @@ def add_commands(commands: Any, store_options: Callable[[argparse.ArgumentParser
     rebuild.set_defaults(func=cmd_rebuild)
 
     project = commands.add_parser("project", help="run the projection runner as its own process")
-    project.add_argument("--source", choices=["log"], default="log",
-                         help="where events come from (the event log)")
+    project.add_argument("--source", choices=["log", "kafka"], default="log",
+                         help="the event log, or the relay's outbound Kafka topic")
+    project.add_argument("--bootstrap", help="with --source kafka: host:port[,host:port]")
+    project.add_argument("--topic", default="lrs.events", help="with --source kafka")
+    project.add_argument("--group", default="lrs-projector", help="with --source kafka")
     views_options(project)
     project.set_defaults(func=cmd_project)
 

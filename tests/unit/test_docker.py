@@ -23,7 +23,7 @@ def lrs_services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_compose_has_every_part_of_a_multi_node_deployment(compose: dict[str, Any]) -> None:
-    assert {"postgres", "kafka", "api", "ingest", "relay"} <= set(compose["services"])
+    assert {"postgres", "kafka", "api", "ingest", "relay", "projector"} <= set(compose["services"])
     assert compose["services"]["api"]["deploy"]["replicas"] == 2
 
 
@@ -36,7 +36,7 @@ def test_kafka_runs_in_kraft_mode_without_zookeeper(compose: dict[str, Any]) -> 
 def test_every_command_compose_runs_exists_in_the_cli(compose: dict[str, Any]) -> None:
     parser = build_parser()
     services = lrs_services(compose)
-    assert len(services) == 3
+    assert len(services) == 4
     for name, service in services.items():
         args = parser.parse_args(service["command"])  # exits on an unknown command or flag
         assert callable(args.func), name
