@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient
@@ -89,3 +90,18 @@ def create_topic(bootstrap: str, name: str, partitions: int) -> None:
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     finally:
         admin.close()
+
+
+def read_topic(bootstrap: str, topic: str, expected: int, timeout_ms: int = 20_000) -> list[Any]:
+    """Up to ``expected`` records from the start of a topic, as a fresh consumer group sees it."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             group_id=f"check-{uuid.uuid4().hex}", consumer_timeout_ms=timeout_ms)
+    found = []
+    for record in consumer:
+        found.append(record)
+        if len(found) >= expected:
+            break
+    consumer.close()
+    return found

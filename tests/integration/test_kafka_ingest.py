@@ -8,22 +8,20 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from eventsourcing.utils import get_topic
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from ingest.kafka_consumer import KafkaIngestConfig, KafkaIngester, MessageIngest
 from lrs.application import LearningRecordStore
 from lrs.auth import CredentialDirectory
 from lrs.config import Settings
 from lrs.domain import StoredStatement
-from tests.kafka_broker import create_topic, kafka_bootstrap, new_topic  # noqa: F401
+from tests.kafka_broker import create_topic, kafka_bootstrap, new_topic, read_topic  # noqa: F401
 from tests.statements import agent, statement, with_id
 
 STORED = get_topic(StoredStatement.Stored)
@@ -80,19 +78,6 @@ def produce(bootstrap: str, topic: str, values: list[bytes],
                       headers=TOOL if headers is None else headers)
     producer.flush()
     producer.close()
-
-
-def dead_letters(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    consumer = KafkaConsumer(f"{topic}.dead-letter", bootstrap_servers=bootstrap,
-                             auto_offset_reset="earliest", group_id=f"dlq-{uuid.uuid4().hex}",
-                             consumer_timeout_ms=20_000)
-    found = []
-    for record in consumer:
-        found.append(record)
-        if len(found) >= expected:
-            break
-    consumer.close()
-    return found
 
 
 def test_statements_from_several_producers_land_exactly_once(
@@ -158,7 +143,7 @@ def test_poison_messages_reach_the_dead_letter_topic_and_do_not_stall_the_partit
     running = RunningIngester(store, kafka_bootstrap, topic)
     eventually(lambda: good["id"] in stored_ids(store))
     running.stop()
-    letters = dead_letters(kafka_bootstrap, topic, expected=len(poison) + 1)
+    letters = read_topic(kafka_bootstrap, f"{topic}.dead-letter", expected=len(poison) + 1)
     categories = [dict(r.headers)["lrs-dead-letter-category"].decode() for r in letters]
     assert categories == [why for _, _, why in poison] + ["conflict"]
     for (value, _, _), letter in zip(poison, letters, strict=False):

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from ingest.pipeline import prepare_statements
 from lrs.application import LearningRecordStore
 from lrs.auth import Principal
 from lrs.documents import STATE, DocumentKey, Preconditions
 from lrs.relay import KafkaRelay, learner_key
-from tests.kafka_broker import kafka_bootstrap, new_topic  # noqa: F401
+from tests.kafka_broker import kafka_bootstrap, new_topic, read_topic  # noqa: F401
 from tests.statements import agent, statement
 
 
@@ -37,18 +36,6 @@ def append(store: LearningRecordStore, docs: list[dict[str, Any]]) -> None:
         store.store_batches([prepare_statements(doc, WRITER, "1.0.3", 100)])
 
 
-def consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             group_id=f"check-{uuid.uuid4().hex}", consumer_timeout_ms=15_000)
-    found = []
-    for record in consumer:
-        found.append(record)
-        if len(found) >= expected:
-            break
-    consumer.close()
-    return found
-
-
 def relay_once(store: LearningRecordStore, bootstrap: str, topic: str) -> int:
     relay = KafkaRelay(store, store.factory.tracking_recorder(), bootstrap, topic)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
@@ -64,7 +51,7 @@ def test_relay_output_matches_the_log_in_order_per_learner(
     docs = [statement(actor=agent(f"learner{n % 9}")) for n in range(300)]
     append(store, docs)
     assert relay_once(store, kafka_bootstrap, outbound) == 300
-    records = consume(kafka_bootstrap, outbound, 300)
+    records = read_topic(kafka_bootstrap, outbound, 300)
     assert len(records) == 300
     per_key: dict[bytes, list[int]] = defaultdict(list)
     for record in records:
@@ -85,7 +72,7 @@ def test_relay_resumes_from_its_saved_position_and_skips_nothing(
     assert relay_once(store, kafka_bootstrap, outbound) == 40
     append(store, [statement() for _ in range(25)])
     assert relay_once(store, kafka_bootstrap, outbound) == 25  # a restarted relay
-    positions = [orjson.loads(r.value)["position"] for r in consume(kafka_bootstrap, outbound, 65)]
+    positions = [orjson.loads(r.value)["position"] for r in read_topic(kafka_bootstrap, outbound, 65)]
     assert sorted(positions) == [n.id for n in store.recorder.select_notifications(1, 1000)]
 
 
@@ -97,6 +84,6 @@ def test_document_events_are_relayed_keyed_by_agent(
                          conditions=Preconditions(), must_be_conditional=False)
     store.delete_documents([store.document(key)], Preconditions())
     assert relay_once(store, kafka_bootstrap, outbound) == 2
-    bodies = [orjson.loads(r.value) for r in consume(kafka_bootstrap, outbound, 2)]
+    bodies = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, outbound, 2)]
     assert [b["event"] for b in bodies] == ["Created", "Deleted"]
     assert bodies[0]["scope"]["agent"] == "mbox:mailto:ada@example.org"
