@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -52,7 +53,13 @@ def pct(values: list[float], p: int) -> float:
 
 async def live(data_dir: Path, args: argparse.Namespace) -> None:
     school = School(args.learners, seed=99)
-    stream = [s for day in school.days(args.days + 60) for s in day][: args.rate * args.seconds + 1]
+    wanted = args.rate * args.seconds + 1
+    stream: list[dict[str, Any]] = []
+    for day in school.days(args.days + 60):  # only as many days as the run needs
+        stream.extend(day)
+        if len(stream) >= wanted:
+            break
+    stream = stream[:wanted]
     with running_server(data_dir=str(data_dir)) as server:
         auth = {"Authorization": "Basic " + base64.b64encode(CREDENTIAL.encode()).decode()}
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
