@@ -274,7 +274,7 @@ def test_attachment_needs_display_content_type_length_and_sha2() -> None:
     doc = statement(attachments=[{"usageType": "https://example.org/essay"}])
     message = rejected(doc)
     for name in ("display", "contentType", "length", "sha2"):
-        assert f"statement.attachments[0].{name}: is required" in message or "more" in message
+        assert f"statement.attachments[0].{name}: is required" in message
 
 
 def test_authority_group_has_exactly_two_members() -> None:
