@@ -23,6 +23,7 @@ from kafka import KafkaProducer
 
 from lrs.application import LearningRecordStore
 from lrs.domain import AlignmentSet, Document, Roster, StoredStatement
+from projections.facts import actor_key
 
 log = logging.getLogger("lrs.relay")
 
@@ -39,15 +40,8 @@ class OutboundMessage:
 
 
 def learner_key(statement: dict[str, Any]) -> str:
-    """The actor's identity: the learner whose events must stay in order."""
-    actor = statement.get("actor", {})
-    for prop in ("mbox", "mbox_sha1sum", "openid"):
-        if prop in actor:
-            return f"{prop}:{actor[prop]}"
-    if "account" in actor:
-        return f"account:{actor['account'].get('homePage')}|{actor['account'].get('name')}"
-    members = actor.get("member") or [{}]
-    return learner_key({"actor": members[0]}) if members != [{}] else "anonymous"
+    """The actor's IFI key (as the views name learners): whose events must stay in order."""
+    return actor_key(statement.get("actor")) or "anonymous"
 
 
 class LogFollower:

@@ -117,8 +117,7 @@ class ProjectionRunner:
         if behind:
             event: Any = self.store.mapper.to_domain_event(behind[0])
             seconds = max((datetime.now(event.timestamp.tzinfo) - event.timestamp).total_seconds(), 0)
-        pending = len(self.store.recorder.select_notifications(
-            position + 1, 100_000, topics=TOPICS)) if behind else 0
+        pending = self.store.index.events_after(position, TOPICS) if behind else 0
         return {"position": position, "log_position": log_position, "events_behind": pending,
                 "learners_to_refresh": int(dirty), "seconds_behind": round(seconds, 3)}
 

@@ -272,6 +272,13 @@ class StatementIndexSQL:
         c.execute(self.sql("SELECT name FROM xapi_agent_name WHERE ifi = ? ORDER BY name"), [ifi])
         return [row["name"] for row in c.fetchall()]
 
+    def count_events_after(self, c: Cursor, position: int, topics: Sequence[str]) -> int:
+        c.execute(self.sql(f"SELECT COUNT(*) AS n FROM {self.events_table}"
+                           f" WHERE {self.events_seq} > ? AND topic IN ({_marks(len(topics))})"),
+                  [position, *topics])
+        row = c.fetchone()
+        return int(row["n"])
+
     def max_seq(self, c: Cursor) -> int:
         c.execute("SELECT MAX(seq) AS m FROM xapi_statement")
         row = c.fetchone()
@@ -334,6 +341,11 @@ class StatementIndexReads:
     def agent_names(self, ifi: str) -> list[str]:
         with self._read_transaction() as c:
             return self.index.agent_names(c, ifi)
+
+    def events_after(self, position: int, topics: Sequence[str]) -> int:
+        """How many events of these topics the log holds after a position (without reading them)."""
+        with self._read_transaction() as c:
+            return self.index.count_events_after(c, position, topics)
 
     def max_statement_seq(self) -> int:
         with self._read_transaction() as c:

@@ -152,3 +152,12 @@ def test_no_part_files_are_left_behind_after_a_rejection(xapi: XAPIClient, setti
     send(xapi, *multipart(doc, (ESSAY, "text/plain"), (b"stray", "text/plain")))
     incoming = settings.data_dir / "attachments" / "incoming"
     assert list(incoming.iterdir()) == []
+
+
+def test_a_rejected_put_leaves_no_part_files_behind(xapi: XAPIClient, settings: Any) -> None:
+    doc = with_id(statement(attachments=[declared(ESSAY)]))
+    response = send(xapi, *multipart(doc, (ESSAY, "text/plain")), method="PUT",
+                    statementId="6f0b4c0e-1b1a-4d7e-9d2b-3a1f0d9a8c11")
+    assert response.status_code == 400
+    assert "differs from statementId" in response.json()["error"]["message"]
+    assert list((settings.data_dir / "attachments" / "incoming").iterdir()) == []

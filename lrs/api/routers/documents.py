@@ -7,14 +7,13 @@ merges JSON, GET returns one document or the ids, DELETE removes one (or, for St
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.utils import format_datetime
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from lrs.api.deps import PrincipalDep, ServicesDep
 from lrs.api.params import agent_ifi_param, iri_param, reject_unknown, required, time_param, uuid_param
-from lrs.api.responses import JSON
+from lrs.api.responses import JSON, http_date
 from lrs.auth import PROFILE_READ, PROFILE_WRITE, STATE_READ, STATE_WRITE
 from lrs.documents import (
     ACTIVITY_PROFILE,
@@ -26,7 +25,6 @@ from lrs.documents import (
 )
 from lrs.errors import BadRequest
 from lrs.store.documents import DocumentFilter
-from schemas.base import parse_timestamp
 
 router = APIRouter(tags=["documents"])
 
@@ -80,12 +78,8 @@ def _conditions(request: Request) -> Preconditions:
     return Preconditions(request.headers.get("if-match"), request.headers.get("if-none-match"))
 
 
-def _http_date(stored: str) -> str:
-    return format_datetime(parse_timestamp(stored), usegmt=True)
-
-
 def _document_response(doc: StoredDocument, head: bool) -> Response:
-    headers = {"ETag": f'"{doc.etag}"', "Last-Modified": _http_date(doc.updated)}
+    headers = {"ETag": f'"{doc.etag}"', "Last-Modified": http_date(doc.updated)}
     return Response(b"" if head else doc.content, media_type=doc.content_type, headers=headers)
 
 
@@ -126,7 +120,7 @@ def _handlers(resource: Resource, path: str) -> None:
             doc = await run_in_threadpool(services.store.document, resource.key(params))
             return _document_response(doc, head)
         docs = await run_in_threadpool(services.store.documents, resource.selection(params))
-        headers = {"Last-Modified": _http_date(max(d.updated for d in docs))} if docs else {}
+        headers = {"Last-Modified": http_date(max(d.updated for d in docs))} if docs else {}
         ids = sorted({d.key.document_id for d in docs})
         return Response(headers=headers, media_type="application/json") if head \
             else JSON(ids, headers=headers)

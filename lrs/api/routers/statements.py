@@ -6,8 +6,6 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
-from email.utils import format_datetime
 from typing import Any
 
 import orjson
@@ -18,7 +16,7 @@ from starlette.responses import StreamingResponse
 from ingest.multipart import MultipartRequest, read_multipart
 from ingest.pipeline import prepare_statements
 from lrs.api.deps import PrincipalDep, ServicesDep, VersionDep
-from lrs.api.responses import JSON
+from lrs.api.responses import JSON, http_date
 from lrs.api.services import Services
 from lrs.api.statement_params import MoreToken, StatementsRequest, next_page, parse_request
 from lrs.errors import BadRequest, UnsupportedMediaType
@@ -61,9 +59,12 @@ def _parse(body: bytes) -> Any:
         raise BadRequest(str(exc)) from None
 
 
-async def _store(services: Services, body: _Body, principal: PrincipalDep,
-                 version: str) -> list[str]:
+async def _store(services: Services, body: _Body, principal: PrincipalDep, version: str,
+                 put_id: str | None = None) -> list[str]:
+    """Validate, keep the attachment bodies, append; the request's part files go in any case."""
     try:
+        if put_id is not None:
+            body.payload = _with_put_id(body.payload, put_id)
         principal.require_write()
         parts = body.parts.parts if body.parts else []
         batch = prepare_statements(body.payload, principal, version,
@@ -90,19 +91,17 @@ async def put_statement(request: Request, services: ServicesDep, principal: Prin
         statement_id = str(uuid.UUID(statement_id))
     except ValueError:
         raise BadRequest(f"statementId: '{statement_id}' is not a UUID") from None
-    body = await _read_body(request, services)
-    payload = body.payload
+    await _store(services, await _read_body(request, services), principal, version, statement_id)
+    return Response(status_code=204)
+
+
+def _with_put_id(payload: Any, statement_id: str) -> dict[str, Any]:
+    """PUT stores one statement under the id in its query (Communication 2.1.1)."""
     if not isinstance(payload, dict):
-        if body.parts:
-            body.parts.discard()
         raise BadRequest("body: PUT takes one statement object")
     if "id" in payload and str(payload["id"]).lower() != statement_id:
-        if body.parts:
-            body.parts.discard()
         raise BadRequest(f"id: '{payload['id']}' differs from statementId '{statement_id}'")
-    body.payload = {**payload, "id": statement_id}
-    await _store(services, body, principal, version)
-    return Response(status_code=204)
+    return {**payload, "id": statement_id}
 
 
 @router.post("")
@@ -139,7 +138,7 @@ async def get_statements(request: Request, services: ServicesDep,
         body, newest = await run_in_threadpool(_page, services, wanted, mine, languages)
     headers = {
         "X-Experience-API-Consistent-Through": consistent,
-        "Last-Modified": _http_date(newest or consistent),
+        "Last-Modified": http_date(newest or consistent),
     }
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers, media_type="application/json")
@@ -169,10 +168,6 @@ def _definitions(services: Services, fmt: str,
     if fmt != "canonical":
         return {}
     return services.store.index.activity_definitions(activity_ids(documents))
-
-
-def _http_date(stored: str) -> str:
-    return format_datetime(datetime.fromisoformat(stored.replace("Z", "+00:00")), usegmt=True)
 
 
 def _multipart(body: Any, headers: dict[str, str], attachments: AttachmentStore) -> Response:
