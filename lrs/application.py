@@ -297,8 +297,8 @@ class LearningRecordStore(Application[UUID]):
                                parameters=parameters))
         return len(alignments)
 
-    def load_roster(self, entries: Sequence[tuple[str, str]]) -> int:
-        """Record learner-to-class assignments as one event."""
+    def load_roster(self, entries: Sequence[tuple[str, ...]]) -> int:
+        """Record learner-to-class assignments (and each class's org, where given) as one event."""
         if not entries:
             raise BadRequest("the roster file holds no learners")
         self.save(Roster(entries=[list(e) for e in entries]))

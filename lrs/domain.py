@@ -141,7 +141,8 @@ class Roster(Aggregate):
     """Which class each learner is in, as a school's roster says; the latest load wins."""
 
     class Loaded(Aggregate.Created):
-        entries: list[list[str]]  # [learner IFI key, class id]
+        # [learner IFI key, class id] or [learner IFI key, class id, org]: the org is optional.
+        entries: list[list[str]]
 
     @event(Loaded)
     def __init__(self, entries: list[list[str]]) -> None:

@@ -87,7 +87,8 @@ def _scaled(score: Any) -> float | None:
     return None
 
 
-def _timestamp(statement: dict[str, Any]) -> datetime:
+def statement_time(statement: dict[str, Any]) -> datetime:
+    """The statement's timestamp (else stored) as naive UTC: the time every view uses."""
     text = str(statement.get("timestamp") or statement["stored"]).replace("Z", "+00:00")
     moment = datetime.fromisoformat(text)
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -133,7 +134,7 @@ def fact_of(seq: int, statement: dict[str, Any]) -> Fact | None:
         statement_id=statement["id"],
         learner=learner,
         learner_name=(statement.get("actor") or {}).get("name"),
-        ts=_timestamp(statement),
+        ts=statement_time(statement),
         verb=statement["verb"]["id"],
         object_id=obj.get("id") if kind == "Activity" else None,
         object_type=(obj.get("definition") or {}).get("type") if kind == "Activity" else None,

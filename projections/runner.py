@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from projections.engagement import latest_class, learner_days
 from projections.facts import Fact, fact_of
 from projections.mastery import learner_mastery
 from projections.profile import learner_profile
-from projections.schema import DERIVED, MACROS, TABLES, VIEWS
+from projections.schema import DERIVED, MACROS, SCHEMA_VERSION, TABLES, VIEWS
 
 log = logging.getLogger("lrs.projections")
 
@@ -56,12 +56,29 @@ def insert_rows(con: Any, table: str, columns: Sequence[str], rows: Sequence[Seq
 
 
 def create_schema(con: Any) -> None:
+    """The tables, views and macros; a file of an older shape is emptied, to be rebuilt."""
+    tables = {row[0] for row in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        " AND table_type = 'BASE TABLE'").fetchall()}
+    version = None
+    if "projection_state" in tables:
+        row = con.execute("SELECT position FROM projection_state WHERE name = 'schema_version'"
+                          ).fetchone()
+        version = row[0] if row else None
+    if tables and version != SCHEMA_VERSION:
+        log.warning("views file has schema version %s, not %s: rebuilding from the log",
+                    version, SCHEMA_VERSION)
+        for table in tables:
+            con.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+        tables = set()
     for table, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
     for view, query in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {view} AS {query}")
     for macro in MACROS:
         con.execute(macro)
+    if not tables:
+        con.execute("INSERT INTO projection_state VALUES ('schema_version', ?)", [SCHEMA_VERSION])
 
 
 @dataclass
@@ -85,7 +102,8 @@ class PageItems:
                             for c, p in parameters.items()]
 
     def add_roster(self, position: int, entries: list[list[str]]) -> None:
-        self.roster += [(learner, class_id, position) for learner, class_id in entries]
+        # Older roster events carry no org.
+        self.roster += [(e[0], e[1], e[2] if len(e) > 2 else None, position) for e in entries]
 
 
 class ProjectionRunner:
@@ -123,16 +141,23 @@ class ProjectionRunner:
 
     # --- applying the log --------------------------------------------------------------------
 
-    def catch_up(self) -> int:
-        """Apply every page available now, then refresh; returns how many events were applied."""
+    def catch_up(self, until: int | None = None,
+                 progress: Callable[[int], object] | None = None) -> int:
+        """Apply every page available now (or up to log position ``until``), then refresh;
+        returns how many events were applied. ``progress`` hears each page's size."""
         applied = 0
         while not self.stop.is_set():
+            start = self.position() + 1
+            if until is not None and start > until:
+                break
             page = self.store.recorder.select_notifications(
-                self.position() + 1, self.page_size, topics=TOPICS)
+                start, self.page_size, stop=until, topics=TOPICS)
             if not page:
                 break
             self.apply_page(page)
             applied += len(page)
+            if progress is not None:
+                progress(len(page))
         self.refresh()
         return applied
 
@@ -162,6 +187,11 @@ class ProjectionRunner:
                 self.con.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
             create_schema(self.con)
         return self.catch_up()
+
+    def learners_changed_after(self, position: int) -> list[str]:
+        return [row[0] for row in self.con.execute(
+            "SELECT learner FROM learner_versions WHERE position > ? ORDER BY learner",
+            [position]).fetchall()]
 
     def run(self, interval: float = 0.2) -> None:
         while not self.stop.is_set():
@@ -207,12 +237,16 @@ class ProjectionRunner:
                         "SELECT seq FROM statement_facts WHERE seq IN (SELECT unnest(?))",
                         [[f.seq for f in facts]]).fetchall()}
                     facts = [f for f in facts if f.seq not in known]
-                affected = self._apply_facts(facts)
+                versions = self._apply_facts(facts)
                 if items.alignments or items.parameters:
-                    affected |= self._apply_alignments(items.alignments, items.parameters)
+                    loaded = max(row[-1] for row in items.alignments + items.parameters)
+                    for learner in self._apply_alignments(items.alignments, items.parameters):
+                        versions[learner] = max(versions.get(learner, 0), loaded)
                 if items.roster:
-                    affected |= self._apply_roster(items.roster)
-                insert_rows(self.con, "dirty_learners", ("learner",), [(a,) for a in sorted(affected)])
+                    for learner, seq in self._apply_roster(items.roster).items():
+                        versions[learner] = max(versions.get(learner, 0), seq)
+                insert_rows(self.con, "dirty_learners", ("learner",), [(a,) for a in sorted(versions)])
+                self._record_versions(versions)
                 position = max(position, self.position())
                 self.con.execute("DELETE FROM projection_state WHERE name = ?", [NAME])
                 self.con.execute("INSERT INTO projection_state VALUES (?, ?)", [NAME, position])
@@ -221,24 +255,44 @@ class ProjectionRunner:
                 self.con.execute("ROLLBACK")
                 raise
 
-    def _apply_facts(self, facts: Sequence[Fact]) -> set[str]:
+    def _apply_facts(self, facts: Sequence[Fact]) -> dict[str, int]:
+        """Insert the facts; returns each affected learner with the position that changed it."""
         if facts:
             columns = {c: [getattr(f, c) for f in facts] for c in _FACT_COLUMNS}
             columns["competencies"] = [list(f.competencies) for f in facts]
             columns["voided"] = [False] * len(facts)
             insert_columns(self.con, "statement_facts", columns)
-        affected = {f.learner for f in facts}
+        versions: dict[str, int] = {}
+        for f in facts:
+            versions[f.learner] = max(versions.get(f.learner, 0), f.seq)
         ids = [f.statement_id for f in facts] + [f.voids for f in facts if f.voids]
         if ids:
             # A voiding statement may come before or after its target; either way the target
-            # leaves every view, and its learner is recomputed.
+            # leaves every view, and its learner is recomputed from the later of the two.
             voided = self.con.execute(
                 "UPDATE statement_facts SET voided = true WHERE NOT voided AND voids IS NULL"
                 " AND statement_id IN (SELECT unnest(?)) AND statement_id IN"
                 " (SELECT voids FROM statement_facts WHERE voids IS NOT NULL)"
-                " RETURNING learner", [ids]).fetchall()
-            affected |= {row[0] for row in voided}
-        return affected
+                " RETURNING learner, seq, statement_id", [ids]).fetchall()
+            if voided:
+                voiders = dict(self.con.execute(
+                    "SELECT voids, max(seq) FROM statement_facts WHERE voids IN (SELECT unnest(?))"
+                    " GROUP BY voids", [[row[2] for row in voided]]).fetchall())
+                for learner, seq, statement_id in voided:
+                    changed = max(seq, voiders.get(statement_id, seq))
+                    versions[learner] = max(versions.get(learner, 0), changed)
+        return versions
+
+    def _record_versions(self, versions: dict[str, int]) -> None:
+        if not versions:
+            return
+        learners = sorted(versions)
+        known = dict(self.con.execute(
+            "SELECT learner, position FROM learner_versions WHERE learner IN (SELECT unnest(?))",
+            [learners]).fetchall())
+        self.con.execute("DELETE FROM learner_versions WHERE learner IN (SELECT unnest(?))", [learners])
+        insert_rows(self.con, "learner_versions", ("learner", "position"),
+                    [(a, max(versions[a], known.get(a, 0))) for a in learners])
 
     def _apply_alignments(self, alignments: list[tuple[Any, ...]],
                           parameters: list[tuple[Any, ...]]) -> set[str]:
@@ -254,11 +308,11 @@ class ProjectionRunner:
         return {row[0] for row in self.con.execute(
             "SELECT DISTINCT learner FROM statement_facts").fetchall()}
 
-    def _apply_roster(self, rows: list[tuple[Any, ...]]) -> set[str]:
+    def _apply_roster(self, rows: list[tuple[Any, ...]]) -> dict[str, int]:
         learners = sorted({row[0] for row in rows})
         self.con.execute("DELETE FROM roster WHERE learner IN (SELECT unnest(?))", [learners])
-        insert_rows(self.con, "roster", ("learner", "class_id", "seq"), rows)
-        return set(learners)
+        insert_rows(self.con, "roster", ("learner", "class_id", "org", "seq"), rows)
+        return {row[0]: row[-1] for row in rows}
 
     def _recompute(self, learners: list[str]) -> None:
         if not learners:

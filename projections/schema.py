@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# Bumped whenever a table changes shape; a views file of another version is rebuilt from the log.
+SCHEMA_VERSION = 2
+
 # Derived tables have no primary keys: each page deletes and re-inserts a learner's rows, which
 # DuckDB's index checks do not allow within one transaction.
 TABLES = {
@@ -29,7 +32,10 @@ TABLES = {
     "engagement_daily": """
         learner VARCHAR, day DATE, active_minutes DOUBLE, statements INTEGER, sessions INTEGER""",
     "learner_class": "learner VARCHAR, class_id VARCHAR",
-    "roster": "learner VARCHAR, class_id VARCHAR, seq BIGINT",
+    "roster": "learner VARCHAR, class_id VARCHAR, org VARCHAR, seq BIGINT",
+    # The log position of the newest event that changed each learner's rows: what an
+    # incremental export asks ("who changed since position P?").
+    "learner_versions": "learner VARCHAR, position BIGINT",
     "projection_state": "name VARCHAR, position BIGINT",
     # Learners whose facts changed since their derived rows were last computed.
     "dirty_learners": "learner VARCHAR",

@@ -135,20 +135,32 @@ def cmd_alignments_load(args: argparse.Namespace) -> int:
 
 
 def cmd_roster_load(args: argparse.Namespace) -> int:
-    """CSV with the columns learner (an IFI key, or an email) and class_id."""
-    path = Path(args.file)
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"learner", "class_id"} - set(reader.fieldnames or [])
-        if missing:
-            raise BadRequest(f"{path}: needs the columns {', '.join(sorted(missing))}")
-        entries = [(_learner_key(row["learner"]), row["class_id"]) for row in reader]
+    """CSV with the columns learner (an IFI key, or an email) and class_id, and optionally org."""
+    entries = [(learner, class_id, org) if org else (learner, class_id)
+               for learner, class_id, org, _ in read_roster(Path(args.file))]
     count = _store(args).load_roster(entries)
     print(f"loaded {count} roster entries")
     return 0
 
 
-def _learner_key(value: str) -> str:
+def read_roster(path: Path) -> list[tuple[str, str, str | None, str | None]]:
+    """(learner key, class id, org, the district's own user id) for each row of a roster CSV."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"learner", "class_id"} - set(reader.fieldnames or [])
+        if missing:
+            raise BadRequest(f"{path}: needs the columns {', '.join(sorted(missing))}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            if not (row.get("learner") or "").strip() or not (row.get("class_id") or "").strip():
+                raise BadRequest(f"{path}:{line}: learner and class_id must not be empty")
+            rows.append((learner_key(row["learner"]), row["class_id"].strip(),
+                         (row.get("org") or "").strip() or None,
+                         (row.get("user_sourced_id") or "").strip() or None))
+    return rows
+
+
+def learner_key(value: str) -> str:
     value = value.strip()
     if ":" in value:
         return value

@@ -1,0 +1,1 @@
+"""District data exports."""
