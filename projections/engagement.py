@@ -4,16 +4,19 @@ Active time comes from result.duration where a statement has one; otherwise it i
 the learner's next statement, capped at 30 minutes. A session is a registration, or, without
 one, a run of statements with no gap longer than 30 minutes. What depends on "today" (streaks,
 recent weeks, risk) is computed in SQL views as of the newest event in the log.
+
+A fold over the learner's facts, oldest first. Only the newest day can still change (its last
+statement's gap is open), so the saved state is that day and where the sessions stand.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from projections.facts import Fact
+from projections.facts import Fact, from_iso, to_iso
 
 GAP_CAP = timedelta(minutes=30)
 
@@ -27,25 +30,64 @@ class DailyRow:
     sessions: int
 
 
-def learner_days(learner: str, facts: Sequence[Fact]) -> list[DailyRow]:
-    minutes: dict[date, float] = defaultdict(float)
-    counts: dict[date, int] = defaultdict(int)
-    sessions: dict[date, set[str]] = defaultdict(set)
-    session_number = 0
-    for index, fact in enumerate(facts):
-        day = fact.ts.date()
-        counts[day] += 1
-        following = facts[index + 1] if index + 1 < len(facts) else None
-        gap = following.ts - fact.ts if following is not None else None
+@dataclass(slots=True)
+class _Day:
+    minutes: float = 0.0
+    statements: int = 0
+    sessions: set[str] = field(default_factory=set)
+
+
+class EngagementFold:
+    def __init__(self, learner: str) -> None:
+        self.learner = learner
+        self.days: dict[date, _Day] = {}  # the days touched since this fold started or resumed
+        self.session = 0
+        self.previous: datetime | None = None
+        self.previous_open = False  # the previous statement had no duration: its gap counts
+
+    def add(self, fact: Fact) -> None:
+        if self.previous is not None:
+            gap = fact.ts - self.previous
+            if self.previous_open:
+                self._day(self.previous.date()).minutes += min(gap, GAP_CAP).total_seconds() / 60
+            if gap > GAP_CAP:
+                self.session += 1
+        day = self._day(fact.ts.date())
+        day.statements += 1
         if fact.duration_s is not None:
-            minutes[day] += fact.duration_s / 60
-        elif gap is not None:
-            minutes[day] += min(gap, GAP_CAP).total_seconds() / 60
-        if index > 0 and fact.ts - facts[index - 1].ts > GAP_CAP:
-            session_number += 1
-        sessions[day].add(fact.registration or f"gap-session-{session_number}")
-    return [DailyRow(learner, day, round(minutes[day], 3), counts[day], len(sessions[day]))
-            for day in sorted(counts)]
+            day.minutes += fact.duration_s / 60
+        day.sessions.add(fact.registration or f"gap-session-{self.session}")
+        self.previous, self.previous_open = fact.ts, fact.duration_s is None
+
+    def _day(self, moment: date) -> _Day:
+        day = self.days.get(moment)
+        if day is None:
+            day = self.days[moment] = _Day()
+        return day
+
+    def rows(self) -> list[DailyRow]:
+        return [DailyRow(self.learner, moment, round(d.minutes, 3), d.statements, len(d.sessions))
+                for moment, d in sorted(self.days.items())]
+
+    def state(self) -> dict[str, Any]:
+        last = self.days.get(self.previous.date()) if self.previous is not None else None
+        return {"session": self.session, "previous": to_iso(self.previous), "open": self.previous_open,
+                "day": None if last is None else [last.minutes, last.statements, sorted(last.sessions)]}
+
+    def resume(self, state: dict[str, Any]) -> EngagementFold:
+        self.session, self.previous_open = state["session"], state["open"]
+        self.previous = from_iso(state["previous"])
+        if self.previous is not None and state["day"] is not None:
+            minutes, statements, sessions = state["day"]
+            self.days[self.previous.date()] = _Day(minutes, statements, set(sessions))
+        return self
+
+
+def learner_days(learner: str, facts: Sequence[Fact]) -> list[DailyRow]:
+    fold = EngagementFold(learner)
+    for fact in facts:
+        fold.add(fact)
+    return fold.rows()
 
 
 def latest_class(facts: Sequence[Fact]) -> str | None:

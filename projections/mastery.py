@@ -1,13 +1,18 @@
-"""Mastery per learner and competency, with the dated transitions between levels."""
+"""Mastery per learner and competency, with the dated transitions between levels.
+
+A fold over the learner's evidence, oldest first, whose state (each competency's trace) can be
+saved and resumed, so new evidence continues the traces instead of replaying the history.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from projections.bkt import BKTParameters, level, update
-from projections.facts import Fact
+from projections.facts import Fact, from_iso, to_iso
 
 
 @dataclass(slots=True)
@@ -52,32 +57,62 @@ def competencies_of(fact: Fact, alignments: Mapping[str, Sequence[str]]) -> list
     return sorted({*fact.competencies, *aligned})
 
 
-def learner_mastery(learner: str, facts: Sequence[Fact], alignments: Mapping[str, Sequence[str]],
-                    parameters: Mapping[str, BKTParameters]) -> tuple[list[MasteryRow], list[Transition]]:
-    """Trace every competency through the learner's evidence, oldest first."""
-    traces: dict[str, _Trace] = {}
-    transitions: list[Transition] = []
-    for fact in facts:
+class MasteryFold:
+    def __init__(self, learner: str, alignments: Mapping[str, Sequence[str]],
+                 parameters: Mapping[str, BKTParameters]) -> None:
+        self.learner = learner
+        self.alignments = alignments
+        self.parameters = parameters
+        self.traces: dict[str, _Trace] = {}
+        self.transitions: list[Transition] = []  # those reached since this fold started or resumed
+
+    def add(self, fact: Fact) -> None:
         correct = fact.correct
         if correct is None:
-            continue
-        for competency in competencies_of(fact, alignments):
-            params = parameters.get(competency, BKTParameters())
-            trace = traces.setdefault(competency, _Trace(params, params.prior))
-            trace.probability = update(trace.probability, correct, params)
+            return
+        for competency in competencies_of(fact, self.alignments):
+            trace = self.traces.get(competency)
+            if trace is None:
+                params = self.parameters.get(competency, BKTParameters())
+                trace = self.traces[competency] = _Trace(params, params.prior)
+            trace.probability = update(trace.probability, correct, trace.params)
             trace.evidence.append(fact.statement_id)
             trace.last = fact.ts
             now = level(trace.probability)
             if now != trace.level:
                 trace.level = now
-                transitions.append(Transition(learner, competency, now, fact.ts, trace.probability,
-                                              fact.statement_id))
+                self.transitions.append(Transition(self.learner, competency, now, fact.ts,
+                                                   trace.probability, fact.statement_id))
                 if now == "mastered" and trace.mastered_at is None:
                     trace.mastered_at = fact.ts
-    rows = [
-        MasteryRow(learner, competency, round(t.probability, 6), t.level, len(t.evidence), t.last,
-                   tuple(t.evidence), t.params.prior, t.params.learn, t.params.guess, t.params.slip,
-                   t.mastered_at)
-        for competency, t in sorted(traces.items())
-    ]
-    return rows, transitions
+
+    def rows(self) -> list[MasteryRow]:
+        return [
+            MasteryRow(self.learner, competency, round(t.probability, 6), t.level, len(t.evidence),
+                       t.last, tuple(t.evidence), t.params.prior, t.params.learn, t.params.guess,
+                       t.params.slip, t.mastered_at)
+            for competency, t in sorted(self.traces.items())
+        ]
+
+    def state(self) -> dict[str, Any]:
+        return {c: [list(_params(t.params)), t.probability, t.evidence, to_iso(t.last), t.level,
+                    to_iso(t.mastered_at)] for c, t in self.traces.items()}
+
+    def resume(self, state: dict[str, Any]) -> MasteryFold:
+        for competency, (params, probability, evidence, last, now, mastered_at) in state.items():
+            self.traces[competency] = _Trace(BKTParameters(*params), probability, evidence,
+                                             from_iso(last), now, from_iso(mastered_at))
+        return self
+
+
+def learner_mastery(learner: str, facts: Sequence[Fact], alignments: Mapping[str, Sequence[str]],
+                    parameters: Mapping[str, BKTParameters]) -> tuple[list[MasteryRow], list[Transition]]:
+    """Trace every competency through the learner's evidence, oldest first."""
+    fold = MasteryFold(learner, alignments, parameters)
+    for fact in facts:
+        fold.add(fact)
+    return fold.rows(), fold.transitions
+
+
+def _params(p: BKTParameters) -> tuple[float, float, float, float]:
+    return (p.prior, p.learn, p.guess, p.slip)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Bumped whenever a table changes shape; a views file of another version is rebuilt from the log.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Derived tables have no primary keys: each page deletes and re-inserts a learner's rows, which
 # DuckDB's index checks do not allow within one transaction.
@@ -37,8 +37,11 @@ TABLES = {
     # incremental export asks ("who changed since position P?").
     "learner_versions": "learner VARCHAR, position BIGINT",
     "projection_state": "name VARCHAR, position BIGINT",
-    # Learners whose facts changed since their derived rows were last computed.
-    "dirty_learners": "learner VARCHAR",
+    # Learners whose facts changed since their derived rows were last computed; refold: the change
+    # lands before facts already folded (a voiding, a late timestamp, new alignments or roster).
+    "dirty_learners": "learner VARCHAR, refold BOOLEAN",
+    # Each learner's fold, saved with its rows, to resume when later facts arrive.
+    "learner_state": "learner VARCHAR, last_seq BIGINT, last_ts TIMESTAMP, state VARCHAR",
 }
 
 # Ordered: the order in which a rebuild compares and an export writes them.

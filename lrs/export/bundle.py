@@ -159,6 +159,7 @@ class DistrictExporter:
             as_of = self._as_of(position)
             con.execute("CREATE OR REPLACE TEMP TABLE export_meta AS SELECT ? AS as_of_text",
                         [as_of])
+            request.out.resolve().parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{request.out.name}.partial-",
                                             dir=request.out.resolve().parent))
             try:

@@ -279,6 +279,17 @@ class StatementIndexSQL:
         row = c.fetchone()
         return int(row["n"])
 
+    def event_states(self, c: Cursor, start: int, stop: int | None, limit: int,
+                     topics: Sequence[str]) -> list[tuple[int, str, bytes]]:
+        """(position, topic, state) of events from a position: the notification log without
+        building a Notification (and its UUID) per event, for readers that page through it all."""
+        upper = f" AND {self.events_seq} <= ?" if stop is not None else ""
+        c.execute(self.sql(f"SELECT {self.events_seq} AS seq, topic, state FROM {self.events_table}"
+                           f" WHERE {self.events_seq} >= ?{upper}"
+                           f" AND topic IN ({_marks(len(topics))}) ORDER BY {self.events_seq} LIMIT ?"),
+                  [start, *([stop] if stop is not None else []), *topics, limit])
+        return [(row["seq"], row["topic"], bytes(row["state"])) for row in c.fetchall()]
+
     def max_seq(self, c: Cursor) -> int:
         c.execute("SELECT MAX(seq) AS m FROM xapi_statement")
         row = c.fetchone()
@@ -346,6 +357,11 @@ class StatementIndexReads:
         """How many events of these topics the log holds after a position (without reading them)."""
         with self._read_transaction() as c:
             return self.index.count_events_after(c, position, topics)
+
+    def event_states(self, start: int, limit: int, topics: Sequence[str],
+                     stop: int | None = None) -> list[tuple[int, str, bytes]]:
+        with self._read_transaction() as c:
+            return self.index.event_states(c, start, stop, limit, topics)
 
     def max_statement_seq(self) -> int:
         with self._read_transaction() as c:
