@@ -109,12 +109,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--data-dir", type=Path, help="reuse a folder seeded by an earlier run")
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="lrs-projections-bench-"))
-    started = time.perf_counter()
-    statements = seed(data_dir, args.learners, args.days)
-    print(f"seeded {statements:,} simulated statements ({args.learners} learners, {args.days} days)"
-          f" in {time.perf_counter() - started:.0f} s\n")
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="lrs-projections-bench-"))
+    if not (data_dir / "events.sqlite3").exists():
+        started = time.perf_counter()
+        statements = seed(data_dir, args.learners, args.days)
+        print(f"seeded {statements:,} simulated statements ({args.learners} learners,"
+              f" {args.days} days) in {time.perf_counter() - started:.0f} s\n")
     store = LearningRecordStore(env=Settings(data_dir=data_dir).event_store_env())
     runner = ProjectionRunner(store, data_dir / "views.duckdb", page_size=50_000)
     started = time.perf_counter()

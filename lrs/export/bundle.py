@@ -126,7 +126,7 @@ class DistrictExporter:
     @contextmanager
     def _views_at(self, position: int) -> Iterator[ProjectionRunner]:
         self.views_path.parent.mkdir(parents=True, exist_ok=True)
-        runner = ProjectionRunner(self.store, self.views_path, page_size=5000)
+        runner = _bounded(ProjectionRunner(self.store, self.views_path, page_size=5000))
         scratch: tempfile.TemporaryDirectory[str] | None = None
         try:
             if runner.position() > position:
@@ -134,7 +134,8 @@ class DistrictExporter:
                 # rebuild a private copy up to it.
                 runner.close()
                 scratch = tempfile.TemporaryDirectory(prefix="lrs-export-views-")
-                runner = ProjectionRunner(self.store, Path(scratch.name) / "views.duckdb")
+                runner = _bounded(ProjectionRunner(self.store, Path(scratch.name) / "views.duckdb",
+                                                   page_size=5000))
             behind = self.store.index.events_after(runner.position(), TOPICS) - \
                 self.store.index.events_after(position, TOPICS)
             with self._bar(behind, "projections", "events") as bar:
@@ -153,7 +154,6 @@ class DistrictExporter:
         with self._views_at(position) as runner:
             con = runner.con
             con.execute("SET threads = 1")  # one writer thread: the same rows give the same bytes
-            con.execute("SET memory_limit = '512MB'")
             con.execute("SET preserve_insertion_order = true")
             learners_in_org, changed = self._fill_scope(con, request, pseudonyms, runner, since)
             as_of = self._as_of(position)
@@ -276,20 +276,20 @@ class DistrictExporter:
         low = datetime.combine(request.start, time.min) if request.start else None
         high = datetime.combine(request.end + timedelta(days=1), time.min) if request.end else None
         mapper = self.store.mapper
-        plain = mapper.cipher is None and mapper.compressor is None
         count, start = 0, since + 1
         total = self.store.index.events_after(since, [STATEMENT_TOPIC]) - \
             self.store.index.events_after(position, [STATEMENT_TOPIC])
         with path.open("wb") as out, self._bar(total, "statements", "statements") as bar:
             while position and start <= position:
-                page = self.store.recorder.select_notifications(start, 2000, stop=position,
-                                                                topics=[STATEMENT_TOPIC])
+                page = self.store.index.event_states(start, 2000, [STATEMENT_TOPIC], stop=position)
                 if not page:
                     break
-                for notification in page:
-                    statement: dict[str, Any] = (
-                        mapper.transcoder.decode(notification.state)["statement"] if plain
-                        else mapper.to_domain_event(notification).statement)  # type: ignore[attr-defined]
+                for _, _, state in page:
+                    if mapper.cipher is not None:
+                        state = mapper.cipher.decrypt(state)
+                    if mapper.compressor is not None:
+                        state = mapper.compressor.decompress(state)
+                    statement: dict[str, Any] = mapper.transcoder.decode(state)["statement"]
                     if in_org is not None and actor_key(statement.get("actor")) not in in_org:
                         continue
                     moment = statement_time(statement)
@@ -299,12 +299,18 @@ class DistrictExporter:
                                            option=orjson.OPT_SORT_KEYS) + b"\n")
                     count += 1
                 bar.update(len(page))
-                start = page[-1].id + 1
+                start = page[-1][0] + 1
         return count
 
     def _bar(self, total: int, what: str, unit: str) -> tqdm[Any]:
         return tqdm(total=total, desc=what, unit=f" {unit}", disable=not self.progress,
                     file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def _bounded(runner: ProjectionRunner) -> ProjectionRunner:
+    """DuckDB spills to disk past this, so an export's memory does not grow with the data."""
+    runner.con.execute("SET memory_limit = '512MB'")
+    return runner
 
 
 def _copy(con: Any, spec: ExportFile, disclosed: set[str], folder: Path, options: str) -> int:

@@ -144,14 +144,14 @@ class StatementIndexSQL:
     def _apply_voiding(self, c: Cursor, rows: Sequence[IndexRow]) -> None:
         # A voiding statement may arrive before or after its target (Data 2.3.2).
         ids = [r.statement_id for r in rows] + [r.voids for r in rows if r.voids]
-        c.execute(
-            self.sql(
-                f"UPDATE xapi_statement SET voided = {self.TRUE} WHERE voids IS NULL"
-                " AND statement_id IN (SELECT v.voids FROM xapi_statement v"
-                f" WHERE v.voids IN ({_marks(len(ids))}))"
-            ),
-            ids,
-        )
+        # Two steps, each on an index: one UPDATE with the lookup as a subquery let SQLite read
+        # "voids IS NULL" off the voids index, a scan of every statement (0.3 s at 1M).
+        targets = sorted({row["voids"] for row in self._fetch(
+            c, f"SELECT voids FROM xapi_statement WHERE voids IN ({_marks(len(ids))})", ids)})
+        if targets:
+            c.execute(self.sql(f"UPDATE xapi_statement SET voided = {self.TRUE}"
+                               f" WHERE statement_id IN ({_marks(len(targets))}) AND voids IS NULL"),
+                      targets)
 
     def _propagate_reference_keys(self, c: Cursor, rows: Sequence[IndexRow]) -> None:
         """A statement that targets another matches that one's filters too (Communication 2.1.3).
