@@ -150,6 +150,7 @@ def facts_sql(source: str) -> str:
         SELECT seq, json_transform(state, '{_SHAPE}').statement AS s FROM {source}),
     typed AS (
         SELECT seq, s, coalesce(s.object.objectType, 'Activity') AS kind,
+               xapi_agent_key(s.actor) AS learner,
                list_concat(
                    list_transform(list_filter(s.context.contextActivities.category,
                                               lambda c: c.definition.type = '{COMPETENCY_TYPE}'),
@@ -161,7 +162,7 @@ def facts_sql(source: str) -> str:
         FROM parsed)
     SELECT seq,
            s.id AS statement_id,
-           xapi_agent_key(s.actor) AS learner,
+           learner,
            s.actor.name AS learner_name,
            timezone('UTC', CAST(coalesce(s.timestamp, s.stored) AS TIMESTAMPTZ)) AS ts,
            s.verb.id AS verb,
@@ -188,7 +189,7 @@ def facts_sql(source: str) -> str:
            coalesce(xapi_extension(s.result.extensions, '{GOAL_TARGET_EXTENSION}'),
                     xapi_extension(s.context.extensions, '{GOAL_TARGET_EXTENSION}')) AS goal_target
     FROM typed
-    WHERE xapi_agent_key(s.actor) IS NOT NULL"""
+    WHERE learner IS NOT NULL"""
 
 
 def create_fact_macros(con: Any) -> None:

@@ -19,7 +19,8 @@ from projections.facts import Fact, from_iso, to_iso
 class _Trace:
     params: BKTParameters
     probability: float
-    evidence: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)  # ids folded since the fold started or resumed
+    count: int = 0  # all evidence, before and since
     last: datetime | None = None
     level: str = "not started"
     mastered_at: datetime | None = None
@@ -77,6 +78,7 @@ class MasteryFold:
                 trace = self.traces[competency] = _Trace(params, params.prior)
             trace.probability = update(trace.probability, correct, trace.params)
             trace.evidence.append(fact.statement_id)
+            trace.count += 1
             trace.last = fact.ts
             now = level(trace.probability)
             if now != trace.level:
@@ -86,21 +88,25 @@ class MasteryFold:
                 if now == "mastered" and trace.mastered_at is None:
                     trace.mastered_at = fact.ts
 
-    def rows(self) -> list[MasteryRow]:
+    def rows(self, touched_only: bool = False) -> list[MasteryRow]:
+        """Each competency's row. ``statement_ids`` holds the evidence folded since the fold
+        started (all of it, for a fold from the first fact; for a resumed fold, what to append
+        to the saved row, and ``touched_only`` leaves out competencies without new evidence)."""
         return [
-            MasteryRow(self.learner, competency, round(t.probability, 6), t.level, len(t.evidence),
+            MasteryRow(self.learner, competency, round(t.probability, 6), t.level, t.count,
                        t.last, tuple(t.evidence), t.params.prior, t.params.learn, t.params.guess,
                        t.params.slip, t.mastered_at)
-            for competency, t in sorted(self.traces.items())
+            for competency, t in sorted(self.traces.items()) if t.evidence or not touched_only
         ]
 
     def state(self) -> dict[str, Any]:
-        return {c: [list(_params(t.params)), t.probability, t.evidence, to_iso(t.last), t.level,
+        # The evidence ids live in the mastery rows only: a saved fold stays small.
+        return {c: [list(_params(t.params)), t.probability, t.count, to_iso(t.last), t.level,
                     to_iso(t.mastered_at)] for c, t in self.traces.items()}
 
     def resume(self, state: dict[str, Any]) -> MasteryFold:
-        for competency, (params, probability, evidence, last, now, mastered_at) in state.items():
-            self.traces[competency] = _Trace(BKTParameters(*params), probability, evidence,
+        for competency, (params, probability, count, last, now, mastered_at) in state.items():
+            self.traces[competency] = _Trace(BKTParameters(*params), probability, [], count,
                                              from_iso(last), now, from_iso(mastered_at))
         return self
 

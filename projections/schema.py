@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Bumped whenever a table changes shape; a views file of another version is rebuilt from the log.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Derived tables have no primary keys: each page deletes and re-inserts a learner's rows, which
 # DuckDB's index checks do not allow within one transaction.

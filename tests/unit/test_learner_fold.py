@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from projections.bkt import BKTParameters
 from projections.learner import LearnerFold
+from projections.mastery import MasteryRow
 from projections.vocabulary import MENTORED, REFLECTED, SET_GOAL
 from tests.projection_facts import fact
 
@@ -24,7 +27,17 @@ PARAMETERS = {FRACTIONS: BKTParameters(prior=0.3, learn=0.2, guess=0.25, slip=0.
 
 
 def rows(fold: LearnerFold) -> tuple[object, ...]:
-    return (fold.profile.row(), fold.mastery.rows(), fold.engagement.rows()[-1], fold.last_class)
+    return (fold.profile.row(), fold.engagement.rows()[-1], fold.last_class)
+
+
+def mastery_after(first: LearnerFold, resumed: LearnerFold) -> list[MasteryRow]:
+    """The runner's write of a resumed fold: touched rows replace, their evidence appended."""
+    merged = {r.competency: r for r in first.mastery.rows()}
+    for r in resumed.mastery.rows(touched_only=True):
+        before = merged.get(r.competency)
+        ids = (before.statement_ids if before else ()) + r.statement_ids
+        merged[r.competency] = replace(r, statement_ids=ids)
+    return [merged[c] for c in sorted(merged)]
 
 
 def test_a_fold_resumed_at_any_point_ends_where_one_fold_over_everything_ends() -> None:
@@ -39,6 +52,7 @@ def test_a_fold_resumed_at_any_point_ends_where_one_fold_over_everything_ends() 
         for f in FACTS[split:]:
             resumed.add(f)
         assert rows(resumed) == rows(whole), split
+        assert mastery_after(first, resumed) == whole.mastery.rows(), split
         transitions = first.mastery.transitions + resumed.mastery.transitions
         assert transitions == whole.mastery.transitions, split
         days = {d.day: d for d in first.engagement.rows()} | {d.day: d for d in resumed.engagement.rows()}
