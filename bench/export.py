@@ -24,6 +24,7 @@ from lrs.application import LearningRecordStore
 from lrs.auth import Principal
 from lrs.committer import GroupCommitter
 from lrs.config import Settings
+from projections.runner import STATEMENT_TOPIC
 from projections.simulator import School
 
 LRS = str(Path(sys.executable).with_name("lrs"))
@@ -68,13 +69,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--learners", default="550,2350", help="comma-separated school sizes")
     parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--data-dir", type=Path, action="append", default=[],
+                        help="a folder seeded by an earlier run (bench/projections.py); repeatable")
     args = parser.parse_args()
     print("| statements | export | seconds | statements/s | peak RSS, MB | bundle, MB | note |")
     print("|---:|---|---:|---:|---:|---:|---|")
-    for learners in (int(n) for n in args.learners.split(",")):
-        data_dir = Path(tempfile.mkdtemp(prefix="lrs-export-bench-"))
-        statements = seed(data_dir, learners, args.days)
-        out = data_dir / "bundles"
+    folders = [(d, 2300) for d in args.data_dir] or [
+        (Path(tempfile.mkdtemp(prefix="lrs-export-bench-")), int(n)) for n in args.learners.split(",")]
+    for data_dir, learners in folders:
+        if (data_dir / "events.sqlite3").exists():
+            store = LearningRecordStore(env=Settings(data_dir=data_dir).event_store_env())
+            statements = store.index.events_after(0, [STATEMENT_TOPIC])
+            store.close()
+        else:
+            statements = seed(data_dir, learners, args.days)
+        out = Path(tempfile.mkdtemp(prefix="lrs-export-bundles-"))
         seconds, rss = run_export(data_dir, out / "full")
         print(f"| {statements:,} | full, cold (builds its views from position 0) | {seconds:.1f} |"
               f" {statements / seconds:,.0f} | {rss:.0f} | {size_mb(out / 'full'):.0f} | |", flush=True)
