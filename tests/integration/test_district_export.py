@@ -489,3 +489,28 @@ def test_an_export_runs_while_statements_keep_arriving(district: Path, tmp_path:
     assert len(lines) == len(statement_positions)
     assert (store.recorder.max_notification_id() or 0) >= manifest["position"]
     store.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_log_exports_the_same_bytes_twice(postgres_database: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import _empty_postgres
+
+    _empty_postgres(postgres_database)
+    flags = ["--data-dir", str(tmp_path / "data"), "--event-store", postgres_database]
+    assert main(["simulate", "--learners", "4", "--days", "3", *flags]) == 0
+    monkeypatch.setenv("LRS_EXPORT_SECRET", SECRET)
+    for name in ("one", "two"):
+        assert main(["export", "district", "--out", str(tmp_path / name), *flags]) == 0
+    assert files_of(tmp_path / "one") == files_of(tmp_path / "two")
+    assert scalar(f"SELECT count(*) FROM '{tmp_path}/one/tables/learner_profiles.parquet'") == 4
+
+
+def test_a_long_export_shows_its_progress_on_the_terminal(district: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    store = LearningRecordStore(env=Settings(data_dir=district).event_store_env())
+    DistrictExporter(store, tmp_path / "views.duckdb", SECRET.encode(), progress=True).export(
+        ExportRequest(out=tmp_path / "bundle"))
+    store.close()
+    shown = capsys.readouterr().err
+    assert "projections" in shown and "statements" in shown and "tables" in shown
