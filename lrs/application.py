@@ -92,6 +92,20 @@ class LearningRecordStore(Application[UUID]):
     def index(self) -> StatementIndexReads:
         return cast(StatementIndexReads, self.recorder)
 
+    @property
+    def plain_states(self) -> bool:
+        """Event states are stored as plain JSON (no cipher, no compression)."""
+        return self.mapper.cipher is None and self.mapper.compressor is None
+
+    def decode_state(self, state: bytes) -> dict[str, Any]:
+        """An event's attributes from its stored state, for readers that page the log raw."""
+        if self.mapper.cipher is not None:
+            state = self.mapper.cipher.decrypt(state)
+        if self.mapper.compressor is not None:
+            state = self.mapper.compressor.decompress(state)
+        decoded: dict[str, Any] = self.mapper.transcoder.decode(state)
+        return decoded
+
     # --- statements ------------------------------------------------------------------------
 
     def store_batches(

@@ -218,18 +218,13 @@ class ProjectionRunner:
     def apply_page(self, page: Sequence[tuple[int, str, bytes]]) -> None:
         """Apply (position, topic, state) rows as the log holds them."""
         items = PageItems()
-        mapper = self.store.mapper
-        plain = mapper.cipher is None and mapper.compressor is None
+        plain = self.store.plain_states
         for position, topic, state in page:
             if plain and topic == STATEMENT_TOPIC:
                 # The hot path: the event's state as stored, parsed by DuckDB.
                 items.add_state(position, state)
                 continue
-            if mapper.cipher is not None:
-                state = mapper.cipher.decrypt(state)
-            if mapper.compressor is not None:
-                state = mapper.compressor.decompress(state)
-            event = mapper.transcoder.decode(state)
+            event = self.store.decode_state(state)
             if topic == STATEMENT_TOPIC:
                 items.add_statement(position, event["statement"])
             elif topic == ROSTER_TOPIC:

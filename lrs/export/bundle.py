@@ -275,7 +275,6 @@ class DistrictExporter:
                           position: int, since: int, in_org: set[str] | None) -> int:
         low = datetime.combine(request.start, time.min) if request.start else None
         high = datetime.combine(request.end + timedelta(days=1), time.min) if request.end else None
-        mapper = self.store.mapper
         count, start = 0, since + 1
         total = self.store.index.events_after(since, [STATEMENT_TOPIC]) - \
             self.store.index.events_after(position, [STATEMENT_TOPIC])
@@ -285,11 +284,7 @@ class DistrictExporter:
                 if not page:
                     break
                 for _, _, state in page:
-                    if mapper.cipher is not None:
-                        state = mapper.cipher.decrypt(state)
-                    if mapper.compressor is not None:
-                        state = mapper.compressor.decompress(state)
-                    statement: dict[str, Any] = mapper.transcoder.decode(state)["statement"]
+                    statement: dict[str, Any] = self.store.decode_state(state)["statement"]
                     if in_org is not None and actor_key(statement.get("actor")) not in in_org:
                         continue
                     moment = statement_time(statement)
