@@ -89,9 +89,3 @@ def learner_days(learner: str, facts: Sequence[Fact]) -> list[DailyRow]:
         fold.add(fact)
     return fold.rows()
 
-
-def latest_class(facts: Sequence[Fact]) -> str | None:
-    for fact in reversed(facts):
-        if fact.class_id is not None:
-            return fact.class_id
-    return None

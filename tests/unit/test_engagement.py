@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from projections.engagement import latest_class, learner_days
+from projections.engagement import learner_days
+from projections.learner import LearnerFold
 from tests.projection_facts import fact
 
 ADA = "mbox:mailto:ada@example.org"
@@ -44,4 +45,7 @@ def test_each_day_gets_its_own_row() -> None:
 def test_the_class_is_the_latest_one_named() -> None:
     facts = [fact("2026-11-02T10:00:00", class_id="team:7A"), fact("2026-11-03T10:00:00"),
              fact("2026-11-04T10:00:00", class_id="team:7B"), fact("2026-11-05T10:00:00")]
-    assert latest_class(facts) == "team:7B"
+    fold = LearnerFold(ADA, {}, {})
+    for f in facts:
+        fold.add(f)
+    assert fold.last_class == "team:7B"
