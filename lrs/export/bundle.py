@@ -35,7 +35,6 @@ from projections.facts import actor_key, statement_time
 from projections.runner import STATEMENT_TOPIC, TOPICS, ProjectionRunner
 
 FORMAT = "lrs-district-export/1"
-_EARLIEST, _LATEST = datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59)
 _ONEROSTER_FILES = ("academicSessions", "categories", "classes", "classResources", "courses",
                     "courseResources", "demographics", "enrollments", "lineItemLearningObjectiveIds",
                     "lineItems", "lineItemScoreScales", "orgs", "resources",
@@ -65,6 +64,13 @@ class ExportRequest:
     end: date | None = None
     position: int | None = None
     disclosure: Disclosure = field(default_factory=Disclosure)
+
+    def period(self) -> tuple[datetime, datetime]:
+        """[start, end) of the --from/--to days (UTC): the one bound for tables and statements."""
+        start = datetime.combine(self.start, time.min) if self.start else datetime.min
+        end = (datetime.combine(self.end + timedelta(days=1), time.min)
+               if self.end and self.end < date.max else datetime.max)
+        return start, end
 
     def scope(self) -> dict[str, Any]:
         return {"org": self.org, "from": self.start and self.start.isoformat(),
@@ -223,8 +229,7 @@ class DistrictExporter:
                 [c[0] for c in classes],
                 [pseudonyms.class_id(c[1]) if c[1] else None for c in classes],
                 [c[2] for c in classes]])
-        low = datetime.combine(request.start, time.min) if request.start else _EARLIEST
-        high = datetime.combine(request.end, time.max) if request.end else _LATEST
+        low, high = request.period()
         con.execute("CREATE OR REPLACE TEMP TABLE export_range AS"
                     " SELECT CAST(? AS TIMESTAMP) AS lo, CAST(? AS TIMESTAMP) AS hi", [low, high])
         con.execute(EXPORT_MASTERY)
@@ -273,8 +278,7 @@ class DistrictExporter:
 
     def _write_statements(self, path: Path, request: ExportRequest, pseudonyms: Pseudonymiser,
                           position: int, since: int, in_org: set[str] | None) -> int:
-        low = datetime.combine(request.start, time.min) if request.start else None
-        high = datetime.combine(request.end + timedelta(days=1), time.min) if request.end else None
+        low, high = request.period()
         count, start = 0, since + 1
         total = self.store.index.events_after(since, [STATEMENT_TOPIC]) - \
             self.store.index.events_after(position, [STATEMENT_TOPIC])
@@ -288,7 +292,7 @@ class DistrictExporter:
                     if in_org is not None and actor_key(statement.get("actor")) not in in_org:
                         continue
                     moment = statement_time(statement)
-                    if (low and moment < low) or (high and moment >= high):
+                    if not low <= moment < high:
                         continue
                     out.write(orjson.dumps(pseudonyms.statement(statement),
                                            option=orjson.OPT_SORT_KEYS) + b"\n")

@@ -56,9 +56,14 @@ def _blank(name: str) -> Column:
     return Column(name, "string", "always empty: the LRS does not know it", "CAST(NULL AS VARCHAR)")
 
 
+def _line_item_id(alias: str) -> str:
+    """A class's line item for a competency: lineItems.csv names it, results.csv points at it."""
+    return f"left(sha256(coalesce({alias}.class_id, '') || '|' || {alias}.competency), 32)"
+
+
 PSEUDONYM = "HMAC-SHA256 pseudonym of the learner (hex), stable across bundles under one district key"
 _SCOPED = "JOIN export_scope USING (learner) JOIN export_people x USING (learner)"
-_IN_RANGE = "CROSS JOIN export_range r WHERE {column} BETWEEN r.lo AND r.hi"
+_IN_RANGE = "CROSS JOIN export_range r WHERE {column} >= r.lo AND {column} < r.hi"
 _META = "CROSS JOIN export_meta meta"
 _STATUS = _c("status", "string", "OneRoster status: always 'active'", "'active'")
 _MODIFIED = _c("dateLastModified", "datetime", "the time of the log position the bundle reflects",
@@ -272,7 +277,7 @@ ONEROSTER = (
         f"(SELECT DISTINCT class_id, org, competency FROM export_mastery) i {_META}",
         (
             _c("sourcedId", "string", "SHA-256 of class and competency (first 32 hex)",
-               "left(sha256(coalesce(i.class_id, '') || '|' || i.competency), 32)"),
+               _line_item_id("i")),
             _STATUS, _MODIFIED,
             _c("title", "string", "'Mastery of ' and the competency id",
                "'Mastery of ' || i.competency"),
@@ -294,7 +299,7 @@ ONEROSTER = (
                "left(sha256(e.pseudonym || '|' || e.competency), 32)"),
             _STATUS, _MODIFIED,
             _c("lineItemSourcedId", "string", "the class's line item for the competency",
-               "left(sha256(coalesce(e.class_id, '') || '|' || e.competency), 32)"),
+               _line_item_id("e")),
             _c("studentSourcedId", "string", "the learner's pseudonym", "e.pseudonym"),
             _c("classSourcedId", "string", "the class", "e.class_id"),
             _c("scoreStatus", "string", "always 'fully graded' (the estimate as of the position)",
