@@ -49,6 +49,13 @@ def tables(con: Any) -> dict[str, list[Any]]:
             for t in ("statement_facts", *DERIVED)}
 
 
+def rebuilt_tables(store: LearningRecordStore, tmp_path: Path) -> dict[str, list[Any]]:
+    """Every table as a rebuild from position 0 makes it, in a views file of its own."""
+    rebuilt = ProjectionRunner(store, tmp_path / "rebuilt.duckdb", page_size=1000)
+    rebuilt.rebuild()
+    return tables(rebuilt.con)
+
+
 @pytest.fixture
 def runner(sqlite_store: LearningRecordStore, tmp_path: Path) -> ProjectionRunner:
     return ProjectionRunner(sqlite_store, tmp_path / "views.duckdb", page_size=7)
@@ -61,10 +68,7 @@ def test_rebuild_gives_the_same_tables_as_the_incremental_path(
         append(sqlite_store, [answer(n, day, (day + i) % 3 != 0, hour=9 + i)
                               for i, n in enumerate(["ada", "bob", "cy"]) if (day + i) % 4 != 0])
         runner.catch_up()
-    incremental = tables(runner.con)
-    rebuilt = ProjectionRunner(sqlite_store, tmp_path / "rebuilt.duckdb", page_size=1000)
-    rebuilt.rebuild()
-    assert tables(rebuilt.con) == incremental
+    assert tables(runner.con) == rebuilt_tables(sqlite_store, tmp_path)
 
 
 def test_each_page_and_its_position_commit_together(
@@ -207,9 +211,7 @@ def test_folds_resumed_after_every_batch_give_the_same_tables_as_a_rebuild(
         append(sqlite_store, statements[start:start + 9])
         runner.catch_up()
     assert runner.con.execute("SELECT count(*) FROM learner_state").fetchone() == (6,)
-    rebuilt = ProjectionRunner(sqlite_store, tmp_path / "rebuilt.duckdb", page_size=1000)
-    rebuilt.rebuild()
-    assert tables(rebuilt.con) == tables(runner.con)
+    assert tables(runner.con) == rebuilt_tables(sqlite_store, tmp_path)
 
 
 def test_a_statement_older_than_the_saved_fold_refolds_its_learner(
@@ -221,9 +223,7 @@ def test_a_statement_older_than_the_saved_fold_refolds_its_learner(
     late["result"] = {"success": False}  # no duration: its gap to the next statement counts
     append(sqlite_store, [late])
     runner.catch_up()
-    rebuilt = ProjectionRunner(sqlite_store, tmp_path / "rebuilt.duckdb", page_size=1000)
-    rebuilt.rebuild()
-    assert tables(rebuilt.con) == tables(runner.con)
+    assert tables(runner.con) == rebuilt_tables(sqlite_store, tmp_path)
     minutes = runner.con.execute(
         "SELECT active_minutes FROM engagement_daily WHERE learner = ? AND day = DATE '2026-11-03'",
         ["mbox:mailto:ada@example.org"]).fetchone()
