@@ -124,7 +124,7 @@ async def live(data_dir: Path, args: argparse.Namespace) -> None:
                     (await client.get(path, headers=auth)).raise_for_status()
                     timings[name].append(time.perf_counter() - t)
     print(f"\n## Live: {args.rate:,} statements/s offered for {args.seconds} s"
-          f" (achieved {achieved:,.0f}/s), embedded runner\n")
+          f" (achieved {achieved:,.0f}/s), projections in their child process of `lrs serve`\n")
     print("| measure | p50 | p95 | max |")
     print("|---|---:|---:|---:|")
     print(f"| visibility lag (POST acknowledged -> in the learner's profile), s |"

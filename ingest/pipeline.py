@@ -65,8 +65,9 @@ def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: in
         prepared.append(PreparedStatement(
             statement_id=_canonical_id(document["id"]),
             document={**document, "id": _canonical_id(document["id"])},
-            model=item.model.model_copy(update={"authority": writer.authority_agent}),
+            model=item.model,
             credential=writer.key,
+            authority=writer.authority_agent,
             can_define=writer.can_define,
         ))
     return prepared

@@ -53,8 +53,9 @@ class PreparedStatement:
 
     statement_id: str
     document: dict[str, Any]
-    model: Statement
+    model: Statement  # as sent: its authority is replaced by ``authority``
     credential: str
+    authority: Agent
     can_define: bool = False
 
 
@@ -187,7 +188,8 @@ class LearningRecordStore(Application[UUID]):
         for p in statements:
             document = with_stored(p.document, stored)
             events.append(StoredStatement.stored(UUID(p.statement_id), document, p.credential, now))
-            rows.append(index_row(p.model, p.statement_id, stored, p.credential, p.can_define))
+            rows.append(index_row(p.model, p.statement_id, stored, p.credential, p.authority,
+                                  p.can_define))
         # New aggregates only, so the events go straight to the event store in one write.
         self.events.put(events, statement_index=rows)
 

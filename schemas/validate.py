@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from schemas.base import PATTERN_RULES
 from schemas.statement import Statement
 
 
@@ -24,6 +25,8 @@ class ValidStatement:
 
 
 def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    if loc[-1:] == ("[key]",):
+        loc = loc[:-2]  # a bad key is named in the rule, not in the path
     path = prefix
     for part in loc:
         if isinstance(part, int):
@@ -48,8 +51,18 @@ def _rule(error: Any) -> str:
         return f"objectType '{tag}' is not allowed here"
     if kind == "literal_error":
         return f"must be {error.get('ctx', {}).get('expected', 'a listed value')}"
+    if kind == "string_pattern_mismatch":
+        rule = PATTERN_RULES.get(error.get("ctx", {}).get("pattern", ""))
+        if rule is not None:
+            if error["loc"][-1:] == ("[key]",) and "{input}" not in rule:
+                return f"{_property_kind(error['loc'])} '{error['input']}' {rule}"
+            return rule.format(input=error["input"])
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
+
+
+def _property_kind(loc: tuple[int | str, ...]) -> str:
+    return "extension key" if "extensions" in loc else "key"
 
 
 def describe(exc: ValidationError, prefix: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from lrs.auth import Authenticator
 from lrs.committer import GroupCommitter
 from lrs.config import Settings
 from lrs.store.attachments import AttachmentStore, attachment_store
-from projections.runner import ProjectionRunner
+from lrs.views_process import ViewsProcess
 
 
 @dataclass
@@ -21,8 +20,7 @@ class Services:
     committer: GroupCommitter
     authenticator: Authenticator
     attachments: AttachmentStore
-    projections: ProjectionRunner | None = None
-    _projection_thread: threading.Thread | None = None
+    views: ViewsProcess | None = None
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -42,12 +40,8 @@ class Services:
         return services
 
     def start_projections(self) -> None:
-        """The embedded default: the runner follows the log inside this process."""
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.projections = ProjectionRunner(self.store, self.settings.projections_path)
-        self._projection_thread = threading.Thread(target=self.projections.run,
-                                                   name="lrs-projections", daemon=True)
-        self._projection_thread.start()
+        """The embedded default: the runner follows the log in a child process of this one."""
+        self.views = ViewsProcess(self.settings)
 
     @property
     def attachments_tmp(self) -> Path:
@@ -57,10 +51,8 @@ class Services:
         return path
 
     def close(self) -> None:
-        if self.projections is not None and self._projection_thread is not None:
-            self.projections.stop.set()
-            self._projection_thread.join(timeout=10)
-            self.projections.close()
+        if self.views is not None:
+            self.views.close()
         self.committer.close()
         self.store.close()
         self.attachments.close()

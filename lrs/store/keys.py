@@ -65,10 +65,11 @@ def _object_agents(obj: object) -> list[str]:
     return _actor_ifis(obj) if isinstance(obj, Agent | Group) else []
 
 
-def statement_keys(statement: Statement) -> frozenset[str]:
-    """Index keys for the agent, activity, verb and registration filters."""
+def statement_keys(statement: Statement, authority: Agent | Group | None) -> frozenset[str]:
+    """Index keys for the agent, activity, verb and registration filters; ``authority`` is the
+    one the LRS set (Data 2.4.9), not the one the statement may have been sent with."""
     direct_agents = _actor_ifis(statement.actor) + _object_agents(statement.object)
-    related_agents = direct_agents + _actor_ifis(statement.authority)
+    related_agents = direct_agents + _actor_ifis(authority)
     related_agents += _context_agents(statement.context)
     direct_activities = [statement.object.id] if isinstance(statement.object, Activity) else []
     related_activities = direct_activities + _context_activities(statement.context)
@@ -100,7 +101,7 @@ def _named_agents(statement: Statement) -> list[tuple[str, str]]:
 
 
 def index_row(statement: Statement, statement_id: str, stored: str, credential: str,
-              can_define: bool = False) -> IndexRow:
+              authority: Agent | Group | None, can_define: bool = False) -> IndexRow:
     ref = statement.object.id if isinstance(statement.object, StatementRef) else None
     registration = statement.context.registration if statement.context else None
     return IndexRow(
@@ -111,7 +112,7 @@ def index_row(statement: Statement, statement_id: str, stored: str, credential: 
         voids=statement.voids,
         registration=registration,
         credential=credential,
-        keys=statement_keys(statement),
+        keys=statement_keys(statement, authority),
         # Without the define scope a statement's activities are known, not (re)defined (Comm. 4.0).
         definitions=tuple((activity_id, definition if can_define else None)
                           for activity_id, definition in definitions_of(statement)),

@@ -22,25 +22,17 @@ ANALYTICS_READ = frozenset({"all", "all/read", "statements/read"})
 
 async def _query(services: Services, principal: Principal, fn: Any, *args: Any) -> Any:
     principal.require_any(ANALYTICS_READ, "read learner analytics")
-    runner = services.projections
-    if runner is None:
-        raise NotFound("projections do not run in this process (LRS_PROJECTIONS=off); query the"
+    views = services.views
+    if views is None:
+        raise NotFound("projections do not run with this server (LRS_PROJECTIONS=off); query the"
                        " projector's DuckDB file")
-
-    def run() -> Any:
-        cursor = runner.con.cursor()  # a cursor per request: reads never block the runner
-        try:
-            return fn(cursor, *args)
-        finally:
-            cursor.close()
-
-    return await run_in_threadpool(run)
+    return await run_in_threadpool(views.call, fn, *args)
 
 
 @router.get("/health")
 async def health(services: ServicesDep) -> JSON:
-    runner = services.projections
-    lag = await run_in_threadpool(runner.lag) if runner is not None else {"mode": "off"}
+    views = services.views
+    lag = await run_in_threadpool(views.lag) if views is not None else {"mode": "off"}
     return JSON({"status": "ok", "projections": lag})
 
 
