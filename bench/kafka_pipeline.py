@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from bench.harness import free_port
 from bench.ingest import make_statement
 from lrs.application import LearningRecordStore
 from lrs.config import Settings
-from tests.kafka_broker import _reachable, create_topic
+from tests.kafka_broker import _reachable, create_topic, start_noida, stop_noida
 
 
 def one_kb_statement(rng: random.Random) -> bytes:
@@ -79,21 +80,29 @@ def fresh_store(args: argparse.Namespace) -> Settings:
 
 
 def timed(name: str, commands: list[list[str]], progress: Callable[[], int], total: int) -> None:
+    """From starting the processes until all ``total`` arrived; and the steady rate, from the
+    first arrival on (start-up, imports and the consumer group's first rebalance excluded)."""
     started = time.perf_counter()
     processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for c in commands]
+    first: tuple[float, int] | None = None
     try:
-        while progress() < total:
+        while (done := progress()) < total:
             if any(p.poll() is not None for p in processes):
                 raise RuntimeError(f"{name} exited early")
-            time.sleep(0.1)
-        elapsed = time.perf_counter() - started
+            if first is None and done > 0:
+                first = (time.perf_counter(), done)
+            time.sleep(0.05)
+        ended = time.perf_counter()
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=60)
-    print(f"| {name} | {total:,} | {elapsed:.1f} | {total / elapsed:,.0f} |")
+    first = first or (started, 0)
+    steady = (total - first[1]) / (ended - first[0])
+    print(f"| {name} | {total:,} | {first[0] - started:.1f} | {ended - started:.1f} |"
+          f" {total / (ended - started):,.0f} | {steady:,.0f} |")
 
 
 def run(args: argparse.Namespace, bootstrap: str) -> None:
@@ -112,17 +121,19 @@ def run(args: argparse.Namespace, bootstrap: str) -> None:
     base = [sys.executable, "-m", "lrs.cli.main"]
     print(f"## Kafka, {args.statements:,} statements of {sum(sizes) / len(sizes):,.0f} bytes,"
           f" 6 partitions, into {args.event_store or 'SQLite'}\n")
-    print("| stage | statements | seconds | statements/s |")
-    print("|---|---:|---:|---:|")
+    print("| stage | statements | start-up s | total s | statements/s, total |"
+          " statements/s, steady |")
+    print("|---|---:|---:|---:|---:|---:|")
     settings = Settings()
     for n in args.ingesters:
         settings = fresh_store(args)
         store_flags = ["--data-dir", str(settings.data_dir)]
         if settings.event_store:
             store_flags += ["--event-store", settings.event_store]
+        group = f"bench-{uuid.uuid4().hex[:6]}"  # one consumer group: the processes share the topic
         commands = [[*base, "ingest", "kafka", "--bootstrap", bootstrap, "--topic", topic,
-                     "--group", f"bench-{uuid.uuid4().hex[:6]}", "--instance-id", f"ingester-{i}",
-                     *store_flags] for i in range(n)]
+                     "--group", group, "--instance-id", f"ingester-{i}", *store_flags]
+                    for i in range(n)]
         timed(f"ingest: topic → log, {n} ingester process{'es' if n > 1 else ''}", commands,
               partial(stored_count, settings), args.statements)
     store_flags = ["--data-dir", str(settings.data_dir)]
@@ -134,7 +145,10 @@ def run(args: argparse.Namespace, bootstrap: str) -> None:
 
 
 def main() -> None:
+    # A terminated run still stops the broker (the finally below), which would otherwise linger.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__)
+    # At 100,000 messages of 1 KB, noida-db's fetches stalled with the broker at 100% CPU.
     parser.add_argument("--statements", type=int, default=50_000)
     parser.add_argument("--bootstrap", help="an existing broker; default: start noida-db")
     parser.add_argument("--event-store", default=None)
@@ -147,17 +161,14 @@ def main() -> None:
     port = free_port()
     binary = shutil.which("noida-db", path=str(Path(sys.executable).parent)) or "noida-db"
     with tempfile.TemporaryDirectory(prefix="noida-bench-") as broker_dir:
-        broker = subprocess.Popen([binary, "start", "--only", "kafka", "--kafka-port", str(port),
-                                   "--data-dir", broker_dir, "--host", "127.0.0.1"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        broker = start_noida(binary, port, broker_dir)
         try:
             bootstrap = f"127.0.0.1:{port}"
             if not _reachable(bootstrap, 30):
                 raise RuntimeError("the broker did not start")
             run(args, bootstrap)
         finally:
-            broker.terminate()
-            broker.wait(timeout=30)
+            stop_noida(broker)
 
 
 if __name__ == "__main__":

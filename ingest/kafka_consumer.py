@@ -4,13 +4,17 @@ Each message holds one statement or an array and is its own all-or-nothing batch
 messages of a poll are appended in one write; offsets are committed only after that write and
 the dead-letter sends are durable. A redelivered message is harmless: its statements keep their
 ids (ids the producer left out are derived from topic, partition and offset), so the same
-content is ignored and different content is a conflict.
+content is ignored and different content is a conflict. That is also why offsets are committed
+asynchronously on an interval (and synchronously on stop) rather than waited for after every
+poll: a crash or a rebalance can only make the group read again, and ignore, about one interval
+of what is already in the log.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -57,6 +61,10 @@ class KafkaIngestConfig:
     # Static membership (KIP-345): a restarted ingester with the same instance id takes its
     # partitions back at once, without waiting for its old session to time out.
     instance_id: str | None = None
+    # Offsets of appended messages are committed at most this often, without waiting for the
+    # broker (as Kafka's own auto-commit does); waiting for a commit after every poll took a
+    # quarter of an ingester's time.
+    commit_interval_ms: int = 1_000
 
     @property
     def dead_letters(self) -> str:
@@ -153,6 +161,12 @@ def _dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     return list(r.headers or []) + [(k, v.encode()) for k, v in extra]
 
 
+def _log_failed_commit(offsets: dict[TopicPartition, OffsetAndMetadata], result: Any) -> None:
+    if isinstance(result, Exception):  # e.g. a rebalance took the partitions: harmless
+        log.warning("offsets not committed (%s); those messages will be read again and ignored,"
+                    " as their statements are stored", result)
+
+
 def _connect(factory: Callable[[], Any], what: str, stop: threading.Event) -> Any:
     """Keep trying with back-off while the broker is unreachable; never crash-loop."""
     delay = 1.0
@@ -173,6 +187,10 @@ class KafkaIngester:
         self.stop = threading.Event()
         self.stored = 0
         self.dead_lettered = 0
+        self.commits = 0
+        # Offsets of messages whose statements are durably appended, not yet committed.
+        self._appended: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._committed_at = time.monotonic()
 
     def _consumer(self) -> KafkaConsumer:
         return KafkaConsumer(
@@ -183,6 +201,23 @@ class KafkaIngester:
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=self.config.session_timeout_ms // 3,
             group_instance_id=self.config.instance_id)
+
+    def commit(self, consumer: KafkaConsumer, wait: bool) -> None:
+        """Commit the offsets of everything appended so far, for the partitions still ours."""
+        owned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in self._appended.items() if tp in owned}
+        self._appended.clear()
+        self._committed_at = time.monotonic()
+        if not offsets:
+            return
+        self.commits += 1
+        if not wait:
+            consumer.commit_async(offsets, callback=_log_failed_commit)
+            return
+        try:
+            consumer.commit(offsets)
+        except KafkaError as exc:
+            _log_failed_commit(offsets, exc)
 
     def _producer(self) -> KafkaProducer:
         return KafkaProducer(bootstrap_servers=self.config.bootstrap, acks="all",
@@ -195,26 +230,28 @@ class KafkaIngester:
             return
         log.info("consuming %s as group %s", self.config.topic, self.config.group_id)
         delay = 1.0
+        interval = self.config.commit_interval_ms / 1000
         try:
             while not self.stop.is_set():
                 polled = consumer.poll(timeout_ms=500)
-                if not polled:
-                    continue
                 try:
-                    self._handle(consumer, producer, polled)
-                    delay = 1.0
-                except Exception as exc:  # the store or the broker failed: nothing was committed
+                    if polled:
+                        self._handle(producer, polled)
+                        delay = 1.0
+                    if time.monotonic() - self._committed_at >= interval:
+                        self.commit(consumer, wait=False)
+                except Exception as exc:  # the store or the broker failed: nothing of this poll counts
                     log.error("batch failed, will be read again in %.0fs: %s", delay, exc)
                     for tp, records in polled.items():
                         consumer.seek(tp, records[0].offset)
                     self.stop.wait(delay)
                     delay = min(delay * 2, 30.0)
+            self.commit(consumer, wait=True)
         finally:
             consumer.close(autocommit=False, timeout_ms=10_000)
             producer.close(timeout=10)
 
-    def _handle(self, consumer: KafkaConsumer, producer: KafkaProducer,
-                polled: dict[TopicPartition, list[Record]]) -> None:
+    def _handle(self, producer: KafkaProducer, polled: dict[TopicPartition, list[Record]]) -> None:
         records = [r for batch in polled.values() for r in batch]
         stored, dead = self.ingest.ingest(records)
         futures = [producer.send(self.config.dead_letters, key=d.record.key, value=d.record.value,
@@ -226,7 +263,7 @@ class KafkaIngester:
             log.warning("dead-lettered %s[%d]@%d (%s): %s", letter.record.topic,
                         letter.record.partition, letter.record.offset, letter.category,
                         letter.reason)
-        consumer.commit({tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1)
-                         for tp, batch in polled.items()})
+        self._appended.update({tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1)
+                               for tp, batch in polled.items()})
         self.stored += stored
         self.dead_lettered += len(dead)

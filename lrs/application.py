@@ -43,6 +43,7 @@ from schemas.actor import IFI_PROPERTIES, Agent, Group, ifi_key
 from schemas.compare import same_statement
 from schemas.statement import Statement
 
+COLLISION_RETRIES = 20
 SCOPES = ("statements/write", "statements/read", "statements/read/mine", "all/read", "all",
           "state", "profile", "define")
 
@@ -124,17 +125,24 @@ class LearningRecordStore(Application[UUID]):
             return outcomes
         except IntegrityError:
             # Another writer stored one of these ids meanwhile: decide each batch on its own.
-            results: list[list[str] | Exception] = []
-            for batch in batches:
-                try:
-                    outcome, new = self._check_batches([batch])
-                    if not isinstance(outcome[0], Exception):
-                        self._append(new, stored, now)
-                    results.append(outcome[0])
-                except IntegrityError:
-                    results.append(Conflict("a statement id in this batch was stored concurrently"
-                                            " with different content; retry to compare"))
-            return results
+            return [self._store_alone(batch, stored, now) for batch in batches]
+
+    def _store_alone(self, batch: Sequence[PreparedStatement], stored: str,
+                     now: datetime) -> list[str] | Exception:
+        """Check and append one batch, checking again while other writers keep storing some of
+        its ids first (two ingesters reading the same messages across a rebalance): each round
+        sees their commits, so the same content becomes a duplicate, never a conflict."""
+        for _ in range(COLLISION_RETRIES):
+            outcome, new = self._check_batches([batch])
+            if isinstance(outcome[0], Exception):
+                return outcome[0]
+            try:
+                self._append(new, stored, now)
+                return outcome[0]
+            except IntegrityError:
+                continue
+        return Conflict("statement ids in this batch kept being stored by other writers at the"
+                        " same time; retry to compare")
 
     def _check_batches(
         self, batches: Sequence[Sequence[PreparedStatement]]
@@ -190,8 +198,10 @@ class LearningRecordStore(Application[UUID]):
             events.append(StoredStatement.stored(UUID(p.statement_id), document, p.credential, now))
             rows.append(index_row(p.model, p.statement_id, stored, p.credential, p.authority,
                                   p.can_define))
-        # New aggregates only, so the events go straight to the event store in one write.
-        self.events.put(events, statement_index=rows)
+        # New aggregates only, so the events go straight to the recorder in one write (the event
+        # store's put would also build a recording per event, which nothing here reads).
+        self.recorder.insert_events([self.mapper.to_stored_event(e) for e in events],
+                                    statement_index=rows)
 
     def _statement_of(self, stored_event: Any) -> dict[str, Any]:
         event = self.mapper.to_domain_event(stored_event)

@@ -8,6 +8,7 @@ from schemas.activity import Activity
 from schemas.statement import Statement, SubStatement
 
 _LANGUAGE_MAPS = ("name", "description")
+_STATEMENTS = (Statement, SubStatement)
 
 
 def merge_definition(current: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def activities_of(statement: Statement) -> list[Activity]:
     """Every activity a statement mentions: object, context activities, sub-statement's too."""
     found: list[Activity] = []
     for part in (statement, statement.object):
-        if isinstance(part, Statement | SubStatement):
+        if isinstance(part, _STATEMENTS):
             if isinstance(part.object, Activity):
                 found.append(part.object)
             lists = part.context.contextActivities if part.context else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +43,36 @@ def _noida() -> str | None:
     return shutil.which("noida-db", path=str(Path(sys.executable).parent)) or shutil.which("noida-db")
 
 
+def start_noida(binary: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
+    """noida-db's command runs the broker as a child process: in a session of its own, so that
+    stopping it stops the broker too (terminating the command alone left brokers running)."""
+    return subprocess.Popen(
+        [binary, "start", "--only", "kafka", "--kafka-port", str(port), "--data-dir", data_dir,
+         "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_noida(process: subprocess.Popen[bytes]) -> None:
+    """Stop the command and the broker it started (a process of its group that may outlive it)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            process.poll()  # reaps the command: a zombie still counts as a member of the group
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            continue
+        break
+    process.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     given = os.environ.get("LRS_TEST_KAFKA")
@@ -52,18 +83,14 @@ def kafka_bootstrap() -> Iterator[str]:
     if binary is not None:
         port = _free_port()
         with tempfile.TemporaryDirectory(prefix="noida-") as data_dir:
-            process = subprocess.Popen(
-                [binary, "start", "--only", "kafka", "--kafka-port", str(port), "--data-dir",
-                 data_dir, "--host", "127.0.0.1"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            process = start_noida(binary, port, data_dir)
             try:
                 bootstrap = f"127.0.0.1:{port}"
                 if _reachable(bootstrap, 30):
                     yield bootstrap
                     return
             finally:
-                process.terminate()
-                process.wait(timeout=30)
+                stop_noida(process)
     try:
         from testcontainers.kafka import KafkaContainer  # Docker hosts only
 

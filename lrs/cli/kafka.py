@@ -27,6 +27,7 @@ def cmd_ingest_kafka(args: argparse.Namespace) -> int:
                                dead_letter_topic=args.dead_letter_topic or "",
                                max_message_bytes=args.max_message_bytes,
                                instance_id=args.instance_id,
+                               commit_interval_ms=args.commit_interval_ms,
                                max_batch_statements=settings.max_batch_statements)
     store = LearningRecordStore(env=settings.event_store_env())
     credentials = CredentialDirectory(store, settings.authority_home_page)
@@ -65,6 +66,9 @@ def add_commands(commands: Any, store_options: Callable[[argparse.ArgumentParser
     kafka_in.add_argument("--max-message-bytes", type=int, default=1024 * 1024)
     kafka_in.add_argument("--instance-id", help="static group membership: a restart with the same"
                           " id takes its partitions back at once (e.g. the pod name)")
+    kafka_in.add_argument("--commit-interval-ms", type=int, default=1_000,
+                          help="commit offsets of appended messages this often; after a crash or"
+                          " a rebalance about this much is read again, and ignored")
     store_options(kafka_in)
     kafka_in.set_defaults(func=cmd_ingest_kafka)
 

@@ -323,10 +323,8 @@ class StatementIndexReads:
     ) -> None:
         if not rows or seqs is None:
             return
-        by_id = {row.statement_id: row for row in rows}
-        pairs = [(by_id[str(e.originator_id)], seq)
-                 for e, seq in zip(stored_events, seqs, strict=True) if str(e.originator_id) in by_id]
-        self.index.insert(c, [row for row, _ in pairs], [seq for _, seq in pairs])
+        # The rows come in the order of their events (statements are all the events of a write).
+        self.index.insert(c, rows, seqs)
 
     def existing_statements(self, statement_ids: Iterable[str]) -> ExistingStatements:
         with self._read_transaction() as c:

@@ -16,6 +16,7 @@ AGENT, AGENT_RELATED = "a", "A"
 ACTIVITY, ACTIVITY_RELATED = "c", "C"
 VERB = "v"
 REGISTRATION = "r"
+_ACTORS = (Agent, Group)  # a tuple: `Agent | Group` builds a union object on every call
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ def _context_activities(context: Context | None) -> list[str]:
 
 
 def _object_agents(obj: object) -> list[str]:
-    return _actor_ifis(obj) if isinstance(obj, Agent | Group) else []
+    return _actor_ifis(obj) if isinstance(obj, _ACTORS) else []
 
 
 def statement_keys(statement: Statement, authority: Agent | Group | None) -> frozenset[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from itertools import chain
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
@@ -13,11 +15,43 @@ from lrs.store.documents import DocumentViewReads, DocumentViewSQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
 
 WRITER_CACHE_KIB = 128 * 1024
+# A commit of a thousand statements writes more WAL pages than SQLite's default checkpoint
+# threshold (1,000 pages), so every commit also copied its pages into the database and synced it.
+# Checkpointing every 64 MiB of WAL writes each hot index page once for many commits.
+CHECKPOINT_PAGES = 16_384
+MAX_PARAMETERS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
+
+
+def _chunks(rows: Sequence[Any], width: int) -> Iterator[Sequence[Any]]:
+    size = MAX_PARAMETERS // width
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def insert_many(c: Any, head: str, rows: Sequence[Sequence[Any]], width: int) -> None:
+    """One multi-row INSERT per chunk instead of a statement per row.
+
+    SQLite then does a chunk's B-tree work in one step, without the interpreter lock; row by
+    row, the lock was taken and given back for every row, which also stalled any other thread.
+    """
+    marks = f"({','.join('?' * width)})"
+    for chunk in _chunks(rows, width):
+        c.execute(f"{head} VALUES {','.join([marks] * len(chunk))}", list(chain.from_iterable(chunk)))
+
+
+class SQLiteIndexSQL(StatementIndexSQL):
+    def insert_rows(self, c: Any, rows: list[tuple[Any, ...]]) -> None:
+        insert_many(c, "INSERT INTO xapi_statement (seq, statement_id, stored, verb_id, object_ref,"
+                       " voids, registration, credential)", rows, 8)
+
+    def insert_keys(self, c: Any, keys: list[tuple[str, int]]) -> None:
+        # In key order, consecutive rows land on the same B-tree pages.
+        insert_many(c, "INSERT INTO xapi_statement_key (key, seq)", sorted(keys), 2)
 
 
 class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
-        self.index = StatementIndexSQL(events_table_name, "rowid", paramstyle="qmark")
+        self.index = SQLiteIndexSQL(events_table_name, "rowid", paramstyle="qmark")
         self.documents = DocumentViewSQL(paramstyle="qmark")
         self._configured: set[int] = set()
         super().__init__(datastore, events_table_name)
@@ -28,6 +62,7 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, SQLiteAppl
         connection = id(c.sqlite_cursor.connection)
         if connection not in self._configured:
             c.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+            c.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
             self._configured.add(connection)
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
@@ -42,8 +77,30 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, SQLiteAppl
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         self._configure_writer(c)
-        seqs = super()._insert_events(c, stored_events, **kwargs)
+        seqs = self._insert_stored_events(c, stored_events)
         self._index_inserted_events(c, stored_events, seqs, kwargs.get("statement_index"))
         if kwargs.get("document_changes"):
             self.documents.apply(c, kwargs["document_changes"])
+        return seqs
+
+    def _insert_stored_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """The library inserts (and reads back the rowid of) one event per statement; here a chunk
+        is one statement. SQLite gives the rows of a rowid table max(rowid) + 1 in turn and this
+        transaction holds the write lock, so a chunk's positions are consecutive; checked anyway.
+
+        The INSERT comes first: a read before it would make this a read transaction that cannot
+        be upgraded once another process has written (SQLITE_BUSY_SNAPSHOT, without waiting)."""
+        rows = [(e.originator_id.hex if isinstance(e.originator_id, UUID) else e.originator_id,
+                 e.originator_version, e.topic, e.state) for e in stored_events]
+        seqs: list[int] = []
+        for chunk in _chunks(rows, 4):
+            insert_many(c, f"INSERT INTO {self.events_table_name}", chunk, 4)
+            first = int(c.lastrowid) - len(chunk) + 1
+            c.execute(f"SELECT rowid FROM {self.events_table_name}"
+                      " WHERE originator_id = ? AND originator_version = ?", chunk[0][:2])
+            found = c.fetchone()[0]
+            if found != first:
+                raise RuntimeError(f"{self.events_table_name}: the rows of one insert did not get"
+                                   f" consecutive rowids ({found}, expected {first})")
+            seqs.extend(range(first, first + len(chunk)))
         return seqs

@@ -85,3 +85,37 @@ def test_concurrent_identical_posts_store_one_copy(xapi: XAPIClient, store_of: A
         t.join()
     assert statuses == [200] * 6
     assert len(statement_events(store_of)) == 1
+
+
+def test_writers_of_one_log_appending_the_same_statements_store_each_once_and_reject_none(
+    settings: Any,
+) -> None:
+    # Two ingesters reading the same messages across a rebalance: two applications (two
+    # connections, as two processes have) append overlapping batches at the same time.
+    from ingest.pipeline import prepare_statements
+    from lrs.application import LearningRecordStore
+    from lrs.auth import Principal
+
+    writer = Principal("tool", "tool", frozenset({"all"}), "urn:lrs:credentials")
+    docs = [with_id(statement()) for _ in range(400)]
+    batches = [prepare_statements(docs[start:start + 40], writer, "1.0.3", 1000)
+               for start in range(0, len(docs), 20)]  # each statement is in two batches
+    stores = [LearningRecordStore(env=settings.event_store_env()) for _ in range(4)]
+    outcomes: list[Any] = []
+
+    def append(store: LearningRecordStore, order: list[Any]) -> None:
+        for batch in order:
+            outcomes.extend(store.store_batches([batch]))
+
+    orders = [batches, batches[::-1], batches[1::2] + batches[::2], batches[::2] + batches[1::2]]
+    threads = [threading.Thread(target=append, args=(store, order))
+               for store, order in zip(stores, orders, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [o for o in outcomes if isinstance(o, Exception)] == []
+    ids = [e.statement["id"] for e in statement_events(stores[0])]
+    assert sorted(ids) == sorted(d["id"] for d in docs)
+    for store in stores:
+        store.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 from eventsourcing.utils import get_topic
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ingest.kafka_consumer import KafkaIngestConfig, KafkaIngester, MessageIngest
 from lrs.application import LearningRecordStore
@@ -57,9 +57,9 @@ def eventually(condition: Callable[[], bool], timeout: float = 60) -> None:
 
 class RunningIngester:
     def __init__(self, store: LearningRecordStore, bootstrap: str, topic: str,
-                 group: str = "lrs-test") -> None:
+                 group: str = "lrs-test", commit_interval_ms: int = 1_000) -> None:
         config = KafkaIngestConfig(bootstrap=bootstrap, topic=topic, group_id=group,
-                                   max_message_bytes=50_000)
+                                   max_message_bytes=50_000, commit_interval_ms=commit_interval_ms)
         ingest = MessageIngest(store, CredentialDirectory(store, "urn:lrs:credentials"), config)
         self.ingester = KafkaIngester(ingest, config)
         self.thread = threading.Thread(target=self.ingester.run, daemon=True)
@@ -118,6 +118,38 @@ def test_redelivered_messages_store_nothing_twice(
     eventually(lambda: second.ingester.stored == 50)
     second.stop()
     assert len(stored_ids(store)) == 50
+
+
+def committed(bootstrap: str, topic: str, group: str) -> int:
+    """How many messages the group's committed offsets cover, over all partitions."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
+    finally:
+        consumer.close()
+
+
+def test_offsets_are_committed_after_the_append_on_the_interval(
+    store: LearningRecordStore, kafka_bootstrap: str, topic: str  # noqa: F811
+) -> None:
+    produce(kafka_bootstrap, topic, [orjson.dumps(statement()) for _ in range(60)])
+    running = RunningIngester(store, kafka_bootstrap, topic, group="often", commit_interval_ms=200)
+    eventually(lambda: committed(kafka_bootstrap, topic, "often") == 60)
+    assert len(stored_ids(store)) == 60  # nothing is committed before it is in the log
+    running.stop()
+
+
+def test_offsets_not_yet_due_are_committed_when_the_ingester_stops(
+    store: LearningRecordStore, kafka_bootstrap: str, topic: str  # noqa: F811
+) -> None:
+    produce(kafka_bootstrap, topic, [orjson.dumps(statement()) for _ in range(60)])
+    running = RunningIngester(store, kafka_bootstrap, topic, group="rarely",
+                              commit_interval_ms=600_000)
+    eventually(lambda: running.ingester.stored == 60)
+    assert committed(kafka_bootstrap, topic, "rarely") == 0
+    running.stop()
+    assert committed(kafka_bootstrap, topic, "rarely") == 60
 
 
 def test_poison_messages_reach_the_dead_letter_topic_and_do_not_stall_the_partition(
