@@ -187,7 +187,6 @@ class KafkaIngester:
         self.stop = threading.Event()
         self.stored = 0
         self.dead_lettered = 0
-        self.commits = 0
         # Offsets of messages whose statements are durably appended, not yet committed.
         self._appended: dict[TopicPartition, OffsetAndMetadata] = {}
         self._committed_at = time.monotonic()
@@ -210,7 +209,6 @@ class KafkaIngester:
         self._committed_at = time.monotonic()
         if not offsets:
             return
-        self.commits += 1
         if not wait:
             consumer.commit_async(offsets, callback=_log_failed_commit)
             return

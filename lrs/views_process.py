@@ -16,10 +16,13 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lrs.config import Settings
 from lrs.errors import LRSError
+
+if TYPE_CHECKING:  # only the child process runs one
+    from projections.runner import ProjectionRunner
 
 log = logging.getLogger("lrs.projections")
 
@@ -75,7 +78,7 @@ class ViewsProcess:
         try:
             connection.send((fn, args))
             ok, value = connection.recv()
-        except (EOFError, OSError, BrokenPipeError):
+        except (EOFError, OSError):
             raise ViewsUnavailable("the projections process stopped; it is being restarted,"
                                    " retry shortly") from None
         finally:
@@ -146,10 +149,7 @@ def serve(settings: Settings, connections: list[Connection], ready: Connection,
         store.close()
 
 
-def _answer(runner: Any, connection: Connection) -> None:
-    from projections.runner import ProjectionRunner
-
-    assert isinstance(runner, ProjectionRunner)
+def _answer(runner: ProjectionRunner, connection: Connection) -> None:
     while True:
         try:
             fn, args = connection.recv()
