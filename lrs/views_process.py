@@ -74,7 +74,8 @@ class ViewsProcess:
     def call(self, fn: Callable[..., Any] | str, *args: Any) -> Any:
         """Run a query function of ``projections.queries`` (or LAG) in the child."""
         self._ensure_running()
-        connection = self._free.get()
+        free = self._free  # a restart replaces the pool; a pipe goes back to the one it came from
+        connection = free.get()
         try:
             connection.send((fn, args))
             ok, value = connection.recv()
@@ -82,7 +83,7 @@ class ViewsProcess:
             raise ViewsUnavailable("the projections process stopped; it is being restarted,"
                                    " retry shortly") from None
         finally:
-            self._free.put(connection)
+            free.put(connection)
         if not ok:
             raise value
         return value

@@ -318,8 +318,7 @@ class StatementIndexReads:
         raise NotImplementedError
 
     def _index_inserted_events(
-        self, c: Cursor, stored_events: Sequence[StoredEvent], seqs: Sequence[int] | None,
-        rows: Sequence[IndexRow] | None,
+        self, c: Cursor, seqs: Sequence[int] | None, rows: Sequence[IndexRow] | None,
     ) -> None:
         if not rows or seqs is None:
             return
