@@ -78,8 +78,11 @@ class Authenticator:
         self._lock = threading.Lock()
 
     def authenticate(self, authorization: str | None) -> Principal:
-        key, secret = _parse_basic(authorization)
-        fingerprint = hashlib.sha256(f"{key}\0{secret}".encode()).digest()
+        return self.verify(*parse_basic(authorization))
+
+    def verify(self, key: str, secret: str) -> Principal:
+        """The credential for this key and secret, or Unauthorized."""
+        fingerprint = secret_fingerprint(key, secret)
         now = time.monotonic()
         with self._lock:
             cached = self._verified.get(fingerprint)
@@ -123,7 +126,13 @@ class CredentialDirectory:
         return cached[1]
 
 
-def _parse_basic(authorization: str | None) -> tuple[str, str]:
+def secret_fingerprint(key: str, secret: str) -> bytes:
+    """A fast digest naming one key and secret pair in memory, never stored."""
+    return hashlib.sha256(f"{key}\0{secret}".encode()).digest()
+
+
+def parse_basic(authorization: str | None) -> tuple[str, str]:
+    """The key and secret of an HTTP Basic Authorization header, or Unauthorized."""
     if not authorization:
         raise Unauthorized("this resource needs HTTP Basic credentials (Authorization header)")
     scheme, _, encoded = authorization.partition(" ")

@@ -35,6 +35,18 @@ class Settings(BaseSettings):
     projections_file: Path | None = Field(
         default=None, description="the DuckDB file of the views; default: DATA_DIR/views.duckdb")
     cors_origins: list[str] = ["*"]
+    # Abuse limits (lrs/api/ratelimit.py, lrs/api/server.py); a count or rate of 0 turns it off.
+    auth_failures_per_address: int = Field(default=20, ge=0)
+    auth_failures_per_key: int = Field(default=100, ge=0)
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0)
+    trusted_proxies: list[str] = Field(
+        default=[], description="proxy addresses or networks whose X-Forwarded-For is believed")
+    credential_requests_per_second: float = Field(default=0.0, ge=0)
+    credential_burst: int = Field(default=20, gt=0)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_idle_timeout_seconds: float = Field(default=30.0, gt=0)
+    body_timeout_seconds: float = Field(default=600.0, gt=0)
+    max_connections: int = Field(default=1000, gt=0)
 
     @field_validator("bootstrap_credential")
     @classmethod

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from lrs.api.ratelimit import AccessLimits
 from lrs.api.services import Services
-from lrs.auth import Principal
+from lrs.auth import Principal, parse_basic, secret_fingerprint
+from lrs.errors import Unauthorized
 
 
 def get_services(request: Request) -> Services:
@@ -20,9 +22,25 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_principal(request: Request, services: ServicesDep) -> Principal:
-    return await run_in_threadpool(
-        services.authenticator.authenticate, request.headers.get("authorization")
-    )
+    """The verified credential, within the failure and request-rate limits (429 over them)."""
+    key, secret = parse_basic(request.headers.get("authorization"))
+    limits: AccessLimits | None = getattr(request.state, "access_limits", None)
+    if limits is None:  # an app assembled without AccessLimitMiddleware has no limits
+        return await run_in_threadpool(services.authenticator.verify, key, secret)
+    peer = request.client.host if request.client else None
+    # A proxy may append its own header line rather than extend the client's.
+    forwarded_for = ", ".join(request.headers.getlist("x-forwarded-for"))
+    address = limits.client_address(peer, forwarded_for)
+    fingerprint = secret_fingerprint(key, secret)
+    limits.admit(key, fingerprint, address)
+    try:
+        principal = await run_in_threadpool(services.authenticator.verify, key, secret)
+    except Unauthorized:
+        limits.failed(key, address)
+        raise
+    limits.succeeded(fingerprint)
+    limits.take_request(principal.key)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -16,7 +16,9 @@ from lrs.api.middleware import (
     BodyLimitMiddleware,
     XAPIVersionMiddleware,
 )
+from lrs.api.ratelimit import AccessLimitMiddleware, AccessLimits
 from lrs.api.routers import about, analytics, definitions, documents, statements
+from lrs.api.server import ClientGoneMiddleware
 from lrs.api.services import Services
 from lrs.config import Settings
 
@@ -41,6 +43,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(about.router, prefix=XAPI_PREFIX)
     app.include_router(analytics.router)
     # Added innermost first: CORS answers preflights before anything else looks at them.
+    app.add_middleware(ClientGoneMiddleware)
+    app.add_middleware(AccessLimitMiddleware, limits=AccessLimits(settings))
     app.add_middleware(AlternateRequestSyntaxMiddleware, prefix=XAPI_PREFIX)
     app.add_middleware(XAPIVersionMiddleware, prefix=XAPI_PREFIX)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,

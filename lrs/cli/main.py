@@ -27,9 +27,10 @@ def _dev_credential(data_dir: Path) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from contextlib import suppress
 
     from lrs.api.main import create_app
+    from lrs.api.server import build_server
 
     settings = settings_from(args)
     credential = settings.bootstrap_credential
@@ -40,10 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"event log: {settings.describe_event_store()}")
     print(f"data folder: {settings.data_dir.resolve()}")
     print(f"xAPI endpoint: http://{settings.host}:{settings.port}/xAPI/")
-    app = create_app(settings)
+    server = build_server(create_app(settings), settings)
     tune_gc()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
-    return 0
+    with suppress(KeyboardInterrupt):  # uvicorn raises the Ctrl-C again once it has shut down
+        server.run()
+    return 0 if server.started else 1
 
 
 def _store(args: argparse.Namespace) -> LearningRecordStore:

@@ -1,0 +1,194 @@
+"""The uvicorn server `lrs serve` runs, with deadlines that stop slow clients holding it.
+
+uvicorn closes idle keep-alive connections and can cap open connections, but waits for ever on
+a client that sends half a request line, or headers and then a body that never comes. The
+protocol here gives each request's headers and body a deadline; on expiry the client gets 408
+(when no response has started) and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from lrs.api.middleware import VERSION_HEADER
+from lrs.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTimeouts:
+    """Seconds a client may take over a request's headers, between body chunks, over the body."""
+
+    headers: float = 10.0
+    body_idle: float = 30.0
+    body: float = 600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClientTimeouts:
+        return cls(settings.header_timeout_seconds, settings.body_idle_timeout_seconds,
+                   settings.body_timeout_seconds)
+
+
+class ServerConfig(Config):
+    """uvicorn's Config, carrying the timeouts to each connection's protocol."""
+
+    def __init__(self, app: ASGIApp, timeouts: ClientTimeouts, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.client_timeouts = timeouts
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with deadlines for each request's headers and body."""
+
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.timeouts = (config.client_timeouts if isinstance(config, ServerConfig)
+                         else ClientTimeouts())
+        self._headers_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._message_begun = False
+        self._body_began = self._body_last = 0.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_headers_clock()
+
+    def data_received(self, data: bytes) -> None:
+        # Bytes between requests begin the next one (uvicorn drops its keep-alive timer here).
+        if self.cycle is None or self.cycle.response_complete:
+            self._start_headers_clock()
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        self._message_begun = True
+        self._start_headers_clock()
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._message_begun = False
+        self._stop_clocks()
+        super().on_headers_complete()
+        self._body_began = self._body_last = self.loop.time()
+        self._body_timer = self.loop.call_later(
+            min(self.timeouts.body_idle, self.timeouts.body), self._check_body)
+
+    def on_body(self, body: bytes) -> None:
+        # Only noted here: a timer per chunk would cost more than the check it makes.
+        self._body_last = self.loop.time()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._stop_clocks()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_clocks()
+        super().connection_lost(exc)
+
+    def _stop_clocks(self) -> None:
+        for timer in (self._headers_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._headers_timer = self._body_timer = None
+
+    def _start_headers_clock(self) -> None:
+        if self._headers_timer is None:
+            self._headers_timer = self.loop.call_later(self.timeouts.headers, self._check_headers)
+
+    def _check_headers(self) -> None:
+        self._headers_timer = None
+        if self._waiting_on_us():
+            self._start_headers_clock()
+            return
+        answer = self._message_begun and (self.cycle is None or self.cycle.response_complete)
+        self._time_out(f"the request headers were not complete within {self.timeouts.headers:g} s"
+                       " (LRS_HEADER_TIMEOUT_SECONDS)", answer)
+
+    def _check_body(self) -> None:
+        self._body_timer = None
+        now = self.loop.time()
+        if self._waiting_on_us():
+            self._body_last = now
+        if now - self._body_began >= self.timeouts.body:
+            message = (f"the request body was not complete within {self.timeouts.body:g} s"
+                       " (LRS_BODY_TIMEOUT_SECONDS)")
+        elif now - self._body_last >= self.timeouts.body_idle:
+            message = (f"the request body stalled for {self.timeouts.body_idle:g} s"
+                       " (LRS_BODY_IDLE_TIMEOUT_SECONDS)")
+        else:
+            deadline = min(self._body_began + self.timeouts.body,
+                           self._body_last + self.timeouts.body_idle)
+            self._body_timer = self.loop.call_later(deadline - now, self._check_body)
+            return
+        self._time_out(message, answer=not self.cycle.response_started and not self.pipeline)
+
+    def _waiting_on_us(self) -> bool:
+        """The client is not the slow one: we paused reading, or it awaits our 100 Continue."""
+        return bool(self.flow.read_paused or (self.cycle is not None and not self.cycle.response_complete
+                                              and self.cycle.waiting_for_100_continue))
+
+    def _time_out(self, message: str, answer: bool) -> None:
+        if self.transport.is_closing():
+            return
+        log.info("closing the connection from %s: %s", self.client, message)
+        if answer:
+            self.transport.write(_response_408(message, self.server_state.default_headers))
+        if self.cycle is not None and not self.cycle.response_complete:
+            # The app's receive answers http.disconnect and its sends are dropped.
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        self.transport.close()
+
+
+def _response_408(message: str, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    body = orjson.dumps({"error": {"status": 408, "message": message}})
+    headers = [*default_headers, (b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode()), (b"connection", b"close"),
+               (VERSION_HEADER.lower().encode(), b"1.0.3")]
+    return STATUS_LINE[408] + b"".join(name + b": " + value + b"\r\n"
+                                       for name, value in headers) + b"\r\n" + body
+
+
+class ClientGoneMiddleware:
+    """A client that goes away mid-request (or is cut off by a deadline) ends it quietly.
+
+    Without this, the app's catch-all handler and uvicorn would each log a traceback for every
+    such client, and a slow client would be a way to flood the logs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            log.info("the client went away before its request was read: %s %s",
+                     scope.get("method"), scope.get("path"))
+
+
+def build_server(app: ASGIApp, settings: Settings) -> uvicorn.Server:
+    """The server for `app`, on LRS_HOST:LRS_PORT, within the configured client limits."""
+    config = ServerConfig(
+        app, ClientTimeouts.from_settings(settings), host=settings.host, port=settings.port,
+        http=DeadlineProtocol, log_level="info", access_log=False,
+        # uvicorn answers 503 once open connections, counting the asking one, reach the limit.
+        limit_concurrency=settings.max_connections + 1,
+        # X-Forwarded-For is believed only from LRS_TRUSTED_PROXIES (lrs/api/ratelimit.py);
+        # uvicorn would otherwise believe it from 127.0.0.1.
+        proxy_headers=False,
+    )
+    return uvicorn.Server(config)
