@@ -32,9 +32,10 @@ from lrs.errors import (
     Forbidden,
     LRSError,
     PayloadTooLarge,
+    StoreRefused,
     Unauthorized,
 )
-from schemas.validate import StatementInvalid, parse_json
+from schemas.validate import NestedTooDeep, StatementInvalid, parse_json
 from schemas.version import UnsupportedVersion, negotiate
 
 log = logging.getLogger("lrs.ingest.kafka")
@@ -92,9 +93,10 @@ class DeadLetter:
 
 
 _CATEGORIES: dict[type[Exception], str] = {
-    StatementInvalid: "malformed-json", BadRequest: "invalid-statement",
+    StatementInvalid: "malformed-json", NestedTooDeep: "too-deep", BadRequest: "invalid-statement",
     UnsupportedVersion: "invalid-statement", PayloadTooLarge: "too-large",
     Unauthorized: "unknown-credential", Forbidden: "forbidden", Conflict: "conflict",
+    StoreRefused: "store-refused",
 }
 
 

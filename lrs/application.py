@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Transcoder
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, Transcoder
 from eventsourcing.utils import get_topic
 
 from ingest.enrich import format_stored, with_stored
@@ -21,6 +22,7 @@ from lrs.documents import (
     DocumentKey,
     Preconditions,
     StoredDocument,
+    check_json_document,
     check_preconditions,
     etag_of,
 )
@@ -34,7 +36,7 @@ from lrs.domain import (
     StoredStatement,
     credential_id,
 )
-from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed
+from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed, StoreRefused
 from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewReads
 from lrs.store.index import IndexedStatement, StatementIndexReads, StatementQuery
 from lrs.store.keys import index_row
@@ -43,7 +45,11 @@ from schemas.actor import IFI_PROPERTIES, Agent, Group, ifi_key
 from schemas.compare import same_statement
 from schemas.statement import Statement
 
+log = logging.getLogger(__name__)
+
 COLLISION_RETRIES = 20
+# The store could not be reached: a batch is not at fault, so none is singled out.
+UNAVAILABLE = (InterfaceError, OperationalError)
 SCOPES = ("statements/write", "statements/read", "statements/read/mine", "all/read", "all",
           "state", "profile", "define")
 
@@ -123,15 +129,34 @@ class LearningRecordStore(Application[UUID]):
             outcomes, new = self._check_batches(batches)
             self._append(new, stored, now)
             return outcomes
-        except IntegrityError:
-            # Another writer stored one of these ids meanwhile: decide each batch on its own.
-            return [self._store_alone(batch, stored, now) for batch in batches]
+        except UNAVAILABLE:
+            raise  # the store itself is down: every batch hears it, and may be sent again
+        except Exception:
+            # Another writer stored one of these ids meanwhile (IntegrityError), or one batch holds
+            # something the store refused: the write rolled back whole, so each batch is decided
+            # again on its own, and only the batch that fails alone fails.
+            return [self._store_isolated(batch, stored, now) for batch in batches]
+
+    def _store_isolated(self, batch: Sequence[PreparedStatement], stored: str,
+                        now: datetime) -> list[str] | Exception:
+        try:
+            return self._store_alone(batch, stored, now)
+        except UNAVAILABLE:
+            raise
+        except StoreRefused as exc:
+            log.error("%s", exc)
+            return exc
+        except Exception as exc:
+            log.exception("the event store refused a batch")
+            return StoreRefused(f"the event store refused this batch ({type(exc).__name__}: {exc});"
+                                " nothing of it was stored")
 
     def _store_alone(self, batch: Sequence[PreparedStatement], stored: str,
                      now: datetime) -> list[str] | Exception:
         """Check and append one batch, checking again while other writers keep storing some of
         its ids first (two ingesters reading the same messages across a rebalance): each round
         sees their commits, so the same content becomes a duplicate, never a conflict."""
+        tried: set[str] | None = None
         for _ in range(COLLISION_RETRIES):
             outcome, new = self._check_batches([batch])
             if isinstance(outcome[0], Exception):
@@ -139,8 +164,12 @@ class LearningRecordStore(Application[UUID]):
             try:
                 self._append(new, stored, now)
                 return outcome[0]
-            except IntegrityError:
-                continue
+            except IntegrityError as exc:
+                ids = {p.statement_id for p in new}
+                if ids == tried:  # nobody stored any of them meanwhile: not a collision
+                    raise StoreRefused(f"the event store refused this batch ({exc});"
+                                       " nothing of it was stored") from exc
+                tried = ids
         return Conflict("statement ids in this batch kept being stored by other writers at the"
                         " same time; retry to compare")
 
@@ -265,11 +294,16 @@ class LearningRecordStore(Application[UUID]):
         for _ in range(3):
             existing, version = self.document_view.document(key)
             check_preconditions(existing, conditions, must_be_conditional and not merge)
+            if not merge:
+                check_json_document(content, content_type)
             body = merge_documents(existing, content, content_type) if merge else content
             kind = JSON_TYPE if merge else content_type
             try:
                 return self._record_document(key, body, kind, version, "post" if merge else "put")
-            except IntegrityError:
+            except IntegrityError as exc:
+                if self.document_view.document(key)[1] == version:  # nobody wrote it meanwhile
+                    raise StoreRefused(f"the event store refused this document write ({exc});"
+                                       " nothing of it was stored") from exc
                 if conditions.given:
                     raise PreconditionFailed("the document changed while this request was being"
                                              " handled; fetch it again and retry") from None

@@ -10,6 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import orjson
 
 from lrs.errors import BadRequest, Conflict, PreconditionFailed
+from schemas.validate import NestedTooDeep, StatementInvalid, parse_json
 
 STATE, ACTIVITY_PROFILE, AGENT_PROFILE = "state", "activity-profile", "agent-profile"
 JSON_TYPE = "application/json"
@@ -90,12 +91,24 @@ def media_type(content_type: str | None) -> str:
 
 def json_object(content: bytes, what: str) -> dict[str, Any]:
     try:
-        value = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"{what}: is not valid JSON ({exc})") from None
+        value = parse_json(content, what)
+    except StatementInvalid as exc:
+        raise BadRequest(str(exc)) from None
     if not isinstance(value, dict):
         raise BadRequest(f"{what}: must be a JSON object to be merged")
     return value
+
+
+def check_json_document(content: bytes, content_type: str) -> None:
+    """A JSON document that nests past the limit could never be merged or read back as JSON."""
+    if media_type(content_type) != JSON_TYPE:
+        return
+    try:
+        parse_json(content, "body")
+    except NestedTooDeep as exc:
+        raise BadRequest(str(exc)) from None
+    except StatementInvalid:
+        pass  # other bytes labelled JSON are kept as sent: PUT stores any content (Comm. 2.2)
 
 
 def merge(existing: StoredDocument | None, content: bytes, content_type: str) -> bytes:

@@ -39,3 +39,9 @@ class UnsupportedMediaType(LRSError):
 
 class PreconditionFailed(LRSError):
     status = 412
+
+
+class StoreRefused(LRSError):
+    """The event store would not write a batch that passed validation; nothing of it is stored."""
+
+    status = 500

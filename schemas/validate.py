@@ -9,11 +9,16 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.base import PATTERN_RULES
+from schemas.limits import MAX_JSON_DEPTH, JSONLimitExceeded, check_depth, check_text
 from schemas.statement import Statement
 
 
 class StatementInvalid(ValueError):
     """A statement broke a rule of the data model; the message names where and which."""
+
+
+class NestedTooDeep(StatementInvalid):
+    """JSON nests objects and arrays deeper than the limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,10 @@ def validate_statement(document: Any, version: str, where: str = "statement") ->
     if not isinstance(document, dict):
         raise StatementInvalid(f"{where}: must be a JSON object")
     try:
+        check_text(document, where)
+    except JSONLimitExceeded as exc:
+        raise StatementInvalid(str(exc)) from None
+    try:
         model = Statement.model_validate(document, context={"version": version})
     except ValidationError as exc:
         raise StatementInvalid(describe(exc, where)) from None
@@ -93,9 +102,14 @@ def validate_statements(payload: Any, version: str) -> list[ValidStatement]:
     return [validate_statement(payload, version)]
 
 
-def parse_json(body: bytes) -> Any:
-    """Parse a request body, naming the position of a syntax error."""
+def parse_json(body: bytes | str, where: str = "body", max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON from outside, naming the position of a syntax error or where it nests too deep."""
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise StatementInvalid(f"body: malformed JSON ({exc})") from None
+        raise StatementInvalid(f"{where}: malformed JSON ({exc})") from None
+    try:
+        check_depth(value, where, max_depth)
+    except JSONLimitExceeded as exc:
+        raise NestedTooDeep(str(exc)) from None
+    return value

@@ -14,6 +14,7 @@ from lrs.api.middleware import (
     VERSION_HEADER,
     AlternateRequestSyntaxMiddleware,
     BodyLimitMiddleware,
+    RequestTextMiddleware,
     XAPIVersionMiddleware,
 )
 from lrs.api.ratelimit import AccessLimitMiddleware, AccessLimits
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(XAPIVersionMiddleware, prefix=XAPI_PREFIX)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        max_multipart_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestTextMiddleware)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -69,9 +69,11 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        multipart = headers.get("content-type", "").lower().startswith("multipart/")
-        limit = self.max_multipart_bytes if multipart else self.max_body_bytes
-        setting = "LRS_MAX_REQUEST_BYTES" if multipart else "LRS_MAX_BODY_BYTES"
+        # Only statements carry attachments; a document labelled multipart is still a document.
+        attachments = (scope["path"].rstrip("/").endswith("/statements")
+                       and headers.get("content-type", "").lower().startswith("multipart/mixed"))
+        limit = self.max_multipart_bytes if attachments else self.max_body_bytes
+        setting = "LRS_MAX_REQUEST_BYTES" if attachments else "LRS_MAX_BODY_BYTES"
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await send_error(send, 413, f"the request body is {declared} bytes; the limit is"
@@ -89,6 +91,34 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+def _nul_in(fields: dict[str, str]) -> str | None:
+    for name, value in fields.items():
+        if "\x00" in name or "\x00" in value:
+            return f"'{name.replace(chr(0), '%00')}': must not contain the NUL character (%00)"
+    return None
+
+
+class RequestTextMiddleware:
+    """A path or query parameter with NUL cannot be kept or looked up (PostgreSQL's text refuses
+    it); it is refused here, once, instead of failing deep inside a store."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"")
+            if "\x00" in scope["path"]:
+                await send_error(send, 400, "path: must not contain the NUL character (%00)")
+                return
+            if b"%00" in query or b"\x00" in query:
+                problem = _nul_in(dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)))
+                if problem is not None:
+                    await send_error(send, 400, f"query parameter {problem}")
+                    return
+        await self.app(scope, receive, send)
 
 
 _FORM_HEADERS = ("authorization", "x-experience-api-version", "content-type", "if-match",
@@ -126,7 +156,17 @@ class AlternateRequestSyntaxMiddleware:
                              " application/x-www-form-urlencoded")
             return
         raw = await _read_body(receive)
-        form = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+        try:
+            form = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True,
+                                  errors="strict"))
+        except UnicodeDecodeError as exc:
+            await send_error(send, 400, "the alternate request syntax form is not UTF-8"
+                             f" (invalid byte at position {exc.start})")
+            return
+        problem = _nul_in(form)
+        if problem is not None:
+            await send_error(send, 400, f"form field {problem}")
+            return
         content = form.pop("content", "").encode("utf-8")
         headers: list[tuple[bytes, bytes]] = [
             (name.encode(), form.pop(name).encode())

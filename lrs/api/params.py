@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 
-import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from ingest.enrich import format_stored
 from lrs.errors import BadRequest
 from schemas.actor import Actor, ifi_key
 from schemas.base import check_iri, check_uuid, parse_timestamp
-from schemas.validate import describe
+from schemas.limits import JSONLimitExceeded, check_text
+from schemas.validate import StatementInvalid, describe, parse_json
 
 _ACTOR: TypeAdapter[Actor] = TypeAdapter(Actor)
 
@@ -52,9 +52,13 @@ def time_param(name: str, value: str) -> str:
 
 def agent_param(value: str, name: str = "agent") -> Actor:
     try:
-        return _ACTOR.validate_python(orjson.loads(value))
-    except orjson.JSONDecodeError:
+        parsed = parse_json(value, name)
+        check_text(parsed, name)
+        return _ACTOR.validate_python(parsed)
+    except StatementInvalid:
         raise BadRequest(f"{name}: must be a JSON Agent or identified Group object") from None
+    except JSONLimitExceeded as exc:
+        raise BadRequest(str(exc)) from None
     except ValidationError as exc:
         raise BadRequest(describe(exc, name)) from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from email.utils import format_datetime
 from typing import Any
 
@@ -15,7 +16,12 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:
+            # orjson stops at 254 levels; a statement stored before the depth limit existed may
+            # nest nearly that deep on its own, and a page wraps it in two more.
+            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def http_date(stored: str) -> str:

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
@@ -53,6 +54,35 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, Postgres
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
         return self.datastore.transaction(commit=False)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Events, index rows and document rows in one transaction that any error rolls back.
+
+        The library's version catches an error raised inside its transaction block (to keep
+        psycopg's pipeline quiet) and re-raises it after the block, so the transaction commits
+        whatever was written before the error: events without their index rows, answered 500.
+        Here the error leaves the transaction block, which rolls back, then the pipeline block.
+        A lost connection is retried as the library does: the transaction did not commit, or its
+        events are found stored on the retry (IntegrityError), which the application handles.
+        """
+        failure: Exception | None = None
+        seqs: Sequence[int] | None = None
+        with self.datastore.get_connection() as conn:  # which turns psycopg's errors into the library's
+            with conn.pipeline() as pipeline:
+                try:
+                    with conn.transaction(), conn.cursor() as curs:
+                        self._insert_stored_events(curs, stored_events, **kwargs)
+                        # Sync now, so a constraint violation is raised here (as IntegrityError).
+                        pipeline.sync()
+                        seqs = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+                except Exception as exc:  # re-raised outside the pipeline, as the library does
+                    failure = exc
+            if failure is not None:
+                raise failure
+        return seqs
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

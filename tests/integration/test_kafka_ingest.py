@@ -152,6 +152,13 @@ def test_offsets_not_yet_due_are_committed_when_the_ingester_stops(
     assert committed(kafka_bootstrap, topic, "rarely") == 60
 
 
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def test_poison_messages_reach_the_dead_letter_topic_and_do_not_stall_the_partition(
     store: LearningRecordStore, kafka_bootstrap: str, topic: str  # noqa: F811
 ) -> None:
@@ -164,6 +171,10 @@ def test_poison_messages_reach_the_dead_letter_topic_and_do_not_stall_the_partit
         (orjson.dumps(statement(result={"response": "x" * 60_000})), TOOL, "too-large"),
         (orjson.dumps(statement()), [("lrs-credential", b"nobody")], "unknown-credential"),
         (orjson.dumps(statement()), [], "unknown-credential"),
+        (orjson.dumps(statement(result={"extensions": {"https://example.org/x": _nested(100)}})),
+         TOOL, "too-deep"),
+        (orjson.dumps(statement(actor={"mbox": "mailto:a\u0000b@example.org"})), TOOL,
+         "invalid-statement"),
     ]
     for value, headers, _ in poison:
         producer.send(topic, key=b"same-partition", value=value, headers=headers)

@@ -1,0 +1,221 @@
+"""An append is one transaction: a failure at any step of the write leaves nothing of it behind,
+and a batch the store refuses fails alone (issue 12, items 2a and 2c).
+
+The failures are the databases' own: a trigger makes the real SQLite or PostgreSQL server refuse
+a row at one step of the write (events, index rows, index keys, voiding, activity definitions,
+agent names, documents). Then every table must be exactly as it was before the write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import OperationalError
+
+from ingest.pipeline import prepare_statements
+from lrs.application import LearningRecordStore, PreparedStatement
+from lrs.auth import Principal
+from lrs.committer import GroupCommitter
+from lrs.config import Settings
+from lrs.documents import STATE, DocumentKey, Preconditions
+from lrs.errors import StoreRefused
+from tests.statements import activity, statement, voiding, with_id
+
+TABLES = ("stored_events", "xapi_statement", "xapi_statement_key", "xapi_activity",
+          "xapi_agent_name", "xapi_document")
+POISON_VERB = "http://example.org/verbs/poison"
+WRITER = Principal("writer", "writer", frozenset({"all"}), "urn:lrs:credentials")
+
+
+class Database:
+    """Plain SQL on the store's own database, beside the application's connections."""
+
+    def __init__(self, settings: Settings, events_table: str) -> None:
+        env = settings.event_store_env()
+        self.sqlite = env.get("SQLITE_DBNAME")
+        self.url = settings.event_store
+        self.events_table = events_table
+
+    def table(self, name: str) -> str:
+        return self.events_table if name == "stored_events" else name
+
+    def run(self, *statements: str) -> list[Any]:
+        if self.sqlite is not None:
+            with sqlite3.connect(self.sqlite) as con:
+                rows: list[Any] = []
+                for text in statements:
+                    rows = con.execute(text).fetchall()
+                return rows
+        assert self.url is not None
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            rows = []
+            for text in statements:
+                cursor = conn.execute(text)  # type: ignore[call-overload]
+                rows = cursor.fetchall() if cursor.description else []
+            return rows
+
+    def fail_on(self, table: str, event: str = "INSERT", when: str = "TRUE") -> None:
+        """Make the database itself refuse the rows of one step of the write."""
+        name, table = f"fail_{table}", self.table(table)
+        if self.sqlite is not None:
+            self.run(f"CREATE TRIGGER {name} BEFORE {event} ON {table} WHEN {when}"
+                     " BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
+            return
+        self.run("CREATE OR REPLACE FUNCTION lrs_test_fail() RETURNS trigger LANGUAGE plpgsql AS"
+                 " $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+                 f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW"
+                 f" WHEN ({when}) EXECUTE FUNCTION lrs_test_fail()")
+
+    def heal(self, table: str) -> None:
+        on = "" if self.sqlite is not None else f" ON {self.table(table)}"
+        self.run(f"DROP TRIGGER IF EXISTS fail_{table}{on}")
+
+    def snapshot(self) -> dict[str, list[Any]]:
+        return {table: sorted(map(tuple, self.run(f"SELECT * FROM {self.table(table)}")), key=repr)
+                for table in TABLES}
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[LearningRecordStore]:
+    app = LearningRecordStore(env=settings.event_store_env())
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def database(settings: Settings, store: LearningRecordStore) -> Iterator[Database]:
+    database = Database(settings, store.recorder.events_table_name)  # type: ignore[attr-defined]
+    yield database
+    for table in TABLES:  # PostgreSQL's test database outlives the test
+        database.heal(table)
+
+
+def prepared(*docs: dict[str, Any]) -> list[PreparedStatement]:
+    return prepare_statements(list(docs), WRITER, "1.0.3", 100)
+
+
+def rich_batch(target_id: str) -> list[PreparedStatement]:
+    """Touches every step: events, rows, keys, voiding, a definition, an agent name."""
+    named = statement(actor={"objectType": "Agent", "name": "Ada", "mbox": "mailto:ada@example.org"},
+                      object=activity(f"new-{uuid.uuid4()}"))
+    return prepared(with_id(named), with_id(voiding(target_id)))
+
+
+STEPS = [
+    ("stored_events", "INSERT", "TRUE"),
+    ("xapi_statement", "INSERT", "TRUE"),
+    ("xapi_statement_key", "INSERT", "TRUE"),
+    ("xapi_statement", "UPDATE", "TRUE"),  # the voiding of the target
+    ("xapi_activity", "INSERT", "TRUE"),
+    ("xapi_agent_name", "INSERT", "TRUE"),
+]
+
+
+@pytest.mark.parametrize(("table", "event", "when"), STEPS,
+                         ids=[f"{table}-{event.lower()}" for table, event, _ in STEPS])
+def test_a_failure_at_any_step_of_a_statement_write_leaves_nothing_of_it(
+        store: LearningRecordStore, database: Database, table: str, event: str, when: str) -> None:
+    target = with_id(statement())
+    store.store_batches([prepared(target)])
+    before = database.snapshot()
+    database.fail_on(table, event, when)
+    outcomes = store.store_batches([rich_batch(target["id"])])
+    assert isinstance(outcomes[0], StoreRefused)
+    assert "injected failure" in str(outcomes[0])
+    assert database.snapshot() == before
+    database.heal(table)
+    batch = rich_batch(target["id"])
+    assert store.store_batches([batch]) == [[p.statement_id for p in batch]]
+    assert store.index.statement(target["id"], voided=True, credential=None) is not None
+
+
+def test_a_python_error_between_steps_leaves_nothing_of_the_write(
+        store: LearningRecordStore, database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = database.snapshot()
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("injected failure after the index rows")
+
+    monkeypatch.setattr(store.recorder.index, "insert_keys", broken)  # type: ignore[attr-defined]
+    outcomes = store.store_batches([prepared(with_id(statement()))])
+    assert isinstance(outcomes[0], StoreRefused)
+    assert database.snapshot() == before
+
+
+@pytest.mark.parametrize("step", ["stored_events", "xapi_document"])
+def test_a_failure_at_any_step_of_a_document_write_leaves_nothing_of_it(
+        store: LearningRecordStore, database: Database, step: str) -> None:
+    key = DocumentKey(STATE, "progress", activity_id="https://example.org/a",
+                      agent="mbox:mailto:ada@example.org")
+    store.write_document(key, b'{"page": 1}', "application/json", merge=False,
+                         conditions=Preconditions(None, None), must_be_conditional=False)
+    before = database.snapshot()
+    database.fail_on(step)
+    with pytest.raises(Exception, match="injected failure"):
+        store.write_document(key, b'{"page": 2}', "application/json", merge=True,
+                             conditions=Preconditions(None, None), must_be_conditional=False)
+    assert database.snapshot() == before
+    assert store.document(key).content == b'{"page": 1}'
+
+
+def test_a_batch_the_store_refuses_fails_alone_in_its_group(
+        store: LearningRecordStore, database: Database) -> None:
+    database.fail_on("xapi_statement", "INSERT", f"NEW.verb_id = '{POISON_VERB}'")
+    honest = [prepared(with_id(statement())) for _ in range(3)]
+    poison = prepared(with_id(statement(verb={"id": POISON_VERB})))
+    outcomes = store.store_batches([honest[0], poison, honest[1], honest[2]])
+    assert isinstance(outcomes[1], StoreRefused)
+    for batch, outcome in zip(honest, [outcomes[0], *outcomes[2:]], strict=True):
+        assert outcome == [batch[0].statement_id]
+        assert store.index.statement(batch[0].statement_id, voided=False, credential=None)
+    assert store.index.statement(poison[0].statement_id, voided=False, credential=None) is None
+    events = database.run(f"SELECT count(*) FROM {database.table('stored_events')}")[0][0]
+    rows = database.run("SELECT count(*) FROM xapi_statement")[0][0]
+    assert events == rows == 3
+
+
+def test_the_group_committer_answers_only_the_refused_request_with_its_error(
+        store: LearningRecordStore, database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    database.fail_on("xapi_statement", "INSERT", f"NEW.verb_id = '{POISON_VERB}'")
+    # The writer is held inside a first write while four requests queue, so they form one group.
+    writing, go_on = threading.Event(), threading.Event()
+    store_batches = store.store_batches
+    groups: list[int] = []
+
+    def held(batches: Any, now: Any = None) -> Any:
+        groups.append(len(batches))
+        writing.set()
+        go_on.wait(30)
+        return store_batches(batches, now)
+
+    monkeypatch.setattr(store, "store_batches", held)
+    committer = GroupCommitter(store)
+    first = committer.submit(prepared(with_id(statement())))
+    assert writing.wait(30)
+    honest = [prepared(with_id(statement())) for _ in range(3)]
+    poison = prepared(with_id(statement(verb={"id": POISON_VERB})))
+    futures = [committer.submit(b) for b in (honest[0], poison, honest[1], honest[2])]
+    go_on.set()
+    assert len(first.result(timeout=30)) == 1
+    with pytest.raises(StoreRefused):
+        futures[1].result(timeout=30)
+    for batch, future in zip(honest, [futures[0], *futures[2:]], strict=True):
+        assert future.result(timeout=30) == [batch[0].statement_id]
+    assert groups == [1, 4]
+    committer.close()
+
+
+def test_a_store_that_cannot_be_reached_fails_every_batch_without_singling_one_out(
+        store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreachable(*_: Any, **__: Any) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(store.recorder, "insert_events", unreachable)
+    with pytest.raises(OperationalError):
+        store.store_batches([prepared(with_id(statement())), prepared(with_id(statement()))])
