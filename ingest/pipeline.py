@@ -37,6 +37,8 @@ class Writer(Protocol):
     def authority_agent(self) -> Agent: ...
     @property
     def can_define(self) -> bool: ...
+    @property
+    def can_void_any(self) -> bool: ...
 
 
 def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: int,
@@ -69,6 +71,9 @@ def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: in
             credential=writer.key,
             authority=writer.authority_agent,
             can_define=writer.can_define,
+            can_void_any=writer.can_void_any,
+            carried=frozenset(a.sha2.lower() for a in item.model.attachments or []
+                              if a.sha2.lower() in by_hash),
         ))
     return prepared
 

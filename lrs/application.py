@@ -36,9 +36,9 @@ from lrs.domain import (
     StoredStatement,
     credential_id,
 )
-from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed, StoreRefused
+from lrs.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, StoreRefused
 from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewReads
-from lrs.store.index import IndexedStatement, StatementIndexReads, StatementQuery
+from lrs.store.index import ExistingStatements, IndexedStatement, StatementIndexReads, StatementQuery
 from lrs.store.keys import index_row
 from lrs.transcoder import OrjsonTranscoder
 from schemas.actor import IFI_PROPERTIES, Agent, Group, ifi_key
@@ -64,6 +64,8 @@ class PreparedStatement:
     credential: str
     authority: Agent
     can_define: bool = False
+    can_void_any: bool = False
+    carried: frozenset[str] = frozenset()  # attachments whose bytes came with it (sha2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +186,8 @@ class LearningRecordStore(Application[UUID]):
         outcomes: list[list[str] | Exception] = []
         for batch in batches:
             try:
-                fresh = self._check_batch(batch, stored_docs, existing.voiding, accepted)
-            except (Conflict, BadRequest) as exc:
+                fresh = self._check_batch(batch, stored_docs, existing, accepted)
+            except (Conflict, BadRequest, Forbidden) as exc:
                 outcomes.append(exc)
                 continue
             accepted.update(fresh)
@@ -195,7 +197,7 @@ class LearningRecordStore(Application[UUID]):
     @staticmethod
     def _check_batch(
         batch: Sequence[PreparedStatement], stored_docs: dict[str, dict[str, Any]],
-        stored_voiding: set[str], accepted: dict[str, PreparedStatement],
+        existing: ExistingStatements, accepted: dict[str, PreparedStatement],
     ) -> dict[str, PreparedStatement]:
         fresh: dict[str, PreparedStatement] = {}
         for p in batch:
@@ -211,9 +213,15 @@ class LearningRecordStore(Application[UUID]):
             target = p.model.voids
             if target is not None:
                 pending = fresh.get(target) or accepted.get(target)
-                if target in stored_voiding or (pending is not None and pending.model.voids):
+                if target in existing.voiding or (pending is not None and pending.model.voids):
                     raise BadRequest(f"statement {p.statement_id} voids {target}, which is itself"
                                      " a voiding statement; voiding statements cannot be voided")
+                owner = pending.credential if pending is not None else existing.credentials.get(target)
+                if owner != p.credential and not p.can_void_any:
+                    raise Forbidden(
+                        f"statement {p.statement_id} voids {target}, which "
+                        + ("another credential stored" if owner else "this LRS does not hold")
+                        + "; only a credential with scope all may void it (Data 2.3.2)")
             fresh[p.statement_id] = p
         return fresh
 
@@ -226,7 +234,7 @@ class LearningRecordStore(Application[UUID]):
             document = with_stored(p.document, stored)
             events.append(StoredStatement.stored(UUID(p.statement_id), document, p.credential, now))
             rows.append(index_row(p.model, p.statement_id, stored, p.credential, p.authority,
-                                  p.can_define))
+                                  p.can_define, p.carried))
         # New aggregates only, so the events go straight to the recorder in one write (the event
         # store's put would also build a recording per event, which nothing here reads).
         self.recorder.insert_events([self.mapper.to_stored_event(e) for e in events],

@@ -52,6 +52,12 @@ class Principal:
     def can_define(self) -> bool:
         return bool(self.scopes & {"define", "all"})
 
+    @property
+    def can_void_any(self) -> bool:
+        """Voiding is the authority's act (Data 2.3.2): another credential's statements, or
+        ones this LRS does not hold yet, only with scope all."""
+        return "all" in self.scopes
+
     def require_any(self, scopes: frozenset[str], action: str) -> None:
         if not self.scopes & scopes:
             raise Forbidden(f"this credential may not {action} (needs scope"

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
         "empty means SQLite in the data folder",
     )
     bootstrap_credential: str | None = None
+    secret_key: str | None = Field(
+        default=None, description="seals 'more' links; give every API node the same one."
+        " Empty: a random key kept in DATA_DIR/secret-key")
     attachment_store: str | None = Field(
         default=None, description="empty: the data folder; file:///dir; or postgresql://…")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lrs.api.statement_params import MoreTokens, more_key
 from lrs.application import LearningRecordStore
 from lrs.auth import Authenticator
 from lrs.committer import GroupCommitter
@@ -20,6 +21,7 @@ class Services:
     committer: GroupCommitter
     authenticator: Authenticator
     attachments: AttachmentStore
+    more_links: MoreTokens
     views: ViewsProcess | None = None
 
     @classmethod
@@ -34,6 +36,8 @@ class Services:
             committer=GroupCommitter(store),
             authenticator=Authenticator(store, settings.authority_home_page),
             attachments=attachment_store(settings.attachment_store, settings.data_dir),
+            more_links=MoreTokens(more_key(settings.secret_key, settings.data_dir),
+                                  settings.max_page_statements),
         )
         if settings.projections == "embedded":
             services.start_projections()

@@ -17,7 +17,7 @@ import orjson
 from eventsourcing.persistence import StoredEvent
 
 from lrs.definitions import merge_definition
-from lrs.store.keys import IndexRow
+from lrs.store.keys import ATTACHMENT, IndexRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,7 @@ class ExistingStatements:
 
     events: dict[str, StoredEvent] = field(default_factory=dict)
     voiding: set[str] = field(default_factory=set)
+    credentials: dict[str, str] = field(default_factory=dict)  # which credential stored each
 
 
 class Cursor(Protocol):
@@ -206,16 +207,27 @@ class StatementIndexSQL:
             return found
         c.execute(
             self.sql(
-                f"{self._select_events(', s.statement_id, s.voids')}"
+                f"{self._select_events(', s.statement_id, s.voids, s.credential')}"
                 f" WHERE s.statement_id IN ({_marks(len(ids))})"
             ),
             ids,
         )
         for row in c.fetchall():
             found.events[row["statement_id"]] = _stored_event(row)
+            found.credentials[row["statement_id"]] = row["credential"]
             if row["voids"] is not None:
                 found.voiding.add(row["statement_id"])
         return found
+
+    def carried(self, c: Cursor, statement_ids: Sequence[str], hashes: Sequence[str]) -> set[str]:
+        keys = [f"{ATTACHMENT}:{h}" for h in hashes]
+        if not statement_ids or not keys:
+            return set()
+        rows = self._fetch(
+            c, "SELECT k.key FROM xapi_statement_key k JOIN xapi_statement s ON s.seq = k.seq"
+               f" WHERE s.statement_id IN ({_marks(len(statement_ids))})"
+               f" AND k.key IN ({_marks(len(keys))})", [*statement_ids, *keys])
+        return {row["key"].split(":", 1)[1] for row in rows}
 
     def one(self, c: Cursor, statement_id: str, voided: bool,
             credential: str | None) -> IndexedStatement | None:
@@ -324,6 +336,11 @@ class StatementIndexReads:
             return
         # The rows come in the order of their events (statements are all the events of a write).
         self.index.insert(c, rows, seqs)
+
+    def carried_attachments(self, statement_ids: Sequence[str], hashes: Sequence[str]) -> set[str]:
+        """Which of these attachments came, as bytes, with one of these statements."""
+        with self._read_transaction() as c:
+            return self.index.carried(c, statement_ids, hashes)
 
     def existing_statements(self, statement_ids: Iterable[str]) -> ExistingStatements:
         with self._read_transaction() as c:

@@ -16,6 +16,7 @@ AGENT, AGENT_RELATED = "a", "A"
 ACTIVITY, ACTIVITY_RELATED = "c", "C"
 VERB = "v"
 REGISTRATION = "r"
+ATTACHMENT = "h"  # an attachment whose bytes came with the statement: who may be served them
 _ACTORS = (Agent, Group)  # a tuple: `Agent | Group` builds a union object on every call
 
 
@@ -102,7 +103,8 @@ def _named_agents(statement: Statement) -> list[tuple[str, str]]:
 
 
 def index_row(statement: Statement, statement_id: str, stored: str, credential: str,
-              authority: Agent | Group | None, can_define: bool = False) -> IndexRow:
+              authority: Agent | Group | None, can_define: bool = False,
+              carried: frozenset[str] = frozenset()) -> IndexRow:
     ref = statement.object.id if isinstance(statement.object, StatementRef) else None
     registration = statement.context.registration if statement.context else None
     return IndexRow(
@@ -113,7 +115,7 @@ def index_row(statement: Statement, statement_id: str, stored: str, credential: 
         voids=statement.voids,
         registration=registration,
         credential=credential,
-        keys=statement_keys(statement, authority),
+        keys=statement_keys(statement, authority) | {f"{ATTACHMENT}:{h}" for h in carried},
         # Without the define scope a statement's activities are known, not (re)defined (Comm. 4.0).
         definitions=tuple((activity_id, definition if can_define else None)
                           for activity_id, definition in definitions_of(statement)),

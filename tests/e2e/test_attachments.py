@@ -161,3 +161,46 @@ def test_a_rejected_put_leaves_no_part_files_behind(xapi: XAPIClient, settings: 
     assert response.status_code == 400
     assert "differs from statementId" in response.json()["error"]["message"]
     assert list((settings.data_dir / "attachments" / "incoming").iterdir()) == []
+
+
+def _credential(xapi: XAPIClient, scopes: list[str]) -> XAPIClient:
+    store = xapi.http.app.state.services.store  # type: ignore[attr-defined]
+    key, secret = store.issue_credential("tool", scopes)
+    return xapi.as_credential(key, secret)
+
+
+def test_an_attachment_is_not_served_to_a_statement_that_only_names_its_hash(
+        xapi: XAPIClient) -> None:
+    """A mine-scoped credential declared the hash of another's attachment with a fileUrl."""
+    owner = _credential(xapi, ["statements/write"])
+    send(owner, *multipart(with_id(statement(attachments=[declared(ESSAY)])), (ESSAY, "text/plain")))
+    thief = _credential(xapi, ["statements/write", "statements/read/mine"])
+    claim = {**declared(ESSAY), "fileUrl": "https://example.org/not-mine"}
+    assert thief.post(with_id(statement(attachments=[claim]))).status_code == 200
+    response = thief.get(attachments="true")
+    assert response.status_code == 200
+    parts = parse_multipart(response)
+    assert len(parts) == 1  # the statement, and no bytes
+    assert ESSAY not in response.content
+
+
+def test_an_attachment_is_served_with_the_statement_that_sent_it_even_with_a_file_url(
+        xapi: XAPIClient) -> None:
+    tool = _credential(xapi, ["statements/write", "statements/read/mine"])
+    sent = {**declared(ESSAY), "fileUrl": "https://example.org/essay.txt"}
+    response = send(tool, *multipart(with_id(statement(attachments=[sent])), (ESSAY, "text/plain")))
+    assert response.status_code == 200, response.text
+    parts = parse_multipart(tool.get(attachments="true"))
+    assert len(parts) == 2
+    assert parts[1].get_payload(decode=True) == ESSAY
+
+
+def test_a_mine_credential_is_never_served_another_credentials_attachment(
+        xapi: XAPIClient) -> None:
+    owner = _credential(xapi, ["statements/write"])
+    doc = with_id(statement(attachments=[declared(ESSAY)]))
+    send(owner, *multipart(doc, (ESSAY, "text/plain")))
+    reader = _credential(xapi, ["statements/read/mine"])
+    assert reader.get(statementId=doc["id"], attachments="true").status_code == 404
+    page = reader.get(attachments="true")
+    assert ESSAY not in page.content

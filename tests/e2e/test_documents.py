@@ -300,3 +300,15 @@ def test_every_document_change_is_an_event_and_its_history_replays(
                       ifi_key(Agent(mbox="mailto:ada@example.org")))
     history = [store_of.repository.get(key.aggregate_id, version=v) for v in (1, 2, 3)]
     assert [h.content for h in history] == [b'{"page": 1}', b'{"page":2}', None]
+
+
+def test_a_document_labelled_multipart_keeps_the_document_size_limit(xapi: XAPIClient) -> None:
+    params = {"activityId": "https://example.org/a", "agent": '{"mbox": "mailto:a@example.org"}',
+              "stateId": "big"}
+    big = b"x" * 250_000  # over the suite's 200,000-byte body limit, under its request limit
+    for content_type in ("multipart/mixed; boundary=x", "multipart/form-data; boundary=x"):
+        response = xapi.request("PUT", "/xAPI/activities/state", params=params, content=big,
+                                headers={"Content-Type": content_type})
+        assert response.status_code == 413, response.text
+        assert "LRS_MAX_BODY_BYTES" in response.json()["error"]["message"]
+    assert xapi.request("GET", "/xAPI/activities/state", params=params).status_code == 404

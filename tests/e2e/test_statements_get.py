@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
-from tests.conftest import XAPIClient
+from lrs.api.statement_params import MORE_LIFETIME, MoreTokens, parse_request
+from tests.conftest import ADMIN_KEY, XAPIClient
 from tests.statements import activity, agent, statement, with_id
 
 ADA = json.dumps({"mbox": "mailto:ada@example.org"})
@@ -290,3 +294,80 @@ def test_canonical_format_uses_the_lrs_canonical_activity_definition(xapi: XAPIC
     assert shown["object"]["definition"]["name"] == {"en-US": "Algebra I"}
     exact = xapi.get(statementId=sid).json()
     assert exact["object"]["definition"]["name"] == {"en-US": "Algebra", "fr-FR": "Algèbre"}
+
+
+def _more_links(xapi: XAPIClient) -> Any:
+    return xapi.http.app.state.services.more_links  # type: ignore[attr-defined]
+
+
+def _posted_pages(xapi: XAPIClient, count: int = 5) -> dict[str, Any]:
+    post(xapi, *[statement() for _ in range(count)])
+    page: dict[str, Any] = xapi.get(limit=2, agent=ADA).json()
+    assert page["more"]
+    return page
+
+
+def test_a_more_link_does_not_show_the_agent_filter(xapi: XAPIClient) -> None:
+    page = _posted_pages(xapi)
+    assert "ada" not in page["more"]
+    assert "example.org" not in base64.urlsafe_b64decode(page["more"].split("=", 1)[1] + "===")\
+        .decode("latin-1")
+
+
+def test_a_tampered_more_link_is_refused(xapi: XAPIClient) -> None:
+    token = _posted_pages(xapi)["more"].split("more=", 1)[1]
+    flipped = token[:20] + ("A" if token[20] != "A" else "B") + token[21:]
+    response = xapi.request("GET", f"/xAPI/statements?more={flipped}")
+    assert response.status_code == 400
+    assert "more" in response.json()["error"]["message"]
+
+
+def test_an_unsigned_more_token_with_a_huge_limit_is_refused(xapi: XAPIClient) -> None:
+    _posted_pages(xapi)
+    forged = base64.urlsafe_b64encode(json.dumps({
+        "query": {"keys": [], "since": None, "until": None, "credential": None,
+                  "ascending": False, "limit": 100_000, "after_seq": None, "bound_seq": None},
+        "format": "exact", "attachments": False}).encode()).decode().rstrip("=")
+    assert xapi.request("GET", f"/xAPI/statements?more={forged}").status_code == 400
+
+
+def test_a_more_link_is_refused_to_another_credential(xapi: XAPIClient) -> None:
+    more = _posted_pages(xapi)["more"]
+    key, secret = xapi.http.app.state.services.store.issue_credential(  # type: ignore[attr-defined]
+        "reader", ["statements/read"])
+    assert xapi.as_credential(key, secret).request("GET", more).status_code == 400
+    assert xapi.request("GET", more).status_code == 200
+
+
+def test_a_sealed_more_link_over_the_page_limit_is_refused(xapi: XAPIClient) -> None:
+    """The bounds are checked again even when the seal is good (the server key may leak)."""
+    _posted_pages(xapi)
+    links: MoreTokens = _more_links(xapi)
+    request = parse_request({"limit": "5"}, 10_000)
+    huge = replace(request, query=replace(request.query, limit=10_000))
+    token = links.issue(huge, 0, 10, ADMIN_KEY)
+    response = xapi.request("GET", f"/xAPI/statements?more={token}")
+    assert response.status_code == 400
+
+
+def test_a_sealed_more_link_whose_limit_is_a_string_is_400_not_500(xapi: XAPIClient) -> None:
+    _posted_pages(xapi)
+    links = _more_links(xapi)
+    request = parse_request({}, 20)
+    odd = replace(request, query=replace(request.query, limit="20"))  # type: ignore[arg-type]
+    token = links.issue(odd, 0, 10, ADMIN_KEY)
+    assert xapi.request("GET", f"/xAPI/statements?more={token}").status_code == 400
+
+
+def test_an_expired_more_link_is_refused(xapi: XAPIClient) -> None:
+    links = _more_links(xapi)
+    request = parse_request({"limit": "2"}, 20)
+    token = links.issue(request, 0, 10, ADMIN_KEY, now=time.time() - MORE_LIFETIME - 1)
+    response = xapi.request("GET", f"/xAPI/statements?more={token}")
+    assert response.status_code == 400
+    assert "expired" in response.json()["error"]["message"]
+
+
+def test_a_limit_that_is_not_ascii_digits_is_400(xapi: XAPIClient) -> None:
+    for limit in ("²", "٣", "1" * 40):
+        assert xapi.get(limit=limit).status_code == 400

@@ -68,3 +68,49 @@ def test_a_statement_voided_before_it_arrives_is_voided_when_it_arrives(xapi: XA
     xapi.post(late)
     assert xapi.get(statementId=late["id"]).status_code == 404
     assert xapi.get(voidedStatementId=late["id"]).status_code == 200
+
+
+def _writer(xapi: XAPIClient, name: str, scopes: list[str]) -> XAPIClient:
+    store = xapi.http.app.state.services.store  # type: ignore[attr-defined]
+    key, secret = store.issue_credential(name, scopes)
+    return xapi.as_credential(key, secret)
+
+
+def test_a_credential_may_void_its_own_statements(xapi: XAPIClient) -> None:
+    tool = _writer(xapi, "tool", ["statements/write", "statements/read"])
+    target = stored(tool, statement())
+    assert tool.post(with_id(voiding(target))).status_code == 200
+    assert xapi.get(voidedStatementId=target).status_code == 200
+
+
+def test_voiding_another_credentials_statement_needs_scope_all(xapi: XAPIClient) -> None:
+    owner = _writer(xapi, "owner", ["statements/write"])
+    other = _writer(xapi, "other", ["statements/write", "statements/read"])
+    target = stored(owner, statement())
+    response = other.post(with_id(voiding(target)))
+    assert response.status_code == 403
+    assert "scope all" in response.json()["error"]["message"]
+    assert xapi.get(statementId=target).status_code == 200  # still there, not voided
+
+
+def test_a_credential_with_scope_all_may_void_any_statement(xapi: XAPIClient) -> None:
+    owner = _writer(xapi, "owner", ["statements/write"])
+    target = stored(owner, statement())
+    assert xapi.post(with_id(voiding(target))).status_code == 200
+    assert xapi.get(statementId=target).status_code == 404
+
+
+def test_voiding_a_statement_not_yet_held_needs_scope_all(xapi: XAPIClient) -> None:
+    tool = _writer(xapi, "tool", ["statements/write"])
+    response = tool.post(with_id(voiding("6f5e8a3c-4f0d-4b8e-9d7a-1c2b3a4d5e6f")))
+    assert response.status_code == 403
+    assert "does not hold" in response.json()["error"]["message"]
+
+
+def test_a_refused_voiding_statement_refuses_its_whole_batch(xapi: XAPIClient) -> None:
+    owner = _writer(xapi, "owner", ["statements/write"])
+    other = _writer(xapi, "other", ["statements/write"])
+    target = stored(owner, statement())
+    batch = [with_id(statement()), with_id(voiding(target))]
+    assert other.post(batch).status_code == 403
+    assert xapi.get(statementId=batch[0]["id"]).status_code == 404

@@ -47,6 +47,11 @@ def test_lrs_services_are_wired_to_postgresql(compose: dict[str, Any]) -> None:
         assert service["environment"]["LRS_EVENT_STORE"].startswith("postgresql://")
 
 
+def test_api_replicas_share_one_secret_key_for_more_links(compose: dict[str, Any]) -> None:
+    keys = {service["environment"].get("LRS_SECRET_KEY") for service in lrs_services(compose).values()}
+    assert len(keys) == 1 and None not in keys
+
+
 def test_dockerfile_is_multi_stage_non_root_and_has_a_healthcheck() -> None:
     dockerfile = (DOCKER / "Dockerfile").read_text()
     assert dockerfile.count("\nFROM ") + dockerfile.startswith("FROM ") >= 2

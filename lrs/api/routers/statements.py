@@ -18,7 +18,7 @@ from ingest.pipeline import prepare_statements
 from lrs.api.deps import PrincipalDep, ServicesDep, VersionDep
 from lrs.api.responses import JSON, http_date
 from lrs.api.services import Services
-from lrs.api.statement_params import MoreToken, StatementsRequest, next_page, parse_request
+from lrs.api.statement_params import StatementsRequest, parse_request
 from lrs.errors import BadRequest, UnsupportedMediaType
 from lrs.formats import activity_ids, parse_accept_language, render
 from lrs.store.attachments import AttachmentStore
@@ -121,7 +121,7 @@ async def get_statements(request: Request, services: ServicesDep,
     if "more" in params:
         if len(params) > 1:
             raise BadRequest("more: a 'more' link carries the whole query; send it alone")
-        wanted = MoreToken.decode(params["more"])
+        wanted = services.more_links.read(params["more"], principal.key)
     else:
         wanted = parse_request(params, services.settings.max_page_statements)
     consistent = services.committer.consistent_through()
@@ -135,7 +135,8 @@ async def get_statements(request: Request, services: ServicesDep,
         definitions = await run_in_threadpool(_definitions, services, wanted.format, [document])
         body = render(document, wanted.format, languages, definitions)
     else:
-        body, newest = await run_in_threadpool(_page, services, wanted, mine, languages)
+        body, newest = await run_in_threadpool(_page, services, wanted, mine, languages,
+                                               principal.key)
     headers = {
         "X-Experience-API-Consistent-Through": consistent,
         "Last-Modified": http_date(newest or consistent),
@@ -143,19 +144,21 @@ async def get_statements(request: Request, services: ServicesDep,
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers, media_type="application/json")
     if wanted.attachments:
-        return _multipart(body, headers, services.attachments)
+        servable = await run_in_threadpool(_servable_attachments, services, body)
+        return _multipart(body, headers, services.attachments, servable)
     return JSON(body, headers=headers)
 
 
 def _page(services: Services, wanted: StatementsRequest, mine: str | None,
-          languages: list[str]) -> tuple[dict[str, Any], str | None]:
+          languages: list[str], caller: str) -> tuple[dict[str, Any], str | None]:
     bound = wanted.query.bound_seq or services.store.last_statement_seq()
     query = replace(wanted.query, credential=mine, bound_seq=bound, limit=wanted.query.limit + 1)
     hits = services.store.statements(query)
     page = hits[: wanted.query.limit]
     more = ""
     if len(hits) > wanted.query.limit:
-        more = f"/xAPI/statements?more={next_page(wanted, page[-1][0].seq, bound)}"
+        token = services.more_links.issue(wanted, page[-1][0].seq, bound, caller)
+        more = f"/xAPI/statements?more={token}"
     definitions = _definitions(services, wanted.format, [document for _, document in page])
     statements = [render(document, wanted.format, languages, definitions) for _, document in page]
     newest = max((hit.stored for hit, _ in page), default=None)
@@ -170,14 +173,39 @@ def _definitions(services: Services, fmt: str,
     return services.store.index.activity_definitions(activity_ids(documents))
 
 
-def _multipart(body: Any, headers: dict[str, str], attachments: AttachmentStore) -> Response:
+def _servable_attachments(services: Services, body: Any) -> set[str]:
+    """The attachments whose bytes these statements, which the caller may see, came with.
+
+    The store keeps bytes by hash, shared by every statement that sent them. A statement that
+    only names a hash with a fileUrl did not prove it holds the bytes, so it gets none: else any
+    credential could read another's attachment by declaring its hash. One declared without a
+    fileUrl was only stored with its bytes (Data 2.4.11), so its own declaration is the proof.
+    """
+    named: list[str] = []
+    servable: set[str] = set()
+    for statement in body.get("statements", [body]):
+        for attachment in statement.get("attachments", []):
+            sha2 = str(attachment.get("sha2", "")).lower()
+            if "fileUrl" not in attachment:
+                servable.add(sha2)
+            else:
+                named.append(sha2)
+    named = sorted(set(named) - servable)
+    if named:
+        ids = [str(s.get("id")) for s in body.get("statements", [body])]
+        servable |= services.store.index.carried_attachments(ids, named)
+    return servable
+
+
+def _multipart(body: Any, headers: dict[str, str], attachments: AttachmentStore,
+               servable: set[str]) -> Response:
     """attachments=true answers multipart/mixed: the statements, then each attachment once."""
     statements = body.get("statements", [body])
     wanted: dict[str, str] = {}
     for statement in statements:
         for attachment in statement.get("attachments", []):
             sha2 = str(attachment.get("sha2", "")).lower()
-            if sha2 and sha2 not in wanted and attachments.has(sha2):
+            if sha2 in servable and sha2 not in wanted and attachments.has(sha2):
                 wanted[sha2] = attachment.get("contentType", "application/octet-stream")
     boundary = uuid.uuid4().hex
 
