@@ -122,3 +122,21 @@ def test_a_nul_in_a_query_parameter_is_rejected_naming_it(xapi: XAPIClient) -> N
 def test_a_nul_in_the_agent_parameter_is_rejected(xapi: XAPIClient) -> None:
     response = xapi.get(agent='{"mbox": "mailto:a\\u0000b@example.org"}')
     assert_refused(response, "agent")
+
+
+def test_a_statement_stored_before_the_depth_limit_still_reads_back(xapi: XAPIClient) -> None:
+    """Stores written before the limit may hold statements nested nearly 254 deep; a page wraps
+    them in two more levels, past what orjson encodes. Every page must still answer."""
+    from dataclasses import replace
+
+    from ingest.pipeline import prepare_statements
+    from lrs.auth import Principal
+
+    store = xapi.http.app.state.services.store  # type: ignore[attr-defined]
+    writer = Principal("old", "old", frozenset({"all"}), "urn:lrs:credentials")
+    (shallow,) = prepare_statements(with_id(statement()), writer, "1.0.3", 1)
+    deep = {**shallow.document, "result": {"extensions": {"https://example.org/deep": nested(250)}}}
+    assert store.store_batches([[replace(shallow, document=deep)]])[0] == [shallow.statement_id]
+    page = xapi.get()
+    assert page.status_code == 200
+    assert page.json()["statements"][0]["id"] == shallow.statement_id
