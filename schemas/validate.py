@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,11 +103,26 @@ def validate_statements(payload: Any, version: str) -> list[ValidStatement]:
     return [validate_statement(payload, version)]
 
 
+def _name_the_surrogate(body: bytes | str, where: str) -> None:
+    """orjson refuses a lone surrogate escape at a position; the stdlib parser reads it, so the
+    error can name the property instead, as for every other rule."""
+    try:
+        value = json.loads(body)
+        check_depth(value, where)
+        check_text(value, where)
+    except JSONLimitExceeded as exc:
+        raise StatementInvalid(str(exc)) from None
+    except (ValueError, RecursionError):
+        return
+
+
 def parse_json(body: bytes | str, where: str = "body", max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse JSON from outside, naming the position of a syntax error or where it nests too deep."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "surrogate" in str(exc):
+            _name_the_surrogate(body, where)
         raise StatementInvalid(f"{where}: malformed JSON ({exc})") from None
     try:
         check_depth(value, where, max_depth)

@@ -66,12 +66,12 @@ def test_a_nul_in_one_statement_rejects_the_whole_batch(xapi: XAPIClient) -> Non
     assert_nothing_stored(xapi)
 
 
-def test_a_lone_surrogate_escape_is_rejected(xapi: XAPIClient) -> None:
+def test_a_lone_surrogate_escape_is_rejected_naming_the_property(xapi: XAPIClient) -> None:
     body = b'{"actor": {"mbox": "mailto:a@example.org", "name": "\\ud800"},' \
            b' "verb": {"id": "http://example.org/v"}, "object": {"id": "http://example.org/a"}}'
     response = xapi.request("POST", "/xAPI/statements", content=body,
                             headers={"Content-Type": "application/json"})
-    assert_refused(response, "surrogate")
+    assert_refused(response, "body.actor.name", "lone surrogate")
     assert_nothing_stored(xapi)
 
 
