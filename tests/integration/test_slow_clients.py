@@ -9,41 +9,17 @@ from __future__ import annotations
 import base64
 import http.client
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lrs.api.main import create_app
-from lrs.api.server import build_server
 from lrs.config import Settings
+from tests.live_server import WAIT, Address, running
 
-WAIT = 20.0  # the longest a test waits on the server before failing
 AUTHORIZATION = "Basic " + base64.b64encode(b"admin:admin-secret").decode()
-Address = tuple[str, int]
-
-
-@contextmanager
-def running(settings: Settings) -> Iterator[Address]:
-    server = build_server(create_app(settings), settings)
-    listener = server.config.bind_socket()
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(int(WAIT / 0.05)):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.05)
-        assert server.started, "the server did not start"
-        yield listener.getsockname()[:2]
-    finally:
-        server.should_exit = True
-        thread.join(WAIT)
-        listener.close()
 
 
 @pytest.fixture
