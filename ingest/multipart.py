@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -44,11 +45,20 @@ class MultipartRequest:
             part.path.unlink(missing_ok=True)
 
 
+# RFC 2046 5.1.1: 1 to 70 of these characters, the last not a space.
+_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+
+
 def boundary_of(content_type: str) -> bytes:
+    """The boundary a multipart/mixed Content-Type names, or BadRequest naming the rule."""
     _, options = parse_options_header(content_type)
-    boundary = options.get(b"boundary")
+    boundary = {name.lower(): value for name, value in options.items()}.get(b"boundary")
     if not boundary:
         raise BadRequest("Content-Type: multipart/mixed needs a boundary parameter")
+    if not _BOUNDARY.fullmatch(boundary):
+        raise BadRequest("Content-Type: the multipart boundary must be 1 to 70 characters, each a"
+                         " letter, a digit or one of '()+_,-./:=? or a space, and must not end in"
+                         " a space (RFC 2046 5.1.1)")
     return boundary
 
 

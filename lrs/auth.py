@@ -22,6 +22,9 @@ STATE_READ = STATE_WRITE | {"all/read"}
 PROFILE_WRITE = frozenset({"profile", "all"})
 PROFILE_READ = PROFILE_WRITE | {"all/read"}
 DEFINITIONS_READ = frozenset({"all", "all/read", "statements/read", "define", "profile", "state"})
+# The Person object lists the names every credential's statements gave an agent, so it is read
+# with the scopes that read any statement (Communication 2.4: SHOULD need explicit permission).
+PERSON_READ = READ_SCOPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +146,10 @@ def parse_basic(authorization: str | None) -> tuple[str, str]:
         raise Unauthorized("this resource needs HTTP Basic credentials (Authorization header)")
     scheme, _, encoded = authorization.partition(" ")
     if scheme.lower() != "basic":
-        raise Unauthorized(f"the Authorization scheme '{scheme}' is not supported; use Basic")
+        shown = scheme[:20] if scheme.isascii() and scheme.isprintable() else "(not ASCII)"
+        raise Unauthorized(f"the Authorization scheme '{shown}' is not supported; use Basic")
+    if not encoded.isascii():  # headers arrive as latin-1 text; base64 is ASCII (RFC 7617)
+        raise Unauthorized("the Basic credentials must be ASCII: the base64 of 'key:secret'")
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):

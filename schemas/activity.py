@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from schemas.base import IRI, Extensions, LanguageMap, XAPIModel
+from schemas.base import IRI, Extensions, IdIRI, LanguageMap, XAPIModel
 
 InteractionType = Literal[
     "true-false", "choice", "fill-in", "long-fill-in", "matching", "performance",
@@ -67,5 +67,5 @@ class ActivityDefinition(XAPIModel):
 
 class Activity(XAPIModel):
     objectType: Literal["Activity"] | None = None
-    id: IRI
+    id: IdIRI
     definition: ActivityDefinition | None = None

@@ -6,21 +6,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Tag, model_validator
 
-from schemas.base import IRI, MailtoIRI, Sha1Sum, XAPIModel
+from schemas.base import AccountName, AgentName, IdIRI, MailtoIRI, Sha1Sum, XAPIModel
 
 IFI_PROPERTIES = ("mbox", "mbox_sha1sum", "openid", "account")
 
 
 class Account(XAPIModel):
-    homePage: IRI
-    name: str
+    homePage: IdIRI
+    name: AccountName
 
 
 class _Identified(XAPIModel):
-    name: str | None = None
+    name: AgentName | None = None
     mbox: MailtoIRI | None = None
     mbox_sha1sum: Sha1Sum | None = None
-    openid: IRI | None = None
+    openid: IdIRI | None = None
     account: Account | None = None
 
     def ifis(self) -> list[str]:

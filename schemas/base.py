@@ -5,16 +5,25 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
-# RFC 3987 is too large to check in full; an absolute IRI has a scheme and no spaces.
-_IRI = r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$"
+# RFC 3987 is too large to check in full; an absolute IRI has a scheme, no spaces, and a '%'
+# only where it starts a percent-encoded octet ('%' and two hex digits, RFC 3987 2.2 pct-encoded).
+_IRI = r"^[A-Za-z][A-Za-z0-9+.\-]*:(?:[^\s<>\"{}|\\^`%]|%[0-9A-Fa-f]{2})+$"
 _LANGUAGE_TAG = (r"^(?:[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{4,8})(?:-[A-Za-z]{4})?"
                  r"(?:-(?:[A-Za-z]{2}|[0-9]{3}))?(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*"
                  r"(?:-[0-9A-WY-Za-wy-z](?:-[A-Za-z0-9]{2,8})+)*(?:-x(?:-[A-Za-z0-9]{1,8})+)?$"
                  r"|^x(?:-[A-Za-z0-9]{1,8})+$|^i-[A-Za-z]+$")
-_MAILTO = r"^mailto:[^@\s]+@[^@\s]+$"
+_MAILTO = r"^mailto:(?:[^@\s%]|%[0-9A-Fa-f]{2})+@(?:[^@\s%]|%[0-9A-Fa-f]{2})+$"
 _SHA1 = r"^[0-9a-fA-F]{40}$"
 _SHA2 = r"^[0-9a-fA-F]{56,128}$"
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -28,9 +37,10 @@ _TIMESTAMP = re.compile(
 
 # The rule each format breaks, for the error message (see schemas.validate).
 PATTERN_RULES = {
-    _IRI: "must be an absolute IRI (a scheme such as 'https:' and no spaces)",
+    _IRI: "must be an absolute IRI (a scheme such as 'https:', no spaces, and '%' only before two"
+          " hex digits)",
     _LANGUAGE_TAG: "'{input}' is not an RFC 5646 language tag",
-    _MAILTO: "must be a 'mailto:' IRI with one email address",
+    _MAILTO: "must be a 'mailto:' IRI with one email address ('%' only before two hex digits)",
     _SHA1: "must be the 40 hex digits of a SHA-1 hash",
     _SHA2: "must be the hex digits of a SHA-2 hash",
     _UUID: "must be a UUID in its 8-4-4-4-12 hex form",
@@ -38,10 +48,51 @@ PATTERN_RULES = {
 _IRI_MATCH = re.compile(_IRI).match
 _UUID_MATCH = re.compile(_UUID).match
 
+# Lengths, in octets of UTF-8, of the strings the statement index keys on (activity and verb
+# ids, agent identifiers, agent names). Each bound keeps a key within what every store can
+# index (a PostgreSQL b-tree entry holds at most 2,704 bytes; the State index holds an activity
+# id and an agent together) and keeps a hostile client from bloating the index.
+MAX_ID_IRI_OCTETS = 1024
+MAX_ACCOUNT_NAME_OCTETS = 256
+MAX_NAME_OCTETS = 512
+# RFC 5321 4.5.3.1.1 and 4.5.3.1.3: a local part of at most 64 octets, a path of at most 256
+# (254 without its angle brackets).
+MAX_MAILBOX_LOCAL_OCTETS = 64
+MAX_MAILBOX_OCTETS = 254
+
+
+def utf8_octets(value: str) -> int:
+    return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+
+
+def check_octets(value: str, limit: int) -> str:
+    """The value, if its UTF-8 encoding is at most ``limit`` octets."""
+    if len(value) > limit // 4 and utf8_octets(value) > limit:  # shorter always fits
+        raise ValueError(f"must be at most {limit} octets of UTF-8 (it has {utf8_octets(value)})")
+    return value
+
+
+def _at_most(limit: int) -> AfterValidator:
+    return AfterValidator(lambda value: check_octets(value, limit))
+
 
 def check_iri(value: str) -> str:
+    """An IRI that names an activity, a verb or an agent: the format and the index's bound."""
     if not _IRI_MATCH(value):
         raise ValueError(PATTERN_RULES[_IRI])
+    return check_octets(value, MAX_ID_IRI_OCTETS)
+
+
+def _check_mailbox(value: str) -> str:
+    """The lengths RFC 5321 allows an email address, counted after percent-decoding."""
+    address = unquote_to_bytes(value.removeprefix("mailto:"))
+    local = address.rpartition(b"@")[0]
+    if len(local) > MAX_MAILBOX_LOCAL_OCTETS:
+        raise ValueError(f"the local part of an email address is at most {MAX_MAILBOX_LOCAL_OCTETS}"
+                         f" octets (RFC 5321); this one has {len(local)}")
+    if len(address) > MAX_MAILBOX_OCTETS:
+        raise ValueError(f"an email address is at most {MAX_MAILBOX_OCTETS} octets (RFC 5321);"
+                         f" this one has {len(address)}")
     return value
 
 
@@ -81,13 +132,20 @@ def _check_timestamp(value: str) -> str:
 # Formats a regular expression decides are checked by pydantic-core itself: a Python validator
 # per string cost a call out of Rust each, about half of a statement's validation time.
 IRI = Annotated[str, StringConstraints(pattern=_IRI)]
+# An IRI the index keys on: an activity or verb id, an openid, an account's homePage.
+IdIRI = Annotated[str, StringConstraints(pattern=_IRI), _at_most(MAX_ID_IRI_OCTETS)]
 LanguageTag = Annotated[str, StringConstraints(pattern=_LANGUAGE_TAG)]
-MailtoIRI = Annotated[str, StringConstraints(pattern=_MAILTO)]
+MailtoIRI = Annotated[str, StringConstraints(pattern=_MAILTO), AfterValidator(_check_mailbox)]
+AgentName = Annotated[str, _at_most(MAX_NAME_OCTETS)]
+AccountName = Annotated[str, _at_most(MAX_ACCOUNT_NAME_OCTETS)]
 Sha1Sum = Annotated[str, StringConstraints(pattern=_SHA1)]
 Sha2Sum = Annotated[str, StringConstraints(pattern=_SHA2)]
 UUIDString = Annotated[str, StringConstraints(pattern=_UUID, to_lower=True)]
-Duration = Annotated[str, AfterValidator(_check_duration)]
-Timestamp = Annotated[str, AfterValidator(_check_timestamp)]
+# The JSON Schema (for /openapi.json) says what the Python check decides.
+Duration = Annotated[str, AfterValidator(_check_duration),
+                     WithJsonSchema({"type": "string", "pattern": _DURATION.pattern})]
+Timestamp = Annotated[str, AfterValidator(_check_timestamp),
+                      WithJsonSchema({"type": "string", "format": "date-time"})]
 LanguageMap = dict[LanguageTag, str]
 Extensions = dict[IRI, Any]
 

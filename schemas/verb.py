@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from schemas.base import IRI, LanguageMap, XAPIModel
+from schemas.base import IdIRI, LanguageMap, XAPIModel
 
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 
 
 class Verb(XAPIModel):
-    id: IRI
+    id: IdIRI
     display: LanguageMap | None = None

@@ -17,6 +17,7 @@ from lrs.api.middleware import (
     RequestTextMiddleware,
     XAPIVersionMiddleware,
 )
+from lrs.api.openapi import install_openapi
 from lrs.api.ratelimit import AccessLimitMiddleware, AccessLimits
 from lrs.api.routers import about, analytics, definitions, documents, statements
 from lrs.api.server import ClientGoneMiddleware
@@ -36,8 +37,10 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             services.close()
 
-    app = FastAPI(title="LRS", version=__version__, lifespan=lifespan)
+    # /openapi.json and /docs are public, as the source is; /redoc is off (one viewer is enough).
+    app = FastAPI(title="LRS", version=__version__, lifespan=lifespan, redoc_url=None)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(statements.router, prefix=XAPI_PREFIX)
     app.include_router(documents.router, prefix=XAPI_PREFIX)
     app.include_router(definitions.router, prefix=XAPI_PREFIX)

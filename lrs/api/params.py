@@ -9,7 +9,7 @@ from pydantic import TypeAdapter, ValidationError
 from ingest.enrich import format_stored
 from lrs.errors import BadRequest
 from schemas.actor import Actor, ifi_key
-from schemas.base import check_iri, check_uuid, parse_timestamp
+from schemas.base import MAX_ID_IRI_OCTETS, check_iri, check_octets, check_uuid, parse_timestamp
 from schemas.limits import JSONLimitExceeded, check_text
 from schemas.validate import StatementInvalid, describe, parse_json
 
@@ -39,6 +39,14 @@ def uuid_param(name: str, value: str) -> str:
 def iri_param(name: str, value: str) -> str:
     try:
         return check_iri(value)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {exc}") from None
+
+
+def document_id_param(name: str, value: str) -> str:
+    """A stateId or profileId: any text, within the bound of the ids the index keys on."""
+    try:
+        return check_octets(value, MAX_ID_IRI_OCTETS)
     except ValueError as exc:
         raise BadRequest(f"{name}: {exc}") from None
 

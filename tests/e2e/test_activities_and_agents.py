@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.conftest import XAPIClient
 from tests.statements import agent, statement
 
@@ -78,3 +80,36 @@ def test_agents_needs_a_valid_agent(xapi: XAPIClient) -> None:
     response = xapi.request("GET", "/xAPI/agents", params={"agent": '{"name": "x"}'})
     assert response.status_code == 400
     assert "exactly one of mbox" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("scope", ["state", "profile", "define", "statements/read/mine",
+                                   "statements/write"])
+def test_person_is_refused_to_a_credential_that_cannot_read_every_statement(
+    xapi: XAPIClient, store_of: Any, scope: str
+) -> None:
+    xapi.post(statement(actor={**agent("ada"), "name": "Ada Lovelace"}))
+    other = xapi.as_credential(*store_of.issue_credential("tool", [scope]))
+    response = other.request("GET", "/xAPI/agents", params={"agent": json.dumps(agent("ada"))})
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == (
+        "this credential may not read the Person object of an agent (needs scope all or all/read"
+        " or statements/read)")
+
+
+@pytest.mark.parametrize("scope", ["statements/read", "all/read"])
+def test_person_is_read_with_a_scope_that_reads_every_statement(
+    xapi: XAPIClient, store_of: Any, scope: str
+) -> None:
+    xapi.post(statement(actor={**agent("ada"), "name": "Ada Lovelace"}))
+    reader = xapi.as_credential(*store_of.issue_credential("tool", [scope]))
+    response = reader.request("GET", "/xAPI/agents", params={"agent": json.dumps(agent("ada"))})
+    assert response.json()["name"] == ["Ada Lovelace"]
+
+
+@pytest.mark.parametrize("scope", ["state", "profile", "define"])
+def test_activity_definitions_stay_readable_by_document_and_define_scopes(
+    xapi: XAPIClient, store_of: Any, scope: str
+) -> None:
+    xapi.post(statement(object=defined({"en-US": "Quiz 7"})))
+    other = xapi.as_credential(*store_of.issue_credential("tool", [scope]))
+    assert get_activity(other).status_code == 200

@@ -122,6 +122,27 @@ def test_multipart_without_a_boundary_is_400(xapi: XAPIClient) -> None:
     assert "boundary" in response.json()["error"]["message"]
 
 
+BOUNDARY_RULE = ("Content-Type: the multipart boundary must be 1 to 70 characters, each a letter, a"
+                 " digit or one of '()+_,-./:=? or a space, and must not end in a space (RFC 2046"
+                 " 5.1.1)")
+
+
+def test_a_multipart_boundary_over_70_characters_is_400_naming_the_rule(xapi: XAPIClient) -> None:
+    response = send(xapi, *multipart(statement(), boundary="b" * 300))
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == BOUNDARY_RULE
+
+
+def test_a_multipart_boundary_of_70_characters_is_accepted(xapi: XAPIClient) -> None:
+    assert send(xapi, *multipart(statement(), boundary="b" * 70)).status_code == 200
+
+
+def test_a_multipart_boundary_with_a_character_outside_rfc_2046_is_400(xapi: XAPIClient) -> None:
+    response = send(xapi, *multipart(statement(), boundary="part{1}"))
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == BOUNDARY_RULE
+
+
 def test_an_attachment_over_the_limit_is_413_naming_it(xapi: XAPIClient) -> None:
     big = b"x" * 120_000  # the test settings allow 100,000 bytes per attachment
     doc = with_id(statement(attachments=[declared(big)]))

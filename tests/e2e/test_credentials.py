@@ -36,6 +36,14 @@ def test_a_non_basic_scheme_is_401(xapi: XAPIClient) -> None:
     assert xapi.get(headers={"Authorization": "Bearer abc"}).status_code == 401
 
 
+def test_raw_non_ascii_bytes_in_authorization_are_401_naming_the_rule(xapi: XAPIClient) -> None:
+    response = xapi.http.get("/xAPI/statements", headers=[
+        (b"authorization", b"Basic \xff\xfe\xc3\xa9"), (b"x-experience-api-version", b"1.0.3")])
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == (
+        "the Basic credentials must be ASCII: the base64 of 'key:secret'")
+
+
 def test_write_scope_cannot_read(xapi: XAPIClient, issue: Any) -> None:
     writer = xapi.as_credential(*issue("statements/write"))
     assert writer.post(statement()).status_code == 200

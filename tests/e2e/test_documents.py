@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import string
 import threading
 import time
 from datetime import UTC, datetime
@@ -162,6 +164,42 @@ def test_agent_that_is_not_json_is_400(xapi: XAPIClient) -> None:
 def test_activity_id_must_be_an_iri(xapi: XAPIClient) -> None:
     response = put(xapi, STATE, state(activityId="not an iri"), b"1")
     assert response.json()["error"]["message"].startswith("activityId:")
+
+
+def _incompressible(n: int, seed: int) -> str:
+    return "".join(random.Random(seed).choices(string.ascii_letters + string.digits, k=n))
+
+
+def test_a_state_at_the_longest_activity_id_and_agent_is_kept_on_every_store(
+    xapi: XAPIClient,
+) -> None:
+    account = {"homePage": "https://sis.example.org/" + _incompressible(1000, 1),
+               "name": _incompressible(256, 2)}
+    params = state(activityId="https://example.org/" + _incompressible(1004, 3),
+                   agent=json.dumps({"account": account}), stateId=_incompressible(1024, 4))
+    assert put(xapi, STATE, params, b"{}").status_code == 204
+    assert xapi.request("GET", STATE, params=params).content == b"{}"
+
+
+def test_an_activity_id_over_1024_octets_is_400_naming_it(xapi: XAPIClient) -> None:
+    params = state(activityId="https://example.org/" + _incompressible(3000, 5))
+    response = put(xapi, STATE, params, b"{}")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "activityId: must be at most 1024 octets of UTF-8 (it has 3020)")
+
+
+def test_a_state_id_over_1024_octets_is_400_naming_it(xapi: XAPIClient) -> None:
+    response = put(xapi, STATE, state(stateId="s" * 1025), b"{}")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "stateId: must be at most 1024 octets of UTF-8 (it has 1025)")
+
+
+def test_a_profile_id_over_1024_octets_is_400_naming_it(xapi: XAPIClient) -> None:
+    response = xapi.request("GET", AGENT_PROFILE, params={"agent": ADA, "profileId": "p" * 1025})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("profileId: must be at most 1024 octets")
 
 
 def test_unknown_parameter_is_rejected(xapi: XAPIClient) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import random
+import string
 import uuid
 
 from tests.conftest import XAPIClient
@@ -126,3 +129,42 @@ def test_post_with_query_parameters_is_rejected(xapi: XAPIClient) -> None:
     response = xapi.request("POST", "/xAPI/statements", json=statement(),
                             params={"statementId": str(uuid.uuid4())})
     assert response.status_code == 400
+
+
+# Random text does not compress, so it reaches a store's index at its full length.
+def _incompressible(n: int, seed: int) -> str:
+    return "".join(random.Random(seed).choices(string.ascii_letters + string.digits, k=n))
+
+
+def test_ids_and_names_at_their_bounds_are_stored_and_found_on_every_store(xapi: XAPIClient) -> None:
+    activity_id = "https://example.org/" + _incompressible(1004, 1)  # 1,024 octets
+    account = {"homePage": "https://sis.example.org/" + _incompressible(1000, 2),
+               "name": _incompressible(256, 3)}
+    actor = {"objectType": "Agent", "name": _incompressible(512, 4), "account": account}
+    verb = {"id": "https://example.org/verbs/" + _incompressible(998, 5)}
+    response = xapi.post(statement(actor=actor, verb=verb, object={"id": activity_id}))
+    assert response.status_code == 200, response.text
+    found = xapi.get(activity=activity_id, agent=json.dumps({"account": account})).json()
+    assert [s["id"] for s in found["statements"]] == response.json()
+
+
+def test_an_activity_id_over_1024_octets_is_400_naming_it(xapi: XAPIClient) -> None:
+    long_id = "https://example.org/" + _incompressible(3000, 6)
+    response = xapi.post(statement(object={"id": long_id}))
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "statement.object.id: must be at most 1024 octets of UTF-8 (it has 3020)")
+
+
+def test_a_100000_character_mbox_local_part_is_400_naming_it(xapi: XAPIClient) -> None:
+    response = xapi.post(statement(actor={"mbox": f"mailto:{'a' * 100_000}@example.org"}))
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(
+        "statement.actor.mbox: the local part of an email address is at most 64 octets (RFC 5321)")
+
+
+def test_an_iri_with_a_percent_not_before_two_hex_digits_is_400_naming_it(xapi: XAPIClient) -> None:
+    response = xapi.post(statement(verb={"id": "https://example.org/verbs/%zz"}))
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(
+        "statement.verb.id: must be an absolute IRI")

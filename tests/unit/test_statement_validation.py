@@ -292,3 +292,97 @@ def test_one_bad_statement_rejects_the_batch_and_names_its_index() -> None:
 def test_an_empty_batch_is_rejected() -> None:
     with pytest.raises(StatementInvalid, match="must not be empty"):
         validate_statements([], V1)
+
+
+# --- IRIs, mboxes and the lengths the statement index keys on ----------------------------------
+
+def test_iri_with_a_percent_not_before_two_hex_digits_is_rejected() -> None:
+    assert rejected(statement(object=activity() | {"id": "https://example.org/a%zz"})) == (
+        "statement.object.id: must be an absolute IRI (a scheme such as 'https:', no spaces, and"
+        " '%' only before two hex digits)")
+
+
+def test_iri_ending_in_a_lone_percent_is_rejected() -> None:
+    assert "'%' only before two hex digits" in rejected(
+        statement(verb={"id": "https://example.org/verbs/done%"}))
+
+
+def test_iri_with_percent_encoded_octets_is_valid() -> None:
+    doc = statement(object=activity() | {"id": "https://example.org/a%2Fb%C3%A9"})
+    assert validate_statement(doc, V1).model.object.id.endswith("%C3%A9")  # type: ignore[union-attr]
+
+
+def test_mbox_with_a_percent_not_before_two_hex_digits_is_rejected() -> None:
+    assert "statement.actor.mbox: must be a 'mailto:' IRI" in rejected(
+        statement(actor={"mbox": "mailto:ada%zz@example.org"}))
+
+
+def test_mbox_local_part_is_at_most_64_octets() -> None:
+    assert rejected(statement(actor={"mbox": f"mailto:{'a' * 100_000}@example.org"})) == (
+        "statement.actor.mbox: the local part of an email address is at most 64 octets"
+        " (RFC 5321); this one has 100000")
+
+
+def test_mbox_local_part_of_64_octets_is_valid() -> None:
+    validate_statement(statement(actor={"mbox": f"mailto:{'a' * 64}@example.org"}), V1)
+
+
+def test_mbox_local_part_is_counted_in_octets_of_utf8() -> None:
+    assert "this one has 66" in rejected(statement(actor={"mbox": f"mailto:{'é' * 33}@example.org"}))
+
+
+def test_mbox_address_is_at_most_254_octets() -> None:
+    domain = "d" * 247 + ".org"  # 'ada@' and 251 more: 255 octets
+    assert rejected(statement(actor={"mbox": f"mailto:ada@{domain}"})) == (
+        "statement.actor.mbox: an email address is at most 254 octets (RFC 5321); this one has 255")
+
+
+def test_activity_id_is_at_most_1024_octets_of_utf8() -> None:
+    long_id = "https://example.org/" + "é" * 510  # 20 + 1,020 octets
+    assert rejected(statement(object=activity() | {"id": long_id})) == (
+        "statement.object.id: must be at most 1024 octets of UTF-8 (it has 1040)")
+
+
+def test_activity_id_of_1024_octets_is_valid() -> None:
+    exact = "https://example.org/" + "a" * 1004
+    validate_statement(statement(object=activity() | {"id": exact}), V1)
+
+
+def test_verb_id_is_at_most_1024_octets() -> None:
+    assert "statement.verb.id: must be at most 1024 octets" in rejected(
+        statement(verb={"id": "https://example.org/" + "v" * 1005}))
+
+
+def test_context_activity_id_is_at_most_1024_octets() -> None:
+    parent = {"id": "https://example.org/" + "p" * 1005}
+    assert "statement.context.contextActivities.parent[0].id: must be at most 1024 octets" in rejected(
+        statement(context={"contextActivities": {"parent": [parent]}}))
+
+
+def test_openid_is_at_most_1024_octets() -> None:
+    assert "statement.actor.openid: must be at most 1024 octets" in rejected(
+        statement(actor={"openid": "https://id.example.org/" + "o" * 1002}))
+
+
+def test_account_home_page_is_at_most_1024_octets() -> None:
+    account = {"homePage": "https://sis.example.org/" + "h" * 1001, "name": "s42"}
+    assert "statement.actor.account.homePage: must be at most 1024 octets" in rejected(
+        statement(actor={"account": account}))
+
+
+def test_account_name_is_at_most_256_octets() -> None:
+    account = {"homePage": "https://sis.example.org", "name": "n" * 257}
+    assert rejected(statement(actor={"account": account})) == (
+        "statement.actor.account.name: must be at most 256 octets of UTF-8 (it has 257)")
+
+
+def test_agent_name_is_at_most_512_octets() -> None:
+    assert rejected(statement(actor={**agent(), "name": "n" * 513})) == (
+        "statement.actor.name: must be at most 512 octets of UTF-8 (it has 513)")
+
+
+def test_extension_keys_and_other_iris_have_no_length_bound() -> None:
+    long_iri = "https://example.org/" + "x" * 5000
+    doc = statement(result={"extensions": {long_iri: 1}},
+                    object=activity() | {"definition": {"moreInfo": long_iri}})
+    validate_statement(doc, V1)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from lrs import __version__
+from lrs.api.openapi import ABOUT_GET
 from lrs.api.responses import JSON
 from schemas.version import SUPPORTED
 
 router = APIRouter(tags=["about"])
 
 
-@router.get("/about")
+@router.get("/about", openapi_extra=ABOUT_GET)
 async def about() -> JSON:
     return JSON({
         "version": list(SUPPORTED),

@@ -12,7 +12,16 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from lrs.api.deps import PrincipalDep, ServicesDep
-from lrs.api.params import agent_ifi_param, iri_param, reject_unknown, required, time_param, uuid_param
+from lrs.api.openapi import document_operations
+from lrs.api.params import (
+    agent_ifi_param,
+    document_id_param,
+    iri_param,
+    reject_unknown,
+    required,
+    time_param,
+    uuid_param,
+)
 from lrs.api.responses import JSON, http_date
 from lrs.auth import PROFILE_READ, PROFILE_WRITE, STATE_READ, STATE_WRITE
 from lrs.documents import (
@@ -57,7 +66,8 @@ class Resource:
         return fields
 
     def key(self, params: dict[str, str]) -> DocumentKey:
-        return DocumentKey(self.name, required(params, self.id_param), **self.key_fields(params))
+        document_id = document_id_param(self.id_param, required(params, self.id_param))
+        return DocumentKey(self.name, document_id, **self.key_fields(params))
 
     def selection(self, params: dict[str, str]) -> DocumentFilter:
         since = time_param("since", params["since"]) if "since" in params else None
@@ -137,10 +147,16 @@ def _handlers(resource: Resource, path: str) -> None:
         await run_in_threadpool(services.store.delete_documents, docs, _conditions(request))
         return Response(status_code=204)
 
-    router.add_api_route(path, put, methods=["PUT"], status_code=204)
-    router.add_api_route(path, post, methods=["POST"], status_code=204)
-    router.add_api_route(path, get, methods=["GET", "HEAD"])
-    router.add_api_route(path, delete, methods=["DELETE"], status_code=204)
+    described = document_operations(resource.context, resource.optional, resource.id_param,
+                                    delete_needs_id=not resource.delete_all)
+    router.add_api_route(path, put, methods=["PUT"], status_code=204,
+                         openapi_extra=described["PUT"])
+    router.add_api_route(path, post, methods=["POST"], status_code=204,
+                         openapi_extra=described["POST"])
+    for method in ("GET", "HEAD"):  # one operation each, so each has its own operationId
+        router.add_api_route(path, get, methods=[method], openapi_extra=described[method])
+    router.add_api_route(path, delete, methods=["DELETE"], status_code=204,
+                         openapi_extra=described["DELETE"])
 
 
 _handlers(STATE_RESOURCE, "/activities/state")

@@ -16,6 +16,7 @@ from starlette.responses import StreamingResponse
 from ingest.multipart import MultipartRequest, read_multipart
 from ingest.pipeline import prepare_statements
 from lrs.api.deps import PrincipalDep, ServicesDep, VersionDep
+from lrs.api.openapi import STATEMENTS_GET, STATEMENTS_POST, STATEMENTS_PUT
 from lrs.api.responses import JSON, http_date
 from lrs.api.services import Services
 from lrs.api.statement_params import StatementsRequest, parse_request
@@ -78,7 +79,7 @@ async def _store(services: Services, body: _Body, principal: PrincipalDep, versi
             body.parts.discard()
 
 
-@router.put("", status_code=204)
+@router.put("", status_code=204, openapi_extra=STATEMENTS_PUT)
 async def put_statement(request: Request, services: ServicesDep, principal: PrincipalDep,
                         version: VersionDep) -> Response:
     unknown = set(request.query_params) - {"statementId"}
@@ -104,7 +105,7 @@ def _with_put_id(payload: Any, statement_id: str) -> dict[str, Any]:
     return {**payload, "id": statement_id}
 
 
-@router.post("")
+@router.post("", openapi_extra=STATEMENTS_POST)
 async def post_statements(request: Request, services: ServicesDep, principal: PrincipalDep,
                           version: VersionDep) -> JSON:
     if request.query_params:
@@ -113,7 +114,8 @@ async def post_statements(request: Request, services: ServicesDep, principal: Pr
     return JSON(await _store(services, await _read_body(request, services), principal, version))
 
 
-@router.api_route("", methods=["GET", "HEAD"])
+@router.api_route("", methods=["GET"], openapi_extra=STATEMENTS_GET)
+@router.api_route("", methods=["HEAD"], openapi_extra=STATEMENTS_GET)
 async def get_statements(request: Request, services: ServicesDep,
                          principal: PrincipalDep) -> Response:
     mine = principal.read_filter()
