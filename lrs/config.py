@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     projections: Literal["embedded", "off"] = "embedded"
     projections_file: Path | None = Field(
         default=None, description="the DuckDB file of the views; default: DATA_DIR/views.duckdb")
+    # View queries and analyst SQL (lrs/views_process.py, projections/queries.py).
+    sql_timeout_seconds: float = Field(default=30.0, gt=0)
+    sql_max_rows: int = Field(default=10_000, gt=0)
+    sql_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    sql_slots: int = Field(default=2, gt=0)
+    view_query_timeout_seconds: float = Field(default=10.0, gt=0)
+    view_query_slots: int = Field(default=6, gt=0)
+    views_memory_limit: str = Field(
+        default="2GB", description="DuckDB memory_limit of the views (runner and queries together)")
     cors_origins: list[str] = ["*"]
     # Abuse limits (lrs/api/ratelimit.py, lrs/api/server.py); a count or rate of 0 turns it off.
     auth_failures_per_address: int = Field(default=20, ge=0)

@@ -1,15 +1,31 @@
-"""Queries over the read models, for the HTTP API and `lrs sql`: plain SQL, one function each."""
+"""Queries over the read models, for the HTTP API and `lrs sql`: plain SQL, one function each.
+
+Analysts' SQL (``read_only_sql``) runs on a DuckDB instance opened with ``sandbox_config`` and
+then locked (``lock_sandbox``): it can read the views and nothing else. The engine refuses files,
+extensions and settings; ``read_only_sql`` refuses, before running anything, what the engine
+would let through: more than one statement, anything but SELECT, and functions that write,
+run SQL from a string, or read outside the views.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import duckdb
 import orjson
 
-from lrs.errors import BadRequest, NotFound
+from lrs.errors import BadRequest, NotFound, PayloadTooLarge
 
-MAX_SQL_ROWS = 10_000
+if TYPE_CHECKING:
+    from lrs.config import Settings
 
 
 def _records(cursor: Any) -> list[dict[str, Any]]:
@@ -73,19 +89,204 @@ def class_mastery(con: Any, class_id: str) -> list[dict[str, Any]]:
         " WHERE c.class_id = ? GROUP BY m.competency ORDER BY m.competency", [class_id]))
 
 
-def read_only_sql(con: Any, sql: str) -> dict[str, Any]:
-    """Run one SELECT (analysts' ad-hoc queries); anything that writes is refused."""
+# --- analysts' SQL -----------------------------------------------------------------------------
+
+# Table functions an analyst may call; every other built-in one reads files, runs SQL from a
+# string (query, json_execute_serialized_sql), scans memory by address (arrow_scan), writes
+# (checkpoint, logging, profiling) or shows the server's paths and settings.
+SAFE_TABLE_FUNCTIONS = frozenset({
+    "range", "generate_series", "unnest", "repeat", "repeat_row", "json_each", "json_tree",
+    "histogram", "histogram_values", "summary", "test_all_types", "pragma_table_info",
+    "pragma_show", "duckdb_tables", "duckdb_columns", "duckdb_views", "duckdb_schemas",
+    "duckdb_types", "duckdb_functions", "duckdb_keywords", "duckdb_constraints",
+    "duckdb_indexes"})
+# Scalar functions that write (a sequence, the log) or reach outside the views.
+REFUSED_FUNCTIONS = frozenset({"nextval", "setval", "write_log", "getenv",
+                               "json_execute_serialized_sql"})
+FETCH_ROWS = 1000
+MAX_EXACT_DIGITS = 15  # a double holds any decimal of up to 15 significant digits exactly
+
+
+@dataclass(frozen=True)
+class SQLLimits:
+    """What one analyst query may take: time, rows answered, bytes answered."""
+
+    timeout_seconds: float
+    max_rows: int
+    max_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> SQLLimits:
+        return cls(settings.sql_timeout_seconds, settings.sql_max_rows, settings.sql_max_bytes)
+
+
+def sandbox_config(memory_limit: str) -> dict[str, Any]:
+    """DuckDB options for an instance that analysts query: no files beyond its own, no
+    extensions beyond the built-in ones, no Python objects by name, bounded memory."""
+    return {"enable_external_access": False, "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False, "allow_community_extensions": False,
+            "python_enable_replacements": False, "memory_limit": memory_limit,
+            # Spilling stays allowed (the runner needs it past the memory limit), but a runaway
+            # query must not fill the disk before its time limit stops it.
+            "max_temp_directory_size": "10GB"}
+
+
+def lock_sandbox(con: Any) -> None:
+    """Freeze the instance's options: nothing run after this (by anyone) can SET them."""
+    con.execute("SET lock_configuration = true")
+
+
+@contextmanager
+def time_limit(cursor: Any, seconds: float) -> Iterator[None]:
+    """Interrupt the cursor's query after ``seconds``: DuckDB has no statement timeout."""
+    timer = threading.Timer(seconds, cursor.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def read_only_sql(con: Any, sql: str, limits: SQLLimits) -> dict[str, Any]:
+    """Run one SELECT (analysts' ad-hoc queries) within ``limits``; anything else is refused."""
+    statement = _one_select(con, sql)
+    _check_functions(con, sql)
+    try:
+        with time_limit(con, limits.timeout_seconds):
+            cursor = con.execute(statement)
+            columns = [d[0] for d in cursor.description]
+            rows, truncated = _json_rows(cursor, limits)
+    except duckdb.InterruptException:
+        raise BadRequest(f"sql: the query ran longer than {limits.timeout_seconds:g} s"
+                         " (LRS_SQL_TIMEOUT_SECONDS)") from None
+    except duckdb.OutOfMemoryException:
+        raise BadRequest("sql: the query needs more memory than the views may use"
+                         " (LRS_VIEWS_MEMORY_LIMIT)") from None
+    except duckdb.PermissionException as exc:
+        raise BadRequest(f"sql: the views are all a query may read ({exc})") from None
+    except duckdb.Error as exc:
+        raise BadRequest(f"sql: {exc}") from None
+    return {"columns": columns, "rows": rows, "truncated": truncated}
+
+
+def _one_select(con: Any, sql: str) -> Any:
     try:
         statements = con.extract_statements(sql)
-    except duckdb.Error as exc:
+    except (duckdb.Error, ValueError) as exc:  # ValueError: a statement type the client lacks
         raise BadRequest(f"sql: {exc}") from None
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise BadRequest("sql: send exactly one SELECT statement; the views are read-only")
+    if len(statements) != 1:
+        raise BadRequest(f"sql: send one statement, not {len(statements)}"
+                         " (one SELECT; the views are read-only)")
+    statement = statements[0]
     try:
-        cursor = con.execute(sql)
-    except duckdb.Error as exc:
-        raise BadRequest(f"sql: {exc}") from None
-    columns = [d[0] for d in cursor.description]
-    rows = cursor.fetchmany(MAX_SQL_ROWS + 1)
-    return {"columns": columns, "rows": [list(r) for r in rows[:MAX_SQL_ROWS]],
-            "truncated": len(rows) > MAX_SQL_ROWS}
+        select = statement.type == duckdb.StatementType.SELECT
+    except ValueError:  # a statement type newer than the client's enum, never a SELECT
+        select = False
+    if not select:
+        words = statement.query.split()
+        kind = words[0].upper() if words and words[0].isalpha() else "this statement"
+        raise BadRequest(f"sql: only SELECT is allowed, not {kind} (the views are read-only)")
+    return statement
+
+
+def _check_functions(con: Any, sql: str) -> None:
+    scalars: set[str] = set()
+    tables: set[str] = set()
+    names: set[str] = set()
+    try:
+        tree = orjson.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+        if tree.get("error"):
+            raise BadRequest(f"sql: the query could not be checked: {tree.get('error_message')}")
+        _collect(tree, scalars, tables, names)
+    except (orjson.JSONDecodeError, RecursionError):
+        raise BadRequest("sql: the query is nested too deeply to be checked") from None
+    # A quoted name with a path or an extension is a file DuckDB would scan by its name.
+    files = sorted(name for name in names if any(c in name for c in "/\\.:"))
+    if files:
+        raise BadRequest(f"sql: '{files[0]}' names a file; analysts' SQL reads the views only")
+    refused = sorted(scalars & REFUSED_FUNCTIONS | (tables - SAFE_TABLE_FUNCTIONS - _macros(con))
+                     | {f for f in scalars | tables if f.startswith("__internal")})
+    if refused:
+        raise BadRequest(f"sql: {refused[0]}() is not allowed: analysts' SQL reads the views and"
+                         " nothing else, and writes nothing")
+
+
+def _collect(node: Any, scalars: set[str], tables: set[str], names: set[str]) -> None:
+    """Every function the parse tree calls (scalar, aggregate, window or table), and every
+    table it names."""
+    if isinstance(node, dict):
+        kind = node.get("type")
+        if kind == "TABLE_FUNCTION":
+            tables.add(str(node["function"]["function_name"]).lower())
+        elif kind == "BASE_TABLE":
+            names.add(str(node.get("table_name", "")))
+        elif "function_name" in node:
+            scalars.add(str(node["function_name"]).lower())
+        for value in node.values():
+            _collect(value, scalars, tables, names)
+    elif isinstance(node, list):
+        for value in node:
+            _collect(value, scalars, tables, names)
+
+
+def _macros(con: Any) -> set[str]:
+    """The views' own table macros (mastery_as_of): defined by us, not by the analyst."""
+    return {row[0] for row in con.execute(
+        "SELECT function_name FROM duckdb_functions() WHERE function_type = 'table_macro'"
+        " AND database_name <> 'system'").fetchall()}
+
+
+def _json_rows(cursor: Any, limits: SQLLimits) -> tuple[list[list[Any]], bool]:
+    """Rows as JSON values, up to ``max_rows`` (then truncated) and ``max_bytes`` (then 413)."""
+    rows: list[list[Any]] = []
+    size = 0
+    while chunk := cursor.fetchmany(FETCH_ROWS):
+        for row in chunk:
+            if len(rows) == limits.max_rows:
+                return rows, True
+            values = [json_value(v) for v in row]
+            size += len(orjson.dumps(values)) + 1
+            if size > limits.max_bytes:
+                raise PayloadTooLarge(
+                    f"sql: the answer is larger than {limits.max_bytes} bytes (LRS_SQL_MAX_BYTES);"
+                    " select fewer rows or columns, or aggregate")
+            rows.append(values)
+    return rows, False
+
+
+def json_value(value: Any) -> Any:
+    """A DuckDB value as JSON: BLOB as base64, DECIMAL as a number (a string beyond 15 digits),
+    integers beyond 64 bits and UUIDs as strings, INTERVAL as an ISO 8601 duration."""
+    if value is None or isinstance(value, (str, bool, float)):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, Decimal):
+        exact = len(value.as_tuple().digits) <= MAX_EXACT_DIGITS and value.is_finite()
+        return float(value) if exact else str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, timedelta):
+        return iso_duration(value)
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):  # a STRUCT, or a MAP, whose keys may be of any type
+        return {k if isinstance(k, str) else str(json_value(k)): json_value(v)
+                for k, v in value.items()}
+    if hasattr(value, "isoformat"):  # date, time, datetime
+        return value.isoformat()
+    return str(value)
+
+
+def iso_duration(value: timedelta) -> str:
+    sign = "-" if value < timedelta(0) else ""
+    value = abs(value)
+    hours, rest = divmod(value.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    second = f"{seconds + value.microseconds / 1e6:g}S" if seconds or value.microseconds else ""
+    time = f"{hours}H" * bool(hours) + f"{minutes}M" * bool(minutes) + second
+    days = f"{value.days}D" if value.days else ""
+    return f"{sign}P{days}{'T' + time if time else ''}" if days or time else "PT0S"

@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,27 +74,39 @@ def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    """Through a running LRS (LRS_URL), or straight from the views file when none runs."""
+    """Through a running LRS (LRS_URL), or straight from the views file when none runs; either
+    way in the analysts' sandbox (projections/queries.py: read_only_sql) and within its limits."""
+    settings = settings_from(args)
     url = args.url or os.environ.get("LRS_URL")
     if url:
         credential = args.credential or os.environ.get("LRS_CREDENTIAL", "")
         headers = {"Authorization": "Basic " + base64.b64encode(credential.encode()).decode()}
+        # The server stops the query at its own limit; this only bounds a server that hangs.
         response = httpx.post(f"{url.rstrip('/')}/api/sql", json={"sql": args.query},
-                              headers=headers, timeout=60)
+                              headers=headers, timeout=settings.sql_timeout_seconds + 30)
         body = response.json()
         if response.status_code != 200:
             raise BadRequest(body.get("error", {}).get("message", response.text))
-        _print_table(body["columns"], body["rows"])
-        return 0
-    from projections.queries import read_only_sql
+        return _print_result(body)
+    from projections.queries import SQLLimits, lock_sandbox, read_only_sql, sandbox_config
 
     try:
-        con = duckdb.connect(str(_views_path(args)), read_only=True)
+        con = duckdb.connect(str(_views_path(args)), read_only=True,
+                             config=sandbox_config(settings.views_memory_limit))
     except duckdb.IOException as exc:
         raise BadRequest(f"the views file is in use ({exc}); with the LRS running, query it"
                          " through LRS_URL and LRS_CREDENTIAL") from None
-    result = read_only_sql(con, args.query)
+    try:
+        lock_sandbox(con)
+        return _print_result(read_only_sql(con, args.query, SQLLimits.of(settings)))
+    finally:
+        con.close()
+
+
+def _print_result(result: dict[str, Any]) -> int:
     _print_table(result["columns"], result["rows"])
+    if result["truncated"]:
+        print(f"(the first {len(result['rows'])} rows: LRS_SQL_MAX_ROWS)", file=sys.stderr)
     return 0
 
 

@@ -2,39 +2,68 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from lrs.api.deps import PrincipalDep, ServicesDep
+from lrs.api.errors import error_response
 from lrs.api.openapi import ANALYTICS_GET, HEALTH_GET, MASTERY_GET, SQL_POST
 from lrs.api.params import time_param
 from lrs.api.responses import JSON
 from lrs.api.services import Services
 from lrs.auth import Principal
 from lrs.errors import BadRequest, NotFound
+from lrs.views_process import ViewsProcess, ViewsUnavailable
 from projections import queries
 from schemas.validate import StatementInvalid, parse_json
 
-router = APIRouter(prefix="/api", tags=["analytics"])
+
+class ViewsRoute(APIRoute):
+    """A busy or restarting views process answers 503 with Retry-After (the app's LRSError
+    handler has no headers to give)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ViewsUnavailable as exc:
+                response = error_response(exc.status, str(exc))
+                response.headers["Retry-After"] = str(exc.retry_after)
+                return response
+
+        return answer
+
+
+router = APIRouter(prefix="/api", tags=["analytics"], route_class=ViewsRoute)
 ANALYTICS_READ = frozenset({"all", "all/read", "statements/read"})
+
+
+def _views(services: Services) -> ViewsProcess:
+    if services.views is None:
+        raise NotFound("projections do not run with this server (LRS_PROJECTIONS=off); query the"
+                       " projector's DuckDB file")
+    return services.views
 
 
 async def _query(services: Services, principal: Principal, fn: Any, *args: Any) -> Any:
     principal.require_any(ANALYTICS_READ, "read learner analytics")
-    views = services.views
-    if views is None:
-        raise NotFound("projections do not run with this server (LRS_PROJECTIONS=off); query the"
-                       " projector's DuckDB file")
-    return await run_in_threadpool(views.call, fn, *args)
+    return await _views(services).query(fn, *args)
 
 
 @router.get("/health", openapi_extra=HEALTH_GET)
 async def health(services: ServicesDep) -> JSON:
+    """No credential needed: the status, the projections' lag and slots, nothing else."""
     views = services.views
-    lag = await run_in_threadpool(views.lag) if views is not None else {"mode": "off"}
-    return JSON({"status": "ok", "projections": lag})
+    if views is None:
+        return JSON({"status": "ok", "projections": {"mode": "off"}})
+    lag = await run_in_threadpool(views.health, services.store)
+    return JSON({"status": "ok" if lag["state"] == "running" else "degraded", "projections": lag})
 
 
 @router.get("/learners/{learner:path}/profile", openapi_extra=ANALYTICS_GET)
@@ -76,4 +105,4 @@ async def sql(request: Request, services: ServicesDep, principal: PrincipalDep) 
         raise BadRequest(str(exc)) from None
     if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
         raise BadRequest('body: send {"sql": "SELECT ..."}')
-    return JSON(await _query(services, principal, queries.read_only_sql, body["sql"]))
+    return JSON(await _views(services).query_sql(body["sql"]))
