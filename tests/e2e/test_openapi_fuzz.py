@@ -20,7 +20,7 @@ from lrs.api.main import create_app
 from lrs.config import Settings
 from tests.conftest import ADMIN_KEY, ADMIN_SECRET
 
-EXAMPLES_PER_OPERATION = int(os.environ.get("LRS_FUZZ_EXAMPLES", "25"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("LRS_FUZZ_EXAMPLES", "20"))
 
 
 def fuzz_config() -> schemathesis.Config:
