@@ -29,8 +29,33 @@ def with_authority(statement: dict[str, Any], authority: dict[str, Any]) -> dict
 
 
 def with_version(statement: dict[str, Any], version: str) -> dict[str, Any]:
-    """An absent version is the version the client spoke (Data 2.4.10)."""
-    return statement if "version" in statement else {**statement, "version": version}
+    """An absent version is 1.0.0 under xAPI 1.0.x (1.0.3 Data 2.4.10) and 2.0.0 under 2.0."""
+    if "version" in statement:
+        return statement
+    return {**statement, "version": "2.0.0" if version.startswith("2") else "1.0.0"}
+
+
+def with_context_activity_lists(statement: dict[str, Any]) -> dict[str, Any]:
+    """contextActivities sent as single objects are kept and returned as arrays (Data 2.4.6.2),
+    in the statement's context and in a SubStatement's."""
+    changed = _context_with_lists(statement)
+    obj = changed.get("object")
+    if isinstance(obj, dict) and obj.get("objectType") == "SubStatement":
+        inner = _context_with_lists(obj)
+        if inner is not obj:
+            changed = {**changed, "object": inner}
+    return changed
+
+
+def _context_with_lists(statement: dict[str, Any]) -> dict[str, Any]:
+    context = statement.get("context")
+    if not isinstance(context, dict):
+        return statement
+    lists = context.get("contextActivities")
+    if not isinstance(lists, dict) or not any(isinstance(v, dict) for v in lists.values()):
+        return statement
+    arrays = {name: [value] if isinstance(value, dict) else value for name, value in lists.items()}
+    return {**statement, "context": {**context, "contextActivities": arrays}}
 
 
 def with_stored(statement: dict[str, Any], stored: str) -> dict[str, Any]:

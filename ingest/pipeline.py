@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from ingest.enrich import with_authority, with_id, with_version
+from ingest.enrich import with_authority, with_context_activity_lists, with_id, with_version
 from ingest.multipart import ReceivedPart, check_part_hashes
 from ingest.signature import verify_signature
 from lrs.application import PreparedStatement
@@ -56,16 +56,22 @@ def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: in
     except StatementInvalid as exc:
         raise BadRequest(str(exc)) from None
     by_hash = _match_parts(valid, parts)
-    prepared = []
+    prepared: list[PreparedStatement] = []
+    first_at: dict[str, int] = {}
     for index, item in enumerate(valid):
         where = "statement" if len(valid) == 1 else f"statements[{index}]"
         _check_attachment_parts(item.model, by_hash, where)
         _check_signatures(item.document, item.model, by_hash, where)
         make_id = partial(id_for, index) if id_for else None
-        document = with_version(with_authority(with_id(item.document, make_id), writer.authority),
-                                version)
+        document = with_version(with_authority(with_id(
+            with_context_activity_lists(item.document), make_id), writer.authority), version)
+        statement_id = _canonical_id(document["id"])
+        if statement_id in first_at:
+            raise BadRequest(f"{where}.id: {statement_id} is also the id of statements"
+                             f"[{first_at[statement_id]}]; a batch holds each statement once")
+        first_at[statement_id] = index
         prepared.append(PreparedStatement(
-            statement_id=_canonical_id(document["id"]),
+            statement_id=statement_id,
             document={**document, "id": _canonical_id(document["id"])},
             model=item.model,
             credential=writer.key,

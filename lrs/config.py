@@ -23,6 +23,8 @@ class Settings(BaseSettings):
         "empty means SQLite in the data folder",
     )
     bootstrap_credential: str | None = None
+    xapi_default_version: Literal["1.0.3", "2.0.0"] = Field(
+        default="2.0.0", description="the version a response names when its request names none")
     secret_key: str | None = Field(
         default=None, description="seals 'more' links; give every API node the same one."
         " Empty: a random key kept in DATA_DIR/secret-key")

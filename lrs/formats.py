@@ -27,7 +27,7 @@ def _object_ids(obj: Any) -> Any:
         return obj
     kind = obj.get("objectType", "Activity")
     if kind == "Activity":
-        return {k: obj[k] for k in ("objectType", "id") if k in obj}
+        return {"id": obj.get("id")}  # the minimal form: Activity is objectType's default
     if kind in ("Agent", "Group"):
         return _actor_ids(obj)
     if kind == "SubStatement":

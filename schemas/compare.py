@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # Properties the LRS may assign or rewrite (2.3.1.b1); differences in them are ignored.
@@ -29,8 +30,25 @@ def _activity(activity: Any) -> Any:
     return activity
 
 
+_SECONDS = re.compile(r"(\d+)(?:\.(\d*))?S$")
+
+
+def _duration(value: Any) -> Any:
+    """Durations are compared to 0.01 s; finer digits are cut, not rounded (2.3.1, 2.0.0)."""
+    if not isinstance(value, str):
+        return value
+    match = _SECONDS.search(value)
+    if match is None:
+        return value
+    hundredths = (match.group(2) or "").ljust(2, "0")[:2]
+    return f"{value[:match.start()]}{int(match.group(1))}.{hundredths}S"
+
+
 def _core(statement: dict[str, Any]) -> dict[str, Any]:
     core = {k: v for k, v in statement.items() if k not in _ASSIGNED}
+    result = core.get("result")
+    if isinstance(result, dict) and "duration" in result:
+        core["result"] = {**result, "duration": _duration(result["duration"])}
     core["actor"] = _lower_mbox(core.get("actor"))
     if isinstance(core.get("verb"), dict):
         core["verb"] = {"id": core["verb"].get("id")}  # display is not compared (2.3.1.b3)

@@ -15,8 +15,9 @@ class Score(XAPIModel):
 
     @model_validator(mode="after")
     def _raw_within_min_and_max(self) -> Score:
-        if self.min is not None and self.max is not None and self.min >= self.max:
-            raise ValueError("score.min must be less than score.max")
+        # Equal bounds are a real score (a zero-weight problem); only min > max is invalid.
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("score.min must not be greater than score.max")
         if self.raw is not None:
             if self.min is not None and self.raw < self.min:
                 raise ValueError("score.raw must not be less than score.min")

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Tag, ValidationInfo, field_validator, model_validator
 
 from schemas.activity import Activity
-from schemas.actor import Actor, Agent, Group
+from schemas.actor import Actor, Agent, Group, ifi_key
 from schemas.attachment import Attachment
 from schemas.base import Timestamp, UUIDString, XAPIModel, parse_timestamp
 from schemas.context import Context, StatementRef
@@ -45,13 +45,15 @@ class _StatementCore(XAPIModel):
         return _check_timestamp_for_version(value, info)
 
     def _check_context_for_object(self, obj: Any) -> None:
-        if self.context is None or not isinstance(obj, Agent | Group):
+        """revision and platform describe an Activity, so only an Activity may have them
+        (Data 2.4.6): not an Agent, a Group, a StatementRef or a SubStatement."""
+        if self.context is None or isinstance(obj, Activity):
             return
         for name in ("revision", "platform"):
             if getattr(self.context, name) is not None:
                 raise ValueError(
-                    f"context.{name} must not be used when the object is an Agent or Group"
-                )
+                    f"context.{name} may only be used when the object is an Activity"
+                    f" (here: {type(obj).__name__})")
 
 
 class SubStatement(_StatementCore):
@@ -108,9 +110,13 @@ class Statement(_StatementCore):
     @field_validator("authority")
     @classmethod
     def _authority_shape(cls, value: Agent | Group | None) -> Agent | Group | None:
-        # An authority group is the two-member group of OAuth (Data 2.4.9).
-        if isinstance(value, Group) and (value.member is None or len(value.member) != 2):
-            raise ValueError("an authority Group must have exactly two member Agents")
+        # An authority group is OAuth's consumer pair: anonymous, two Agents (Data 2.4.9).
+        if isinstance(value, Group):
+            if value.member is None or len(value.member) != 2:
+                raise ValueError("an authority Group must have exactly two member Agents")
+            if ifi_key(value) is not None:
+                raise ValueError("an authority Group must be anonymous (no mbox, mbox_sha1sum,"
+                                 " openid or account): it is the OAuth consumer pair")
         return value
 
     @model_validator(mode="after")

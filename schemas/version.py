@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 SUPPORTED = ("1.0.3", "2.0.0")
-_HEADER = re.compile(r"^(1\.0(?:\.[0-3])?|2\.0(?:\.0)?)$")
+_HEADER = re.compile(r"^(1\.0(?:\.\d+)?|2\.0(?:\.\d+)?)$")
 _STATEMENT_VERSION = re.compile(r"^(1\.0(?:\.\d+)?|2\.0(?:\.\d+)?)$")
 
 
@@ -15,7 +15,8 @@ class UnsupportedVersion(ValueError):
 
 
 def negotiate(header: str | None) -> str:
-    """Map an X-Experience-API-Version header to the version we answer with."""
+    """Map an X-Experience-API-Version header to the version we answer with: every 1.0.x is
+    answered as 1.0.3 (Communication 3.3: patch versions are compatible), every 2.0.x as 2.0.0."""
     if header is None or header.strip() == "":
         raise UnsupportedVersion("the X-Experience-API-Version header is required")
     if not _HEADER.match(header.strip()):

@@ -14,6 +14,8 @@ from lrs.api.middleware import (
     VERSION_HEADER,
     AlternateRequestSyntaxMiddleware,
     BodyLimitMiddleware,
+    ConsistentThroughMiddleware,
+    IgnoredParametersMiddleware,
     RequestTextMiddleware,
     XAPIVersionMiddleware,
 )
@@ -49,11 +51,15 @@ def create_app(settings: Settings) -> FastAPI:
     # Added innermost first: CORS answers preflights before anything else looks at them.
     app.add_middleware(ClientGoneMiddleware)
     app.add_middleware(AccessLimitMiddleware, limits=AccessLimits(settings))
-    app.add_middleware(AlternateRequestSyntaxMiddleware, prefix=XAPI_PREFIX)
-    app.add_middleware(XAPIVersionMiddleware, prefix=XAPI_PREFIX)
+    app.add_middleware(AlternateRequestSyntaxMiddleware, prefix=XAPI_PREFIX,
+                       default_version=settings.xapi_default_version)
+    app.add_middleware(XAPIVersionMiddleware, prefix=XAPI_PREFIX,
+                       default_version=settings.xapi_default_version)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        max_multipart_bytes=settings.max_request_bytes)
     app.add_middleware(RequestTextMiddleware)
+    app.add_middleware(IgnoredParametersMiddleware, prefix=XAPI_PREFIX)
+    app.add_middleware(ConsistentThroughMiddleware, path=f"{XAPI_PREFIX}/statements")
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -26,16 +26,17 @@ async def send_error(send: Send, status: int, message: str, version: str = "1.0.
 class XAPIVersionMiddleware:
     """Every xAPI request names its version, and every response answers with ours (Comm. 3.3)."""
 
-    def __init__(self, app: ASGIApp, prefix: str = "/xAPI") -> None:
+    def __init__(self, app: ASGIApp, prefix: str = "/xAPI", default_version: str = "2.0.0") -> None:
         self.app = app
         self.prefix = prefix
+        self.default_version = default_version
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         header = Headers(scope=scope).get(VERSION_HEADER)
-        answer = "2.0.0" if header and header.strip().startswith("2") else "1.0.3"
+        answer = _answered_version(header, self.default_version)
 
         async def send_with_version(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -54,6 +55,38 @@ class XAPIVersionMiddleware:
                 await send_error(send, 400, str(exc), answer)
                 return
         await self.app(scope, receive, send_with_version)
+
+
+def _answered_version(header: str | None, default: str) -> str:
+    """The version a response names: the request's, or the deployment's when it names none."""
+    if header is None or not header.strip():
+        return default
+    return "2.0.0" if header.strip().startswith("2") else "1.0.3"
+
+
+class ConsistentThroughMiddleware:
+    """Every response of the Statements resource says how current it is, errors included
+    (Communication 2.1.3): clients wait on this header before reading what they wrote."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/") != self.path:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "x-experience-api-consistent-through" not in headers:
+                    services = scope["app"].state.services
+                    headers.append("X-Experience-API-Consistent-Through",
+                                   services.committer.consistent_through())
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
 
 
 class BodyLimitMiddleware:
@@ -121,6 +154,26 @@ class RequestTextMiddleware:
         await self.app(scope, receive, send)
 
 
+IGNORED_PARAMETERS = frozenset({"cachebuster"})
+
+
+class IgnoredParametersMiddleware:
+    """Browser clients (the @xapi/xapi library) add ``cachebuster`` to every GET to defeat
+    caches; no resource has such a parameter, so it is dropped before any resource sees it."""
+
+    def __init__(self, app: ASGIApp, prefix: str = "/xAPI") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query: bytes = scope.get("query_string", b"") if scope["type"] == "http" else b""
+        if b"cachebuster" in query and scope["path"].startswith(self.prefix):
+            kept = [(k, v) for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+                    if k not in IGNORED_PARAMETERS]
+            scope = {**scope, "query_string": urlencode(kept).encode()}
+        await self.app(scope, receive, send)
+
+
 _FORM_HEADERS = ("authorization", "x-experience-api-version", "content-type", "if-match",
                  "if-none-match")
 
@@ -132,9 +185,10 @@ def _is_alternate_syntax(scope: Scope) -> bool:
 class AlternateRequestSyntaxMiddleware:
     """Cross-origin clients of xAPI 1.0.3 may send any request as a form POST (Comm. 1.3)."""
 
-    def __init__(self, app: ASGIApp, prefix: str = "/xAPI") -> None:
+    def __init__(self, app: ASGIApp, prefix: str = "/xAPI", default_version: str = "2.0.0") -> None:
         self.app = app
         self.prefix = prefix
+        self.default_version = default_version
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix) \
@@ -150,7 +204,12 @@ class AlternateRequestSyntaxMiddleware:
         if method not in ("GET", "HEAD", "PUT", "POST", "DELETE"):
             await send_error(send, 400, f"method '{method}' is not an xAPI request method")
             return
-        content_type = Headers(scope=scope).get("content-type", "")
+        real = Headers(scope=scope)
+        content_type = real.get("content-type", "")
+        if not content_type and real.get("content-length", "0") in ("", "0"):
+            await send_error(send, 400, "the alternate request syntax sends the request as a form"
+                             " body (application/x-www-form-urlencoded); this request has none")
+            return
         if not content_type.startswith("application/x-www-form-urlencoded"):
             await send_error(send, 415, "the alternate request syntax needs Content-Type"
                              " application/x-www-form-urlencoded")
@@ -168,18 +227,26 @@ class AlternateRequestSyntaxMiddleware:
             await send_error(send, 400, f"form field {problem}")
             return
         content = form.pop("content", "").encode("utf-8")
-        headers: list[tuple[bytes, bytes]] = [
-            (name.encode(), form.pop(name).encode())
-            for name in list(form) if name.lower() in _FORM_HEADERS
-        ]
-        headers = [(k.lower(), v) for k, v in headers]
-        if content and not any(k == b"content-type" for k, _ in headers):
-            headers.append((b"content-type", b"application/json"))
-        headers.append((b"content-length", str(len(content)).encode()))
-        rewritten = {**scope, "method": method, "headers": headers,
+        # The request's own headers stand, and the form's header fields are added over them.
+        headers = {name.lower(): value.encode("latin-1") for name, value in real.items()
+                   if name.lower() not in ("content-type", "content-length")}
+        for name in list(form):
+            if name.lower() in _FORM_HEADERS:
+                headers[name.lower()] = form.pop(name).encode("utf-8")
+        version = headers.get(VERSION_HEADER.lower(), b"").decode("latin-1")
+        if _answered_version(version, self.default_version) == "2.0.0":
+            await send_error(send, 400, "the alternate request syntax (method=...) is not part of"
+                             " xAPI 2.0.0; send the request with its own method and headers",
+                             "2.0.0")
+            return
+        if content and "content-type" not in headers:
+            headers["content-type"] = b"application/json"
+        headers["content-length"] = str(len(content)).encode()
+        rewritten = {**scope, "method": method,
+                     "headers": [(name.encode(), value) for name, value in headers.items()],
                      "query_string": urlencode(form).encode()}
         scope.setdefault("state", {})
-        await XAPIVersionMiddleware(self.app, self.prefix)(
+        await XAPIVersionMiddleware(self.app, self.prefix, self.default_version)(
             rewritten, _replay(content), send
         )
 

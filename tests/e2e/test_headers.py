@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -43,7 +44,7 @@ def test_about_needs_no_version_header_or_credential(xapi: XAPIClient) -> None:
     response = xapi.http.get("/xAPI/about")
     assert response.status_code == 200
     assert response.json()["version"] == ["1.0.3", "2.0.0"]
-    assert response.headers["X-Experience-API-Version"] == "1.0.3"
+    assert response.headers["X-Experience-API-Version"] == "2.0.0"  # the default
 
 
 def test_cors_preflight_allows_xapi_headers(xapi: XAPIClient) -> None:
@@ -100,3 +101,62 @@ def test_alternate_syntax_needs_a_form_body(xapi: XAPIClient) -> None:
     response = xapi.http.post("/xAPI/statements?method=GET", content=b"{}",
                               headers={"Content-Type": "application/json"})
     assert response.status_code == 415
+
+
+def test_every_statements_response_carries_consistent_through_errors_included(
+        xapi: XAPIClient) -> None:
+    for response in (xapi.get(statementId="not-a-uuid"),                      # 400
+                     xapi.get(statementId=str(uuid.uuid4())),                 # 404
+                     xapi.get(headers={"X-Experience-API-Version": None}),    # 400, version
+                     xapi.post(statement(verb={"id": "no"})),                  # 400, invalid
+                     xapi.get()):                                              # 200
+        assert response.headers.get("X-Experience-API-Consistent-Through"), response.status_code
+
+
+def test_a_request_naming_no_version_is_answered_with_the_default_version(
+        xapi: XAPIClient) -> None:
+    response = xapi.get(headers={"X-Experience-API-Version": None})
+    assert response.headers["X-Experience-API-Version"] == "2.0.0"
+
+
+def test_the_default_version_is_a_setting(settings: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from lrs.api.main import create_app
+
+    with TestClient(create_app(settings.model_copy(
+            update={"xapi_default_version": "1.0.3"}))) as client:
+        response = client.get("/xAPI/statements")
+        assert response.headers["X-Experience-API-Version"] == "1.0.3"
+
+
+def test_alternate_syntax_keeps_the_real_headers(xapi: XAPIClient) -> None:
+    (sid,) = xapi.post(statement()).json()
+    path, body = _form("GET", statementId=sid)
+    response = xapi.http.post(path, content=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": basic(ADMIN_KEY, ADMIN_SECRET), "X-Experience-API-Version": "1.0.3"})
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == sid
+
+
+def test_alternate_syntax_without_a_body_is_400(xapi: XAPIClient) -> None:
+    response = xapi.http.post("/xAPI/statements?method=GET", headers={
+        "Authorization": basic(ADMIN_KEY, ADMIN_SECRET), "X-Experience-API-Version": "1.0.3"})
+    assert response.status_code == 400
+
+
+def test_alternate_syntax_is_refused_in_2_0_0(xapi: XAPIClient) -> None:
+    path, body = _form("GET", Authorization=basic(ADMIN_KEY, ADMIN_SECRET),
+                       **{"X-Experience-API-Version": "2.0.0"})
+    response = xapi.http.post(path, content=body,
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+    assert "2.0.0" in response.json()["error"]["message"]
+
+
+def test_statements_sent_as_multipart_form_data_are_400(xapi: XAPIClient) -> None:
+    response = xapi.request("POST", "/xAPI/statements", content=b"--x\r\n\r\n{}\r\n--x--\r\n",
+                            headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 400
+    assert "multipart/mixed" in response.json()["error"]["message"]

@@ -95,13 +95,47 @@ def test_a_batch_with_one_invalid_statement_stores_none(xapi: XAPIClient) -> Non
     assert xapi.get(statementId=good["id"]).status_code == 404
 
 
-def test_the_same_id_twice_in_one_batch_with_different_content_is_a_conflict(
-    xapi: XAPIClient,
-) -> None:
+def test_the_same_id_twice_in_one_batch_is_400_naming_both(xapi: XAPIClient) -> None:
     doc = with_id(statement())
     twin = {**doc, "verb": {"id": "http://adlnet.gov/expapi/verbs/failed"}}
-    assert xapi.post([doc, twin]).status_code == 409
+    for batch in ([doc, twin], [doc, dict(doc)]):
+        response = xapi.post(batch)
+        assert response.status_code == 400
+        assert "statements[1].id" in response.json()["error"]["message"]
+        assert "statements[0]" in response.json()["error"]["message"]
     assert xapi.get(statementId=doc["id"]).status_code == 404
+
+
+def test_a_statement_without_version_is_1_0_0_under_1_0_3(xapi: XAPIClient) -> None:
+    (sid,) = xapi.post(statement()).json()
+    assert xapi.get(statementId=sid).json()["version"] == "1.0.0"
+
+
+def test_every_1_0_x_version_header_is_answered_as_1_0_3(xapi: XAPIClient) -> None:
+    for header in ("1.0", "1.0.0", "1.0.3", "1.0.4", "1.0.9"):
+        response = xapi.speaking(header).post(statement())
+        assert response.status_code == 200, header
+        assert response.headers["X-Experience-API-Version"] == "1.0.3"
+
+
+def test_context_activities_sent_as_one_object_are_stored_and_returned_as_arrays(
+        xapi: XAPIClient) -> None:
+    parent = {"id": "https://example.org/course", "objectType": "Activity"}
+    sub = {"objectType": "SubStatement", **statement(context={"contextActivities": {"other": parent}})}
+    doc = with_id(statement(object=sub, context={"contextActivities": {
+        "parent": parent, "grouping": [parent]}}))
+    assert xapi.post(doc).status_code == 200
+    for fmt in ("exact", "canonical"):
+        got = xapi.get(statementId=doc["id"], format=fmt, headers={"Accept-Language": "en"}).json()
+        lists = got["context"]["contextActivities"]
+        assert lists["parent"] == [parent] and lists["grouping"] == [parent]
+        assert got["object"]["context"]["contextActivities"]["other"] == [parent]
+    assert xapi.post(doc).status_code == 200  # the same statement again: not a conflict
+
+
+def test_score_min_equal_to_max_is_accepted(xapi: XAPIClient) -> None:
+    response = xapi.post(statement(result={"score": {"raw": 0, "min": 0, "max": 0}}))
+    assert response.status_code == 200, response.text
 
 
 def test_an_invalid_statement_gets_400_naming_the_property(xapi: XAPIClient) -> None:

@@ -182,9 +182,14 @@ def test_raw_score_lies_between_min_and_max() -> None:
     assert "score.raw must not be greater than score.max" in rejected(doc)
 
 
-def test_score_min_is_less_than_max() -> None:
-    assert "score.min must be less than score.max" in rejected(
-        statement(result={"score": {"min": 5, "max": 5}}))
+def test_score_min_is_not_greater_than_max() -> None:
+    assert "score.min must not be greater than score.max" in rejected(
+        statement(result={"score": {"min": 6, "max": 5}}))
+
+
+def test_score_min_may_equal_max() -> None:
+    """Real assessments send zero-weight problems as min == max == raw."""
+    validate_statement(statement(result={"score": {"raw": 0, "min": 0, "max": 0}}), V1)
 
 
 def test_duration_is_iso_8601() -> None:
@@ -213,13 +218,31 @@ def test_context_activities_accept_a_single_activity() -> None:
 
 def test_revision_is_not_allowed_when_the_object_is_an_agent() -> None:
     doc = statement(object=agent("bob"), context={"revision": "2"})
-    assert "context.revision must not be used when the object is an Agent or Group" in rejected(doc)
+    assert "context.revision may only be used when the object is an Activity" in rejected(doc)
 
 
 def test_platform_is_not_allowed_when_the_object_is_a_group() -> None:
     group = {"objectType": "Group", "mbox": "mailto:t@example.org"}
-    assert "context.platform must not be used" in rejected(
+    assert "context.platform may only be used" in rejected(
         statement(object=group, context={"platform": "LMS"}))
+
+
+@pytest.mark.parametrize("name", ["revision", "platform"])
+def test_revision_and_platform_are_not_allowed_when_the_object_is_a_statement_ref(name: str) -> None:
+    ref = {"objectType": "StatementRef", "id": "6f5e8a3c-4f0d-4b8e-9d7a-1c2b3a4d5e6f"}
+    assert f"context.{name} may only be used" in rejected(
+        statement(object=ref, context={name: "x"}))
+
+
+@pytest.mark.parametrize("name", ["revision", "platform"])
+def test_revision_and_platform_are_not_allowed_when_the_object_is_a_substatement(name: str) -> None:
+    sub = {"objectType": "SubStatement", **statement()}
+    assert f"context.{name} may only be used" in rejected(
+        statement(object=sub, context={name: "x"}))
+
+
+def test_revision_and_platform_are_allowed_when_the_object_is_an_activity() -> None:
+    validate_statement(statement(context={"revision": "2", "platform": "LMS"}), V1)
 
 
 def test_context_language_is_a_language_tag() -> None:
@@ -281,6 +304,12 @@ def test_authority_group_has_exactly_two_members() -> None:
     group = {"objectType": "Group", "member": [agent("a")]}
     assert "an authority Group must have exactly two member Agents" in rejected(
         statement(authority=group))
+
+
+def test_authority_group_is_anonymous() -> None:
+    group = {"objectType": "Group", "mbox": "mailto:pair@example.org",
+             "member": [agent("a"), agent("b")]}
+    assert "an authority Group must be anonymous" in rejected(statement(authority=group))
 
 
 def test_one_bad_statement_rejects_the_batch_and_names_its_index() -> None:

@@ -47,6 +47,9 @@ async def _read_body(request: Request, services: Services) -> _Body:
         except BadRequest:
             received.discard()
             raise
+    if media.startswith("multipart/"):
+        raise BadRequest(f"Content-Type '{media}': statements with attachments are sent as"
+                         " multipart/mixed (Communication 1.5.2)")
     if media != "application/json":
         raise UnsupportedMediaType(f"Content-Type '{media}' is not accepted; statements are"
                                    " sent as application/json or multipart/mixed")
