@@ -41,7 +41,8 @@ ROSTER_TOPIC = get_topic(Roster.Loaded)
 TOPICS = [STATEMENT_TOPIC, get_topic(AlignmentSet.Loaded), ROSTER_TOPIC]
 _FACT_COLUMNS = ("seq", "statement_id", "learner", "learner_name", "ts", "verb", "object_id",
                  "object_type", "success", "scaled", "duration_s", "response", "registration",
-                 "class_id", "competencies", "voids", "peer", "goal_target")
+                 "class_id", "competencies", "voids", "peer", "goal_target", "stored",
+                 "timestamp_in_future", "interaction_type")
 
 
 def insert_columns(con: Any, table: str, columns: dict[str, list[Any]]) -> None:
@@ -387,14 +388,14 @@ class ProjectionRunner:
         replaced = [f.learner for f in folds]
         for table in ("learner_profile", "learner_class", "learner_state"):
             self.con.execute(f"DELETE FROM {table} WHERE learner IN (SELECT unnest(?))", [replaced])
-        for table in ("mastery", "mastery_transitions", "engagement_daily"):
+        for table in ("mastery", "mastery_transitions", "mastery_evidence", "engagement_daily"):
             self.con.execute(f"DELETE FROM {table} WHERE learner IN (SELECT unnest(?))", [full])
         if days_from:
             self.con.execute(
                 "DELETE FROM engagement_daily e USING (SELECT unnest(?) AS learner, unnest(?) AS day) d"
                 " WHERE e.learner = d.learner AND e.day >= d.day",
                 [[a for a, _ in days_from], [d for _, d in days_from]])
-        profiles, transitions, days, classes, states = [], [], [], [], []
+        profiles, transitions, days, classes, states, history = [], [], [], [], [], []
         mastery: list[tuple[Any, ...]] = []
         evidence: list[tuple[Any, ...]] = []
         refolded = set(full)
@@ -408,11 +409,13 @@ class ProjectionRunner:
                              list(p.peers_helped)))
             rows = [(r.learner, r.competency, r.probability, r.level, r.evidence_count,
                      r.last_evidence, list(r.statement_ids), r.prior, r.learn, r.guess, r.slip,
-                     r.mastered_at)
+                     r.mastered_at, r.first_mastered_at)
                     for r in fold.mastery.rows(touched_only=fold.learner not in refolded)]
             (mastery if fold.learner in refolded else evidence).extend(rows)
             transitions += [(t.learner, t.competency, t.level, t.reached_at, t.probability,
                              t.statement_id) for t in fold.mastery.transitions]
+            history += [(e.learner, e.competency, e.n, e.ts, e.statement_id, e.correct, e.item_kind,
+                         e.probability, e.level) for e in fold.mastery.evidence]
             days += [(d.learner, d.day, d.active_minutes, d.statements, d.sessions)
                      for d in fold.engagement.rows()]
             # A roster says which class a learner is in; otherwise the statements do.
@@ -422,6 +425,7 @@ class ProjectionRunner:
         insert_rows(self.con, "mastery", _columns("mastery"), mastery)
         self._append_evidence(evidence)
         insert_rows(self.con, "mastery_transitions", _columns("mastery_transitions"), transitions)
+        insert_rows(self.con, "mastery_evidence", _columns("mastery_evidence"), history)
         insert_rows(self.con, "engagement_daily", _columns("engagement_daily"), days)
         insert_rows(self.con, "learner_class", _columns("learner_class"), classes)
         insert_rows(self.con, "learner_state", _columns("learner_state"), states)
@@ -439,7 +443,7 @@ class ProjectionRunner:
             "UPDATE mastery SET probability = d.probability, level = d.level,"
             " evidence_count = d.evidence_count, last_evidence = d.last_evidence,"
             " statement_ids = list_concat(mastery.statement_ids, d.statement_ids),"
-            " mastered_at = d.mastered_at FROM mastery_delta d"
+            " mastered_at = d.mastered_at, first_mastered_at = d.first_mastered_at FROM mastery_delta d"
             " WHERE mastery.learner = d.learner AND mastery.competency = d.competency")
         self.con.execute(
             "INSERT INTO mastery SELECT * FROM mastery_delta d WHERE NOT EXISTS (SELECT 1 FROM mastery m"
