@@ -32,6 +32,8 @@ def page_items(values: list[bytes]) -> tuple[PageItems, int]:
         elif kind == "alignments":
             items.add_alignments(body["position"], body["framework"], body["alignments"],
                                  body["parameters"])
+        elif kind == "parameters":  # a fit: parameters only
+            items.add_alignments(body["position"], f"fit: {body['method']}", [], body["parameters"])
         elif kind == "roster":
             items.add_roster(body["position"], body["entries"])
     return items, position

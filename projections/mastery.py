@@ -100,7 +100,7 @@ class MasteryFold:
             if trace is None:
                 params = self.parameters.get(competency, BKTParameters())
                 trace = self.traces[competency] = _Trace(params, params.prior)
-            trace.probability = update(trace.probability, correct, trace.params)
+            trace.probability = update(trace.probability, correct, trace.params, fact.item_kind)
             trace.evidence.append(fact.statement_id)
             trace.count += 1
             trace.last = fact.ts
@@ -129,13 +129,13 @@ class MasteryFold:
 
     def state(self) -> dict[str, Any]:
         # The evidence ids live in the mastery rows only: a saved fold stays small.
-        return {c: [list(_params(t.params)), t.probability, t.count, to_iso(t.last), t.level,
+        return {c: [t.params.to_state(), t.probability, t.count, to_iso(t.last), t.level,
                     to_iso(t.mastered_at), to_iso(t.first_mastered_at)]
                 for c, t in self.traces.items()}
 
     def resume(self, state: dict[str, Any]) -> MasteryFold:
         for competency, (params, probability, count, last, now, mastered_at, first) in state.items():
-            self.traces[competency] = _Trace(BKTParameters(*params), probability, [], count,
+            self.traces[competency] = _Trace(BKTParameters.from_state(params), probability, [], count,
                                              from_iso(last), now, from_iso(mastered_at),
                                              from_iso(first))
         return self
@@ -149,6 +149,3 @@ def learner_mastery(learner: str, facts: Sequence[Fact], alignments: Mapping[str
         fold.add(fact)
     return fold.rows(), fold.transitions
 
-
-def _params(p: BKTParameters) -> tuple[float, float, float, float]:
-    return (p.prior, p.learn, p.guess, p.slip)

@@ -15,8 +15,10 @@ TABLES = {
         competencies VARCHAR[], voids VARCHAR, peer VARCHAR, goal_target VARCHAR,
         stored TIMESTAMP, timestamp_in_future BOOLEAN, interaction_type VARCHAR, voided BOOLEAN""",
     "alignments": "activity_id VARCHAR, competency_id VARCHAR, framework VARCHAR, seq BIGINT",
+    # items: [[item kind, guess, slip], ...]; source: the framework loaded, or "fit: ..." for a fit.
     "competency_parameters": """
-        competency_id VARCHAR, prior DOUBLE, learn DOUBLE, guess DOUBLE, slip DOUBLE, seq BIGINT""",
+        competency_id VARCHAR, prior DOUBLE, learn DOUBLE, guess DOUBLE, slip DOUBLE, items JSON,
+        source VARCHAR, seq BIGINT""",
     "learner_profile": """
         learner VARCHAR, names VARCHAR[], first_seen TIMESTAMP, last_seen TIMESTAMP,
         statements INTEGER, activities_by_type JSON, goals JSON, interests JSON,
@@ -44,6 +46,8 @@ TABLES = {
     # Learners whose facts changed since their derived rows were last computed; refold: the change
     # lands before facts already folded (a voiding, a late timestamp, new alignments or roster).
     "dirty_learners": "learner VARCHAR, refold BOOLEAN",
+    # Learners whose rows could not be computed (and are left out), with the error.
+    "projection_failures": "learner VARCHAR, error VARCHAR",
     # Each learner's fold, saved with its rows, to resume when later facts arrive.
     "learner_state": "learner VARCHAR, last_seq BIGINT, last_ts TIMESTAMP, state VARCHAR",
 }

@@ -97,10 +97,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_alignments(path: Path) -> tuple[str, list[tuple[str, str]], dict[str, dict[str, float]]]:
-    """CSV (activity_id, competency_id[, prior, learn, guess, slip]) or JSON; see README."""
+def read_alignments(path: Path) -> tuple[str, list[tuple[str, str]], dict[str, dict[str, Any]]]:
+    """CSV (activity_id, competency_id[, prior, learn, guess, slip]) or JSON (parameters may
+    also give guess and slip per item kind); see README. The parameters are checked on load."""
     alignments: list[tuple[str, str]] = []
-    parameters: dict[str, dict[str, float]] = {}
+    parameters: dict[str, dict[str, Any]] = {}
     if path.suffix.lower() == ".csv":
         with path.open(newline="") as f:
             reader = csv.DictReader(f)
@@ -122,7 +123,9 @@ def read_alignments(path: Path) -> tuple[str, list[tuple[str, str]], dict[str, d
     for item in document.get("alignments", []):
         alignments.append((item["activity"], item["competency"]))
     for competency, values in document.get("parameters", {}).items():
-        parameters[competency] = {p: float(values[p]) for p in _PARAMETERS}
+        if not isinstance(values, dict):
+            raise BadRequest(f"{path}: the parameters of {competency} must be an object")
+        parameters[competency] = values
     return str(document.get("framework", path.stem)), alignments, parameters
 
 

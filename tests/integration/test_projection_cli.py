@@ -69,3 +69,19 @@ def test_roster_load_takes_emails_or_ifi_keys(tmp_path: Path, capsys: pytest.Cap
     roster.write_text("learner,class_id\nAda@Example.org,7B\naccount:https://sis|s1,7C\n")
     assert main(["roster", "load", str(roster), "--data-dir", str(tmp_path)]) == 0
     assert "loaded 2 roster entries" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("values", "rule"), [
+    ("0.2,0.15,1.7,0.1", "guess must be above 0 and below 1 (got 1.7)"),
+    ("0,0.15,0,0.1", "guess must be above 0 and below 1 (got 0.0)"),
+    ("0.2,0.15,0.6,0.5", "guess + slip must be below 1 (got 0.6 + 0.5)"),
+    ("1.2,0.15,0.2,0.1", "prior must be between 0 and 1 (got 1.2)"),
+])
+def test_out_of_range_parameters_are_refused_naming_the_competency_and_the_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], values: str, rule: str
+) -> None:
+    csv_file = tmp_path / "framework.csv"
+    csv_file.write_text(f"activity_id,competency_id,prior,learn,guess,slip\nhttps://example.org/q/1,{FRACTIONS},"
+                        f"{values}\n")
+    assert main(["alignments", "load", str(csv_file), "--data-dir", str(tmp_path)]) == 2
+    assert f"BKT parameters of {FRACTIONS}: {rule}" in capsys.readouterr().err

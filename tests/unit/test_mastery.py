@@ -61,3 +61,15 @@ def test_mastery_can_be_lost_and_mastered_at_is_the_start_of_the_current_mastere
     assert (rows[0].level, rows[0].mastered_at) == ("approaching", None)
     assert rows[0].first_mastered_at is not None and rows[0].first_mastered_at.day == 3
     assert [t.level for t in transitions][-2:] == ["mastered", "approaching"]
+
+
+def test_a_true_false_item_does_not_share_the_guess_rate_of_a_many_option_item() -> None:
+    def after_a_right_answer(kind: str) -> float:
+        rows, _ = learner_mastery(ADA, [fact("2026-11-02T10:00:00", success=True, interaction_type=kind,
+                                             competencies=(FRACTIONS,))], {}, {})
+        return rows[0].probability
+
+    # true/false, guess 0.5: .18 / (.18 + .8 * .5) = .310345 + .689655 * .15 = .413793
+    # four choices, guess 0.25: .18 / (.18 + .8 * .25) = .473684 + .526316 * .15 = .552632
+    assert after_a_right_answer("true-false") == pytest.approx(0.413793, abs=1e-6)
+    assert after_a_right_answer("choice") == pytest.approx(0.552632, abs=1e-6)
