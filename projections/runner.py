@@ -358,15 +358,7 @@ class ProjectionRunner:
         folds written (None: removed, every statement voided), for the cache once the
         transaction commits."""
         learners = sorted(dirty)
-        alignments: dict[str, list[str]] = defaultdict(list)
-        for activity, competency in self.con.execute(
-                "SELECT activity_id, competency_id FROM alignments ORDER BY ALL").fetchall():
-            alignments[activity].append(competency)
-        parameters = {c: BKTParameters(prior, learn, guess, slip,
-                                       tuple((k, g, s) for k, g, s in orjson.loads(items)))
-                      for c, prior, learn, guess, slip, items in self.con.execute(
-                          "SELECT competency_id, prior, learn, guess, slip, items"
-                          " FROM competency_parameters").fetchall()}
+        alignments, parameters = self.alignments(), self.parameters()
         saved = self.folds.get(self.con, [a for a in learners if not dirty[a]])
         full = [a for a in learners if dirty[a] or a not in saved]
         resumed = [a for a in learners if a not in set(full)]
@@ -436,6 +428,29 @@ class ProjectionRunner:
         written: dict[str, tuple[int, str] | None] = dict.fromkeys(replaced)
         written.update({learner: (last_seq, state) for learner, last_seq, _, state in states})
         return written
+
+    def alignments(self) -> dict[str, list[str]]:
+        """Activity -> the competencies it is aligned to, as loaded."""
+        alignments: dict[str, list[str]] = defaultdict(list)
+        for activity, competency in self.con.execute(
+                "SELECT activity_id, competency_id FROM alignments ORDER BY ALL").fetchall():
+            alignments[activity].append(competency)
+        return alignments
+
+    def parameters(self) -> dict[str, BKTParameters]:
+        """Competency -> the BKT parameters loaded or fitted last (others use the defaults)."""
+        return {c: BKTParameters(prior, learn, guess, slip,
+                                 tuple((k, g, s) for k, g, s in orjson.loads(items)))
+                for c, prior, learn, guess, slip, items in self.con.execute(
+                    "SELECT competency_id, prior, learn, guess, slip, items"
+                    " FROM competency_parameters").fetchall()}
+
+    def facts_by_learner(self, chunk: int = 500) -> Iterator[list[Fact]]:
+        """Every learner's facts in fold order (voided ones left out), a learner at a time."""
+        learners = [row[0] for row in self.con.execute(
+            "SELECT DISTINCT learner FROM statement_facts ORDER BY learner").fetchall()]
+        for start in range(0, len(learners), chunk):
+            yield from self._facts_of(learners[start:start + chunk]).values()
 
     def _append_evidence(self, rows: list[tuple[Any, ...]]) -> None:
         """Resumed folds' mastery: new values, and new evidence ids after the saved ones."""

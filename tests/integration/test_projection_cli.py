@@ -85,3 +85,28 @@ def test_out_of_range_parameters_are_refused_naming_the_competency_and_the_rule(
                         f"{values}\n")
     assert main(["alignments", "load", str(csv_file), "--data-dir", str(tmp_path)]) == 2
     assert f"BKT parameters of {FRACTIONS}: {rule}" in capsys.readouterr().err
+
+
+def test_mastery_fit_records_the_parameters_as_an_event_and_the_views_use_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import duckdb
+
+    assert main(["simulate", "--learners", "20", "--days", "10", "--data-dir", str(tmp_path)]) == 0
+    assert main(["mastery", "fit", "--data-dir", str(tmp_path)]) == 0
+    assert "recorded the parameters of 8 competencies" in capsys.readouterr().out
+    assert main(["projections", "rebuild", "--data-dir", str(tmp_path)]) == 0
+    with duckdb.connect(str(tmp_path / "views.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT source FROM competency_parameters").fetchall() == [
+            ("fit: EM (Baum-Welch), bounded",)]
+        mismatched = con.execute("SELECT count(*) FROM mastery m JOIN competency_parameters p"
+                                 " ON p.competency_id = m.competency WHERE m.prior <> p.prior").fetchone()
+        assert mismatched == (0,)
+
+
+def test_mastery_fit_of_a_competency_without_evidence_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--learners", "3", "--days", "3", "--data-dir", str(tmp_path)]) == 0
+    assert main(["mastery", "fit", "--competency", FRACTIONS, "--data-dir", str(tmp_path)]) == 2
+    assert f"the log holds no evidence for {FRACTIONS}" in capsys.readouterr().err
