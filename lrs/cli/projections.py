@@ -9,6 +9,7 @@ import json
 import os
 import signal
 from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -201,11 +202,20 @@ def _sender(args: argparse.Namespace) -> Callable[[list[dict[str, Any]]], None]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    """The term ends yesterday unless --start says otherwise: "now" in the views is when the LRS
+    stored the statements, so a term dated in the past of that shows everyone inactive."""
     from projections.simulator import simulate
 
-    result = simulate(args.learners, args.days, args.seed, _sender(args))
-    print(f"simulated {len(result.learners)} learners over {args.days} days:"
-          f" {result.statements} statements")
+    if args.start:
+        start = datetime.combine(date.fromisoformat(args.start), time(), UTC)
+    else:
+        start = datetime.combine(datetime.now(UTC).date() - timedelta(days=args.days), time(), UTC)
+    truth_path = Path(args.truth) if args.truth else settings_from(args).data_dir / "simulation-truth.json"
+    result = simulate(args.learners, args.days, args.seed, _sender(args), start=start)
+    truth_path.parent.mkdir(parents=True, exist_ok=True)
+    truth_path.write_bytes(orjson.dumps(result.truth(), option=orjson.OPT_INDENT_2))
+    print(f"simulated {len(result.learners)} learners over {args.days} days from {start.date()}:"
+          f" {result.statements} statements; ground truth in {truth_path}")
     return 0
 
 
@@ -257,6 +267,10 @@ def add_commands(commands: Any, store_options: Callable[[argparse.ArgumentParser
     simulate.add_argument("--learners", type=int, default=50)
     simulate.add_argument("--days", type=int, default=30)
     simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--start", help="first day of the term, YYYY-MM-DD (default: so that the"
+                          " term ends yesterday)")
+    simulate.add_argument("--truth", help="where to write the ground truth (JSON; default:"
+                          " DATA_DIR/simulation-truth.json)")
     simulate.add_argument("--url", help="post to a running LRS (LRS_URL); else in-process")
     simulate.add_argument("--credential", help="key:secret (LRS_CREDENTIAL)")
     store_options(simulate)
