@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer
 
-from projections.runner import PageItems, ProjectionRunner
+from projections.page_items import PageItems
+from projections.runner import ProjectionRunner
 
 log = logging.getLogger("lrs.projections.kafka")
 

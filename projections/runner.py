@@ -13,10 +13,9 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,11 @@ from eventsourcing.utils import get_topic
 
 from lrs.application import LearningRecordStore
 from lrs.domain import AlignmentSet, ParameterFit, Roster, StoredStatement
-from lrs.errors import BadRequest
-from projections.bkt import BKTParameters, parameters_from
+from projections.bkt import BKTParameters
 from projections.facts import Fact, create_fact_macros, facts_sql
 from projections.learner import LearnerFold, LearnerRows
+from projections.page_items import PageItems, checked_parameters
+from projections.saved_folds import SavedFolds
 from projections.schema import MACROS, SCHEMA_VERSION, TABLES, VIEWS
 
 log = logging.getLogger("lrs.projections")
@@ -84,34 +84,6 @@ def create_schema(con: Any) -> None:
         con.execute(macro)
     if not tables:
         con.execute("INSERT INTO projection_state VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-
-
-@dataclass
-class PageItems:
-    """What one page of events brings: statements (as event-state JSON, for facts_sql),
-    alignments, parameters, roster rows."""
-
-    states: list[tuple[int, bytes]] = field(default_factory=list)
-    alignments: list[tuple[Any, ...]] = field(default_factory=list)
-    parameters: list[tuple[Any, ...]] = field(default_factory=list)
-    roster: list[tuple[Any, ...]] = field(default_factory=list)
-
-    def add_statement(self, position: int, statement: dict[str, Any]) -> None:
-        self.states.append((position, orjson.dumps({"statement": statement})))
-
-    def add_state(self, position: int, state: bytes) -> None:
-        """A stored statement event's state as the log holds it (plain JSON)."""
-        self.states.append((position, state))
-
-    def add_alignments(self, position: int, framework: str, alignments: list[list[str]],
-                       parameters: dict[str, dict[str, Any]]) -> None:
-        """A load of alignments and parameters, or a fit of parameters (no alignments)."""
-        self.alignments += [(a, c, framework, position) for a, c in alignments]
-        self.parameters += [(c, p, framework, position) for c, p in parameters.items()]
-
-    def add_roster(self, position: int, entries: list[list[str]]) -> None:
-        # Older roster events carry no org.
-        self.roster += [(e[0], e[1], e[2] if len(e) > 2 else None, position) for e in entries]
 
 
 class ProjectionRunner:
@@ -337,7 +309,7 @@ class ProjectionRunner:
         # The latest load of an activity (or a competency's parameters) replaces earlier ones.
         for activity in {row[0] for row in alignments}:
             self.con.execute("DELETE FROM alignments WHERE activity_id = ?", [activity])
-        checked = _checked_parameters(parameters)
+        checked = checked_parameters(parameters)
         for competency in {row[0] for row in checked}:
             self.con.execute("DELETE FROM competency_parameters WHERE competency_id = ?", [competency])
         insert_rows(self.con, "alignments", ("activity_id", "competency_id", "framework", "seq"),
@@ -494,54 +466,6 @@ class ProjectionRunner:
         self.con.close()
 
 
-class SavedFolds:
-    """The saved folds as last committed, kept in memory up to a byte budget.
-
-    Reading a saved fold back from DuckDB decompresses the whole state column (each fold holds
-    its evidence ids), some 150 ms a refresh at 1M statements; this keeps the committed text at
-    hand and asks DuckDB only for the folds it does not hold.
-    """
-
-    def __init__(self, budget_bytes: int = 256 * 1024 * 1024) -> None:
-        self.budget = budget_bytes
-        self.size = 0
-        self.texts: OrderedDict[str, tuple[int, str]] = OrderedDict()
-        self.complete: bool | None = None  # all saved folds in memory; None: not yet loaded
-
-    def get(self, con: Any, learners: list[str]) -> dict[str, tuple[int, str]]:
-        """(last position folded, state) of each learner that has a saved fold."""
-        if self.complete is None:
-            # A filtered read costs as much as reading them all, so the first one reads them all.
-            for learner, last_seq, state in con.execute(
-                    "SELECT learner, last_seq, state FROM learner_state").fetchall():
-                self.texts[learner] = (last_seq, state)
-                self.size += len(state)
-            self.complete = self.size <= self.budget
-            self._evict()
-        found = {a: self.texts[a] for a in learners if a in self.texts}
-        missing = [a for a in learners if a not in found]
-        if missing and not self.complete:
-            found.update({row[0]: (row[1], row[2]) for row in con.execute(
-                "SELECT learner, last_seq, state FROM learner_state WHERE learner IN (SELECT unnest(?))",
-                [missing]).fetchall()})
-        return found
-
-    def committed(self, written: dict[str, tuple[int, str] | None]) -> None:
-        for learner, saved in written.items():
-            old = self.texts.pop(learner, None)
-            self.size -= len(old[1]) if old else 0
-            if saved is not None:
-                self.size += len(saved[1])
-                self.texts[learner] = saved
-        self._evict()
-
-    def _evict(self) -> None:
-        while self.size > self.budget and self.texts:
-            _, evicted = self.texts.popitem(last=False)
-            self.size -= len(evicted[1])
-            self.complete = False
-
-
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Folding makes a tuple per fact and no reference cycles: reference counting frees them all,
@@ -557,22 +481,6 @@ def _collector_paused() -> Iterator[None]:
 
 def _columns(table: str) -> list[str]:
     return [part.split()[0] for part in TABLES[table].replace("\n", " ").split(",")]
-
-
-def _checked_parameters(parameters: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """competency_parameters rows of the parameters that follow the rules. Loads are checked
-    before they are recorded, but the log may hold older ones that were not: those are left
-    out (with a warning), so the competency keeps what it had."""
-    rows = []
-    for competency, values, source, seq in parameters:
-        try:
-            p = parameters_from(competency, values)
-        except BadRequest as exc:
-            log.warning("%s; the parameters at log position %s are ignored", exc, seq)
-            continue
-        rows.append((competency, p.prior, p.learn, p.guess, p.slip,
-                     orjson.dumps([list(i) for i in p.items]).decode(), source, seq))
-    return rows
 
 
 def _folded(fold: LearnerFold, facts: Iterable[Fact], failed: dict[str, str]) -> bool:
