@@ -10,10 +10,12 @@ import pytest
 from lrs.cli.main import main
 
 FRACTIONS = "https://example.org/c/fractions"
+START = "2026-09-07"  # a Monday: the simulated school days do not depend on today's date
 
 
 def simulate_and_rebuild(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["simulate", "--learners", "6", "--days", "6", "--data-dir", str(data_dir)]) == 0
+    assert main(["simulate", "--learners", "6", "--days", "6", "--start", START,
+                 "--data-dir", str(data_dir)]) == 0
     assert main(["projections", "rebuild", "--data-dir", str(data_dir)]) == 0
     capsys.readouterr()
 
@@ -32,7 +34,7 @@ def test_sql_refuses_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_rebuild_reports_the_position(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["simulate", "--learners", "3", "--days", "3", "--data-dir", str(tmp_path)])
+    main(["simulate", "--learners", "3", "--days", "3", "--start", START, "--data-dir", str(tmp_path)])
     capsys.readouterr()
     main(["projections", "rebuild", "--data-dir", str(tmp_path)])
     assert "rebuilt every view from position 0" in capsys.readouterr().out
@@ -92,7 +94,8 @@ def test_mastery_fit_records_the_parameters_as_an_event_and_the_views_use_them(
 ) -> None:
     import duckdb
 
-    assert main(["simulate", "--learners", "20", "--days", "10", "--data-dir", str(tmp_path)]) == 0
+    assert main(["simulate", "--learners", "20", "--days", "10", "--start", START,
+                 "--data-dir", str(tmp_path)]) == 0
     assert main(["mastery", "fit", "--data-dir", str(tmp_path)]) == 0
     assert "recorded the parameters of 8 competencies" in capsys.readouterr().out
     assert main(["projections", "rebuild", "--data-dir", str(tmp_path)]) == 0
@@ -107,6 +110,7 @@ def test_mastery_fit_records_the_parameters_as_an_event_and_the_views_use_them(
 def test_mastery_fit_of_a_competency_without_evidence_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["simulate", "--learners", "3", "--days", "3", "--data-dir", str(tmp_path)]) == 0
+    assert main(["simulate", "--learners", "3", "--days", "3", "--start", START,
+                 "--data-dir", str(tmp_path)]) == 0
     assert main(["mastery", "fit", "--competency", FRACTIONS, "--data-dir", str(tmp_path)]) == 2
     assert f"the log holds no evidence for {FRACTIONS}" in capsys.readouterr().err

@@ -61,7 +61,7 @@ def test_simulate_posts_to_a_running_lrs_over_http(tmp_path: Path) -> None:
         credential = "bench:bench-secret"
         result = subprocess.run(
             [sys.executable, "-m", "lrs.cli.main", "simulate", "--learners", "5", "--days", "5",
-             "--seed", "2", "--url", server.url, "--credential", credential,
+             "--seed", "2", "--start", "2026-09-07", "--url", server.url, "--credential", credential,
              "--truth", str(tmp_path / "truth.json")],
             capture_output=True, text=True, timeout=120, env=os.environ.copy())
         assert result.returncode == 0, result.stderr
