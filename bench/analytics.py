@@ -5,7 +5,10 @@ forgetting, disengagement) and ingests it day by day through the real pipeline, 
 set to the end of each simulated day, so "now" in the views is that day. At each checkpoint the
 runner catches up; mastery is folded from the runner's facts by the same fold the runner uses,
 once with the default parameters and once with parameters fitted by `lrs mastery fit`'s EM on
-the evidence so far (no ground truth goes into the fit). At-risk comes from the
+the evidence so far (no ground truth goes into the fit). A third row, "ceiling", is not a
+model: it reads the simulator's hidden constants (each learner's learning and forgetting rate,
+each item kind's true guess and slip) and scores the exact posterior of each pair from that
+pair's own evidence, the most any per-pair model can reach. At-risk comes from the
 engagement_with_risk view.
 
 Measured over the learner x competency pairs with evidence, against whether the learner knew
@@ -21,6 +24,7 @@ who had disengaged by the checkpoint. A calibration table follows for the end of
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -38,12 +42,12 @@ from ingest.pipeline import prepare_statements
 from lrs.application import LearningRecordStore
 from lrs.auth import Principal
 from lrs.config import Settings
-from projections.bkt import BKTParameters
+from projections.bkt import ASSESSMENT, MASTERED, BKTParameters
 from projections.facts import Fact
 from projections.fit import evidence_sequences, fit_all
-from projections.mastery import MasteryFold
+from projections.mastery import Evidence, MasteryFold
 from projections.runner import ProjectionRunner
-from projections.simulator import START, Learner, School
+from projections.simulator import ITEM_KINDS, QUIZ_ITEMS, START, Learner, School
 
 WRITER = Principal("simulator", "simulator", frozenset({"all"}), "urn:lrs:credentials")
 BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0000001)
@@ -90,7 +94,6 @@ def ratio(a: float, b: float) -> float:
 
 def score(facts: list[list[Fact]], alignments: dict[str, list[str]], parameters: dict[str, BKTParameters],
           learners: dict[str, Learner], moment: datetime) -> Scores:
-    naive = moment.replace(tzinfo=None)
     probability, mastered, first_mastered = {}, {}, {}
     evidence_times: dict[Pair, list[datetime]] = defaultdict(list)
     for mine in facts:
@@ -103,6 +106,85 @@ def score(facts: list[list[Fact]], alignments: dict[str, list[str]], parameters:
             first_mastered[pair] = row.first_mastered_at
         for e in fold.evidence:
             evidence_times[(e.learner, e.competency)].append(e.ts)
+    return measured(probability, mastered, first_mastered, evidence_times, learners, moment)
+
+
+# --- the ceiling: the simulator's own hidden model on each pair's evidence -------------------
+
+def _binomial_at_least(n: int, k: int, p: float) -> float:
+    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+def hidden_emission(kind: str) -> tuple[float, float]:
+    """(P(right | not known), P(wrong | known)) of an item, as the simulator answers it; a quiz is
+    right when at least 80% of its choice items are."""
+    if kind == ASSESSMENT:
+        guess, slip = ITEM_KINDS["choice"]
+        need = math.ceil(0.8 * QUIZ_ITEMS)
+        return _binomial_at_least(QUIZ_ITEMS, need, guess), 1 - _binomial_at_least(QUIZ_ITEMS, need, 1 - slip)
+    return ITEM_KINDS[kind]
+
+
+def _school_days_between(after: datetime, before: datetime) -> int:
+    """Weekdays strictly after ``after``'s date and strictly before ``before``'s date."""
+    day, count = after.date() + timedelta(days=1), 0
+    while day < before.date():
+        count += day.weekday() < 5
+        day += timedelta(days=1)
+    return count
+
+
+def ceiling(evidence: Sequence[Evidence], learner: Learner,
+            moment: datetime) -> tuple[float, datetime | None]:
+    """P(known at the moment) by the simulator's hidden model, given only this pair's evidence:
+    the learner starts not knowing, answers by the item kind's true guess and slip, learns at
+    an opportunity at the learner's own rate, and forgets on each school day without practice
+    at the learner's own rate. With the first time the estimate reached MASTERED.
+
+    Reading the simulator's constants is what makes it a ceiling, not a model: no per-pair
+    model does better in expectation. (The simulated learners practise the first competency
+    they do not know, so *which* competencies a learner practises also carries information;
+    a model using it could pass the ceiling, but it would be learning the simulator's
+    curriculum, not the learner.)"""
+    p, last, first = 0.0, None, None
+    for e in evidence:
+        if last is not None:
+            p *= (1 - learner.forgetfulness) ** _school_days_between(last, e.ts)
+        guess, slip = hidden_emission(e.item_kind)
+        right, wrong = (p * (1 - slip), (1 - p) * guess) if e.correct else (p * slip, (1 - p) * (1 - guess))
+        posterior = right / (right + wrong)
+        p = posterior + (1 - posterior) * learner.learn_rate
+        last = e.ts
+        if first is None and p >= MASTERED:
+            first = e.ts
+    if last is not None:
+        p *= (1 - learner.forgetfulness) ** _school_days_between(last, moment.replace(tzinfo=None))
+    return p, first
+
+
+def score_ceiling(facts: list[list[Fact]], alignments: dict[str, list[str]],
+                  learners: dict[str, Learner], moment: datetime) -> Scores:
+    probability, mastered, first_mastered = {}, {}, {}
+    evidence_times: dict[Pair, list[datetime]] = defaultdict(list)
+    for mine in facts:
+        fold = MasteryFold(mine[0].learner, alignments, {})
+        for fact in mine:
+            fold.add(fact)
+        by_pair: dict[Pair, list[Evidence]] = defaultdict(list)
+        for e in fold.evidence:
+            by_pair[(e.learner, e.competency)].append(e)
+            evidence_times[(e.learner, e.competency)].append(e.ts)
+        for pair, evidence in by_pair.items():
+            p, first = ceiling(evidence, learners[pair[0]], moment)
+            probability[pair], mastered[pair], first_mastered[pair] = p, p >= MASTERED, first
+    return measured(probability, mastered, first_mastered, evidence_times, learners, moment)
+
+
+def measured(probability: dict[Pair, float], mastered: dict[Pair, bool],
+             first_mastered: dict[Pair, datetime | None], evidence_times: dict[Pair, list[datetime]],
+             learners: dict[str, Learner], moment: datetime) -> Scores:
+    """The scores of one estimate over the pairs with evidence, against the truth at the moment."""
+    naive = moment.replace(tzinfo=None)
     pairs = sorted(probability)
     known = [learners[a].knew(c, moment) for a, c in pairs]
     p = [probability[pair] for pair in pairs]
@@ -166,6 +248,7 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[tuple[in
         results[(checkpoint, "default")] = score(facts, alignments, {}, learners, moment)
         fitted = {r.competency: r.parameters for r in fit_all(evidence_sequences(facts, alignments), {})}
         results[(checkpoint, "fitted")] = score(facts, alignments, fitted, learners, moment)
+        results[(checkpoint, "ceiling")] = score_ceiling(facts, alignments, learners, moment)
         results[(checkpoint, "risk")] = at_risk(runner, learners, moment)
     runner.close()
     store.close()
@@ -186,7 +269,7 @@ def report(all_results: list[dict[tuple[int, str], Any]], args: argparse.Namespa
     print(header)
     print("-" * len(header))
     for checkpoint in sorted(args.checkpoints):
-        for params in ("default", "fitted"):
+        for params in ("default", "fitted", "ceiling"):
             scores: list[Scores] = [r[(checkpoint, params)] for r in all_results]
             aucs = [s.auc for s in scores]
 

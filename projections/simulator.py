@@ -42,6 +42,8 @@ INTERACTION = "http://adlnet.gov/expapi/activities/cmi.interaction"
 # not know (a lucky guess) and one who does (a slip).
 ITEM_KINDS = {"true-false": (0.5, 0.05), "choice": (0.25, 0.08), "fill-in": (0.03, 0.15)}
 QUIZ_ITEMS = 5  # choice items; the quiz's score.scaled is the evidence (correct at 0.8)
+LEARN_PER_SKILL = 0.12  # chance to learn at an opportunity, per unit of skill (at most MAX_LEARN)
+MAX_LEARN = 0.9
 DISENGAGING = 0.2  # share of learners who disengage part-way through the term
 DISENGAGED_VISITS = 0.15  # their sessions afterwards, as a share of before
 
@@ -67,6 +69,11 @@ class Learner:
     @property
     def key(self) -> str:
         return f"account:{BASE}/sis|s{self.number:05d}"
+
+    @property
+    def learn_rate(self) -> float:
+        """The chance to learn a competency not known at one opportunity (an item or a quiz)."""
+        return min(MAX_LEARN, LEARN_PER_SKILL * self.skill)
 
     def learn(self, competency: str, at: datetime) -> None:
         self.known.add(competency)
@@ -158,7 +165,7 @@ class School:
 
     def _opportunity(self, learner: Learner, competency: str, at: datetime) -> None:
         """Learning from an item or a quiz: known from the next opportunity on."""
-        if competency not in learner.known and self.rng.random() < min(0.9, 0.12 * learner.skill):
+        if competency not in learner.known and self.rng.random() < learner.learn_rate:
             learner.learn(competency, at)
 
     def _session(self, learner: Learner, at: datetime) -> Iterator[dict[str, Any]]:
