@@ -2,7 +2,7 @@
 estimate after every piece of evidence (what ``mastery_as_of`` reads).
 
 The level follows the current estimate, so mastery can be lost: a wrong answer after
-"mastered" can bring the estimate below 0.95 again. ``mastered_at`` is when the current
+"mastered" can bring the estimate below 0.98 again. ``mastered_at`` is when the current
 mastered spell began (NULL while not mastered), ``first_mastered_at`` when the learner first
 reached mastered at all.
 

@@ -121,7 +121,7 @@ PARQUET = (
             _c("learner", "string", PSEUDONYM, "x.pseudonym"),
             _c("competency", "string", "competency id (IRI or framework id)", "m.competency"),
             _c("level", "string", "not started / developing (< 0.7) / approaching (>= 0.7) /"
-               " mastered (>= 0.95)", "m.level"),
+               " mastered (>= 0.98)", "m.level"),
             _c("probability", "double", "P(known) after the latest evidence", "m.probability"),
             _c("evidence_count", "int32", "scored or success/failure results counted",
                "m.evidence_count"),

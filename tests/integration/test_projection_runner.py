@@ -155,7 +155,7 @@ def test_loaded_alignments_make_activities_evidence(sqlite_store: LearningRecord
 
 def test_mastery_as_of_a_past_date_is_answerable(sqlite_store: LearningRecordStore,
                                                  runner: ProjectionRunner) -> None:
-    append(sqlite_store, [answer("ada", day, True) for day in (1, 2, 3)])
+    append(sqlite_store, [answer("ada", day, True) for day in (1, 2, 3, 4)])
     runner.catch_up()
     levels = [runner.con.execute("SELECT level FROM mastery_as_of(?)", [moment]).fetchone()
               for moment in ("2026-11-01 12:00:00", "2026-11-02 12:00:00", "2026-11-30 00:00:00")]
