@@ -32,6 +32,7 @@ from lrs.domain import (
     AlignmentSet,
     Credential,
     Document,
+    ParameterFit,
     Roster,
     StoredStatement,
     credential_id,
@@ -41,6 +42,7 @@ from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewRead
 from lrs.store.index import ExistingStatements, IndexedStatement, StatementIndexReads, StatementQuery
 from lrs.store.keys import index_row
 from lrs.transcoder import OrjsonTranscoder
+from projections.bkt import parameters_from
 from schemas.actor import IFI_PROPERTIES, Agent, Group, ifi_key
 from schemas.compare import same_statement
 from schemas.statement import Statement
@@ -357,13 +359,25 @@ class LearningRecordStore(Application[UUID]):
     # --- alignments ---------------------------------------------------------------------------
 
     def load_alignments(self, framework: str, alignments: Sequence[tuple[str, str]],
-                        parameters: dict[str, dict[str, float]]) -> int:
+                        parameters: dict[str, dict[str, Any]]) -> int:
         """Record activity-to-competency alignments (and BKT parameters) as one event."""
         if not alignments and not parameters:
             raise BadRequest("the alignment file holds no alignments and no parameters")
+        # BadRequest names the competency and the rule; recorded as numbers, with every item kind.
+        checked = {c: parameters_from(c, values).to_event() for c, values in parameters.items()}
         self.save(AlignmentSet(framework=framework, alignments=[list(a) for a in alignments],
-                               parameters=parameters))
+                               parameters=checked))
         return len(alignments)
+
+    def record_parameter_fit(self, method: str, through_position: int,
+                             parameters: dict[str, dict[str, Any]],
+                             statistics: dict[str, dict[str, float]]) -> None:
+        """Record fitted BKT parameters as one event; they follow the same rules as a load."""
+        if not parameters:
+            raise BadRequest("the fit holds no parameters")
+        checked = {c: parameters_from(c, values).to_event() for c, values in parameters.items()}
+        self.save(ParameterFit(method=method, through_position=through_position,
+                               parameters=checked, statistics=statistics))
 
     def load_roster(self, entries: Sequence[tuple[str, ...]]) -> int:
         """Record learner-to-class assignments (and each class's org, where given) as one event."""

@@ -137,6 +137,27 @@ class AlignmentSet(Aggregate):
         self.parameters = parameters
 
 
+class ParameterFit(Aggregate):
+    """BKT parameters estimated from the log (`lrs mastery fit`). Like parameters in a load, the
+    latest for a competency wins from its position on, so the views stay a function of the log."""
+
+    class Fitted(Aggregate.Created):
+        method: str  # how they were estimated, e.g. "EM (Baum-Welch)"
+        through_position: int  # the log position the fit read up to
+        # competency -> {prior, learn, guess, slip, items: {kind: {guess, slip}}}
+        parameters: dict[str, dict[str, Any]]
+        # competency -> {learners, observations, iterations, log_likelihood, ...}
+        statistics: dict[str, dict[str, float]]
+
+    @event(Fitted)
+    def __init__(self, method: str, through_position: int, parameters: dict[str, dict[str, Any]],
+                 statistics: dict[str, dict[str, float]]) -> None:
+        self.method = method
+        self.through_position = through_position
+        self.parameters = parameters
+        self.statistics = statistics
+
+
 class Roster(Aggregate):
     """Which class each learner is in, as a school's roster says; the latest load wins."""
 

@@ -22,14 +22,15 @@ from eventsourcing.utils import get_topic
 from kafka import KafkaProducer
 
 from lrs.application import LearningRecordStore
-from lrs.domain import AlignmentSet, Document, Roster, StoredStatement
+from lrs.domain import AlignmentSet, Document, ParameterFit, Roster, StoredStatement
 from projections.facts import actor_key
 
 log = logging.getLogger("lrs.relay")
 
 RELAYED_TOPICS = [get_topic(StoredStatement.Stored), get_topic(Document.Created),
                   get_topic(Document.Written), get_topic(Document.Deleted),
-                  get_topic(AlignmentSet.Loaded), get_topic(Roster.Loaded)]
+                  get_topic(AlignmentSet.Loaded), get_topic(Roster.Loaded),
+                  get_topic(ParameterFit.Fitted)]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class LogFollower:
             body = {"type": "alignments", "framework": event.framework,
                     "alignments": event.alignments, "parameters": event.parameters}
             key = "alignments"
+        elif isinstance(event, ParameterFit.Fitted):
+            body = {"type": "parameters", "method": event.method, "parameters": event.parameters,
+                    "through_position": event.through_position}
+            key = "alignments"  # in order with the loads: the latest parameters win
         elif isinstance(event, Roster.Loaded):
             body = {"type": "roster", "entries": event.entries}
             key = "roster"

@@ -1,12 +1,17 @@
 """Engagement per learner per day: active minutes, statements and sessions.
 
 Active time comes from result.duration where a statement has one; otherwise it is the gap to
-the learner's next statement, capped at 30 minutes. A session is a registration, or, without
-one, a run of statements with no gap longer than 30 minutes. What depends on "today" (streaks,
-recent weeks, risk) is computed in SQL views as of the newest event in the log.
+the learner's next statement when that gap is 30 minutes or less. A statement without a
+duration that ends its session (the next one comes more than 30 minutes later, or none has come
+yet) counts LAST_STATEMENT_MINUTES: nothing says how long the learner stayed, and counting the
+whole 30 minutes made the cap a third of all active time. A session is a registration, or,
+without one, a run of statements with no gap longer than 30 minutes. What depends on "today"
+(streaks, recent weeks, risk) is computed in SQL views as of the newest stored time in the log.
 
 A fold over the learner's facts, oldest first. Only the newest day can still change (its last
-statement's gap is open), so the saved state is that day and where the sessions stand.
+statement's gap is open), so the saved state is that day and where the sessions stand; the
+open statement's LAST_STATEMENT_MINUTES shows in the rows but not in the state, and is
+replaced by the gap when the next statement comes within 30 minutes.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from projections.facts import Fact, from_iso, to_iso
 
 GAP_CAP = timedelta(minutes=30)
+LAST_STATEMENT_MINUTES = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +55,8 @@ class EngagementFold:
         if self.previous is not None:
             gap = fact.ts - self.previous
             if self.previous_open:
-                self._day(self.previous.date()).minutes += min(gap, GAP_CAP).total_seconds() / 60
+                minutes = gap.total_seconds() / 60 if gap <= GAP_CAP else LAST_STATEMENT_MINUTES
+                self._day(self.previous.date()).minutes += minutes
             if gap > GAP_CAP:
                 self.session += 1
         day = self._day(fact.ts.date())
@@ -66,7 +73,10 @@ class EngagementFold:
         return day
 
     def rows(self) -> list[DailyRow]:
-        return [DailyRow(self.learner, moment, round(d.minutes, 3), d.statements, len(d.sessions))
+        open_day = self.previous.date() if self.previous is not None and self.previous_open else None
+        return [DailyRow(self.learner, moment,
+                         round(d.minutes + (LAST_STATEMENT_MINUTES if moment == open_day else 0), 3),
+                         d.statements, len(d.sessions))
                 for moment, d in sorted(self.days.items())]
 
     def state(self) -> dict[str, Any]:

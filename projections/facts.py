@@ -41,6 +41,15 @@ class Fact(NamedTuple):
     voids: str | None
     peer: str | None
     goal_target: str | None
+    stored: datetime | None  # when the LRS stored the statement
+    timestamp_in_future: bool  # the statement's timestamp was later than stored: ts is stored
+    interaction_type: str | None  # the activity definition's interactionType (true-false, choice ...)
+
+    @property
+    def item_kind(self) -> str:
+        """What kind of item the evidence comes from, for its guess and slip rates: the
+        interactionType, else the activity type, else '' (unknown)."""
+        return self.interaction_type or self.object_type or ""
 
     @property
     def correct(self) -> bool | None:
@@ -79,9 +88,18 @@ def from_iso(text: str | None) -> datetime | None:
 
 
 def statement_time(statement: dict[str, Any]) -> datetime:
-    """The statement's timestamp (else stored) as naive UTC: the time every view uses."""
-    text = str(statement.get("timestamp") or statement["stored"]).replace("Z", "+00:00")
-    moment = datetime.fromisoformat(text)
+    """The statement's timestamp as naive UTC, but never later than stored (a client's clock
+    cannot place a statement after the LRS received it): the time every view uses."""
+    stored = _utc(statement.get("stored"))
+    moment = _utc(statement.get("timestamp")) or stored
+    assert moment is not None, "a stored statement has a timestamp or a stored time"
+    return min(moment, stored) if stored is not None else moment
+
+
+def _utc(text: Any) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).replace(tzinfo=None)
 
@@ -96,7 +114,8 @@ _SHAPE = (
     '{"statement": {"id": "VARCHAR", "timestamp": "VARCHAR", "stored": "VARCHAR",'
     f' "actor": {_AGENT}, "verb": {{"id": "VARCHAR"}},'
     f' "object": {{"objectType": "VARCHAR", "id": "VARCHAR", "name": "VARCHAR", {_IFI},'
-    f' "member": [{{{_IFI}}}], "definition": {{"type": "VARCHAR", "extensions": "JSON"}}}},'
+    f' "member": [{{{_IFI}}}], "definition": {{"type": "VARCHAR", "interactionType": "VARCHAR",'
+    ' "extensions": "JSON"}},'
     ' "result": {"success": "BOOLEAN", "response": "VARCHAR", "duration": "VARCHAR",'
     ' "score": {"scaled": "DOUBLE", "raw": "DOUBLE", "min": "DOUBLE", "max": "DOUBLE"},'
     ' "extensions": "JSON"},'
@@ -158,13 +177,16 @@ def facts_sql(source: str) -> str:
                    xapi_extension_list(s.object.definition.extensions, '{COMPETENCY_EXTENSION}'))
                    AS named,
                regexp_extract(s.result.duration, '{DURATION_PATTERN}', ['d', 'h', 'm', 's'])
-                   AS duration_parts
+                   AS duration_parts,
+               timezone('UTC', CAST(s.timestamp AS TIMESTAMPTZ)) AS client_ts,
+               timezone('UTC', CAST(s.stored AS TIMESTAMPTZ)) AS stored
         FROM parsed)
     SELECT seq,
            s.id AS statement_id,
            learner,
            s.actor.name AS learner_name,
-           timezone('UTC', CAST(coalesce(s.timestamp, s.stored) AS TIMESTAMPTZ)) AS ts,
+           CASE WHEN client_ts IS NULL OR client_ts > stored THEN coalesce(stored, client_ts)
+                ELSE client_ts END AS ts,
            s.verb.id AS verb,
            CASE WHEN kind = 'Activity' THEN s.object.id END AS object_id,
            CASE WHEN kind = 'Activity' THEN s.object.definition.type END AS object_type,
@@ -187,7 +209,10 @@ def facts_sql(source: str) -> str:
            CASE WHEN s.verb.id LIKE '%/voided' AND kind = 'StatementRef' THEN s.object.id END AS voids,
            CASE WHEN kind IN ('Agent', 'Group') THEN xapi_agent_key(s.object) END AS peer,
            coalesce(xapi_extension(s.result.extensions, '{GOAL_TARGET_EXTENSION}'),
-                    xapi_extension(s.context.extensions, '{GOAL_TARGET_EXTENSION}')) AS goal_target
+                    xapi_extension(s.context.extensions, '{GOAL_TARGET_EXTENSION}')) AS goal_target,
+           stored,
+           coalesce(client_ts > stored, false) AS timestamp_in_future,
+           CASE WHEN kind = 'Activity' THEN s.object.definition.interactionType END AS interaction_type
     FROM typed
     WHERE learner IS NOT NULL"""
 

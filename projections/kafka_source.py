@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer
 
-from projections.runner import PageItems, ProjectionRunner
+from projections.page_items import PageItems
+from projections.runner import ProjectionRunner
 
 log = logging.getLogger("lrs.projections.kafka")
 
@@ -32,6 +33,8 @@ def page_items(values: list[bytes]) -> tuple[PageItems, int]:
         elif kind == "alignments":
             items.add_alignments(body["position"], body["framework"], body["alignments"],
                                  body["parameters"])
+        elif kind == "parameters":  # a fit: parameters only
+            items.add_alignments(body["position"], f"fit: {body['method']}", [], body["parameters"])
         elif kind == "roster":
             items.add_roster(body["position"], body["entries"])
     return items, position

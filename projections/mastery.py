@@ -1,4 +1,10 @@
-"""Mastery per learner and competency, with the dated transitions between levels.
+"""Mastery per learner and competency, with the dated transitions between levels and the
+estimate after every piece of evidence (what ``mastery_as_of`` reads).
+
+The level follows the current estimate, so mastery can be lost: a wrong answer after
+"mastered" can bring the estimate below 0.98 again. ``mastered_at`` is when the current
+mastered spell began (NULL while not mastered), ``first_mastered_at`` when the learner first
+reached mastered at all.
 
 A fold over the learner's evidence, oldest first, whose state (each competency's trace) can be
 saved and resumed, so new evidence continues the traces instead of replaying the history.
@@ -24,6 +30,7 @@ class _Trace:
     last: datetime | None = None
     level: str = "not started"
     mastered_at: datetime | None = None
+    first_mastered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,22 @@ class MasteryRow:
     guess: float
     slip: float
     mastered_at: datetime | None
+    first_mastered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One piece of evidence for one competency, and the estimate right after it."""
+
+    learner: str
+    competency: str
+    n: int  # 1 for the learner's first evidence on the competency, 2 for the next ...
+    ts: datetime
+    statement_id: str
+    correct: bool
+    item_kind: str
+    probability: float
+    level: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +89,7 @@ class MasteryFold:
         self.parameters = parameters
         self.traces: dict[str, _Trace] = {}
         self.transitions: list[Transition] = []  # those reached since this fold started or resumed
+        self.evidence: list[Evidence] = []  # likewise
 
     def add(self, fact: Fact) -> None:
         correct = fact.correct
@@ -76,17 +100,21 @@ class MasteryFold:
             if trace is None:
                 params = self.parameters.get(competency, BKTParameters())
                 trace = self.traces[competency] = _Trace(params, params.prior)
-            trace.probability = update(trace.probability, correct, trace.params)
+            trace.probability = update(trace.probability, correct, trace.params, fact.item_kind)
             trace.evidence.append(fact.statement_id)
             trace.count += 1
             trace.last = fact.ts
             now = level(trace.probability)
+            self.evidence.append(Evidence(self.learner, competency, trace.count, fact.ts,
+                                          fact.statement_id, correct, fact.item_kind,
+                                          round(trace.probability, 6), now))
             if now != trace.level:
                 trace.level = now
                 self.transitions.append(Transition(self.learner, competency, now, fact.ts,
                                                    trace.probability, fact.statement_id))
-                if now == "mastered" and trace.mastered_at is None:
-                    trace.mastered_at = fact.ts
+                trace.mastered_at = fact.ts if now == "mastered" else None
+                if now == "mastered" and trace.first_mastered_at is None:
+                    trace.first_mastered_at = fact.ts
 
     def rows(self, touched_only: bool = False) -> list[MasteryRow]:
         """Each competency's row. ``statement_ids`` holds the evidence folded since the fold
@@ -95,19 +123,21 @@ class MasteryFold:
         return [
             MasteryRow(self.learner, competency, round(t.probability, 6), t.level, t.count,
                        t.last, tuple(t.evidence), t.params.prior, t.params.learn, t.params.guess,
-                       t.params.slip, t.mastered_at)
+                       t.params.slip, t.mastered_at, t.first_mastered_at)
             for competency, t in sorted(self.traces.items()) if t.evidence or not touched_only
         ]
 
     def state(self) -> dict[str, Any]:
         # The evidence ids live in the mastery rows only: a saved fold stays small.
-        return {c: [list(_params(t.params)), t.probability, t.count, to_iso(t.last), t.level,
-                    to_iso(t.mastered_at)] for c, t in self.traces.items()}
+        return {c: [t.params.to_state(), t.probability, t.count, to_iso(t.last), t.level,
+                    to_iso(t.mastered_at), to_iso(t.first_mastered_at)]
+                for c, t in self.traces.items()}
 
     def resume(self, state: dict[str, Any]) -> MasteryFold:
-        for competency, (params, probability, count, last, now, mastered_at) in state.items():
-            self.traces[competency] = _Trace(BKTParameters(*params), probability, [], count,
-                                             from_iso(last), now, from_iso(mastered_at))
+        for competency, (params, probability, count, last, now, mastered_at, first) in state.items():
+            self.traces[competency] = _Trace(BKTParameters.from_state(params), probability, [], count,
+                                             from_iso(last), now, from_iso(mastered_at),
+                                             from_iso(first))
         return self
 
 
@@ -119,6 +149,3 @@ def learner_mastery(learner: str, facts: Sequence[Fact], alignments: Mapping[str
         fold.add(fact)
     return fold.rows(), fold.transitions
 
-
-def _params(p: BKTParameters) -> tuple[float, float, float, float]:
-    return (p.prior, p.learn, p.guess, p.slip)

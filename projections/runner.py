@@ -13,10 +13,9 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,12 @@ import pyarrow as pa
 from eventsourcing.utils import get_topic
 
 from lrs.application import LearningRecordStore
-from lrs.domain import AlignmentSet, Roster, StoredStatement
+from lrs.domain import AlignmentSet, ParameterFit, Roster, StoredStatement
 from projections.bkt import BKTParameters
 from projections.facts import Fact, create_fact_macros, facts_sql
-from projections.learner import LearnerFold
+from projections.learner import LearnerFold, LearnerRows
+from projections.page_items import PageItems, checked_parameters
+from projections.saved_folds import SavedFolds
 from projections.schema import MACROS, SCHEMA_VERSION, TABLES, VIEWS
 
 log = logging.getLogger("lrs.projections")
@@ -38,10 +39,12 @@ log = logging.getLogger("lrs.projections")
 NAME = "projections"
 STATEMENT_TOPIC = get_topic(StoredStatement.Stored)
 ROSTER_TOPIC = get_topic(Roster.Loaded)
-TOPICS = [STATEMENT_TOPIC, get_topic(AlignmentSet.Loaded), ROSTER_TOPIC]
+FIT_TOPIC = get_topic(ParameterFit.Fitted)
+TOPICS = [STATEMENT_TOPIC, get_topic(AlignmentSet.Loaded), ROSTER_TOPIC, FIT_TOPIC]
 _FACT_COLUMNS = ("seq", "statement_id", "learner", "learner_name", "ts", "verb", "object_id",
                  "object_type", "success", "scaled", "duration_s", "response", "registration",
-                 "class_id", "competencies", "voids", "peer", "goal_target")
+                 "class_id", "competencies", "voids", "peer", "goal_target", "stored",
+                 "timestamp_in_future", "interaction_type")
 
 
 def insert_columns(con: Any, table: str, columns: dict[str, list[Any]]) -> None:
@@ -83,34 +86,6 @@ def create_schema(con: Any) -> None:
         con.execute("INSERT INTO projection_state VALUES ('schema_version', ?)", [SCHEMA_VERSION])
 
 
-@dataclass
-class PageItems:
-    """What one page of events brings: statements (as event-state JSON, for facts_sql),
-    alignments, parameters, roster rows."""
-
-    states: list[tuple[int, bytes]] = field(default_factory=list)
-    alignments: list[tuple[Any, ...]] = field(default_factory=list)
-    parameters: list[tuple[Any, ...]] = field(default_factory=list)
-    roster: list[tuple[Any, ...]] = field(default_factory=list)
-
-    def add_statement(self, position: int, statement: dict[str, Any]) -> None:
-        self.states.append((position, orjson.dumps({"statement": statement})))
-
-    def add_state(self, position: int, state: bytes) -> None:
-        """A stored statement event's state as the log holds it (plain JSON)."""
-        self.states.append((position, state))
-
-    def add_alignments(self, position: int, framework: str, alignments: list[list[str]],
-                       parameters: dict[str, dict[str, float]]) -> None:
-        self.alignments += [(a, c, framework, position) for a, c in alignments]
-        self.parameters += [(c, p["prior"], p["learn"], p["guess"], p["slip"], position)
-                            for c, p in parameters.items()]
-
-    def add_roster(self, position: int, entries: list[list[str]]) -> None:
-        # Older roster events carry no org.
-        self.roster += [(e[0], e[1], e[2] if len(e) > 2 else None, position) for e in entries]
-
-
 class ProjectionRunner:
     def __init__(self, store: LearningRecordStore, database: str | Path, page_size: int = 5000,
                  connection: Any = None) -> None:
@@ -148,9 +123,10 @@ class ProjectionRunner:
     # --- applying the log --------------------------------------------------------------------
 
     def catch_up(self, until: int | None = None,
-                 progress: Callable[[int], object] | None = None) -> int:
-        """Apply every page available now (or up to log position ``until``), then refresh;
-        returns how many events were applied. ``progress`` hears each page's size."""
+                 progress: Callable[[int], object] | None = None, refresh: bool = True) -> int:
+        """Apply every page available now (or up to log position ``until``), then refresh
+        (unless told not to: facts only); returns how many events were applied. ``progress``
+        hears each page's size."""
         applied = 0
         while not self.stop.is_set():
             start = self.position() + 1
@@ -164,7 +140,8 @@ class ProjectionRunner:
             applied += len(page)
             if progress is not None:
                 progress(len(page))
-        self.refresh()
+        if refresh:
+            self.refresh()
         return applied
 
     def refresh(self, chunk: int = 200) -> None:
@@ -229,6 +206,8 @@ class ProjectionRunner:
                 items.add_statement(position, event["statement"])
             elif topic == ROSTER_TOPIC:
                 items.add_roster(position, event["entries"])
+            elif topic == FIT_TOPIC:
+                items.add_alignments(position, f"fit: {event['method']}", [], event["parameters"])
             else:
                 items.add_alignments(position, event["framework"], event["alignments"],
                                      event["parameters"])
@@ -330,12 +309,12 @@ class ProjectionRunner:
         # The latest load of an activity (or a competency's parameters) replaces earlier ones.
         for activity in {row[0] for row in alignments}:
             self.con.execute("DELETE FROM alignments WHERE activity_id = ?", [activity])
-        for competency in {row[0] for row in parameters}:
+        checked = checked_parameters(parameters)
+        for competency in {row[0] for row in checked}:
             self.con.execute("DELETE FROM competency_parameters WHERE competency_id = ?", [competency])
         insert_rows(self.con, "alignments", ("activity_id", "competency_id", "framework", "seq"),
                     alignments)
-        insert_rows(self.con, "competency_parameters",
-                    ("competency_id", "prior", "learn", "guess", "slip", "seq"), parameters)
+        insert_rows(self.con, "competency_parameters", _columns("competency_parameters"), checked)
         return {row[0] for row in self.con.execute(
             "SELECT DISTINCT learner FROM statement_facts").fetchall()}
 
@@ -351,12 +330,7 @@ class ProjectionRunner:
         folds written (None: removed, every statement voided), for the cache once the
         transaction commits."""
         learners = sorted(dirty)
-        alignments: dict[str, list[str]] = defaultdict(list)
-        for activity, competency in self.con.execute(
-                "SELECT activity_id, competency_id FROM alignments ORDER BY ALL").fetchall():
-            alignments[activity].append(competency)
-        parameters = {row[0]: BKTParameters(*row[1:]) for row in self.con.execute(
-            "SELECT competency_id, prior, learn, guess, slip FROM competency_parameters").fetchall()}
+        alignments, parameters = self.alignments(), self.parameters()
         saved = self.folds.get(self.con, [a for a in learners if not dirty[a]])
         full = [a for a in learners if dirty[a] or a not in saved]
         resumed = [a for a in learners if a not in set(full)]
@@ -365,69 +339,90 @@ class ProjectionRunner:
         rostered = dict(self.con.execute(
             "SELECT learner, class_id FROM roster WHERE learner IN (SELECT unnest(?))",
             [learners]).fetchall())
+        failed: dict[str, str] = {}
         folds: list[LearnerFold] = []
         for learner in full:
             fold = LearnerFold(learner, alignments, parameters)
-            for fact in by_learner.get(learner, ()):
-                fold.add(fact)
-            folds.append(fold)
+            if _folded(fold, by_learner.get(learner, ()), failed):
+                folds.append(fold)
         days_from: list[tuple[str, date]] = []
         for learner in resumed:
             facts = by_learner.get(learner)
             if not facts:
                 continue  # e.g. only a voiding statement of theirs arrived: nothing of theirs changes
             fold = LearnerFold.resume(learner, alignments, parameters, saved[learner][1])
-            if fold.last_ts is not None:
-                days_from.append((learner, fold.last_ts.date()))
-            for fact in facts:
-                fold.add(fact)
-            folds.append(fold)
+            folded_until = fold.last_ts
+            if _folded(fold, facts, failed):
+                folds.append(fold)
+                if folded_until is not None:
+                    days_from.append((learner, folded_until.date()))
+        refolded = set(full)
+        rows: list[LearnerRows] = []
+        for fold in folds:
+            try:
+                learner_rows = fold.table_rows(fold.learner not in refolded, rostered.get(fold.learner))
+            except Exception as exc:  # one learner's data never stops the runner
+                _failed(fold.learner, exc, failed)
+                continue
+            if learner_rows is not None:
+                rows.append(learner_rows)
+        # A learner whose fold failed loses every row (and is folded from the first fact next
+        # time); the failure is kept in projection_failures.
+        refolded |= set(failed)
+        days_from = [(a, d) for a, d in days_from if a not in failed]
         # A full fold replaces all of a learner's rows; a resumed one its profile, class and
         # state, the days from its last folded day on, and adds its new transitions and evidence.
-        replaced = [f.learner for f in folds]
+        replaced = [f.learner for f in folds] + sorted(failed)
         for table in ("learner_profile", "learner_class", "learner_state"):
             self.con.execute(f"DELETE FROM {table} WHERE learner IN (SELECT unnest(?))", [replaced])
-        for table in ("mastery", "mastery_transitions", "engagement_daily"):
-            self.con.execute(f"DELETE FROM {table} WHERE learner IN (SELECT unnest(?))", [full])
+        for table in ("mastery", "mastery_transitions", "mastery_evidence", "engagement_daily"):
+            self.con.execute(f"DELETE FROM {table} WHERE learner IN (SELECT unnest(?))", [sorted(refolded)])
         if days_from:
             self.con.execute(
                 "DELETE FROM engagement_daily e USING (SELECT unnest(?) AS learner, unnest(?) AS day) d"
                 " WHERE e.learner = d.learner AND e.day >= d.day",
                 [[a for a, _ in days_from], [d for _, d in days_from]])
-        profiles, transitions, days, classes, states = [], [], [], [], []
-        mastery: list[tuple[Any, ...]] = []
-        evidence: list[tuple[Any, ...]] = []
-        refolded = set(full)
-        for fold in folds:
-            if fold.last_ts is None:
-                continue  # every statement of this learner was voided
-            p = fold.profile.row()
-            profiles.append((p.learner, list(p.names), p.first_seen, p.last_seen, p.statements,
-                             _json(p.activities_by_type), _json(p.goals), _json(p.interests),
-                             _json(p.reflections), p.comments, p.shares, p.helped,
-                             list(p.peers_helped)))
-            rows = [(r.learner, r.competency, r.probability, r.level, r.evidence_count,
-                     r.last_evidence, list(r.statement_ids), r.prior, r.learn, r.guess, r.slip,
-                     r.mastered_at)
-                    for r in fold.mastery.rows(touched_only=fold.learner not in refolded)]
-            (mastery if fold.learner in refolded else evidence).extend(rows)
-            transitions += [(t.learner, t.competency, t.level, t.reached_at, t.probability,
-                             t.statement_id) for t in fold.mastery.transitions]
-            days += [(d.learner, d.day, d.active_minutes, d.statements, d.sessions)
-                     for d in fold.engagement.rows()]
-            # A roster says which class a learner is in; otherwise the statements do.
-            classes.append((fold.learner, rostered.get(fold.learner) or fold.last_class))
-            states.append((fold.learner, fold.last_seq, fold.last_ts, fold.state()))
-        insert_rows(self.con, "learner_profile", _columns("learner_profile"), profiles)
-        insert_rows(self.con, "mastery", _columns("mastery"), mastery)
-        self._append_evidence(evidence)
-        insert_rows(self.con, "mastery_transitions", _columns("mastery_transitions"), transitions)
-        insert_rows(self.con, "engagement_daily", _columns("engagement_daily"), days)
-        insert_rows(self.con, "learner_class", _columns("learner_class"), classes)
+        self.con.execute("DELETE FROM projection_failures WHERE learner IN (SELECT unnest(?))", [learners])
+        insert_rows(self.con, "projection_failures", ("learner", "error"), sorted(failed.items()))
+        insert_rows(self.con, "learner_profile", _columns("learner_profile"), [r.profile for r in rows])
+        insert_rows(self.con, "mastery", _columns("mastery"),
+                    [m for r in rows if r.profile[0] in refolded for m in r.mastery])
+        self._append_evidence([m for r in rows if r.profile[0] not in refolded for m in r.mastery])
+        insert_rows(self.con, "mastery_transitions", _columns("mastery_transitions"),
+                    [t for r in rows for t in r.transitions])
+        insert_rows(self.con, "mastery_evidence", _columns("mastery_evidence"),
+                    [e for r in rows for e in r.evidence])
+        insert_rows(self.con, "engagement_daily", _columns("engagement_daily"),
+                    [d for r in rows for d in r.days])
+        insert_rows(self.con, "learner_class", _columns("learner_class"), [r.class_row for r in rows])
+        states = [r.state for r in rows]
         insert_rows(self.con, "learner_state", _columns("learner_state"), states)
         written: dict[str, tuple[int, str] | None] = dict.fromkeys(replaced)
         written.update({learner: (last_seq, state) for learner, last_seq, _, state in states})
         return written
+
+    def alignments(self) -> dict[str, list[str]]:
+        """Activity -> the competencies it is aligned to, as loaded."""
+        alignments: dict[str, list[str]] = defaultdict(list)
+        for activity, competency in self.con.execute(
+                "SELECT activity_id, competency_id FROM alignments ORDER BY ALL").fetchall():
+            alignments[activity].append(competency)
+        return alignments
+
+    def parameters(self) -> dict[str, BKTParameters]:
+        """Competency -> the BKT parameters loaded or fitted last (others use the defaults)."""
+        return {c: BKTParameters(prior, learn, guess, slip,
+                                 tuple((k, g, s) for k, g, s in orjson.loads(items)))
+                for c, prior, learn, guess, slip, items in self.con.execute(
+                    "SELECT competency_id, prior, learn, guess, slip, items"
+                    " FROM competency_parameters").fetchall()}
+
+    def facts_by_learner(self, chunk: int = 500) -> Iterator[list[Fact]]:
+        """Every learner's facts in fold order (voided ones left out), a learner at a time."""
+        learners = [row[0] for row in self.con.execute(
+            "SELECT DISTINCT learner FROM statement_facts ORDER BY learner").fetchall()]
+        for start in range(0, len(learners), chunk):
+            yield from self._facts_of(learners[start:start + chunk]).values()
 
     def _append_evidence(self, rows: list[tuple[Any, ...]]) -> None:
         """Resumed folds' mastery: new values, and new evidence ids after the saved ones."""
@@ -439,7 +434,7 @@ class ProjectionRunner:
             "UPDATE mastery SET probability = d.probability, level = d.level,"
             " evidence_count = d.evidence_count, last_evidence = d.last_evidence,"
             " statement_ids = list_concat(mastery.statement_ids, d.statement_ids),"
-            " mastered_at = d.mastered_at FROM mastery_delta d"
+            " mastered_at = d.mastered_at, first_mastered_at = d.first_mastered_at FROM mastery_delta d"
             " WHERE mastery.learner = d.learner AND mastery.competency = d.competency")
         self.con.execute(
             "INSERT INTO mastery SELECT * FROM mastery_delta d WHERE NOT EXISTS (SELECT 1 FROM mastery m"
@@ -471,54 +466,6 @@ class ProjectionRunner:
         self.con.close()
 
 
-class SavedFolds:
-    """The saved folds as last committed, kept in memory up to a byte budget.
-
-    Reading a saved fold back from DuckDB decompresses the whole state column (each fold holds
-    its evidence ids), some 150 ms a refresh at 1M statements; this keeps the committed text at
-    hand and asks DuckDB only for the folds it does not hold.
-    """
-
-    def __init__(self, budget_bytes: int = 256 * 1024 * 1024) -> None:
-        self.budget = budget_bytes
-        self.size = 0
-        self.texts: OrderedDict[str, tuple[int, str]] = OrderedDict()
-        self.complete: bool | None = None  # all saved folds in memory; None: not yet loaded
-
-    def get(self, con: Any, learners: list[str]) -> dict[str, tuple[int, str]]:
-        """(last position folded, state) of each learner that has a saved fold."""
-        if self.complete is None:
-            # A filtered read costs as much as reading them all, so the first one reads them all.
-            for learner, last_seq, state in con.execute(
-                    "SELECT learner, last_seq, state FROM learner_state").fetchall():
-                self.texts[learner] = (last_seq, state)
-                self.size += len(state)
-            self.complete = self.size <= self.budget
-            self._evict()
-        found = {a: self.texts[a] for a in learners if a in self.texts}
-        missing = [a for a in learners if a not in found]
-        if missing and not self.complete:
-            found.update({row[0]: (row[1], row[2]) for row in con.execute(
-                "SELECT learner, last_seq, state FROM learner_state WHERE learner IN (SELECT unnest(?))",
-                [missing]).fetchall()})
-        return found
-
-    def committed(self, written: dict[str, tuple[int, str] | None]) -> None:
-        for learner, saved in written.items():
-            old = self.texts.pop(learner, None)
-            self.size -= len(old[1]) if old else 0
-            if saved is not None:
-                self.size += len(saved[1])
-                self.texts[learner] = saved
-        self._evict()
-
-    def _evict(self) -> None:
-        while self.size > self.budget and self.texts:
-            _, evicted = self.texts.popitem(last=False)
-            self.size -= len(evicted[1])
-            self.complete = False
-
-
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Folding makes a tuple per fact and no reference cycles: reference counting frees them all,
@@ -536,5 +483,17 @@ def _columns(table: str) -> list[str]:
     return [part.split()[0] for part in TABLES[table].replace("\n", " ").split(",")]
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+def _folded(fold: LearnerFold, facts: Iterable[Fact], failed: dict[str, str]) -> bool:
+    """Fold the facts in; a failure is the learner's alone: logged and noted, never raised."""
+    try:
+        for fact in facts:
+            fold.add(fact)
+    except Exception as exc:
+        _failed(fold.learner, exc, failed)
+        return False
+    return True
+
+
+def _failed(learner: str, exc: Exception, failed: dict[str, str]) -> None:
+    log.exception("the rows of learner %s could not be computed; they are left out", learner)
+    failed[learner] = f"{type(exc).__name__}: {exc}"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-# Bumped whenever a table changes shape; a views file of another version is rebuilt from the log.
-SCHEMA_VERSION = 4
+# Bumped whenever a table changes shape or a rule changes its rows (6: mastered from 0.98); a
+# views file of another version is rebuilt from the log.
+SCHEMA_VERSION = 6
 
 # Derived tables have no primary keys: each page deletes and re-inserts a learner's rows, which
 # DuckDB's index checks do not allow within one transaction.
@@ -13,10 +14,12 @@ TABLES = {
         verb VARCHAR, object_id VARCHAR, object_type VARCHAR, success BOOLEAN, scaled DOUBLE,
         duration_s DOUBLE, response VARCHAR, registration VARCHAR, class_id VARCHAR,
         competencies VARCHAR[], voids VARCHAR, peer VARCHAR, goal_target VARCHAR,
-        voided BOOLEAN""",
+        stored TIMESTAMP, timestamp_in_future BOOLEAN, interaction_type VARCHAR, voided BOOLEAN""",
     "alignments": "activity_id VARCHAR, competency_id VARCHAR, framework VARCHAR, seq BIGINT",
+    # items: [[item kind, guess, slip], ...]; source: the framework loaded, or "fit: ..." for a fit.
     "competency_parameters": """
-        competency_id VARCHAR, prior DOUBLE, learn DOUBLE, guess DOUBLE, slip DOUBLE, seq BIGINT""",
+        competency_id VARCHAR, prior DOUBLE, learn DOUBLE, guess DOUBLE, slip DOUBLE, items JSON,
+        source VARCHAR, seq BIGINT""",
     "learner_profile": """
         learner VARCHAR, names VARCHAR[], first_seen TIMESTAMP, last_seen TIMESTAMP,
         statements INTEGER, activities_by_type JSON, goals JSON, interests JSON,
@@ -25,7 +28,11 @@ TABLES = {
     "mastery": """
         learner VARCHAR, competency VARCHAR, probability DOUBLE, level VARCHAR,
         evidence_count INTEGER, last_evidence TIMESTAMP, statement_ids VARCHAR[], prior DOUBLE,
-        learn DOUBLE, guess DOUBLE, slip DOUBLE, mastered_at TIMESTAMP""",
+        learn DOUBLE, guess DOUBLE, slip DOUBLE, mastered_at TIMESTAMP, first_mastered_at TIMESTAMP""",
+    # The estimate after each piece of evidence: what mastery_as_of reads.
+    "mastery_evidence": """
+        learner VARCHAR, competency VARCHAR, n INTEGER, ts TIMESTAMP, statement_id VARCHAR,
+        correct BOOLEAN, item_kind VARCHAR, probability DOUBLE, level VARCHAR""",
     "mastery_transitions": """
         learner VARCHAR, competency VARCHAR, level VARCHAR, reached_at TIMESTAMP, probability DOUBLE,
         statement_id VARCHAR""",
@@ -40,19 +47,23 @@ TABLES = {
     # Learners whose facts changed since their derived rows were last computed; refold: the change
     # lands before facts already folded (a voiding, a late timestamp, new alignments or roster).
     "dirty_learners": "learner VARCHAR, refold BOOLEAN",
+    # Learners whose rows could not be computed (and are left out), with the error.
+    "projection_failures": "learner VARCHAR, error VARCHAR",
     # Each learner's fold, saved with its rows, to resume when later facts arrive.
     "learner_state": "learner VARCHAR, last_seq BIGINT, last_ts TIMESTAMP, state VARCHAR",
 }
 
 # Ordered: the order in which a rebuild compares and an export writes them.
-DERIVED = ("learner_profile", "mastery", "mastery_transitions", "engagement_daily", "learner_class")
+DERIVED = ("learner_profile", "mastery", "mastery_transitions", "mastery_evidence", "engagement_daily",
+           "learner_class")
 
 VIEWS = {
-    # "Now" is the newest event in the log, so every view is a function of the log alone.
+    # "Now" is when the LRS last stored a statement (never a client's timestamp), so every
+    # view is a function of the log alone.
     "as_of": """
-        SELECT COALESCE(max(ts), TIMESTAMP '1970-01-01') AS ts,
-               CAST(COALESCE(max(ts), TIMESTAMP '1970-01-01') AS DATE) AS day
-        FROM statement_facts WHERE NOT voided""",
+        SELECT COALESCE(max(stored), max(ts), TIMESTAMP '1970-01-01') AS ts,
+               CAST(COALESCE(max(stored), max(ts), TIMESTAMP '1970-01-01') AS DATE) AS day
+        FROM statement_facts""",
     "engagement": """
         WITH islands AS (
             SELECT learner, day,
@@ -102,14 +113,14 @@ VIEWS = {
         SELECT *, len(risk_reasons) > 0 AS at_risk FROM engagement""",
     "class_engagement": """
         SELECT class_id, count(*) AS learners,
-               count(*) FILTER (WHERE current_streak > 0) AS active_this_week,
+               count(*) FILTER (WHERE last_active > (SELECT day FROM as_of) - 7) AS active_this_week,
                round(avg(weekly_minutes[4]), 1) AS avg_minutes_this_week,
                count(*) FILTER (WHERE at_risk) AS at_risk
         FROM engagement_with_risk GROUP BY class_id""",
     "learner_pace": """
         WITH pace AS (
             SELECT p.learner, c.class_id,
-                   count(m.mastered_at) AS competencies_mastered,
+                   count(*) FILTER (WHERE m.level = 'mastered') AS competencies_mastered,
                    greatest(date_diff('day', p.first_seen, any_value(a.ts)), 1) / 7.0 AS weeks
             FROM learner_profile p CROSS JOIN as_of a
             LEFT JOIN mastery m ON m.learner = p.learner
@@ -123,9 +134,17 @@ VIEWS = {
 }
 
 MACROS = [
-    # Mastery as it stood at a moment: the last transition at or before it, per competency.
+    # Mastery as it stood at a moment: the estimate after the last evidence at or before it,
+    # and since when the learner had been at that level.
     """CREATE OR REPLACE MACRO mastery_as_of(moment) AS TABLE
-       SELECT learner, competency, arg_max(level, reached_at) AS level,
-              arg_max(probability, reached_at) AS probability, max(reached_at) AS since
-       FROM mastery_transitions WHERE reached_at <= moment GROUP BY learner, competency""",
+       WITH estimate AS (
+           SELECT learner, competency, arg_max(level, n) AS level,
+                  arg_max(probability, n) AS probability, max(n) AS evidence_count
+           FROM mastery_evidence WHERE ts <= moment GROUP BY learner, competency),
+       reached AS (
+           SELECT learner, competency, max(reached_at) AS since
+           FROM mastery_transitions WHERE reached_at <= moment GROUP BY learner, competency)
+       SELECT e.learner, e.competency, e.level, e.probability, r.since, e.evidence_count
+       FROM estimate e LEFT JOIN reached r
+            ON r.learner = e.learner AND r.competency = e.competency""",
 ]

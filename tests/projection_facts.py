@@ -17,6 +17,7 @@ def fact(at: str, verb: str = "http://adlnet.gov/expapi/verbs/answered", **value
         learner_name="Ada", ts=datetime.fromisoformat(at), verb=verb,
         object_id="https://example.org/q1", object_type=None, success=None, scaled=None,
         duration_s=None, response=None, registration=None, class_id=None, competencies=(),
-        voids=None, peer=None, goal_target=None)
+        voids=None, peer=None, goal_target=None, stored=None, timestamp_in_future=False,
+        interaction_type=None)
     base.update(values)
     return Fact(**base)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lrs.application import SCOPES, LearningRecordStore
-from lrs.cli import export, kafka, projections
+from lrs.cli import export, kafka, mastery, projections
 from lrs.cli.common import add_store_options, settings_from, tune_gc
 from lrs.errors import LRSError
 
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_credentials_revoke)
     kafka.add_commands(commands, add_store_options)
     projections.add_commands(commands, add_store_options)
+    mastery.add_commands(commands, add_store_options)
     export.add_commands(commands, add_store_options)
     return parser
 

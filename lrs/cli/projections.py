@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +111,11 @@ def _print_result(result: dict[str, Any]) -> int:
     return 0
 
 
-def read_alignments(path: Path) -> tuple[str, list[tuple[str, str]], dict[str, dict[str, float]]]:
-    """CSV (activity_id, competency_id[, prior, learn, guess, slip]) or JSON; see README."""
+def read_alignments(path: Path) -> tuple[str, list[tuple[str, str]], dict[str, dict[str, Any]]]:
+    """CSV (activity_id, competency_id[, prior, learn, guess, slip]) or JSON (parameters may
+    also give guess and slip per item kind); see README. The parameters are checked on load."""
     alignments: list[tuple[str, str]] = []
-    parameters: dict[str, dict[str, float]] = {}
+    parameters: dict[str, dict[str, Any]] = {}
     if path.suffix.lower() == ".csv":
         with path.open(newline="") as f:
             reader = csv.DictReader(f)
@@ -135,7 +137,9 @@ def read_alignments(path: Path) -> tuple[str, list[tuple[str, str]], dict[str, d
     for item in document.get("alignments", []):
         alignments.append((item["activity"], item["competency"]))
     for competency, values in document.get("parameters", {}).items():
-        parameters[competency] = {p: float(values[p]) for p in _PARAMETERS}
+        if not isinstance(values, dict):
+            raise BadRequest(f"{path}: the parameters of {competency} must be an object")
+        parameters[competency] = values
     return str(document.get("framework", path.stem)), alignments, parameters
 
 
@@ -211,11 +215,20 @@ def _sender(args: argparse.Namespace) -> Callable[[list[dict[str, Any]]], None]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    """The term ends yesterday unless --start says otherwise: "now" in the views is when the LRS
+    stored the statements, so a term dated in the past of that shows everyone inactive."""
     from projections.simulator import simulate
 
-    result = simulate(args.learners, args.days, args.seed, _sender(args))
-    print(f"simulated {len(result.learners)} learners over {args.days} days:"
-          f" {result.statements} statements")
+    if args.start:
+        start = datetime.combine(date.fromisoformat(args.start), time(), UTC)
+    else:
+        start = datetime.combine(datetime.now(UTC).date() - timedelta(days=args.days), time(), UTC)
+    truth_path = Path(args.truth) if args.truth else settings_from(args).data_dir / "simulation-truth.json"
+    result = simulate(args.learners, args.days, args.seed, _sender(args), start=start)
+    truth_path.parent.mkdir(parents=True, exist_ok=True)
+    truth_path.write_bytes(orjson.dumps(result.truth(), option=orjson.OPT_INDENT_2))
+    print(f"simulated {len(result.learners)} learners over {args.days} days from {start.date()}:"
+          f" {result.statements} statements; ground truth in {truth_path}")
     return 0
 
 
@@ -267,6 +280,10 @@ def add_commands(commands: Any, store_options: Callable[[argparse.ArgumentParser
     simulate.add_argument("--learners", type=int, default=50)
     simulate.add_argument("--days", type=int, default=30)
     simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--start", help="first day of the term, YYYY-MM-DD (default: so that the"
+                          " term ends yesterday)")
+    simulate.add_argument("--truth", help="where to write the ground truth (JSON; default:"
+                          " DATA_DIR/simulation-truth.json)")
     simulate.add_argument("--url", help="post to a running LRS (LRS_URL); else in-process")
     simulate.add_argument("--credential", help="key:secret (LRS_CREDENTIAL)")
     store_options(simulate)

@@ -121,17 +121,21 @@ PARQUET = (
             _c("learner", "string", PSEUDONYM, "x.pseudonym"),
             _c("competency", "string", "competency id (IRI or framework id)", "m.competency"),
             _c("level", "string", "not started / developing (< 0.7) / approaching (>= 0.7) /"
-               " mastered (>= 0.95)", "m.level"),
+               " mastered (>= 0.98)", "m.level"),
             _c("probability", "double", "P(known) after the latest evidence", "m.probability"),
             _c("evidence_count", "int32", "scored or success/failure results counted",
                "m.evidence_count"),
             _c("last_evidence", "timestamp", "time of the latest evidence (UTC)", "m.last_evidence"),
-            _c("mastered_at", "timestamp", "when the level first reached mastered (UTC)",
-               "m.mastered_at"),
+            _c("mastered_at", "timestamp", "when the current mastered spell began (UTC); empty while"
+               " the level is not mastered (mastery can be lost)", "m.mastered_at"),
+            _c("first_mastered_at", "timestamp", "when the level first reached mastered (UTC), even"
+               " if it was lost since", "m.first_mastered_at"),
             _c("prior", "double", "BKT model parameter P(L0)", "m.prior"),
             _c("learn", "double", "BKT model parameter P(T)", "m.learn"),
-            _c("guess", "double", "BKT model parameter P(G)", "m.guess"),
-            _c("slip", "double", "BKT model parameter P(S)", "m.slip"),
+            _c("guess", "double", "BKT model parameter P(G) for items of a kind without its own",
+               "m.guess"),
+            _c("slip", "double", "BKT model parameter P(S) for items of a kind without its own",
+               "m.slip"),
             _c("statement_ids", "list<string>", "ids of the statements behind the estimate, oldest"
                " first", "m.statement_ids"),
         ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +21,13 @@ from tests.statements import agent
 ADA = quote("mbox:mailto:ada@example.org", safe="")
 FRACTIONS = "https://example.org/c/fractions"
 TEAM = {"objectType": "Group", "name": "7B", "member": [agent("teacher")]}
+# "Now" in the views is when the LRS stored the newest statement, so the history is dated
+# relative to today: day 5 is yesterday.
+DAY_0 = datetime.now(UTC).date() - timedelta(days=6)
+
+
+def day_of(day: int, time: str = "10:00:00") -> str:
+    return f"{DAY_0 + timedelta(days=day)}T{time}Z"
 
 
 def answer(day: int, success: bool) -> dict[str, Any]:
@@ -28,7 +36,7 @@ def answer(day: int, success: bool) -> dict[str, Any]:
             "result": {"success": success, "duration": "PT15M"},
             "context": {"team": TEAM, "contextActivities": {"category": [
                 {"id": FRACTIONS, "definition": {"type": "http://adlnet.gov/expapi/activities/objective"}}]}},
-            "timestamp": f"2026-11-{day:02d}T10:00:00Z"}
+            "timestamp": day_of(day)}
 
 
 @pytest.fixture
@@ -40,11 +48,11 @@ def lrs(tmp_path: Path) -> Iterator[XAPIClient]:
         statements = [answer(day, day != 2) for day in range(1, 6)]
         statements.append({"actor": agent("ada"), "verb": {"id": SET_GOAL},
                            "object": {"id": FRACTIONS}, "result": {"response": "Fractions by Friday"},
-                           "timestamp": "2026-11-01T09:00:00Z"})
+                           "timestamp": day_of(1, "09:00:00")})
         statements.append({"actor": agent("ada"), "verb": {"id": REFLECTED},
                            "object": {"id": "https://example.org/q/2"},
                            "result": {"response": "I mixed up numerators"},
-                           "timestamp": "2026-11-02T11:00:00Z"})
+                           "timestamp": day_of(2, "11:00:00")})
         assert xapi.post(statements).status_code == 200
         wait_for_projections(xapi)
         yield xapi
@@ -85,16 +93,24 @@ def test_mastery_now_and_as_of_a_past_date(lrs: XAPIClient) -> None:
     now = lrs.request("GET", f"/api/learners/{ADA}/mastery").json()["competencies"]
     assert (now[0]["competency"], now[0]["level"], now[0]["evidence_count"]) == (FRACTIONS, "mastered", 5)
     then = lrs.request("GET", f"/api/learners/{ADA}/mastery",
-                       params={"as_of": "2026-11-02T23:00:00Z"}).json()["competencies"]
+                       params={"as_of": day_of(2, "23:00:00")}).json()["competencies"]
     assert then[0]["level"] == "developing"
+
+
+def test_mastery_as_of_is_the_probability_after_the_last_evidence_before_it(lrs: XAPIClient) -> None:
+    # Day 1 right: 0.6; day 2 wrong: 0.284211, still developing (no change of level).
+    then = lrs.request("GET", f"/api/learners/{ADA}/mastery",
+                       params={"as_of": day_of(2, "23:00:00")}).json()["competencies"]
+    assert then[0]["probability"] == pytest.approx(0.284211, abs=1e-6)
 
 
 def test_engagement_has_days_and_streaks(lrs: XAPIClient) -> None:
     engagement = lrs.request("GET", f"/api/learners/{ADA}/engagement").json()
     assert engagement["active_days"] == 5
     assert engagement["current_streak"] == 5
-    # Nov 1: the goal at 09:00 counts its gap to 10:00 capped at 30, the answer its 15 minutes.
-    assert engagement["days"][0]["active_minutes"] == 30 + 15
+    # Day 1: the goal at 09:00 ends its session (the answer comes an hour later) and counts one
+    # minute; the answer counts its 15 minutes.
+    assert engagement["days"][0]["active_minutes"] == 1 + 15
 
 
 def test_class_views_roll_up_the_team(lrs: XAPIClient) -> None:

@@ -71,7 +71,9 @@ def district(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     """A data folder: a simulated school, two learners with emails, names and free text, and a
     roster that puts them (and learner 1) in org north."""
     data = tmp_path / "data"
-    assert main(["simulate", "--learners", "8", "--days", "5", "--data-dir", str(data)]) == 0
+    # Seed 4 from a Monday: every simulated learner has a session in those days.
+    assert main(["simulate", "--learners", "8", "--days", "5", "--start", "2026-09-07", "--seed", "4",
+                 "--data-dir", str(data)]) == 0
     store = LearningRecordStore(env=Settings(data_dir=data).event_store_env())
     append(store, personal_history(7))
     roster = tmp_path / "roster.csv"
@@ -498,7 +500,8 @@ def test_a_postgresql_log_exports_the_same_bytes_twice(postgres_database: str, t
 
     _empty_postgres(postgres_database)
     flags = ["--data-dir", str(tmp_path / "data"), "--event-store", postgres_database]
-    assert main(["simulate", "--learners", "4", "--days", "3", *flags]) == 0
+    assert main(["simulate", "--learners", "4", "--days", "3", "--start", "2026-09-07", "--seed", "4",
+                 *flags]) == 0
     monkeypatch.setenv("LRS_EXPORT_SECRET", SECRET)
     for name in ("one", "two"):
         assert main(["export", "district", "--out", str(tmp_path / name), *flags]) == 0

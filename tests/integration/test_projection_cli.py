@@ -10,10 +10,12 @@ import pytest
 from lrs.cli.main import main
 
 FRACTIONS = "https://example.org/c/fractions"
+START = "2026-09-07"  # a Monday: the simulated school days do not depend on today's date
 
 
 def simulate_and_rebuild(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["simulate", "--learners", "6", "--days", "6", "--data-dir", str(data_dir)]) == 0
+    assert main(["simulate", "--learners", "6", "--days", "6", "--start", START,
+                 "--data-dir", str(data_dir)]) == 0
     assert main(["projections", "rebuild", "--data-dir", str(data_dir)]) == 0
     capsys.readouterr()
 
@@ -32,7 +34,7 @@ def test_sql_refuses_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_rebuild_reports_the_position(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["simulate", "--learners", "3", "--days", "3", "--data-dir", str(tmp_path)])
+    main(["simulate", "--learners", "3", "--days", "3", "--start", START, "--data-dir", str(tmp_path)])
     capsys.readouterr()
     main(["projections", "rebuild", "--data-dir", str(tmp_path)])
     assert "rebuilt every view from position 0" in capsys.readouterr().out
@@ -69,3 +71,46 @@ def test_roster_load_takes_emails_or_ifi_keys(tmp_path: Path, capsys: pytest.Cap
     roster.write_text("learner,class_id\nAda@Example.org,7B\naccount:https://sis|s1,7C\n")
     assert main(["roster", "load", str(roster), "--data-dir", str(tmp_path)]) == 0
     assert "loaded 2 roster entries" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("values", "rule"), [
+    ("0.2,0.15,1.7,0.1", "guess must be above 0 and below 1 (got 1.7)"),
+    ("0,0.15,0,0.1", "guess must be above 0 and below 1 (got 0.0)"),
+    ("0.2,0.15,0.6,0.5", "guess + slip must be below 1 (got 0.6 + 0.5)"),
+    ("1.2,0.15,0.2,0.1", "prior must be between 0 and 1 (got 1.2)"),
+])
+def test_out_of_range_parameters_are_refused_naming_the_competency_and_the_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], values: str, rule: str
+) -> None:
+    csv_file = tmp_path / "framework.csv"
+    csv_file.write_text(f"activity_id,competency_id,prior,learn,guess,slip\nhttps://example.org/q/1,{FRACTIONS},"
+                        f"{values}\n")
+    assert main(["alignments", "load", str(csv_file), "--data-dir", str(tmp_path)]) == 2
+    assert f"BKT parameters of {FRACTIONS}: {rule}" in capsys.readouterr().err
+
+
+def test_mastery_fit_records_the_parameters_as_an_event_and_the_views_use_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import duckdb
+
+    assert main(["simulate", "--learners", "20", "--days", "10", "--start", START,
+                 "--data-dir", str(tmp_path)]) == 0
+    assert main(["mastery", "fit", "--data-dir", str(tmp_path)]) == 0
+    assert "recorded the parameters of 8 competencies" in capsys.readouterr().out
+    assert main(["projections", "rebuild", "--data-dir", str(tmp_path)]) == 0
+    with duckdb.connect(str(tmp_path / "views.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT source FROM competency_parameters").fetchall() == [
+            ("fit: EM (Baum-Welch), bounded",)]
+        mismatched = con.execute("SELECT count(*) FROM mastery m JOIN competency_parameters p"
+                                 " ON p.competency_id = m.competency WHERE m.prior <> p.prior").fetchone()
+        assert mismatched == (0,)
+
+
+def test_mastery_fit_of_a_competency_without_evidence_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--learners", "3", "--days", "3", "--start", START,
+                 "--data-dir", str(tmp_path)]) == 0
+    assert main(["mastery", "fit", "--competency", FRACTIONS, "--data-dir", str(tmp_path)]) == 2
+    assert f"the log holds no evidence for {FRACTIONS}" in capsys.readouterr().err

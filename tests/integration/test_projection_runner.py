@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ def answer(learner: str, day: int, success: bool, hour: int = 10, **extra: Any) 
     }
 
 
-def append(store: LearningRecordStore, docs: list[dict[str, Any]]) -> list[str]:
-    outcome = store.store_batches([prepare_statements(docs, WRITER, "1.0.3", 1000)])[0]
+def append(store: LearningRecordStore, docs: list[dict[str, Any]], stored: str | None = None) -> list[str]:
+    """Append as one batch; ``stored`` (ISO, UTC) is when the LRS stored it (default: now)."""
+    now = datetime.fromisoformat(stored.replace("Z", "+00:00")) if stored else None
+    outcome = store.store_batches([prepare_statements(docs, WRITER, "1.0.3", 1000)], now=now)[0]
     assert not isinstance(outcome, Exception)
     return outcome
 
@@ -54,6 +57,9 @@ def rebuilt_tables(store: LearningRecordStore, tmp_path: Path) -> dict[str, list
     rebuilt = ProjectionRunner(store, tmp_path / "rebuilt.duckdb", page_size=1000)
     rebuilt.rebuild()
     return tables(rebuilt.con)
+
+
+EVENING_6, EVENING_14 = "2026-11-06T20:00:00Z", "2026-11-14T20:00:00Z"
 
 
 @pytest.fixture
@@ -149,18 +155,19 @@ def test_loaded_alignments_make_activities_evidence(sqlite_store: LearningRecord
 
 def test_mastery_as_of_a_past_date_is_answerable(sqlite_store: LearningRecordStore,
                                                  runner: ProjectionRunner) -> None:
-    append(sqlite_store, [answer("ada", day, True) for day in (1, 2, 3)])
+    append(sqlite_store, [answer("ada", day, True) for day in (1, 2, 3, 4)])
     runner.catch_up()
     levels = [runner.con.execute("SELECT level FROM mastery_as_of(?)", [moment]).fetchone()
               for moment in ("2026-11-01 12:00:00", "2026-11-02 12:00:00", "2026-11-30 00:00:00")]
     assert levels == [("developing",), ("approaching",), ("mastered",)]
 
 
-def test_streaks_and_risk_are_computed_as_of_the_newest_event(
+def test_streaks_and_risk_are_computed_as_of_the_newest_stored_time(
     sqlite_store: LearningRecordStore, runner: ProjectionRunner
 ) -> None:
-    append(sqlite_store, [answer("ada", day, True) for day in (1, 2, 3, 5, 6)])
-    append(sqlite_store, [answer("bob", day, True) for day in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14)])
+    append(sqlite_store, [answer("ada", day, True) for day in (1, 2, 3, 5, 6)], stored=EVENING_6)
+    append(sqlite_store, [answer("bob", day, True) for day in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14)],
+           stored=EVENING_14)
     runner.catch_up()
     rows = dict((r[0].split(":")[2].split("@")[0], r[1:]) for r in runner.con.execute(
         "SELECT learner, current_streak, longest_streak, at_risk, risk_reasons"
@@ -228,3 +235,61 @@ def test_a_statement_older_than_the_saved_fold_refolds_its_learner(
         "SELECT active_minutes FROM engagement_daily WHERE learner = ? AND day = DATE '2026-11-03'",
         ["mbox:mailto:ada@example.org"]).fetchone()
     assert minutes is not None and minutes[0] > 10.0  # the late statement's gap joined the day
+
+
+def test_mastery_as_of_a_moment_is_the_probability_after_the_last_evidence_before_it(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner
+) -> None:
+    # Nov 1 right: 0.6; Nov 2 wrong: 0.284211, still "developing", so no change of level.
+    append(sqlite_store, [answer("ada", 1, True), answer("ada", 2, False)])
+    runner.catch_up()
+    row = runner.con.execute("SELECT level, probability, since FROM mastery_as_of(?)",
+                             ["2026-11-02 12:00:00"]).fetchone()
+    assert row == ("developing", pytest.approx(0.284211, abs=1e-6), datetime(2026, 11, 1, 10))
+
+
+def test_now_is_the_newest_stored_time_not_the_newest_timestamp(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner
+) -> None:
+    append(sqlite_store, [answer("ada", day, True) for day in (1, 2, 3)], stored="2026-11-03T12:00:00Z")
+    append(sqlite_store, [answer("bob", 3, True, timestamp="9999-12-31T00:00:00Z")],
+           stored="2026-11-03T12:30:00Z")
+    runner.catch_up()
+    assert runner.con.execute("SELECT ts, day FROM as_of").fetchone() == (
+        datetime(2026, 11, 3, 12, 30), date(2026, 11, 3))
+
+
+def test_a_timestamp_later_than_stored_is_clamped_to_stored_and_flagged(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner
+) -> None:
+    append(sqlite_store, [answer("ada", 3, True), answer("bob", 3, True, timestamp="9999-12-31T00:00:00Z")],
+           stored="2026-11-03T12:30:00Z")
+    runner.catch_up()
+    facts = runner.con.execute(
+        "SELECT split_part(learner, ':', 3), ts, stored, timestamp_in_future FROM statement_facts"
+        " ORDER BY learner").fetchall()
+    stored = datetime(2026, 11, 3, 12, 30)
+    assert facts == [("ada@example.org", datetime(2026, 11, 3, 10), stored, False),
+                     ("bob@example.org", stored, stored, True)]
+    days = runner.con.execute("SELECT day FROM engagement_daily WHERE learner LIKE '%bob%'").fetchall()
+    assert days == [(date(2026, 11, 3),)]
+
+
+def test_active_this_week_counts_learners_active_in_the_last_7_days(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner
+) -> None:
+    # As of Nov 14: ada was last active on Nov 10, bob on Nov 14, cy on Nov 7 (8 days before).
+    append(sqlite_store, [answer("ada", 10, True), answer("bob", 14, True), answer("cy", 7, True)],
+           stored=EVENING_14)
+    runner.catch_up()
+    assert runner.con.execute("SELECT learners, active_this_week FROM class_engagement").fetchone() == (3, 2)
+
+
+def test_pace_counts_the_competencies_mastered_now(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner
+) -> None:
+    # Mastered on Nov 3 (0.6, 0.89, 0.98), then a wrong answer on Nov 4 falls back to approaching.
+    append(sqlite_store, [answer("ada", day, day != 4) for day in (1, 2, 3, 4)])
+    runner.catch_up()
+    assert runner.con.execute("SELECT level FROM mastery").fetchone() == ("approaching",)
+    assert runner.con.execute("SELECT competencies_mastered FROM learner_pace").fetchone() == (0,)

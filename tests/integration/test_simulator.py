@@ -4,9 +4,11 @@ simulator's hidden mastery far better than chance."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from ingest.pipeline import prepare_statements
 from lrs.application import LearningRecordStore
 from lrs.auth import Principal
 from projections.runner import ProjectionRunner
-from projections.simulator import simulate
+from projections.simulator import COMPETENCIES, ITEM_KINDS, simulate
 
 WRITER = Principal("simulator", "simulator", frozenset({"all"}), "urn:lrs:credentials")
 
@@ -59,7 +61,8 @@ def test_simulate_posts_to_a_running_lrs_over_http(tmp_path: Path) -> None:
         credential = "bench:bench-secret"
         result = subprocess.run(
             [sys.executable, "-m", "lrs.cli.main", "simulate", "--learners", "5", "--days", "5",
-             "--seed", "2", "--url", server.url, "--credential", credential],
+             "--seed", "2", "--start", "2026-09-07", "--url", server.url, "--credential", credential,
+             "--truth", str(tmp_path / "truth.json")],
             capture_output=True, text=True, timeout=120, env=os.environ.copy())
         assert result.returncode == 0, result.stderr
         sent = int(result.stdout.split(":")[1].split()[0])
@@ -71,3 +74,67 @@ def test_simulate_posts_to_a_running_lrs_over_http(tmp_path: Path) -> None:
                                headers={"Authorization": auth, "X-Experience-API-Version": "1.0.3"})
         assert count.status_code == 200
         assert sent > 0 and len(statements.json()["statements"]) == min(sent, 500)
+
+
+def test_the_simulation_keeps_when_each_learner_learnt_each_competency() -> None:
+    simulation = simulate(20, 30, seed=3, send=lambda batch: None)
+    end = simulation.start + timedelta(days=30)
+    learnt = [(lrn, c) for lrn in simulation.learners for c in COMPETENCIES if lrn.first_learnt(c)]
+    assert learnt
+    for learner, competency in learnt:
+        first = learner.first_learnt(competency)
+        assert first is not None and simulation.start <= first < end
+        assert learner.knew(competency, first) and not learner.knew(competency, first - timedelta(seconds=1))
+    assert all(lrn.knew(c, end) == (c in lrn.known) for lrn in simulation.learners for c in COMPETENCIES)
+
+
+def test_simulated_learners_forget_what_they_do_not_practise() -> None:
+    simulation = simulate(40, 60, seed=3, send=lambda batch: None)
+    forgotten = [episode for lrn in simulation.learners for episodes in lrn.episodes.values()
+                 for episode in episodes if episode[1] is not None]
+    assert forgotten
+
+
+def test_simulated_items_are_guessed_at_the_rate_of_their_kind() -> None:
+    statements: list[dict[str, Any]] = []
+    simulation = simulate(60, 40, seed=4, send=statements.extend)
+    learners = {lrn.key: lrn for lrn in simulation.learners}
+    guessed: dict[str, list[bool]] = {kind: [] for kind in ITEM_KINDS}
+    for s in statements:
+        kind = s["object"].get("definition", {}).get("interactionType")
+        if kind is None:
+            continue
+        learner = learners[f"account:{s['actor']['account']['homePage']}|{s['actor']['account']['name']}"]
+        competency = s["context"]["contextActivities"]["category"][0]["id"]
+        at = datetime.fromisoformat(s["timestamp"].replace("Z", "+00:00"))
+        if not learner.knew(competency, at - timedelta(microseconds=1)):  # answered before learning
+            guessed[kind].append(s["result"]["success"])
+    rates = {kind: sum(answers) / len(answers) for kind, answers in guessed.items()}
+    assert rates["true-false"] > 0.4 and 0.15 < rates["choice"] < 0.35 and rates["fill-in"] < 0.08
+
+
+def test_some_simulated_learners_disengage_and_come_less_often() -> None:
+    statements: list[dict[str, Any]] = []
+    simulation = simulate(60, 60, seed=5, send=statements.extend)
+    disengaged = [lrn for lrn in simulation.learners if lrn.disengaged_from is not None]
+    assert 0 < len(disengaged) < len(simulation.learners) / 2
+    before = after = 0.0
+    for learner in disengaged:
+        assert learner.disengaged_from is not None
+        mine = [datetime.fromisoformat(s["timestamp"].replace("Z", "+00:00")) for s in statements
+                if s["actor"]["account"]["name"] == f"s{learner.number:05d}"]
+        days_before = (learner.disengaged_from - simulation.start).days
+        before += sum(m < learner.disengaged_from for m in mine) / max(days_before, 1)
+        after += sum(m >= learner.disengaged_from for m in mine) / max(60 - days_before, 1)
+    assert after < before / 3
+
+
+def test_lrs_simulate_writes_the_ground_truth_beside_the_data(tmp_path: Path) -> None:
+    from lrs.cli.main import main
+
+    assert main(["simulate", "--learners", "4", "--days", "10", "--start", "2026-09-07",
+                 "--data-dir", str(tmp_path)]) == 0
+    truth = json.loads((tmp_path / "simulation-truth.json").read_text())
+    assert (truth["start"], truth["days"], len(truth["learners"])) == ("2026-09-07T00:00:00Z", 10, 4)
+    learnt = [episodes for lrn in truth["learners"] for episodes in lrn["competencies"].values()]
+    assert learnt and all(e[0].startswith("2026-09") for episodes in learnt for e in episodes)

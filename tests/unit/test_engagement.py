@@ -15,13 +15,23 @@ def test_duration_counts_as_active_time_where_present() -> None:
 
 
 def test_without_duration_the_gap_to_the_next_statement_counts() -> None:
-    days = learner_days(ADA, [fact("2026-11-02T10:00:00"), fact("2026-11-02T10:12:00")])
+    days = learner_days(ADA, [fact("2026-11-02T10:00:00"), fact("2026-11-02T10:12:00", duration_s=0)])
     assert days[0].active_minutes == 12.0
 
 
-def test_gaps_are_capped_at_30_minutes() -> None:
-    days = learner_days(ADA, [fact("2026-11-02T10:00:00"), fact("2026-11-02T13:00:00")])
+def test_a_gap_of_30_minutes_still_counts_whole() -> None:
+    days = learner_days(ADA, [fact("2026-11-02T10:00:00"), fact("2026-11-02T10:30:00", duration_s=0)])
     assert days[0].active_minutes == 30.0
+
+
+def test_a_sessions_last_statement_without_duration_counts_one_minute() -> None:
+    days = learner_days(ADA, [fact("2026-11-02T10:00:00"), fact("2026-11-02T13:00:00", duration_s=60)])
+    assert days[0].active_minutes == 1.0 + 1.0
+
+
+def test_the_newest_statement_without_duration_counts_one_minute() -> None:
+    days = learner_days(ADA, [fact("2026-11-02T10:00:00", duration_s=120), fact("2026-11-02T10:05:00")])
+    assert days[0].active_minutes == 2.0 + 1.0
 
 
 def test_a_gap_over_30_minutes_starts_a_new_session() -> None:

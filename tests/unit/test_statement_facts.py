@@ -122,3 +122,11 @@ def test_activity_type_and_success_are_read() -> None:
                     result={"success": False, "response": "B"})
     assert (answered.object_type, answered.success, answered.response) == ("https://t/quiz", False, "B")
     assert answered.correct is False
+
+
+def test_the_item_kind_is_the_interaction_type_else_the_activity_type() -> None:
+    choice = fact(object={"id": "https://example.org/q/1", "definition": {
+        "type": "http://adlnet.gov/expapi/activities/cmi.interaction", "interactionType": "choice"}})
+    quiz = fact(object={"id": "https://example.org/quiz", "definition": {
+        "type": "http://adlnet.gov/expapi/activities/assessment"}})
+    assert (choice.item_kind, quiz.item_kind) == ("choice", "http://adlnet.gov/expapi/activities/assessment")
