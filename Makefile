@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/attachments.py
+	$(BIN)/python bench/abuse.py
 
 clean:
 	rm -rf $(VENV) .lrs-data

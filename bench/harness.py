@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ class Server:
     url: str
     headers: dict[str, str]
     pid: int
+    stopped: str = ""  # how it ended, set on leaving running_server when given a stop_timeout
 
 
 def free_port() -> int:
@@ -32,17 +34,27 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(event_store: str | None = None, data_dir: str | None = None) -> Iterator[Server]:
+def running_server(event_store: str | None = None, data_dir: str | None = None,
+                   env: dict[str, str] | None = None,
+                   stop_timeout: float | None = None) -> Iterator[Server]:
+    """``env``: more LRS_* variables for the server. ``stop_timeout``: the server runs in a
+    process group of its own; if SIGTERM has not ended it within that many seconds, the group
+    is killed, and whatever it left behind (its projections child) is killed too."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="lrs-bench-") as scratch:
         data_dir = data_dir or scratch
-        env = {**os.environ, "LRS_DATA_DIR": data_dir, "LRS_PORT": str(port),
-               "LRS_BOOTSTRAP_CREDENTIAL": CREDENTIAL, "LRS_MAX_BATCH_STATEMENTS": "1000"}
+        environ = {**os.environ, "LRS_DATA_DIR": data_dir, "LRS_PORT": str(port),
+                   "LRS_BOOTSTRAP_CREDENTIAL": CREDENTIAL, "LRS_MAX_BATCH_STATEMENTS": "1000"}
         if event_store:
-            env["LRS_EVENT_STORE"] = event_store
-        process = subprocess.Popen([sys.executable, "-m", "lrs.cli.main", "serve"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            environ["LRS_EVENT_STORE"] = event_store
+        environ.update(env or {})
+        process = subprocess.Popen([sys.executable, "-m", "lrs.cli.main", "serve"], env=environ,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=stop_timeout is not None)
         url = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": "Basic " + base64.b64encode(CREDENTIAL.encode()).decode(),
+                   "X-Experience-API-Version": "1.0.3", "Content-Type": "application/json"}
+        server = Server(url, headers, process.pid)
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -53,9 +65,30 @@ def running_server(event_store: str | None = None, data_dir: str | None = None) 
                     if time.monotonic() > deadline or process.poll() is not None:
                         raise RuntimeError("the LRS did not start") from None
                     time.sleep(0.2)
-            headers = {"Authorization": "Basic " + base64.b64encode(CREDENTIAL.encode()).decode(),
-                       "X-Experience-API-Version": "1.0.3", "Content-Type": "application/json"}
-            yield Server(url, headers, process.pid)
+            yield server
         finally:
             process.terminate()
-            process.wait(timeout=30)
+            if stop_timeout is None:
+                process.wait(timeout=30)
+            else:
+                server.stopped = _stop_group(process, stop_timeout)
+
+
+def _stop_group(process: subprocess.Popen[bytes], timeout: float) -> str:
+    """Wait for a terminated server; kill its process group if it or a child outlives it."""
+    started = time.monotonic()
+    try:
+        code = process.wait(timeout=timeout)
+        stopped = f"exited on SIGTERM in {time.monotonic() - started:.1f} s (code {code})"
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        return f"still running {timeout:g} s after SIGTERM: its process group was killed"
+    for _ in range(50):  # its children end with it (they watch their parent)
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return stopped
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    return stopped + "; a process it started outlived it by 5 s and was killed"
