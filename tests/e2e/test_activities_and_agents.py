@@ -113,3 +113,23 @@ def test_activity_definitions_stay_readable_by_document_and_define_scopes(
     xapi.post(statement(object=defined({"en-US": "Quiz 7"})))
     other = xapi.as_credential(*store_of.issue_credential("tool", [scope]))
     assert get_activity(other).status_code == 200
+
+
+def test_2_0_0_an_unknown_activity_is_a_bare_activity(xapi: XAPIClient) -> None:
+    activity_id = "https://example.org/activities/never-mentioned"
+    response = xapi.speaking("2.0.0").request("GET", "/xAPI/activities",
+                                              params={"activityId": activity_id})
+    assert response.status_code == 200
+    assert response.json() == {"objectType": "Activity", "id": activity_id}
+
+
+def test_head_answers_activities_agents_and_about_without_a_body(xapi: XAPIClient) -> None:
+    xapi.post({"actor": {"mbox": "mailto:ada@example.org"},
+               "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+               "object": {"id": "https://example.org/activities/algebra-1"}})
+    for path, params in (("/xAPI/activities", {"activityId": "https://example.org/activities/algebra-1"}),
+                         ("/xAPI/agents", {"agent": '{"mbox": "mailto:ada@example.org"}'}),
+                         ("/xAPI/about", {})):
+        response = xapi.request("HEAD", path, params=params)
+        assert response.status_code == 200, path
+        assert response.content == b""

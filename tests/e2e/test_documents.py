@@ -350,3 +350,46 @@ def test_a_document_labelled_multipart_keeps_the_document_size_limit(xapi: XAPIC
         assert response.status_code == 413, response.text
         assert "LRS_MAX_BODY_BYTES" in response.json()["error"]["message"]
     assert xapi.request("GET", "/xAPI/activities/state", params=params).status_code == 404
+
+
+def test_a_profile_put_without_preconditions_creates_a_new_document(xapi: XAPIClient) -> None:
+    """Real clients (TinCanPython) create profiles so; the spec only governs overwriting."""
+    response = xapi.request("PUT", ACTIVITY_PROFILE, params=profile(), content=b"x",
+                            headers={"Content-Type": "text/plain"})
+    assert response.status_code == 204
+
+
+def test_1_0_3_profile_put_without_preconditions_over_an_existing_document_is_409(
+        xapi: XAPIClient) -> None:
+    xapi.request("PUT", ACTIVITY_PROFILE, params=profile(), content=b"x",
+                 headers={"Content-Type": "text/plain", "If-None-Match": "*"})
+    response = xapi.request("PUT", ACTIVITY_PROFILE, params=profile(), content=b"y",
+                            headers={"Content-Type": "text/plain"})
+    assert response.status_code == 409
+
+
+def test_2_0_0_state_put_without_preconditions_over_an_existing_document_is_409(
+        xapi: XAPIClient) -> None:
+    v2 = xapi.speaking("2.0.0")
+    assert put(v2, STATE, state(), b"first", "text/plain").status_code == 204
+    assert put(v2, STATE, state(), b"second", "text/plain").status_code == 409
+    matched = put(v2, STATE, state(), b"second", "text/plain",
+                  **{"If-Match": f'"{hashlib.sha1(b"first").hexdigest()}"'})
+    assert matched.status_code == 204
+
+
+def test_1_0_3_state_put_may_overwrite_without_preconditions(xapi: XAPIClient) -> None:
+    assert put(xapi, STATE, state(), b"first", "text/plain").status_code == 204
+    assert put(xapi, STATE, state(), b"second", "text/plain").status_code == 204
+
+
+def test_deleting_a_profile_that_was_never_stored_is_204(xapi: XAPIClient) -> None:
+    for path, params in ((ACTIVITY_PROFILE, profile(profileId="never")),
+                         (AGENT_PROFILE, {"agent": ADA, "profileId": "never"})):
+        assert xapi.request("DELETE", path, params=params).status_code == 204
+
+
+def test_deleting_a_missing_document_with_if_match_is_412(xapi: XAPIClient) -> None:
+    response = xapi.request("DELETE", ACTIVITY_PROFILE, params=profile(profileId="never"),
+                            headers={"If-Match": '"abc"'})
+    assert response.status_code == 412

@@ -12,7 +12,8 @@ from schemas.version import SUPPORTED
 router = APIRouter(tags=["about"])
 
 
-@router.get("/about", openapi_extra=ABOUT_GET)
+@router.api_route("/about", methods=["GET"], openapi_extra=ABOUT_GET)
+@router.api_route("/about", methods=["HEAD"], openapi_extra=ABOUT_GET)
 async def about() -> JSON:
     return JSON({
         "version": list(SUPPORTED),

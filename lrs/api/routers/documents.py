@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from lrs.api.deps import PrincipalDep, ServicesDep
+from lrs.api.deps import PrincipalDep, ServicesDep, VersionDep
 from lrs.api.openapi import document_operations
 from lrs.api.params import (
     agent_ifi_param,
@@ -32,7 +32,7 @@ from lrs.documents import (
     Preconditions,
     StoredDocument,
 )
-from lrs.errors import BadRequest
+from lrs.errors import BadRequest, NotFound, PreconditionFailed
 from lrs.store.documents import DocumentFilter
 
 router = APIRouter(tags=["documents"])
@@ -102,23 +102,27 @@ def _params(request: Request, resource: Resource, method: str) -> dict[str, str]
 
 def _handlers(resource: Resource, path: str) -> None:
     async def write(request: Request, services: ServicesDep, principal: PrincipalDep,
-                    merge: bool) -> Response:
+                    version: str, merge: bool) -> Response:
         principal.require_any(resource.write_scopes, f"write {resource.name} documents")
         params = _params(request, resource, "POST" if merge else "PUT")
         key = resource.key(params)
         content_type = request.headers.get("content-type", "application/octet-stream")
         body = await request.body()
+        # 2.0.0 brings State under concurrency control too; 1.0.3 exempts it (Comm. 3.1).
+        conditional = resource.conditional_put or version == "2.0.0"
         doc = await run_in_threadpool(
             lambda: services.store.write_document(
                 key, body, content_type, merge=merge, conditions=_conditions(request),
-                must_be_conditional=resource.conditional_put))
+                must_be_conditional=conditional))
         return Response(status_code=204, headers={"ETag": f'"{doc.etag}"'})
 
-    async def put(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
-        return await write(request, services, principal, merge=False)
+    async def put(request: Request, services: ServicesDep, principal: PrincipalDep,
+                  version: VersionDep) -> Response:
+        return await write(request, services, principal, version, merge=False)
 
-    async def post(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
-        return await write(request, services, principal, merge=True)
+    async def post(request: Request, services: ServicesDep, principal: PrincipalDep,
+                   version: VersionDep) -> Response:
+        return await write(request, services, principal, version, merge=True)
 
     async def get(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
         principal.require_any(resource.read_scopes, f"read {resource.name} documents")
@@ -139,7 +143,12 @@ def _handlers(resource: Resource, path: str) -> None:
         principal.require_any(resource.write_scopes, f"delete {resource.name} documents")
         params = _params(request, resource, "DELETE")
         if resource.id_param in params:
-            docs = [await run_in_threadpool(services.store.document, resource.key(params))]
+            try:
+                docs = [await run_in_threadpool(services.store.document, resource.key(params))]
+            except NotFound:
+                if _conditions(request).if_match is not None:
+                    raise PreconditionFailed("If-Match: there is no such document") from None
+                return Response(status_code=204)  # already gone: DELETE is idempotent
         elif resource.delete_all:
             docs = await run_in_threadpool(services.store.documents, resource.selection(params))
         else:
@@ -154,7 +163,9 @@ def _handlers(resource: Resource, path: str) -> None:
     router.add_api_route(path, post, methods=["POST"], status_code=204,
                          openapi_extra=described["POST"])
     for method in ("GET", "HEAD"):  # one operation each, so each has its own operationId
-        router.add_api_route(path, get, methods=[method], openapi_extra=described[method])
+        # response_class: a document comes back with its own Content-Type, not as JSON.
+        router.add_api_route(path, get, methods=[method], openapi_extra=described[method],
+                             response_class=Response)
     router.add_api_route(path, delete, methods=["DELETE"], status_code=204,
                          openapi_extra=described["DELETE"])
 
