@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event
 from typing import TYPE_CHECKING, Any
 
 from lrs.config import Settings
@@ -92,8 +92,12 @@ class QueryGate:
 
 
 def serve(settings: Settings, connections: list[Connection], ready: Connection,
-          stop: Event, published: PublishedLag) -> None:
-    """The child: follow the log into the views, and answer queries until told to stop."""
+          stop: Connection, published: PublishedLag) -> None:
+    """The child: follow the log into the views, and answer queries until told to stop.
+
+    Ctrl-C reaches every process of the terminal's group; the server stops this child itself,
+    after its own requests, so the child ignores the interrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.nice(NICENESS)
@@ -123,7 +127,7 @@ def serve(settings: Settings, connections: list[Connection], ready: Connection,
     def watch() -> None:
         # Stop with the parent, however it ended (a killed server must not leave a child behind).
         parent = multiprocessing.parent_process()
-        while not stop.wait(1.0):
+        while not stop.poll(1.0):  # a message, or the end of the pipe when the parent is gone
             if parent is not None and not parent.is_alive():
                 break
         runner.stop.set()

@@ -14,6 +14,7 @@ memory, so it answers while every slot is busy. The child's side is lrs/views_ch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import queue
@@ -22,7 +23,6 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
-from multiprocessing.synchronize import Event
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -88,7 +88,14 @@ class PublishedLag:
         with self._values.get_lock():
             self._values[:] = [1.0, *(float(lag[name]) for name in _LAG)]
 
+    def release(self) -> None:
+        """Drop the shared memory and its lock now, while the resource tracker still listens
+        (left to interpreter exit, it was reported as a leaked semaphore)."""
+        self._values = None
+
     def read(self) -> dict[str, Any] | None:
+        if self._values is None:
+            return None
         lock = self._values.get_lock()
         if not lock.acquire(timeout=0.5):  # a child killed while writing leaves it held
             return None
@@ -124,18 +131,21 @@ class ViewsProcess:
         pipes = self.settings.view_query_slots + self.settings.sql_slots
         pairs = [self._context.Pipe() for _ in range(pipes)]
         ready_parent, ready_child = self._context.Pipe(duplex=False)
-        self._stop: Event = self._context.Event()
+        # A pipe, not a multiprocessing Event: setting an Event whose waiter was killed (Ctrl-C
+        # reaches the whole process group) blocked the server's shutdown for ever.
+        stop_child, self._stop = self._context.Pipe(duplex=False)
         self._free: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         self._published = PublishedLag(self._context)
         from lrs.views_child import serve
 
         self.process = self._context.Process(
             target=serve, name="lrs-projections", daemon=True,
-            args=(self.settings, [child for _, child in pairs], ready_child, self._stop,
+            args=(self.settings, [child for _, child in pairs], ready_child, stop_child,
                   self._published))
         self.process.start()
         self._started = time.monotonic()
         ready_child.close()
+        stop_child.close()
         for parent, child in pairs:
             child.close()
             self._free.put(parent)
@@ -268,11 +278,14 @@ class ViewsProcess:
     def close(self) -> None:
         self._closing.set()
         with self._lock:
-            self._stop.set()
+            with contextlib.suppress(OSError):  # the child is gone already
+                self._stop.send(True)
+            self._stop.close()
             self.process.join(timeout=30)
             if self.process.is_alive():
                 self.process.terminate()
                 self.process.join(timeout=5)
+            self._published.release()
 
 
 def _reclaim(connection: Connection, free: queue.SimpleQueue[Connection]) -> None:
