@@ -27,9 +27,11 @@ _MAILTO = r"^mailto:(?:[^@\s%]|%[0-9A-Fa-f]{2})+@(?:[^@\s%]|%[0-9A-Fa-f]{2})+$"
 _SHA1 = r"^[0-9a-fA-F]{40}$"
 _SHA2 = r"^[0-9a-fA-F]{56,128}$"
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# Weeks stand alone (ISO 8601 as xAPI profiles it: 'P4W', never 'P4W1D'); the other designators
+# combine, in order, with a time part after 'T'.
 _DURATION = re.compile(
-    r"^P(?!$)(?:\d+(?:\.\d+)?Y)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?W)?(?:\d+(?:\.\d+)?D)?"
-    r"(?:T(?=\d)(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?$"
+    r"^P(?!$)(?:\d+(?:\.\d+)?W|(?:\d+(?:\.\d+)?Y)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?D)?"
+    r"(?:T(?=\d)(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?)$"
 )
 _TIMESTAMP = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|z|[+-]\d{2}:?\d{2})?$"
@@ -105,7 +107,8 @@ def check_uuid(value: str) -> str:
 
 def _check_duration(value: str) -> str:
     if not _DURATION.match(value):
-        raise ValueError("must be an ISO 8601 duration such as 'PT1H30M' or 'PT45.5S'")
+        raise ValueError("must be an ISO 8601 duration such as 'PT1H30M' or 'PT45.5S' (weeks,"
+                         " as in 'P4W', stand alone)")
     return value
 
 

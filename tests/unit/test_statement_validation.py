@@ -415,3 +415,8 @@ def test_extension_keys_and_other_iris_have_no_length_bound() -> None:
     doc = statement(result={"extensions": {long_iri: 1}},
                     object=activity() | {"definition": {"moreInfo": long_iri}})
     validate_statement(doc, V1)
+
+
+def test_a_duration_in_weeks_stands_alone() -> None:
+    assert "weeks" in rejected(statement(result={"duration": "P4W1D"}))
+    validate_statement(statement(result={"duration": "P4W"}), V1)
