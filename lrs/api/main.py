@@ -21,7 +21,7 @@ from lrs.api.middleware import (
 )
 from lrs.api.openapi import install_openapi
 from lrs.api.ratelimit import AccessLimitMiddleware, AccessLimits
-from lrs.api.routers import about, analytics, definitions, documents, statements
+from lrs.api.routers import about, analytics, definitions, documents, home, statements
 from lrs.api.server import ClientGoneMiddleware
 from lrs.api.services import Services
 from lrs.config import Settings
@@ -40,7 +40,8 @@ def create_app(settings: Settings) -> FastAPI:
             services.close()
 
     # /openapi.json and /docs are public, as the source is; /redoc is off (one viewer is enough).
-    app = FastAPI(title="LRS", version=__version__, lifespan=lifespan, redoc_url=None)
+    # /docs comes from the home router, with Swagger UI served from the app (no CDN).
+    app = FastAPI(title="LRS", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(statements.router, prefix=XAPI_PREFIX)
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(definitions.router, prefix=XAPI_PREFIX)
     app.include_router(about.router, prefix=XAPI_PREFIX)
     app.include_router(analytics.router)
+    app.include_router(home.router)
     # Added innermost first: CORS answers preflights before anything else looks at them.
     app.add_middleware(ClientGoneMiddleware)
     app.add_middleware(AccessLimitMiddleware, limits=AccessLimits(settings))

@@ -11,6 +11,16 @@ from lrs.config import Settings
 _FLAG_SETTINGS = ("host", "port", "data_dir", "bootstrap_credential", "event_store")
 
 
+class UsageError(Exception):
+    """The command line cannot work as given (a missing option, a credential without a secret):
+    `lrs` prints the message on one line and exits 2, as argparse does."""
+
+
+class CommandFailed(Exception):
+    """The command was right but what it needed was not there (an LRS that does not answer, a
+    refused credential, no views yet): one line naming what was tried and what to do, exit 1."""
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {name: getattr(args, name) for name in _FLAG_SETTINGS
                  if getattr(args, name, None) is not None}

@@ -9,10 +9,11 @@ import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from lrs.application import SCOPES, LearningRecordStore
 from lrs.cli import export, kafka, mastery, projections
-from lrs.cli.common import add_store_options, settings_from, tune_gc
+from lrs.cli.common import CommandFailed, UsageError, add_store_options, settings_from, tune_gc
 from lrs.errors import LRSError
 
 
@@ -73,8 +74,16 @@ def cmd_credentials_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a wrong command line is one line (what is wrong, where the help is) instead
+    of the usage block; subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrs", description="An event-sourced xAPI LRS")
+    parser = Parser(prog="lrs", description="An event-sourced xAPI LRS")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP xAPI server")
@@ -115,12 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         return int(args.func(args))
-    except LRSError as exc:
+    except CommandFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (UsageError, LRSError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
 import json
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -15,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import orjson
 
 from lrs.application import LearningRecordStore
-from lrs.cli.common import settings_from
+from lrs.cli.common import CommandFailed, settings_from
+from lrs.cli.progress import days_progress
+from lrs.cli.remote import remote_from
 from lrs.errors import BadRequest
 
 _PARAMETERS = ("prior", "learn", "guess", "slip")
@@ -78,30 +77,40 @@ def cmd_sql(args: argparse.Namespace) -> int:
     """Through a running LRS (LRS_URL), or straight from the views file when none runs; either
     way in the analysts' sandbox (projections/queries.py: read_only_sql) and within its limits."""
     settings = settings_from(args)
-    url = args.url or os.environ.get("LRS_URL")
-    if url:
-        credential = args.credential or os.environ.get("LRS_CREDENTIAL", "")
-        headers = {"Authorization": "Basic " + base64.b64encode(credential.encode()).decode()}
-        # The server stops the query at its own limit; this only bounds a server that hangs.
-        response = httpx.post(f"{url.rstrip('/')}/api/sql", json={"sql": args.query},
-                              headers=headers, timeout=settings.sql_timeout_seconds + 30)
-        body = response.json()
-        if response.status_code != 200:
-            raise BadRequest(body.get("error", {}).get("message", response.text))
-        return _print_result(body)
+    # The server stops the query at its own limit; this timeout only bounds a server that hangs.
+    remote = remote_from(args, timeout=settings.sql_timeout_seconds + 30)
+    if remote is not None:
+        with remote:
+            return _print_result(remote.post_json("/api/sql", json={"sql": args.query}))
     from projections.queries import SQLLimits, lock_sandbox, read_only_sql, sandbox_config
 
+    path = Path(args.projections_file or settings.projections_path)
+    if not path.exists():
+        raise CommandFailed(f"no views at {path}: build them from the event log with"
+                            f" `{_rebuild_command(args)}`, or query a running LRS (which keeps"
+                            " them) with --url and --credential")
     try:
-        con = duckdb.connect(str(_views_path(args)), read_only=True,
+        con = duckdb.connect(str(path), read_only=True,
                              config=sandbox_config(settings.views_memory_limit))
     except duckdb.IOException as exc:
-        raise BadRequest(f"the views file is in use ({exc}); with the LRS running, query it"
-                         " through LRS_URL and LRS_CREDENTIAL") from None
+        if "lock" not in str(exc).lower():
+            raise CommandFailed(f"cannot open the views at {path}: {exc}") from None
+        raise CommandFailed(f"the views at {path} are open in another process (a running `lrs"
+                            " serve` or `lrs project`): query through it with --url and"
+                            " --credential (or LRS_URL and LRS_CREDENTIAL)") from None
     try:
         lock_sandbox(con)
         return _print_result(read_only_sql(con, args.query, SQLLimits.of(settings)))
     finally:
         con.close()
+
+
+def _rebuild_command(args: argparse.Namespace) -> str:
+    words = ["lrs projections rebuild"]
+    for option in ("data_dir", "event_store", "projections_file"):
+        if getattr(args, option, None):
+            words.append(f"--{option.replace('_', '-')} {getattr(args, option)}")
+    return " ".join(words)
 
 
 def _print_result(result: dict[str, Any]) -> int:
@@ -186,17 +195,12 @@ def learner_key(value: str) -> str:
 
 
 def _sender(args: argparse.Namespace) -> Callable[[list[dict[str, Any]]], None]:
-    url = args.url or os.environ.get("LRS_URL")
-    if url:
-        credential = args.credential or os.environ.get("LRS_CREDENTIAL", "")
-        client = httpx.Client(base_url=url.rstrip("/"), timeout=120, headers={
-            "Authorization": "Basic " + base64.b64encode(credential.encode()).decode(),
-            "X-Experience-API-Version": "1.0.3", "Content-Type": "application/json"})
+    remote = remote_from(args, timeout=120)
+    if remote is not None:
+        headers = {"X-Experience-API-Version": "1.0.3", "Content-Type": "application/json"}
 
         def post(batch: list[dict[str, Any]]) -> None:
-            response = client.post("/xAPI/statements", content=orjson.dumps(batch))
-            if response.status_code != 200:
-                raise BadRequest(f"the LRS refused a batch: {response.text}")
+            remote.post("/xAPI/statements", content=orjson.dumps(batch), headers=headers)
 
         return post
     from ingest.pipeline import prepare_statements
@@ -224,7 +228,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         start = datetime.combine(datetime.now(UTC).date() - timedelta(days=args.days), time(), UTC)
     truth_path = Path(args.truth) if args.truth else settings_from(args).data_dir / "simulation-truth.json"
-    result = simulate(args.learners, args.days, args.seed, _sender(args), start=start)
+    with days_progress(_sender(args), args.days, start) as send:
+        result = simulate(args.learners, args.days, args.seed, send, start=start)
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     truth_path.write_bytes(orjson.dumps(result.truth(), option=orjson.OPT_INDENT_2))
     print(f"simulated {len(result.learners)} learners over {args.days} days from {start.date()}:"
@@ -256,7 +261,8 @@ def add_commands(commands: Any, store_options: Callable[[argparse.ArgumentParser
 
     sql = commands.add_parser("sql", help="run a read-only SQL query over the views")
     sql.add_argument("query")
-    sql.add_argument("--url", help="a running LRS (LRS_URL)")
+    sql.add_argument("--url", help="a running LRS: the xAPI endpoint `lrs serve` prints, or its"
+                     " root (LRS_URL)")
     sql.add_argument("--credential", help="key:secret (LRS_CREDENTIAL)")
     views_options(sql)
     sql.set_defaults(func=cmd_sql)
@@ -284,7 +290,8 @@ def add_commands(commands: Any, store_options: Callable[[argparse.ArgumentParser
                           " term ends yesterday)")
     simulate.add_argument("--truth", help="where to write the ground truth (JSON; default:"
                           " DATA_DIR/simulation-truth.json)")
-    simulate.add_argument("--url", help="post to a running LRS (LRS_URL); else in-process")
+    simulate.add_argument("--url", help="post to a running LRS: the xAPI endpoint `lrs serve`"
+                          " prints, or its root (LRS_URL); else in-process")
     simulate.add_argument("--credential", help="key:secret (LRS_CREDENTIAL)")
     store_options(simulate)
     simulate.set_defaults(func=cmd_simulate)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +67,88 @@ def test_unknown_event_store_scheme_is_an_error() -> None:
 
     with pytest.raises(ValueError, match="not supported"):
         Settings(event_store="mysql://x").event_store_env()
+
+
+@pytest.mark.parametrize("url", ["http://lrs.example:8000", "http://lrs.example:8000/",
+                                 "http://lrs.example:8000/xAPI/", "http://lrs.example:8000/xAPI",
+                                 "http://lrs.example:8000/xapi/"])
+def test_url_takes_the_xapi_endpoint_serve_prints_as_well_as_the_server_root(url: str) -> None:
+    from lrs.cli.remote import server_root
+
+    assert server_root(url) == "http://lrs.example:8000"
+
+
+def test_url_keeps_a_path_before_the_xapi_endpoint() -> None:
+    from lrs.cli.remote import server_root
+
+    assert server_root("https://school.example/lrs/xAPI/") == "https://school.example/lrs"
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8000/xAPI/", "http//127.0.0.1:8000", "ftp://lrs.example/",
+                                 "http://127.0.0.1:eighty/xAPI/"])
+def test_a_malformed_url_fails_in_one_line_naming_it(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sql", "SELECT 1", "--url", url, "--credential", "k:s"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert url in line and "http://127.0.0.1:8000/xAPI/" in line  # the URL used, and an example
+
+
+def test_a_url_without_a_credential_is_a_usage_error(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LRS_CREDENTIAL", raising=False)
+    assert main(["sql", "SELECT 1", "--url", "http://127.0.0.1:9/xAPI/"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "http://127.0.0.1:9/xAPI/" in line and "LRS_CREDENTIAL" in line
+
+
+def test_a_missing_option_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["sql"])
+    assert exited.value.code == 2
+    line = one_line(capsys.readouterr().err)
+    assert "required: query" in line and "lrs sql --help" in line
+
+
+def test_sql_on_a_data_folder_without_views_says_how_to_build_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LRS_URL", raising=False)
+    assert main(["sql", "SELECT 1", "--data-dir", str(tmp_path)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"lrs projections rebuild --data-dir {tmp_path}" in line and "in use" not in line
+    assert not (tmp_path / "views.duckdb").exists()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def simulated_day(day: int) -> list[dict[str, Any]]:
+    return [{"timestamp": f"2026-03-{day + 2:02d}T10:00:00Z"}] * 3
+
+
+def test_simulate_shows_progress_on_a_terminal() -> None:
+    from lrs.cli.progress import days_progress
+
+    terminal, sent = Terminal(), []
+    with days_progress(sent.append, 5, datetime(2026, 3, 2, tzinfo=UTC), terminal) as send:
+        for day in range(5):
+            send(simulated_day(day))
+    assert len(sent) == 5
+    assert "5/5" in terminal.getvalue() and "statements=15" in terminal.getvalue()
+
+
+def test_simulate_shows_no_progress_when_not_on_a_terminal() -> None:
+    from lrs.cli.progress import days_progress
+
+    piped, sent = io.StringIO(), []
+    with days_progress(sent.append, 5, datetime(2026, 3, 2, tzinfo=UTC), piped) as send:
+        for day in range(5):
+            send(simulated_day(day))
+    assert len(sent) == 5 and piped.getvalue() == ""
