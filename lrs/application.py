@@ -1,44 +1,26 @@
-"""The LRS application: the one place where statements and credentials are appended to the log."""
+"""The LRS application: the one place where events are appended to the log."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, Transcoder
-from eventsourcing.utils import get_topic
 
 from ingest.enrich import format_stored, with_stored
-from lrs.documents import (
-    JSON_TYPE,
-    DocumentKey,
-    Preconditions,
-    StoredDocument,
-    check_json_document,
-    check_preconditions,
-    etag_of,
-)
-from lrs.documents import merge as merge_documents
+from lrs.credentials import CredentialCommands
+from lrs.document_commands import DocumentCommands
 from lrs.domain import (
-    DOCUMENT_TOPIC,
     AlignmentSet,
-    Credential,
-    Document,
     ParameterFit,
     Roster,
     StoredStatement,
-    credential_id,
 )
-from lrs.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, StoreRefused
-from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewReads
+from lrs.errors import BadRequest, Conflict, Forbidden, NotFound, StoreRefused
 from lrs.store.index import ExistingStatements, IndexedStatement, StatementIndexReads, StatementQuery
 from lrs.store.keys import index_row
 from lrs.transcoder import OrjsonTranscoder
@@ -52,8 +34,6 @@ log = logging.getLogger(__name__)
 COLLISION_RETRIES = 20
 # The store could not be reached: a batch is not at fault, so none is singled out.
 UNAVAILABLE = (InterfaceError, OperationalError)
-SCOPES = ("statements/write", "statements/read", "statements/read/mine", "all/read", "all",
-          "state", "profile", "define")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,29 +50,11 @@ class PreparedStatement:
     carried: frozenset[str] = frozenset()  # attachments whose bytes came with it (sha2)
 
 
-@dataclass(frozen=True, slots=True)
-class CredentialInfo:
-    key: str
-    name: str
-    scopes: tuple[str, ...]
-    revoked: bool
-    secret_hash: str
+class LearningRecordStore(CredentialCommands, DocumentCommands):
+    """Statements, documents and credentials, kept as events in one append-only log.
 
-
-def hash_secret(secret: str, salt: bytes | None = None) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(secret.encode(), salt=salt, n=2**14, r=8, p=1)
-    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
-
-
-def verify_secret(secret: str, stored: str) -> bool:
-    _, n, r, p, salt, digest = stored.split("$")
-    actual = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
-    return hmac.compare_digest(actual.hex(), digest)
-
-
-class LearningRecordStore(Application[UUID]):
-    """Statements and credentials, kept as events in one append-only log."""
+    Each aggregate's use cases live beside it (lrs/credentials.py, lrs/document_commands.py);
+    statements, alignments and rosters are here."""
 
     name = "lrs"
 
@@ -283,79 +245,6 @@ class LearningRecordStore(Application[UUID]):
                 person[prop] = [value.model_dump() if prop == "account" else value]
         return person
 
-    # --- documents (State, Activity Profile, Agent Profile) ------------------------------------
-
-    @property
-    def document_view(self) -> DocumentViewReads:
-        return cast(DocumentViewReads, self.recorder)
-
-    def document(self, key: DocumentKey) -> StoredDocument:
-        found, _ = self.document_view.document(key)
-        if found is None:
-            raise NotFound(f"no {key.resource} document '{key.document_id}' here")
-        return found
-
-    def documents(self, selection: DocumentFilter) -> list[StoredDocument]:
-        return self.document_view.matching_documents(selection)
-
-    def write_document(self, key: DocumentKey, content: bytes, content_type: str, *, merge: bool,
-                       conditions: Preconditions, must_be_conditional: bool) -> StoredDocument:
-        """PUT replaces and POST merges; a concurrent change in between fails the precondition."""
-        for _ in range(3):
-            existing, version = self.document_view.document(key)
-            check_preconditions(existing, conditions, must_be_conditional and not merge)
-            if not merge:
-                check_json_document(content, content_type)
-            body = merge_documents(existing, content, content_type) if merge else content
-            kind = JSON_TYPE if merge else content_type
-            try:
-                return self._record_document(key, body, kind, version, "post" if merge else "put")
-            except IntegrityError as exc:
-                if self.document_view.document(key)[1] == version:  # nobody wrote it meanwhile
-                    raise StoreRefused(f"the event store refused this document write ({exc});"
-                                       " nothing of it was stored") from exc
-                if conditions.given:
-                    raise PreconditionFailed("the document changed while this request was being"
-                                             " handled; fetch it again and retry") from None
-        raise Conflict("the document is being changed by other requests; retry")
-
-    def delete_documents(self, documents: Sequence[StoredDocument], conditions: Preconditions) -> None:
-        """Delete each document as an event of its own, all in one write."""
-        now = datetime.now(UTC)
-        events, changes = [], []
-        for doc in documents:
-            check_preconditions(doc, conditions, must_be_conditional=False)
-            events.append(Document.Deleted(
-                originator_id=doc.key.aggregate_id, originator_version=doc.version + 1,
-                timestamp=now))
-            changes.append(DocumentChange(doc.key, None, doc.content_type, doc.etag,
-                                          format_stored(now), doc.version + 1))
-        if events:
-            try:
-                self.events.put(events, document_changes=changes)
-            except IntegrityError:
-                raise PreconditionFailed("a document changed while it was being deleted;"
-                                         " fetch it again and retry") from None
-
-    def _record_document(self, key: DocumentKey, content: bytes, content_type: str, version: int,
-                         operation: str) -> StoredDocument:
-        now = datetime.now(UTC)
-        etag = etag_of(content)
-        event: Any
-        if version == 0:
-            event = Document.Created(  # type: ignore[call-arg]
-                originator_id=key.aggregate_id, originator_version=1, timestamp=now,
-                originator_topic=DOCUMENT_TOPIC, resource=key.resource, scope=key.scope(),
-                content=content, content_type=content_type, etag=etag)
-        else:
-            event = Document.Written(  # type: ignore[call-arg]
-                originator_id=key.aggregate_id, originator_version=version + 1, timestamp=now,
-                content=content, content_type=content_type, etag=etag, operation=operation)
-        updated = format_stored(now)
-        self.events.put([event], document_changes=[
-            DocumentChange(key, content, content_type, etag, updated, version + 1)])
-        return StoredDocument(key, content, content_type, etag, updated, version + 1)
-
     # --- alignments ---------------------------------------------------------------------------
 
     def load_alignments(self, framework: str, alignments: Sequence[tuple[str, str]],
@@ -385,68 +274,3 @@ class LearningRecordStore(Application[UUID]):
             raise BadRequest("the roster file holds no learners")
         self.save(Roster(entries=[list(e) for e in entries]))
         return len(entries)
-
-    # --- credentials -----------------------------------------------------------------------
-
-    def issue_credential(self, name: str, scopes: Sequence[str], key: str | None = None,
-                         secret: str | None = None) -> tuple[str, str]:
-        unknown = [s for s in scopes if s not in SCOPES]
-        if unknown or not scopes:
-            raise BadRequest(f"unknown scopes {unknown or '(none given)'}; known: {', '.join(SCOPES)}")
-        key = key or secrets.token_hex(10)
-        secret = secret or secrets.token_urlsafe(24)
-        try:
-            existing = self._credential(key)
-        except AggregateNotFoundError:
-            self.save(Credential(id=credential_id(key), name=name, key=key,
-                                 secret_hash=hash_secret(secret), scopes=list(scopes)))
-            return key, secret
-        existing.reissue(secret_hash=hash_secret(secret), scopes=list(scopes))
-        self.save(existing)
-        return key, secret
-
-    def ensure_credential(self, key: str, secret: str, scopes: Sequence[str], name: str) -> bool:
-        """Create the credential, or keep it if it already has this secret and these scopes."""
-        try:
-            existing = self._credential(key)
-        except AggregateNotFoundError:
-            self.issue_credential(name, scopes, key, secret)
-            return True
-        if (not existing.revoked and existing.scopes == list(scopes)
-                and verify_secret(secret, existing.secret_hash)):
-            return False
-        self.issue_credential(name, scopes, key, secret)
-        return True
-
-    def revoke_credential(self, key: str) -> None:
-        try:
-            credential = self._credential(key)
-        except AggregateNotFoundError:
-            raise NotFound(f"no credential with key '{key}'") from None
-        if not credential.revoked:
-            credential.revoke()
-            self.save(credential)
-
-    def credential(self, key: str) -> CredentialInfo | None:
-        try:
-            c = self._credential(key)
-        except AggregateNotFoundError:
-            return None
-        return CredentialInfo(c.key, c.name, tuple(c.scopes), c.revoked, c.secret_hash)
-
-    def credentials(self) -> list[CredentialInfo]:
-        topic = get_topic(Credential.Issued)
-        found: list[CredentialInfo] = []
-        start = 1
-        while True:
-            page = self.recorder.select_notifications(start, 500, topics=[topic])
-            for notification in page:
-                info = self.credential(self.mapper.to_domain_event(notification).key)  # type: ignore[attr-defined]
-                if info is not None:
-                    found.append(info)
-            if len(page) < 500:
-                return found
-            start = page[-1].id + 1
-
-    def _credential(self, key: str) -> Credential:
-        return cast(Credential, self.repository.get(credential_id(key)))

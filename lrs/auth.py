@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lrs.application import LearningRecordStore, verify_secret
+from lrs.application import LearningRecordStore
+from lrs.credentials import verify_secret
 from lrs.errors import Forbidden, Unauthorized
 from schemas.actor import Account, Agent
 

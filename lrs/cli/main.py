@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from lrs.application import SCOPES, LearningRecordStore
+from lrs.application import LearningRecordStore
 from lrs.cli import export, kafka, mastery, projections
 from lrs.cli.common import CommandFailed, UsageError, add_store_options, settings_from, tune_gc
+from lrs.credentials import SCOPES
 from lrs.errors import LRSError
 
 

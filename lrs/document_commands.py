@@ -1,0 +1,101 @@
+"""State, Activity Profile and Agent Profile documents: each write or delete is an event."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError
+
+from ingest.enrich import format_stored
+from lrs.documents import (
+    JSON_TYPE,
+    DocumentKey,
+    Preconditions,
+    StoredDocument,
+    check_json_document,
+    check_preconditions,
+    etag_of,
+)
+from lrs.documents import merge as merge_documents
+from lrs.domain import DOCUMENT_TOPIC, Document
+from lrs.errors import Conflict, NotFound, PreconditionFailed, StoreRefused
+from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewReads
+
+
+class DocumentCommands(Application[UUID]):
+    """The document use cases of the LRS application."""
+
+    @property
+    def document_view(self) -> DocumentViewReads:
+        return cast(DocumentViewReads, self.recorder)
+
+    def document(self, key: DocumentKey) -> StoredDocument:
+        found, _ = self.document_view.document(key)
+        if found is None:
+            raise NotFound(f"no {key.resource} document '{key.document_id}' here")
+        return found
+
+    def documents(self, selection: DocumentFilter) -> list[StoredDocument]:
+        return self.document_view.matching_documents(selection)
+
+    def write_document(self, key: DocumentKey, content: bytes, content_type: str, *, merge: bool,
+                       conditions: Preconditions, must_be_conditional: bool) -> StoredDocument:
+        """PUT replaces and POST merges; a concurrent change in between fails the precondition."""
+        for _ in range(3):
+            existing, version = self.document_view.document(key)
+            check_preconditions(existing, conditions, must_be_conditional and not merge)
+            if not merge:
+                check_json_document(content, content_type)
+            body = merge_documents(existing, content, content_type) if merge else content
+            kind = JSON_TYPE if merge else content_type
+            try:
+                return self._record_document(key, body, kind, version, "post" if merge else "put")
+            except IntegrityError as exc:
+                if self.document_view.document(key)[1] == version:  # nobody wrote it meanwhile
+                    raise StoreRefused(f"the event store refused this document write ({exc});"
+                                       " nothing of it was stored") from exc
+                if conditions.given:
+                    raise PreconditionFailed("the document changed while this request was being"
+                                             " handled; fetch it again and retry") from None
+        raise Conflict("the document is being changed by other requests; retry")
+
+    def delete_documents(self, documents: Sequence[StoredDocument], conditions: Preconditions) -> None:
+        """Delete each document as an event of its own, all in one write."""
+        now = datetime.now(UTC)
+        events, changes = [], []
+        for doc in documents:
+            check_preconditions(doc, conditions, must_be_conditional=False)
+            events.append(Document.Deleted(
+                originator_id=doc.key.aggregate_id, originator_version=doc.version + 1,
+                timestamp=now))
+            changes.append(DocumentChange(doc.key, None, doc.content_type, doc.etag,
+                                          format_stored(now), doc.version + 1))
+        if events:
+            try:
+                self.events.put(events, document_changes=changes)
+            except IntegrityError:
+                raise PreconditionFailed("a document changed while it was being deleted;"
+                                         " fetch it again and retry") from None
+
+    def _record_document(self, key: DocumentKey, content: bytes, content_type: str, version: int,
+                         operation: str) -> StoredDocument:
+        now = datetime.now(UTC)
+        etag = etag_of(content)
+        event: Any
+        if version == 0:
+            event = Document.Created(  # type: ignore[call-arg]
+                originator_id=key.aggregate_id, originator_version=1, timestamp=now,
+                originator_topic=DOCUMENT_TOPIC, resource=key.resource, scope=key.scope(),
+                content=content, content_type=content_type, etag=etag)
+        else:
+            event = Document.Written(  # type: ignore[call-arg]
+                originator_id=key.aggregate_id, originator_version=version + 1, timestamp=now,
+                content=content, content_type=content_type, etag=etag, operation=operation)
+        updated = format_stored(now)
+        self.events.put([event], document_changes=[
+            DocumentChange(key, content, content_type, etag, updated, version + 1)])
+        return StoredDocument(key, content, content_type, etag, updated, version + 1)
