@@ -1,8 +1,9 @@
 """Benchmark: how right are mastery and at-risk? The views against the simulator's ground truth.
 
 Each seed simulates a school (projections/simulator.py: item kinds with their own guess rates,
-forgetting, disengagement) and ingests it day by day through the real pipeline, the LRS's clock
-set to the end of each simulated day, so "now" in the views is that day. At each checkpoint the
+forgetting, disengagement, practice chosen as an LMS would from what it observes) and ingests
+it day by day through the real pipeline, the LRS's clock set to the end of each simulated day,
+so "now" in the views is that day. At each checkpoint the
 runner catches up; mastery is folded from the runner's facts by the same fold the runner uses,
 once with the default parameters and once with parameters fitted by `lrs mastery fit`'s EM on
 the evidence so far (no ground truth goes into the fit). A third row, "ceiling", is not a
@@ -142,10 +143,11 @@ def ceiling(evidence: Sequence[Evidence], learner: Learner,
     at the learner's own rate. With the first time the estimate reached MASTERED.
 
     Reading the simulator's constants is what makes it a ceiling, not a model: no per-pair
-    model does better in expectation. (The simulated learners practise the first competency
-    they do not know, so *which* competencies a learner practises also carries information;
-    a model using it could pass the ceiling, but it would be learning the simulator's
-    curriculum, not the learner.)"""
+    model does better in expectation. The simulated learners practise what an LMS would give
+    them from what it observes (projections/simulator.py, ``Course``), never from the hidden
+    truth, and competencies are learnt and forgotten independently given the learner's rates,
+    so neither which competencies a learner practises nor the other pairs' evidence says more
+    about this pair: with those rates known, no estimate from the log does better either."""
     p, last, first = 0.0, None, None
     for e in evidence:
         if last is not None:

@@ -9,6 +9,14 @@ at each opportunity at a rate that depends on their skill, forget what they do n
 come much less often after. The simulation keeps the ground truth: when each learner learnt
 (and forgot) each competency, and who disengaged when (``Simulation.truth``); `lrs simulate`
 writes it beside the data. The projections never see it; tests and bench/analytics.py do.
+
+What a learner practises is chosen as an LMS would choose it, from what it observes and never
+from the hidden truth (``Course``): the competencies in a fixed course order, the learner on the
+first one not passed; a competency is passed after PASS_IN_A_ROW right answers in a row to its
+items (a skill builder, as in ASSISTments) or a quiz scored at 0.8 or more, and a passed one is
+reopened after REOPEN_IN_A_ROW wrong answers in a row (so forgotten competencies come back into
+practice when the LMS sees them go wrong, not when they are forgotten). A learner who passes a
+competency by luck moves on without knowing it, as in a real course.
 """
 
 from __future__ import annotations
@@ -46,6 +54,34 @@ LEARN_PER_SKILL = 0.12  # chance to learn at an opportunity, per unit of skill (
 MAX_LEARN = 0.9
 DISENGAGING = 0.2  # share of learners who disengage part-way through the term
 DISENGAGED_VISITS = 0.15  # their sessions afterwards, as a share of before
+PASS_IN_A_ROW = 3  # right answers in a row to a competency's items that pass it in the course
+REOPEN_IN_A_ROW = 2  # wrong answers in a row to a passed competency's items that reopen it
+QUIZ_PASS = 0.8  # score.scaled at which a quiz passes its competency
+
+
+@dataclass
+class Course:
+    """What the LMS knows of one learner, and so the only thing practice is chosen from: the
+    competencies passed, and each competency's run of right (positive) or wrong (negative)
+    answers in a row, in the learner's own order of answering."""
+
+    passed: set[str] = field(default_factory=set)
+    runs: dict[str, int] = field(default_factory=dict)
+
+    def current(self) -> str:
+        """The competency the LMS puts the learner on: the first one not passed, in course
+        order; the last one, for more practice, when all are passed."""
+        return next((c for c in COMPETENCIES if c not in self.passed), COMPETENCIES[-1])
+
+    def answered(self, competency: str, correct: bool, quiz: bool = False) -> None:
+        """An item (or a quiz, correct at QUIZ_PASS) of the competency, as the LMS saw it."""
+        run = self.runs.get(competency, 0)
+        run = max(run, 0) + 1 if correct else min(run, 0) - 1
+        self.runs[competency] = run
+        if run >= PASS_IN_A_ROW or (quiz and correct):
+            self.passed.add(competency)
+        elif run <= -REOPEN_IN_A_ROW:
+            self.passed.discard(competency)
 
 
 @dataclass
@@ -57,7 +93,8 @@ class Learner:
     interests: list[str]
     forgetfulness: float = 0.0  # chance per school day to forget a competency not practised that day
     disengaged_from: datetime | None = None
-    known: set[str] = field(default_factory=set)
+    course: Course = field(default_factory=Course)  # what the LMS observes; practice follows it
+    known: set[str] = field(default_factory=set)  # the hidden truth, never used to choose practice
     # competency -> [[learnt at, forgotten at or None], ...]: the ground truth
     episodes: dict[str, list[list[datetime | None]]] = field(default_factory=dict)
 
@@ -113,7 +150,10 @@ class Simulation:
             "seed": self.seed, "days": self.days, "start": iso(self.start), "statements": self.statements,
             "competencies": COMPETENCIES,
             "item_kinds": {kind: {"guess": g, "slip": s} for kind, (g, s) in ITEM_KINDS.items()},
-            "quiz": {"items": QUIZ_ITEMS, "kind": "choice", "correct_at_scaled": 0.8},
+            "quiz": {"items": QUIZ_ITEMS, "kind": "choice", "correct_at_scaled": QUIZ_PASS},
+            "practice": {"order": COMPETENCIES, "passed_after_right_in_a_row": PASS_IN_A_ROW,
+                         "passed_by_quiz_at_scaled": QUIZ_PASS,
+                         "reopened_after_wrong_in_a_row": REOPEN_IN_A_ROW},
             "learners": [{
                 "learner": lrn.key, "class": lrn.class_name, "skill": round(lrn.skill, 4),
                 "sessions_per_week": round(lrn.sessions_per_week, 3),
@@ -171,17 +211,20 @@ class School:
     def _session(self, learner: Learner, at: datetime) -> Iterator[dict[str, Any]]:
         rng = self.rng
         registration = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        target = next((c for c in COMPETENCIES if c not in learner.known), COMPETENCIES[-1])
+        course = learner.course
+        target = course.current()
         if rng.random() < 0.15:
             goal = self._base(learner, SET_GOAL, _objective(target), at, registration)
             goal["result"] = {"response": f"Get {target.rsplit('/', 1)[1]} done this week"}
             yield goal
         for _ in range(rng.randint(4, 12)):
-            # Mostly the next competency on the path; sometimes a review of an earlier one.
+            # Mostly the competency the LMS has the learner on; sometimes a review of another.
+            target = course.current()
             competency = target if rng.random() < 0.8 else rng.choice(COMPETENCIES)
             number = rng.randint(1, 30)
             kind = item_kind(number)
             correct = self._answer(learner, competency, kind)
+            course.answered(competency, correct)
             at += timedelta(minutes=rng.uniform(1, 5))
             self._opportunity(learner, competency, at)
             statement = self._base(learner, ANSWERED, {
@@ -190,8 +233,10 @@ class School:
             statement["result"] = {"success": correct, "duration": f"PT{rng.randint(40, 280)}S"}
             statement["context"]["contextActivities"] = {"category": [_objective(competency)]}
             yield statement
+        target = course.current()
         if rng.random() < 0.25:
             right = sum(self._answer(learner, target, "choice") for _ in range(QUIZ_ITEMS))
+            course.answered(target, right / QUIZ_ITEMS >= QUIZ_PASS, quiz=True)
             at += timedelta(minutes=rng.uniform(5, 10))
             self._opportunity(learner, target, at)
             quiz = self._base(learner, ANSWERED, {

@@ -17,8 +17,18 @@ import httpx
 from ingest.pipeline import prepare_statements
 from lrs.application import LearningRecordStore
 from lrs.auth import Principal
+from projections.bkt import ASSESSMENT
 from projections.runner import ProjectionRunner
-from projections.simulator import COMPETENCIES, ITEM_KINDS, simulate
+from projections.simulator import (
+    COMPETENCIES,
+    ITEM_KINDS,
+    PASS_IN_A_ROW,
+    QUIZ_PASS,
+    REOPEN_IN_A_ROW,
+    Course,
+    simulate,
+)
+from projections.vocabulary import SET_GOAL
 
 WRITER = Principal("simulator", "simulator", frozenset({"all"}), "urn:lrs:credentials")
 
@@ -51,7 +61,9 @@ def test_the_projections_recover_the_hidden_mastery(sqlite_store: LearningRecord
     unknown = [not est for hidden, est in pairs if not hidden]
     assert known and unknown
     balanced_accuracy = (sum(known) / len(known) + sum(unknown) / len(unknown)) / 2
-    assert balanced_accuracy > 0.8  # chance is 0.5
+    # Chance is 0.5. Not higher: at the end of term most of the pairs not known were learnt and
+    # forgotten since their last evidence, which no estimate from the evidence can see (0.76 here).
+    assert balanced_accuracy > 0.7
 
 
 def test_simulate_posts_to_a_running_lrs_over_http(tmp_path: Path) -> None:
@@ -129,6 +141,90 @@ def test_some_simulated_learners_disengage_and_come_less_often() -> None:
     assert after < before / 3
 
 
+def by_learner(statements: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each learner's statements in the order the simulator made them."""
+    mine: dict[str, list[dict[str, Any]]] = {}
+    for s in statements:
+        mine.setdefault(s["actor"]["account"]["name"], []).append(s)
+    return mine
+
+
+def test_simulated_learners_choose_practice_from_what_the_lms_observes() -> None:
+    # Replaying only what the statements show (right or wrong, quiz scores) through a Course of
+    # our own gives the competency the simulator put each learner on: goals and quizzes are on
+    # it, and practice items are, apart from the one in five that reviews any competency.
+    statements: list[dict[str, Any]] = []
+    simulate(30, 30, seed=6, send=statements.extend)
+    on_current = items = checked = 0
+    for mine in by_learner(statements).values():
+        course = Course()
+        for s in mine:
+            if s["verb"]["id"] == SET_GOAL:
+                assert s["object"]["id"] == course.current()
+                checked += 1
+            if "result" not in s or "contextActivities" not in s["context"]:
+                continue
+            competency = s["context"]["contextActivities"]["category"][0]["id"]
+            if s["object"]["definition"]["type"] == ASSESSMENT:
+                assert competency == course.current()
+                checked += 1
+                course.answered(competency, s["result"]["score"]["scaled"] >= QUIZ_PASS, quiz=True)
+            else:
+                items += 1
+                on_current += competency == course.current()
+                course.answered(competency, s["result"]["success"])
+    assert checked > 50 and 0.75 < on_current / items < 0.9
+
+
+def test_the_lms_passes_a_competency_after_right_answers_in_a_row_or_a_passed_quiz() -> None:
+    first, second, third = COMPETENCIES[:3]
+    course = Course()
+    for correct in [True] * (PASS_IN_A_ROW - 1) + [False] + [True] * (PASS_IN_A_ROW - 1):
+        course.answered(first, correct)
+    assert course.current() == first  # a wrong answer starts the run again
+    course.answered(first, True)
+    assert course.current() == second
+    course.answered(second, False, quiz=True)
+    assert course.current() == second
+    course.answered(second, True, quiz=True)
+    assert course.current() == third
+
+
+def test_the_lms_reopens_a_passed_competency_after_wrong_answers_in_a_row() -> None:
+    first, second = COMPETENCIES[:2]
+    course = Course()
+    for _ in range(PASS_IN_A_ROW):
+        course.answered(first, True)
+    for _ in range(REOPEN_IN_A_ROW - 1):
+        course.answered(first, False)
+    assert course.current() == second  # one slip does not reopen it
+    course.answered(first, False)
+    assert course.current() == first
+
+
+def test_simulated_learners_can_be_moved_on_without_knowing_what_they_passed() -> None:
+    # The LMS sees answers, not knowing: a lucky run passes a competency the learner does not
+    # know, and the learner goes on to the next one all the same.
+    statements: list[dict[str, Any]] = []
+    simulation = simulate(60, 30, seed=6, send=statements.extend)
+    learners = {f"s{lrn.number:05d}": lrn for lrn in simulation.learners}
+    lucky = 0
+    for name, mine in by_learner(statements).items():
+        course = Course()
+        for s in mine:
+            if "result" not in s or "contextActivities" not in s["context"]:
+                continue
+            competency = s["context"]["contextActivities"]["category"][0]["id"]
+            quiz = s["object"]["definition"]["type"] == ASSESSMENT
+            correct = s["result"]["score"]["scaled"] >= QUIZ_PASS if quiz else s["result"]["success"]
+            before = competency in course.passed
+            course.answered(competency, correct, quiz=quiz)
+            at = datetime.fromisoformat(s["timestamp"].replace("Z", "+00:00"))
+            if not before and competency in course.passed:
+                lucky += not learners[name].knew(competency, at - timedelta(microseconds=1))
+    assert lucky > 0
+
+
 def test_lrs_simulate_writes_the_ground_truth_beside_the_data(tmp_path: Path) -> None:
     from lrs.cli.main import main
 
@@ -138,3 +234,6 @@ def test_lrs_simulate_writes_the_ground_truth_beside_the_data(tmp_path: Path) ->
     assert (truth["start"], truth["days"], len(truth["learners"])) == ("2026-09-07T00:00:00Z", 10, 4)
     learnt = [episodes for lrn in truth["learners"] for episodes in lrn["competencies"].values()]
     assert learnt and all(e[0].startswith("2026-09") for episodes in learnt for e in episodes)
+    assert truth["practice"] == {"order": COMPETENCIES, "passed_after_right_in_a_row": PASS_IN_A_ROW,
+                                 "passed_by_quiz_at_scaled": QUIZ_PASS,
+                                 "reopened_after_wrong_in_a_row": REOPEN_IN_A_ROW}
