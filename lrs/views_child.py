@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
+import resource
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -91,6 +93,25 @@ class QueryGate:
             return self._changed.wait_for(lambda: self._busy == 0, timeout)
 
 
+def memory_bytes(limit: str) -> int:
+    """A DuckDB memory size ('2GB', '512MiB', '1.5 GB') in bytes."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)(I?)B?\s*", limit.upper())
+    if match is None:
+        raise ValueError(f"LRS_VIEWS_MEMORY_LIMIT: '{limit}' is not a size such as '2GB'")
+    number, unit, binary = match.groups()
+    base = 1024 if binary else 1000
+    return int(float(number) * base ** " KMGT".index(unit or " "))
+
+
+def _cap_memory(limit: str) -> None:
+    """DuckDB's memory limit does not cover every allocation (the strings of one vector, the
+    Python copies of a result): a query of a thousand 15 MB strings grew this process to 20 GB
+    and the kernel killed whatever it chose. The data segment is capped at twice the views'
+    limit and 2 GiB more, so such a query fails with an out-of-memory error instead."""
+    cap = 2 * memory_bytes(limit) + (2 << 30)
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+
+
 def serve(settings: Settings, connections: list[Connection], ready: Connection,
           stop: Connection, published: PublishedLag) -> None:
     """The child: follow the log into the views, and answer queries until told to stop.
@@ -101,6 +122,7 @@ def serve(settings: Settings, connections: list[Connection], ready: Connection,
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.nice(NICENESS)
+    _cap_memory(settings.views_memory_limit)
     import duckdb
 
     from lrs.application import LearningRecordStore

@@ -102,8 +102,15 @@ SAFE_TABLE_FUNCTIONS = frozenset({
     "duckdb_indexes"})
 # Scalar functions that write (a sequence, the log) or reach outside the views.
 REFUSED_FUNCTIONS = frozenset({"nextval", "setval", "write_log", "getenv",
-                               "json_execute_serialized_sql"})
-FETCH_ROWS = 1000
+                               "json_execute_serialized_sql", "current_setting"})
+# Catalogue views that show the server's settings, paths or memory rather than the views.
+REFUSED_TABLES = frozenset({"pg_settings", "duckdb_settings", "duckdb_databases", "duckdb_memory",
+                            "duckdb_temporary_files", "duckdb_secrets", "duckdb_extensions",
+                            "duckdb_variables", "pragma_database_list", "pragma_database_size",
+                            "pragma_storage_info", "pragma_metadata_info", "pragma_version",
+                            "pragma_platform", "pragma_user_agent"})
+FETCH_ROWS = 50  # rows made Python objects at a time, after their size was measured in DuckDB
+MAX_SQL_CHARS = 64 * 1024  # the parse tree that is checked grows with the text
 MAX_EXACT_DIGITS = 15  # a double holds any decimal of up to 15 significant digits exactly
 
 
@@ -150,10 +157,14 @@ def time_limit(cursor: Any, seconds: float) -> Iterator[None]:
 
 def read_only_sql(con: Any, sql: str, limits: SQLLimits) -> dict[str, Any]:
     """Run one SELECT (analysts' ad-hoc queries) within ``limits``; anything else is refused."""
+    if len(sql) > MAX_SQL_CHARS:
+        raise PayloadTooLarge(f"sql: a query may be at most {MAX_SQL_CHARS} characters"
+                              f" (this one has {len(sql)})")
     statement = _one_select(con, sql)
     _check_functions(con, sql)
     try:
         with time_limit(con, limits.timeout_seconds):
+            _check_answer_size(con, statement.query, limits)
             cursor = con.execute(statement)
             columns = [d[0] for d in cursor.description]
             rows, truncated = _json_rows(cursor, limits)
@@ -205,6 +216,9 @@ def _check_functions(con: Any, sql: str) -> None:
     files = sorted(name for name in names if any(c in name for c in "/\\.:"))
     if files:
         raise BadRequest(f"sql: '{files[0]}' names a file; analysts' SQL reads the views only")
+    hidden = sorted(name for name in names if name.lower() in REFUSED_TABLES)
+    if hidden:
+        raise BadRequest(f"sql: {hidden[0]} shows the server's settings or files, not the views")
     refused = sorted(scalars & REFUSED_FUNCTIONS | (tables - SAFE_TABLE_FUNCTIONS - _macros(con))
                      | {f for f in scalars | tables if f.startswith("__internal")})
     if refused:
@@ -235,6 +249,18 @@ def _macros(con: Any) -> set[str]:
     return {row[0] for row in con.execute(
         "SELECT function_name FROM duckdb_functions() WHERE function_type = 'table_macro'"
         " AND database_name <> 'system'").fetchall()}
+
+
+def _check_answer_size(con: Any, query: str, limits: SQLLimits) -> None:
+    """Measure the answer in DuckDB, under its memory limit, before any row becomes a Python
+    object: a thousand 15 MB strings fetched at once took 20 GB and the whole machine down."""
+    measured = con.execute(
+        "SELECT coalesce(sum(strlen(CAST(to_json(answer) AS VARCHAR))), 0)"
+        f" FROM (SELECT * FROM ({query}\n) LIMIT {limits.max_rows}) AS answer").fetchone()[0]
+    if measured > limits.max_bytes:
+        raise PayloadTooLarge(
+            f"sql: the answer is larger than {limits.max_bytes} bytes (LRS_SQL_MAX_BYTES);"
+            " select fewer rows or columns, or aggregate")
 
 
 def _json_rows(cursor: Any, limits: SQLLimits) -> tuple[list[list[Any]], bool]:

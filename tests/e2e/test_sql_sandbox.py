@@ -194,8 +194,30 @@ def test_sql_answer_beyond_the_byte_limit_is_413(analyst: XAPIClient) -> None:
 
 
 def test_sql_runs_under_the_views_memory_limit_it_cannot_raise(analyst: XAPIClient) -> None:
-    assert run(analyst, "SELECT current_setting('memory_limit')").json()["rows"] == [["244.1 MiB"]]
     refused(analyst, "SET memory_limit = '100GB'", "not SET")
+    refused(analyst, "SELECT range(60000000) AS huge", "LRS_VIEWS_MEMORY_LIMIT")
+    assert run(analyst, "SELECT 1 AS one").json()["rows"] == [[1]]
+
+
+def test_sql_answer_too_large_is_refused_before_it_becomes_python_objects(
+        analyst: XAPIClient) -> None:
+    """A thousand 15 MB strings once took 20 GB and the machine down; measured first now."""
+    response = run(analyst, "SELECT repeat('x', 15000000) AS s FROM range(1000)")
+    assert response.status_code == 413, response.text
+    assert "LRS_SQL_MAX_BYTES" in response.json()["error"]["message"]
+    assert run(analyst, "SELECT 1 AS one").json()["rows"] == [[1]]
+
+
+def test_sql_text_over_the_limit_is_413(analyst: XAPIClient) -> None:
+    response = run(analyst, "SELECT 1 WHERE 1 IN (" + ",".join(["1"] * 40_000) + ")")
+    assert response.status_code == 413
+    assert "at most" in response.json()["error"]["message"]
+
+
+def test_sql_cannot_read_the_servers_settings_or_paths(analyst: XAPIClient) -> None:
+    refused(analyst, "SELECT current_setting('temp_directory')", "current_setting")
+    refused(analyst, "SELECT * FROM pg_catalog.pg_settings", "pg_settings")
+    refused(analyst, "SELECT * FROM pragma_database_list", "pragma_database_list")
 
 
 # --- what analysts do --------------------------------------------------------------------------
