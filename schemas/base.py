@@ -38,7 +38,13 @@ _TIMESTAMP = re.compile(
 )
 
 # The rule each format breaks, for the error message (see schemas.validate).
+# An Internet Media Type (RFC 6838 names, RFC 9110 parameters): it becomes a part header of
+# multipart answers, so no control character (CR, LF) may reach it.
+_MEDIA_TYPE = (r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+               r"(?:[ \t]*;[ \t]*[A-Za-z0-9!#$%&'*+.^_`|~-]+=(?:[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+               r"|\"[^\"\x00-\x1f\x7f]*\"))*$")
 PATTERN_RULES = {
+    _MEDIA_TYPE: "must be an Internet Media Type such as 'text/plain; charset=utf-8'",
     _IRI: "must be an absolute IRI (a scheme such as 'https:', no spaces, and '%' only before two"
           " hex digits)",
     _LANGUAGE_TAG: "'{input}' is not an RFC 5646 language tag",
@@ -142,6 +148,7 @@ MailtoIRI = Annotated[str, StringConstraints(pattern=_MAILTO), AfterValidator(_c
 AgentName = Annotated[str, _at_most(MAX_NAME_OCTETS)]
 AccountName = Annotated[str, _at_most(MAX_ACCOUNT_NAME_OCTETS)]
 Sha1Sum = Annotated[str, StringConstraints(pattern=_SHA1)]
+MediaType = Annotated[str, StringConstraints(pattern=_MEDIA_TYPE, max_length=255)]
 Sha2Sum = Annotated[str, StringConstraints(pattern=_SHA2)]
 UUIDString = Annotated[str, StringConstraints(pattern=_UUID, to_lower=True)]
 # The JSON Schema (for /openapi.json) says what the Python check decides.

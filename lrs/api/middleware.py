@@ -214,7 +214,11 @@ class AlternateRequestSyntaxMiddleware:
             await send_error(send, 415, "the alternate request syntax needs Content-Type"
                              " application/x-www-form-urlencoded")
             return
-        raw = await _read_body(receive)
+        try:
+            raw = await _read_body(receive)
+        except PayloadTooLarge as exc:  # raised outside the app, whose handlers answer 413
+            await send_error(send, 413, str(exc))
+            return
         try:
             form = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True,
                                   errors="strict"))

@@ -225,3 +225,11 @@ def test_a_mine_credential_is_never_served_another_credentials_attachment(
     assert reader.get(statementId=doc["id"], attachments="true").status_code == 404
     page = reader.get(attachments="true")
     assert ESSAY not in page.content
+
+
+def test_an_attachment_content_type_must_be_a_media_type(xapi: XAPIClient) -> None:
+    forged = {**declared(ESSAY), "fileUrl": "https://example.org/essay",
+              "contentType": "text/plain\r\nX-Experience-API-Hash: abc\r\n\r\nFORGED"}
+    response = xapi.post(with_id(statement(attachments=[forged])))
+    assert response.status_code == 400
+    assert "statement.attachments[0].contentType" in response.json()["error"]["message"]

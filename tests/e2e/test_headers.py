@@ -160,3 +160,13 @@ def test_statements_sent_as_multipart_form_data_are_400(xapi: XAPIClient) -> Non
                             headers={"Content-Type": "multipart/form-data; boundary=x"})
     assert response.status_code == 400
     assert "multipart/mixed" in response.json()["error"]["message"]
+
+
+def test_an_alternate_syntax_body_over_the_limit_is_413_even_chunked(xapi: XAPIClient) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(30):
+            yield b"y" * 10_000  # no Content-Length: read until over the 200,000-byte limit
+
+    response = xapi.http.post("/xAPI/activities/state?method=PUT", content=chunks(), headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Experience-API-Version": "1.0.3"})
+    assert response.status_code == 413

@@ -202,6 +202,14 @@ def _servable_attachments(services: Services, body: Any) -> set[str]:
     return servable
 
 
+def _header_safe(content_type: Any) -> str:
+    """A part header from a stored contentType; statements stored before media types were
+    checked may hold a CR or LF, which would let one writer forge another's part."""
+    if isinstance(content_type, str) and content_type.isprintable() and content_type.isascii():
+        return content_type
+    return "application/octet-stream"
+
+
 def _multipart(body: Any, headers: dict[str, str], attachments: AttachmentStore,
                servable: set[str]) -> Response:
     """attachments=true answers multipart/mixed: the statements, then each attachment once."""
@@ -211,7 +219,7 @@ def _multipart(body: Any, headers: dict[str, str], attachments: AttachmentStore,
         for attachment in statement.get("attachments", []):
             sha2 = str(attachment.get("sha2", "")).lower()
             if sha2 in servable and sha2 not in wanted and attachments.has(sha2):
-                wanted[sha2] = attachment.get("contentType", "application/octet-stream")
+                wanted[sha2] = _header_safe(attachment.get("contentType"))
     boundary = uuid.uuid4().hex
 
     def parts() -> Iterator[bytes]:
