@@ -4,8 +4,9 @@ Failed attempts are counted per client address and per credential key in a slidi
 over either limit an attempt is refused before its secret is checked, so guessing costs the
 attacker a 429 and the server no scrypt. The per-key limit is the one an attacker could use to
 lock a real client out (it needs only the key), so it is higher than the per-address limit and
-a secret that has already been accepted for the key passes it: hammering a key then stops new
-guesses without stopping the clients that hold the secret.
+a secret that has already been accepted (within a day) passes both limits: hammering a key, or
+guessing from a shared address (a school behind one NAT), then stops new guesses without
+stopping the clients that hold a secret.
 """
 
 from __future__ import annotations
@@ -129,14 +130,17 @@ class AccessLimits:
         s = self.settings
         with self._lock:
             now = self.clock()
+            # A secret accepted within the day passes both limits: twenty wrong guesses from one
+            # pupil behind a school's shared address must not lock out every tool of the school.
+            known = self._known_secrets.get(fingerprint, 0.0) > now
             wait = self.by_address.retry_after(address, now)
-            if wait is not None:
+            if wait is not None and not known:
                 raise RateLimited(
                     f"too many failed authentications from {address}: {s.auth_failures_per_address}"
                     f" within {s.auth_failure_window_seconds:g} s (LRS_AUTH_FAILURES_PER_ADDRESS);"
                     f" retry after {math.ceil(wait)} s", wait)
             wait = self.by_key.retry_after(key, now)
-            if wait is not None and self._known_secrets.get(fingerprint, 0.0) <= now:
+            if wait is not None and not known:
                 raise RateLimited(
                     f"too many failed authentications for key '{key}': {s.auth_failures_per_key}"
                     f" within {s.auth_failure_window_seconds:g} s (LRS_AUTH_FAILURES_PER_KEY);"

@@ -136,6 +136,16 @@ def test_a_secret_already_accepted_still_works_while_its_key_is_hammered(
     assert lrs.at(OTHER).get().status_code == 200
 
 
+def test_a_secret_already_accepted_still_works_from_an_address_a_pupil_is_guessing_from(
+        start: Callable[..., LRS]) -> None:
+    """A school behind one NAT: one pupil's wrong guesses must not lock out the school's tools."""
+    lrs = start(auth_failures_per_address=3)
+    assert lrs.at(ATTACKER).get().status_code == 200  # the school's tool, same address
+    fail(lrs.at(ATTACKER, secret="wrong"), 3)
+    assert lrs.at(ATTACKER, secret="another guess").get().status_code == 429
+    assert lrs.at(ATTACKER).get().status_code == 200
+
+
 def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(start: Callable[..., LRS]) -> None:
     attacker = start(auth_failures_per_address=3).at(ATTACKER, secret="wrong")
     for n in range(3):
