@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     body_idle_timeout_seconds: float = Field(default=30.0, gt=0)
     body_timeout_seconds: float = Field(default=600.0, gt=0)
+    body_min_bytes_per_second: float = Field(default=500.0, ge=0)
     max_connections: int = Field(default=1000, gt=0)
 
     @field_validator("bootstrap_credential")

@@ -34,11 +34,12 @@ class ClientTimeouts:
     headers: float = 10.0
     body_idle: float = 30.0
     body: float = 600.0
+    body_min_rate: float = 500.0  # bytes a second, on average, once the body is under way
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClientTimeouts:
         return cls(settings.header_timeout_seconds, settings.body_idle_timeout_seconds,
-                   settings.body_timeout_seconds)
+                   settings.body_timeout_seconds, settings.body_min_bytes_per_second)
 
 
 class ServerConfig(Config):
@@ -60,7 +61,8 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._headers_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._message_begun = False
-        self._body_began = self._body_last = 0.0
+        self._body_began = self._body_last = self._rate_since = 0.0
+        self._body_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -81,13 +83,15 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._message_begun = False
         self._stop_clocks()
         super().on_headers_complete()
-        self._body_began = self._body_last = self.loop.time()
+        self._body_began = self._body_last = self._rate_since = self.loop.time()
+        self._body_bytes = 0
         self._body_timer = self.loop.call_later(
             min(self.timeouts.body_idle, self.timeouts.body), self._check_body)
 
     def on_body(self, body: bytes) -> None:
         # Only noted here: a timer per chunk would cost more than the check it makes.
         self._body_last = self.loop.time()
+        self._body_bytes += len(body)
         super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -120,14 +124,23 @@ class DeadlineProtocol(HttpToolsProtocol):
     def _check_body(self) -> None:
         self._body_timer = None
         now = self.loop.time()
-        if self._waiting_on_us():
+        if self._waiting_on_us():  # the rate is measured from here again
             self._body_last = now
+            self._rate_since, self._body_bytes = now, 0
+        elapsed = now - self._rate_since
+        # A byte every few seconds never stalls long enough to be idle: held a thousand
+        # connections for ten minutes each from one address.
+        too_slow = (self.timeouts.body_min_rate > 0 and elapsed >= self.timeouts.body_idle
+                    and self._body_bytes < self.timeouts.body_min_rate * elapsed)
         if now - self._body_began >= self.timeouts.body:
             message = (f"the request body was not complete within {self.timeouts.body:g} s"
                        " (LRS_BODY_TIMEOUT_SECONDS)")
         elif now - self._body_last >= self.timeouts.body_idle:
             message = (f"the request body stalled for {self.timeouts.body_idle:g} s"
                        " (LRS_BODY_IDLE_TIMEOUT_SECONDS)")
+        elif too_slow:
+            message = (f"the request body arrived at {self._body_bytes / elapsed:.0f} bytes/s, under"
+                       f" {self.timeouts.body_min_rate:g} (LRS_BODY_MIN_BYTES_PER_SECOND)")
         else:
             deadline = min(self._body_began + self.timeouts.body,
                            self._body_last + self.timeouts.body_idle)

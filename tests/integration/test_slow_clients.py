@@ -144,6 +144,28 @@ def test_a_body_that_trickles_past_the_body_timeout_gets_408(
     assert b"LRS_BODY_TIMEOUT_SECONDS" in answer
 
 
+def test_a_body_that_trickles_under_the_minimum_rate_gets_408(
+        serve: Callable[..., Address], connect: Callable[[Address], socket.socket]) -> None:
+    """A byte every few seconds is never idle long enough, yet held a connection ten minutes."""
+    conn = connect(serve(body_idle_timeout_seconds=1, body_timeout_seconds=600,
+                         body_min_bytes_per_second=100))
+    conn.sendall(request_head("POST", "/xAPI/statements", Content_Type="application/json",
+                              Content_Length="1000"))
+    conn.settimeout(0.3)
+    answer = b""
+    for _ in range(100):  # one byte every 0.3 s: never idle for 1 s, 3 bytes/s on average
+        try:
+            conn.sendall(b" ")
+            answer = conn.recv(65536)
+        except TimeoutError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        break
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"LRS_BODY_MIN_BYTES_PER_SECOND" in answer
+
+
 def test_a_request_over_the_connection_cap_gets_503(
         serve: Callable[..., Address], connect: Callable[[Address], socket.socket]) -> None:
     address = serve(max_connections=2, header_timeout_seconds=60)
