@@ -182,10 +182,10 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
                                      " a voiding statement; voiding statements cannot be voided")
                 owner = pending.credential if pending is not None else existing.credentials.get(target)
                 if owner != p.credential and not p.can_void_any:
+                    # One answer whether the target exists or not: a 403 must not tell which.
                     raise Forbidden(
-                        f"statement {p.statement_id} voids {target}, which "
-                        + ("another credential stored" if owner else "this LRS does not hold")
-                        + "; only a credential with scope all may void it (Data 2.3.2)")
+                        f"statement {p.statement_id} voids {target}, which this credential did not"
+                        " store; only a credential with scope all may void it (Data 2.3.2)")
             fresh[p.statement_id] = p
         return fresh
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from lrs.application import LearningRecordStore
-from lrs.credentials import verify_secret
+from lrs.credentials import hash_secret, verify_secret
 from lrs.errors import Forbidden, Unauthorized
 from schemas.actor import Account, Agent
 
@@ -99,8 +101,13 @@ class Authenticator:
         if cached is not None and cached[0] > now:
             return cached[1]
         info = self.app.credential(key)
-        if info is None or info.revoked or not verify_secret(secret, info.secret_hash):
+        # An unknown or revoked key costs the same scrypt as a known one: answered at once, it
+        # told an attacker which keys exist (1.4 ms against 43 ms).
+        known = info is not None and not info.revoked
+        stored = info.secret_hash if info is not None and known else _unknown_key_hash()
+        if not verify_secret(secret, stored) or not known:
             raise Unauthorized("unknown key, wrong secret or revoked credential")
+        assert info is not None
         principal = Principal(info.key, info.name, frozenset(info.scopes), self.home_page)
         with self._lock:
             if len(self._verified) > 10_000:
@@ -134,6 +141,11 @@ class CredentialDirectory:
         if cached[1] is None:
             raise Unauthorized(f"credential '{key}' is unknown or revoked")
         return cached[1]
+
+
+@functools.cache
+def _unknown_key_hash() -> str:
+    return hash_secret(secrets.token_urlsafe(24))
 
 
 def secret_fingerprint(key: str, secret: str) -> bytes:

@@ -97,3 +97,16 @@ def test_secrets_are_stored_hashed(store_of: Any, issue: Any) -> None:
     stored = store_of.credential(key)
     assert secret not in stored.secret_hash
     assert stored.secret_hash.startswith("scrypt$")
+
+
+def test_an_unknown_key_costs_the_same_secret_check_as_a_known_one(
+        xapi: XAPIClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answered without scrypt, an unknown key was 30 times faster: key existence by timing."""
+    import lrs.auth
+
+    checked: list[str] = []
+    verify = lrs.auth.verify_secret
+    monkeypatch.setattr(lrs.auth, "verify_secret", lambda s, h: checked.append(h) or verify(s, h))
+    unknown = xapi.as_credential("no-such-key", "whatever")
+    assert unknown.get().status_code == 401
+    assert len(checked) == 1

@@ -104,7 +104,7 @@ def test_voiding_a_statement_not_yet_held_needs_scope_all(xapi: XAPIClient) -> N
     tool = _writer(xapi, "tool", ["statements/write"])
     response = tool.post(with_id(voiding("6f5e8a3c-4f0d-4b8e-9d7a-1c2b3a4d5e6f")))
     assert response.status_code == 403
-    assert "does not hold" in response.json()["error"]["message"]
+    assert "did not store" in response.json()["error"]["message"]
 
 
 def test_a_refused_voiding_statement_refuses_its_whole_batch(xapi: XAPIClient) -> None:
