@@ -254,9 +254,16 @@ def _macros(con: Any) -> set[str]:
 def _check_answer_size(con: Any, query: str, limits: SQLLimits) -> None:
     """Measure the answer in DuckDB, under its memory limit, before any row becomes a Python
     object: a thousand 15 MB strings fetched at once took 20 GB and the whole machine down."""
-    measured = con.execute(
-        "SELECT coalesce(sum(strlen(CAST(to_json(answer) AS VARCHAR))), 0)"
-        f" FROM (SELECT * FROM ({query}\n) LIMIT {limits.max_rows}) AS answer").fetchone()[0]
+    def measure(text: str) -> int:
+        return int(con.execute(
+            "SELECT coalesce(sum(strlen(CAST(to_json(answer) AS VARCHAR))), 0)"
+            f" FROM (SELECT * FROM ({text}\n) LIMIT {limits.max_rows}) AS answer").fetchone()[0])
+
+    try:  # the statement's own text may keep its semicolon, and a comment after it
+        measured = measure(query.strip().rstrip(";"))
+    except duckdb.ParserException:  # then as DuckDB writes the parsed query back
+        measured = measure(con.execute("SELECT json_deserialize_sql(json_serialize_sql(?))",
+                                       [query]).fetchone()[0])
     if measured > limits.max_bytes:
         raise PayloadTooLarge(
             f"sql: the answer is larger than {limits.max_bytes} bytes (LRS_SQL_MAX_BYTES);"

@@ -249,3 +249,12 @@ def test_sql_answers_blob_decimal_and_other_non_json_types(analyst: XAPIClient) 
         "9f3a7c9e-8c39-4b9e-9d8a-0c9e2e3b1f00", "170141183460469231731687303715884105727", 7,
         "2026-11-01", "2026-11-01T10:00:00", "10:30:00", [1.5, 2.5],
         {"a": base64.b64encode(b"ab").decode()}, {"1": "one"}]]
+
+
+def test_sql_ordinary_forms_still_work_with_the_answer_measured_first(analyst: XAPIClient) -> None:
+    for sql in ("SELECT count(*) AS n FROM mastery;", "SELECT count(*) AS n FROM mastery; -- done",
+                "FROM mastery SELECT count(*) AS n", "DESCRIBE mastery", "SHOW TABLES",
+                "WITH m AS (SELECT * FROM mastery) SELECT count(*) AS n FROM m"):
+        response = run(analyst, sql)
+        assert response.status_code == 200, (sql, response.text)
+        assert response.json()["rows"], sql
