@@ -79,9 +79,10 @@ def update(p_known: float, correct: bool, params: BKTParameters, kind: str = "")
 
 
 # Levels: no evidence is "not started". Mastered is 0.98, not the usual 0.95: a well-calibrated
-# estimate first crossing 0.95 is still wrong for 3-5% of pairs (bench/analytics.py: even the
-# simulator's own hidden model, as a "ceiling", called 3.3% mastered before they were learnt),
-# and a teacher needs "mastered" to be wrong for under 2%; at 0.98 it is about 1%.
+# estimate first crossing 0.95 is still wrong for 2-3% of pairs (bench/analytics.py: even the
+# simulator's own hidden model, as a "ceiling", called 1.7-2.3% mastered before they were
+# learnt, the default parameters 2.6-2.9%), and a teacher needs "mastered" to be wrong for under
+# 2%; at 0.98 it is about 1%.
 MASTERED, APPROACHING = 0.98, 0.7
 
 
