@@ -51,11 +51,11 @@ def check_text(value: Any, where: str, limit: int = MAX_JSON_DEPTH) -> None:
     levels, which a value that did not come through :func:`parse_json` may have.
     """
     try:
-        encoded = orjson.dumps(value)
-    except orjson.JSONEncodeError:
+        suspect = b"\\u0000" in orjson.dumps(value)
+    except orjson.JSONEncodeError:  # a surrogate, or nesting past 254: walk it to say where
         check_depth(value, where, limit)
-        encoded = b"\\u0000"  # walk it to say where
-    if b"\\u0000" in encoded:
+        suspect = True
+    if suspect:
         problem = _text_problem(value, where)
         if problem is not None:
             raise JSONLimitExceeded(problem)
@@ -102,16 +102,16 @@ def _text_problem(value: Any, where: str) -> str | None:
     return None
 
 
-def _deepest_path(value: Any, where: str, limit: int) -> str:
-    """The path to the first value nested past the limit, cut short to stay readable."""
+def _deepest_path(value: Any, where: str, limit: int, steps: int = 8) -> str:
+    """The first few steps of the path to a value nested past the limit."""
     path, item, depth = where, value, 1
-    while depth <= limit:
-        children = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
-        deeper = [(key, child) for key, child in children
-                  if isinstance(child, dict | list) and nesting_depth_exceeds(child, limit - depth)]
-        if not deeper:
-            break
-        key, item = deeper[0]
+    for _ in range(steps):
+        children = item.items() if isinstance(item, dict) else enumerate(item)
+        deeper = next(((key, child) for key, child in children if isinstance(child, dict | list)
+                       and nesting_depth_exceeds(child, limit - depth)), None)
+        if deeper is None:
+            return path
+        key, item = deeper
         depth += 1
-        path = _step(path, key) if depth <= 8 else path
-    return path if depth <= 8 else f"{path}…"
+        path = _step(path, key)
+    return f"{path}…"

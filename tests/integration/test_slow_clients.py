@@ -124,22 +124,26 @@ def test_a_body_that_stalls_gets_408_and_is_closed(
     assert b"LRS_BODY_IDLE_TIMEOUT_SECONDS" in answer
 
 
+def trickle(conn: socket.socket, every: float) -> bytes:
+    """Send one body byte every ``every`` seconds (at most 100) until the server answers."""
+    conn.settimeout(every)
+    for _ in range(100):
+        try:
+            conn.sendall(b" ")
+            return conn.recv(65536)
+        except TimeoutError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return b""
+    return b""
+
+
 def test_a_body_that_trickles_past_the_body_timeout_gets_408(
         serve: Callable[..., Address], connect: Callable[[Address], socket.socket]) -> None:
     conn = connect(serve(body_idle_timeout_seconds=5, body_timeout_seconds=1.5))
     conn.sendall(request_head("POST", "/xAPI/statements", Content_Type="application/json",
                               Content_Length="1000"))
-    conn.settimeout(0.2)
-    answer = b""
-    for _ in range(100):  # one byte every 0.2 s: never idle long, but never finishing
-        try:
-            conn.sendall(b" ")
-            answer = conn.recv(65536)
-        except TimeoutError:
-            continue
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        break
+    answer = trickle(conn, every=0.2)  # never idle long, but never finishing
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"LRS_BODY_TIMEOUT_SECONDS" in answer
 
@@ -151,17 +155,7 @@ def test_a_body_that_trickles_under_the_minimum_rate_gets_408(
                          body_min_bytes_per_second=100))
     conn.sendall(request_head("POST", "/xAPI/statements", Content_Type="application/json",
                               Content_Length="1000"))
-    conn.settimeout(0.3)
-    answer = b""
-    for _ in range(100):  # one byte every 0.3 s: never idle for 1 s, 3 bytes/s on average
-        try:
-            conn.sendall(b" ")
-            answer = conn.recv(65536)
-        except TimeoutError:
-            continue
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        break
+    answer = trickle(conn, every=0.3)  # never idle for 1 s, 3 bytes/s on average
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"LRS_BODY_MIN_BYTES_PER_SECOND" in answer
 
