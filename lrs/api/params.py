@@ -11,7 +11,7 @@ from lrs.errors import BadRequest
 from schemas.actor import Actor, ifi_key
 from schemas.base import MAX_ID_IRI_OCTETS, check_iri, check_octets, check_uuid, parse_timestamp
 from schemas.limits import JSONLimitExceeded, check_text
-from schemas.validate import StatementInvalid, describe, parse_json
+from schemas.validate import NestedTooDeep, StatementInvalid, describe, parse_json
 
 _ACTOR: TypeAdapter[Actor] = TypeAdapter(Actor)
 
@@ -63,10 +63,10 @@ def agent_param(value: str, name: str = "agent") -> Actor:
         parsed = parse_json(value, name)
         check_text(parsed, name)
         return _ACTOR.validate_python(parsed)
+    except (NestedTooDeep, JSONLimitExceeded) as exc:  # the limit, named, before "not JSON"
+        raise BadRequest(str(exc)) from None
     except StatementInvalid:
         raise BadRequest(f"{name}: must be a JSON Agent or identified Group object") from None
-    except JSONLimitExceeded as exc:
-        raise BadRequest(str(exc)) from None
     except ValidationError as exc:
         raise BadRequest(describe(exc, name)) from None
 

@@ -140,3 +140,8 @@ def test_a_statement_stored_before_the_depth_limit_still_reads_back(xapi: XAPICl
     page = xapi.get()
     assert page.status_code == 200
     assert page.json()["statements"][0]["id"] == shallow.statement_id
+
+
+def test_an_agent_parameter_nested_too_deep_is_rejected_naming_the_limit(xapi: XAPIClient) -> None:
+    deep = '{"mbox": "mailto:a@example.org", "x": ' + "[" * 80 + "]" * 80 + "}"
+    assert_refused(xapi.get(agent=deep), "agent", "deeper than 64")
