@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=600.0, gt=0)
     body_min_bytes_per_second: float = Field(default=500.0, ge=0)
     max_connections: int = Field(default=1000, gt=0)
+    workers: int = Field(default=1, ge=1, le=64, description=(
+        "processes that answer HTTP (lrs/api/workers.py); the parent process writes"))
 
     @field_validator("bootstrap_credential")
     @classmethod
