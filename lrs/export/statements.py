@@ -81,6 +81,7 @@ class KnownPeople:
         # are disclosed; name_words ("Tomasz" alone) only where the text capitalises them.
         self.tables: dict[str, dict[str, str]] = {"identifiers": {}, "names": {}, "name_words": {}}
         self.longest: int = parent.longest if parent is not None else 1
+        self.first_words: set[str] = set()  # a word no entry starts with is passed over at once
 
     def add(self, key: str | None, names: Iterable[Any], pseudonym: str | None = None) -> None:
         if key is None and pseudonym is None:
@@ -96,12 +97,22 @@ class KnownPeople:
                 for word in _WORD.findall(name):
                     if len(word) >= MIN_NAME_WORD and word[0].isupper():
                         self.tables["name_words"].setdefault(word.casefold(), replacement)
+                        self.first_words.add(word.casefold())
 
     def _phrase(self, table: str, text: str, replacement: str) -> None:
         words = _words(text)
         if words and len(words) <= MAX_PHRASE_WORDS:
             self.tables[table][" ".join(words)] = replacement
             self.longest = max(self.longest, len(words))
+            self.first_words.add(words[0])
+
+    def _starts(self, word: str) -> bool:
+        layer: KnownPeople | None = self
+        while layer is not None:
+            if word in layer.first_words:
+                return True
+            layer = layer.parent
+        return False
 
     def _find(self, table: str, phrase: str) -> str | None:
         layer: KnownPeople | None = self
@@ -120,11 +131,15 @@ class KnownPeople:
                 {"mbox": f"mailto:{m.group(1)}"}) or ""), text)
         names = not disclosure.names
         words = list(_WORD.finditer(text))
+        folded = [w.group().casefold() for w in words]
         out: list[str] = []
         last = i = 0
         while i < len(words):
+            if not self._starts(folded[i]):
+                i += 1
+                continue
             for n in range(min(self.longest, len(words) - i), 0, -1):
-                phrase = " ".join(w.group().casefold() for w in words[i:i + n])
+                phrase = " ".join(folded[i:i + n])
                 hit = self._find("identifiers", phrase)
                 if hit is None and names:
                     hit = self._find("names", phrase)
