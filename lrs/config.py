@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -62,8 +63,12 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=600.0, gt=0)
     body_min_bytes_per_second: float = Field(default=500.0, ge=0)
     max_connections: int = Field(default=1000, gt=0)
-    workers: int = Field(default=1, ge=1, le=64, description=(
-        "processes that answer HTTP (lrs/api/workers.py); the parent process writes"))
+    workers: int = Field(default=0, ge=0, le=64, description=(
+        "processes that answer HTTP (lrs/api/workers.py), 0 for one per core; with more than"
+        " one, the parent process writes and they prepare"))
+
+    def worker_count(self) -> int:
+        return self.workers or len(os.sched_getaffinity(0))
 
     @field_validator("bootstrap_credential")
     @classmethod
