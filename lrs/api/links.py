@@ -22,7 +22,16 @@ import anyio
 from lrs.committer import InFlight
 from lrs.config import Settings
 from lrs.statement_events import PreparedStatement
-from lrs.views_process import RETRY_SQL, RETRY_VIEWS, Slots, ViewsProcess, ViewsUnavailable
+from lrs.views_process import (
+    ANSWER_GRACE,
+    PIPE_WAIT,
+    RETRY_SQL,
+    RETRY_VIEWS,
+    Slots,
+    ViewsBusy,
+    ViewsProcess,
+    ViewsUnavailable,
+)
 
 if TYPE_CHECKING:
     from lrs.application import LearningRecordStore
@@ -30,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STORE, VIEWS, HEALTH = "store", "views", "health"
+PARENT_GRACE = 10.0  # the parent's own queue of view queries, from every worker
 
 
 class ParentGone(ViewsUnavailable):
@@ -135,11 +145,20 @@ class ViewsLink(ViewsProcess):
 
     def _ask(self, fn: Callable[..., Any] | str, args: tuple[Any, ...], limit: float | None,
              expected: float) -> Any:
-        return self.link.ask(VIEWS, fn, args, limit, expected).result()
+        return _answer(self.link.ask(VIEWS, fn, args, limit, expected), expected)
 
     def health(self, store: LearningRecordStore) -> dict[str, Any]:
-        answer: dict[str, Any] = self.link.ask(HEALTH).result()
+        answer: dict[str, Any] = _answer(self.link.ask(HEALTH), 0.0)
         return {**answer, **self.slots_in_use()}
+
+
+def _answer(future: Future[Any], expected: float) -> Any:
+    """The parent's answer; past every wait it allows itself (a free pipe, the query's time, the
+    grace), the worker stops waiting too, so a thread is never held for ever."""
+    try:
+        return future.result(timeout=expected + PIPE_WAIT + ANSWER_GRACE + PARENT_GRACE)
+    except TimeoutError:
+        raise ViewsBusy("the projections did not answer in time; retry shortly") from None
 
     def close(self) -> None:
         pass
