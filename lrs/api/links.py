@@ -151,6 +151,9 @@ class ViewsLink(ViewsProcess):
         answer: dict[str, Any] = _answer(self.link.ask(HEALTH), 0.0)
         return {**answer, **self.slots_in_use()}
 
+    def close(self) -> None:
+        pass  # the projections process is the parent's to stop
+
 
 def _answer(future: Future[Any], expected: float) -> Any:
     """The parent's answer; past every wait it allows itself (a free pipe, the query's time, the
@@ -159,6 +162,3 @@ def _answer(future: Future[Any], expected: float) -> Any:
         return future.result(timeout=expected + PIPE_WAIT + ANSWER_GRACE + PARENT_GRACE)
     except TimeoutError:
         raise ViewsBusy("the projections did not answer in time; retry shortly") from None
-
-    def close(self) -> None:
-        pass
