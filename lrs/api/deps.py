@@ -32,13 +32,13 @@ async def get_principal(request: Request, services: ServicesDep) -> Principal:
     forwarded_for = ", ".join(request.headers.getlist("x-forwarded-for"))
     address = limits.client_address(peer, forwarded_for)
     fingerprint = secret_fingerprint(key, secret)
-    limits.admit(key, fingerprint, address)
+    await limits.before_verify(key, fingerprint, address)
     try:
         principal = await run_in_threadpool(services.authenticator.verify, key, secret)
     except Unauthorized:
-        limits.failed(key, address)
+        await limits.after_verify(key, fingerprint, address, ok=False)
         raise
-    limits.succeeded(fingerprint)
+    await limits.after_verify(key, fingerprint, address, ok=True)
     limits.take_request(principal.key)
     return principal
 
