@@ -20,12 +20,6 @@ from lrs.store.index import StatementIndexReads, StatementIndexSQL
 class PostgresIndexSQL(StatementIndexSQL):
     """Row inserts as one statement over arrays: psycopg's executemany pays a round trip a row."""
 
-    def _fetch(self, c: Any, text: str, params: list[Any]) -> list[Any]:
-        # In pipeline mode a fetch needs a cursor of its own to see its own results.
-        with c.connection.cursor() as fresh:
-            fresh.execute(self.sql(text), params)
-            return list(fresh.fetchall())
-
     def insert_rows(self, c: Any, rows: list[tuple[Any, ...]]) -> None:
         columns = list(zip(*rows, strict=True))
         c.execute(
@@ -64,25 +58,19 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, Postgres
         The library's version catches an error raised inside its transaction block (to keep
         psycopg's pipeline quiet) and re-raises it after the block, so the transaction commits
         whatever was written before the error: events without their index rows, answered 500.
-        Here the error leaves the transaction block, which rolls back, then the pipeline block.
+        Here the error leaves the transaction block, which rolls back.
+
+        No pipeline: with one, a write of thousands of statements (a full group commit, one
+        multi-megabyte parameter) hung for ever, the server waiting for the rest of the message
+        and psycopg for the server's answer; the few round trips it saved cost nothing beside it.
         A lost connection is retried as the library does: the transaction did not commit, or its
         events are found stored on the retry (IntegrityError), which the application handles.
         """
-        failure: Exception | None = None
-        seqs: Sequence[int] | None = None
-        with self.datastore.get_connection() as conn:  # which turns psycopg's errors into the library's
-            with conn.pipeline() as pipeline:
-                try:
-                    with conn.transaction(), conn.cursor() as curs:
-                        self._insert_stored_events(curs, stored_events, **kwargs)
-                        # Sync now, so a constraint violation is raised here (as IntegrityError).
-                        pipeline.sync()
-                        seqs = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-                except Exception as exc:  # re-raised outside the pipeline, as the library does
-                    failure = exc
-            if failure is not None:
-                raise failure
-        return seqs
+        # get_connection turns psycopg's errors into the library's.
+        with (self.datastore.get_connection() as conn, conn.transaction(),
+              conn.cursor() as curs):
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

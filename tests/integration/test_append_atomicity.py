@@ -220,3 +220,36 @@ def test_a_store_that_cannot_be_reached_fails_every_batch_without_singling_one_o
     monkeypatch.setattr(store.recorder, "insert_events", unreachable)
     with pytest.raises(OperationalError):
         store.store_batches([prepared(with_id(statement())), prepared(with_id(statement()))])
+
+
+def test_a_full_group_commit_is_written_in_one_transaction(settings: Settings) -> None:
+    """The committer's largest write (GroupCommitter.max_statements, ~6 MB of statements) goes
+    through; on PostgreSQL it once hung for ever in psycopg's pipeline, server and client each
+    waiting for the other."""
+    store = LearningRecordStore(env=settings.event_store_env())
+    size = GroupCommitter(store).max_statements
+    padding = {"http://example.org/extension/notes": "x" * 1000}  # ~1.3 KB, as LMS statements
+    batches = [prepare_statements(
+        [with_id(statement(object=activity(f"a{n % 50}"), context={"extensions": padding}))
+         for n in range(1000)], WRITER, "1.0.3", 1000) for _ in range(size // 1000)]
+    outcomes: list[Any] = []
+    for _ in range(2):
+        fresh = [[replace_id(p) for p in batch] for batch in batches]
+        writer = threading.Thread(target=lambda group=fresh: outcomes.append(  # type: ignore[misc]
+            store.store_batches(group)), daemon=True)
+        writer.start()
+        writer.join(timeout=120)
+        assert not writer.is_alive(), "a full group commit did not finish within two minutes"
+        ids = {p.statement_id for batch in fresh for p in batch}
+        assert len(store.index.existing_statements(ids).events) == size
+    assert [len(ids) for outcome in outcomes for ids in outcome] == [1000] * (2 * len(batches))
+    store.close()
+
+
+def replace_id(prepared: PreparedStatement) -> PreparedStatement:
+    """The same statement under a new id, so a second write stores new statements."""
+    from dataclasses import replace
+
+    new = str(uuid.uuid4())
+    return replace(prepared, statement_id=new, row=replace(prepared.row, statement_id=new),
+                   body=prepared.body.replace(prepared.statement_id.encode(), new.encode()))

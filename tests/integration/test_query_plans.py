@@ -50,7 +50,8 @@ def test_a_later_page_starts_its_index_scan_at_the_cursor(settings: Settings,
         assert any("Index Cond" in line and "key = " in line and cursor in line
                    for line in found.splitlines()), found
     else:
-        assert f"SEARCH k0 USING PRIMARY KEY (key=? AND {'seq>? AND ' if ascending else ''}seq<?)" in found, found
+        lower = "seq>? AND " if ascending else ""
+        assert f"SEARCH k0 USING PRIMARY KEY (key=? AND {lower}seq<?)" in found, found
 
 
 def test_the_key_likely_to_match_fewest_statements_drives_the_scan() -> None:
