@@ -25,6 +25,7 @@ from lrs.api.routers import about, analytics, definitions, documents, home, peop
 from lrs.api.server import ClientGoneMiddleware
 from lrs.api.services import Services
 from lrs.config import Settings
+from lrs.dashboard import pages as dashboard
 
 XAPI_PREFIX = "/xAPI"
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(about.router, prefix=XAPI_PREFIX)
     app.include_router(analytics.router)
     app.include_router(people.router)
+    app.include_router(dashboard.router)
     app.include_router(home.router)
     # Added innermost first: CORS answers preflights before anything else looks at them.
     app.add_middleware(ClientGoneMiddleware)
