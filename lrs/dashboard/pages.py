@@ -348,7 +348,8 @@ async def learner_page(learner: str, request: Request, services: ServicesDep) ->
         levels = {c["competency"]: c["level"] for c in data["competencies"]}
 
         def goal_status(goal: dict[str, Any]) -> tuple[str, str]:
-            level = levels.get(goal.get("competency") or "")
+            # A goal names its competency by extension, or is set on the competency itself.
+            level = levels.get(goal.get("competency") or goal.get("activity") or "")
             if level == "mastered":
                 return "reached", "reached: mastered"
             if level is None:

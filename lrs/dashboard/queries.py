@@ -11,7 +11,6 @@ over the days up to D, weeks counted back from D (week 0 is the seven days endin
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from statistics import median
@@ -314,6 +313,7 @@ def ingest_rate(con: Any, now: datetime, minutes: int = 15) -> list[dict[str, An
         "SELECT date_trunc('minute', stored), count(*) FROM statement_facts"
         " WHERE stored >= ? GROUP BY ALL", [start]).fetchall())
     return [{"minute": (start + timedelta(minutes=i)).isoformat(),
+             "label": f"{start + timedelta(minutes=i):%H:%M} UTC",
              "statements": int(counts.get(start + timedelta(minutes=i), 0))}
             for i in range(minutes)]
 
@@ -323,7 +323,3 @@ def short_name(iri: str) -> str:
     tail = iri.rstrip("/").rsplit("/", 1)[-1]
     return tail.rsplit("#", 1)[-1] or iri
 
-
-def level_colour_share(probability: float) -> int:
-    """A tenth of the probability, for the heat-map's shades within a level."""
-    return min(9, max(0, math.floor(probability * 10)))

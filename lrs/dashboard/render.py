@@ -64,13 +64,25 @@ def bars(values: Sequence[float], labels: Sequence[str], what: str, width: int, 
             f' height="{h:.1f}"><title>{escape(f"{value:g} {what} {label}")}</title></rect>')
     first, last = (labels[0], labels[-1]) if labels else ("", "")
     summary = (f"{what} {first} to {last}: " + ", ".join(f"{v:g}" for v in values)) if values else ""
-    return (f'<svg class="bars" viewBox="0 0 {width} {height}" width="100%" role="img"'
-            f' aria-label="{escape(summary)}" preserveAspectRatio="none">{"".join(shapes)}'
-            f'<text x="0" y="{height - 1}">{escape(first[:10])}</text>'
-            f'<text x="{width}" y="{height - 1}" text-anchor="end">{escape(last[:10])}</text></svg>')
+    # The dates go under the chart as text: inside an SVG stretched to the page they stretch too.
+    return (f'<figure class="chart"><svg class="bars" viewBox="0 0 {width} {height - 12}"'
+            f' width="100%" role="img" aria-label="{escape(summary)}" preserveAspectRatio="none">'
+            f'{"".join(shapes)}</svg><figcaption aria-hidden="true"><span>{escape(first)}</span>'
+            f'<span>{escape(last)}</span></figcaption></figure>')
+
+
+def activity_name(iri: str) -> str:
+    """An activity's last two path segments (items are numbered within their competency)."""
+    parts = [p for p in iri.split("?", 1)[0].rstrip("/").split("/") if p]
+    return "/".join(parts[-2:]) if len(parts) > 3 else iri
+
+
+def percent(probability: float) -> int:
+    """Rounded down, so that 98 and more is always the mastered level (0.98)."""
+    return int(probability * 100)
 
 
 HELPERS: dict[str, Callable[..., Any]] = {
     "class_url": class_url, "learner_url": learner_url, "class_label": class_label,
-    "short": short_name, "bars": bars,
+    "short": short_name, "bars": bars, "activity": activity_name, "percent": percent,
 }
