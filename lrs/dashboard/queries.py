@@ -108,8 +108,9 @@ def _moment(day: date) -> datetime:
 
 
 def _day(con: Any, as_of: str | None) -> tuple[date, date]:
+    """The day asked for (no later than the views' today) and the views' today."""
     today = _today(con)
-    return (date.fromisoformat(as_of) if as_of else today), today
+    return (min(date.fromisoformat(as_of), today) if as_of else today), today
 
 
 # --- the class overview -----------------------------------------------------------------------

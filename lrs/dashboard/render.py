@@ -82,7 +82,17 @@ def percent(probability: float) -> int:
     return int(probability * 100)
 
 
+def probability(value: float) -> str:
+    """Two decimals, rounded down like ``percent``: 0.98 is always mastered."""
+    return f"{int(value * 100) / 100:.2f}"
+
+
+def plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 HELPERS: dict[str, Callable[..., Any]] = {
     "class_url": class_url, "learner_url": learner_url, "class_label": class_label,
     "short": short_name, "bars": bars, "activity": activity_name, "percent": percent,
+    "probability": probability, "plural": plural,
 }

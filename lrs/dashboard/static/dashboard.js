@@ -1,5 +1,5 @@
 // Keeps a dashboard page current: polls the views' lag every few seconds, shows it, and redraws
-// the page's main part when the views have moved on (keeping open details and the focus).
+// the page's main part when the views have moved on (keeping open details open).
 (function () {
   "use strict";
   var live = document.getElementById("live");
@@ -42,8 +42,9 @@
         if (!s) { return; }
         live.textContent = s.text;
         var position = s.position === null || s.position === undefined ? "" : String(s.position);
-        var caughtUp = s.events_behind === 0 && s.learners_to_refresh === 0;
-        if (position && position !== seen && caughtUp && !busy()) {
+        // Redrawn whenever the views have moved on (under steady ingest they are never quite
+        // caught up), unless the person is typing into a control.
+        if (position && position !== seen && !busy()) {
           seen = position;
           return redraw();
         }
