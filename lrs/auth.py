@@ -144,6 +144,12 @@ class Authenticator:
         self._verified: dict[bytes, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
+    def forget(self) -> None:
+        """Drop every remembered verification: a credential revoked here stops working at once
+        in this process (others notice within the time to live)."""
+        with self._lock:
+            self._verified.clear()
+
     def authenticate(self, authorization: str | None) -> Principal:
         return self.verify(*parse_basic(authorization))
 

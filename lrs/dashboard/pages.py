@@ -434,7 +434,7 @@ async def revoke_credential(request: Request, services: ServicesDep,
             return await _admin_context(signed, services, error="You cannot revoke the credential"
                                         " you are signed in with.")
         await run_in_threadpool(services.store.revoke_credential, key)
-        services.authenticator._verified.clear()  # its cached verification goes with it
+        services.authenticator.forget()  # its remembered verification goes with it
         return await _admin_context(signed, services, notice=f"Credential {key} revoked.")
     return await _render(request, services, build)
 

@@ -237,3 +237,20 @@ def test_pages_pass_an_automated_accessibility_check(browser: Any, school_server
     }""")
     assert result == [], result
 
+
+
+def test_the_heat_map_sorts_from_the_keyboard(page: Page, school_server: SchoolServer) -> None:
+    sign_in(page, school_server, *TEACHER)
+    page.get_by_role("link", name="Class 1").click()
+    page.wait_for_load_state()
+    # From the top of the page: skip link, then on through the controls to the sort links.
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("document.activeElement.closest('th.comp') !== null")
+        if focused:
+            break
+    assert focused, "no competency column could be reached with Tab"
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"sort=c%3A"))
+    values = heat_values(page, 1)
+    assert values == sorted(values, reverse=True)
