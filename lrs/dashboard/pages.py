@@ -8,6 +8,7 @@ the views have moved on, showing how far behind they are.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -18,6 +19,7 @@ from urllib.parse import urlencode, urlparse
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
 from lrs import __version__
@@ -28,7 +30,7 @@ from lrs.api.statement_params import more_key
 from lrs.auth import Principal, ViewScope
 from lrs.credentials import SCOPES
 from lrs.dashboard import queries
-from lrs.dashboard.render import class_url, learner_url, page
+from lrs.dashboard.render import learner_url, page
 from lrs.dashboard.sessions import Session, SessionSeal, principal_of, tokens_match
 from lrs.errors import BadRequest, Forbidden, LRSError, NotFound, Unauthorized
 from lrs.views_process import ViewsProcess, ViewsUnavailable
@@ -299,9 +301,7 @@ async def class_page(class_id: str, request: Request, services: ServicesDep) -> 
                          key=lambda r: (-len(r["risk_reasons"]), r["name"]))
         link = _link(request)
 
-        def sort_link(key: str, label: str) -> str:
-            from markupsafe import Markup, escape
-
+        def sort_link(key: str, label: str) -> Markup:
             flip = "asc" if sort == key and descending else "desc" if sort == key else (
                 "asc" if key in ("name", "active") else "desc")
             arrow = (" ▼" if descending else " ▲") if sort == key else ""
@@ -335,8 +335,6 @@ def _sort_key(sort: str) -> Any:
 
 def _natural(name: str) -> tuple[Any, ...]:
     """Learner 2 before Learner 10."""
-    import re
-
     return tuple(int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name))
 
 
@@ -414,8 +412,6 @@ async def add_credential(request: Request, services: ServicesDep,
                 [c for c in classes.splitlines() if c.strip()], learner or None)
         except BadRequest as exc:
             return await _admin_context(signed, services, error=str(exc))
-        from markupsafe import escape
-
         notice = (f"Credential <code>{escape(key)}</code> added. Its secret, shown this once:"
                   f" <code>{escape(secret)}</code>")
         return await _admin_context(signed, services, notice=notice)
@@ -443,5 +439,3 @@ def _check_form(request: Request, signed: Signed, csrf: str) -> None:
     if not _same_origin(request) or not tokens_match(signed.session.csrf, csrf):
         raise Forbidden("the form did not come from this dashboard (a missing or wrong CSRF token)")
 
-
-__all__ = ["class_url", "router"]
