@@ -5,9 +5,11 @@ Makefile's browser step); without them these tests are skipped, and under CI=tru
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ LEARNERS, DAYS = 60, 35  # three classes of 20 (the simulator's classes hold 25 
 TEACHER = ("teacher-1", "a-teachers-secret-1")
 LEARNER = ("learner-3", "a-learners-secret-3")
 CLASS_1, CLASS_2 = "team:Class 1", "team:Class 2"
+WIDE_CLASS = "team:Year 8 Maths"  # 40 pupils x 30 competencies
 # The simulator puts learner n in class n % 3 + 1: s00003 and s00006 are in Class 1, s00001 in 2.
 LEARNER_3 = "account:https://school.example.org/sis|s00003"
 LEARNER_6 = "account:https://school.example.org/sis|s00006"
@@ -60,11 +63,12 @@ def simulate_into(settings: Settings, learners: int, days: int) -> None:
         def send(batch: list[dict[str, Any]]) -> None:
             committer.store(prepare_statements(batch, writer, "1.0.3", len(batch)))
 
-        from datetime import UTC, datetime, timedelta
-
         start = datetime.combine(datetime.now(UTC).date() - timedelta(days=days),
                                  datetime.min.time(), UTC)
         simulate(learners, days, seed=7, send=send, start=start)
+        wide = wide_class(start)
+        for first in range(0, len(wide), 500):
+            send(wide[first:first + 500])
         store.ensure_credential(ADMIN_KEY, ADMIN_SECRET, ["all"], name="admin")
         store.issue_credential("Ms Rivera", ["teacher"], key=TEACHER[0], secret=TEACHER[1],
                                classes=[CLASS_1])
@@ -73,6 +77,34 @@ def simulate_into(settings: Settings, learners: int, days: int) -> None:
     finally:
         committer.close()
         store.close()
+
+
+def wide_class(start: datetime) -> list[dict[str, Any]]:
+    """A class of 40 pupils practising 30 competencies over 20 days: the simulator's school has
+    8 competencies, and a teacher's heat-map must read at a glance with 30."""
+    rng = random.Random(5)
+    competencies = [f"https://school.example.org/competencies/skill-{n:02d}" for n in range(1, 31)]
+    team = {"objectType": "Group", "name": WIDE_CLASS[len("team:"):],
+            "member": [{"mbox": "mailto:teacher@school.example.org"}]}
+    statements = []
+    for pupil in range(1, 41):
+        skill = rng.random()
+        for day in range(20):
+            if rng.random() < 0.5:
+                continue
+            for item in range(8):
+                competency = rng.choice(competencies[:5 + day + int(10 * skill)])
+                statements.append({
+                    "actor": {"name": f"Pupil {pupil}", "mbox": f"mailto:p{pupil}@school.example.org"},
+                    "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+                    "object": {"id": f"https://school.example.org/items/{competency[-8:]}/{item}"},
+                    "result": {"success": rng.random() < 0.4 + 0.5 * skill, "duration": "PT3M"},
+                    "context": {"team": team, "contextActivities": {"category": [{
+                        "id": competency,
+                        "definition": {"type": "http://adlnet.gov/expapi/activities/objective"}}]}},
+                    "timestamp": (start + timedelta(days=day + 10, minutes=5 * item)).isoformat()
+                    .replace("+00:00", "Z")})
+    return statements
 
 
 def wait_for_views(url: str, seconds: float = 120.0) -> None:

@@ -21,11 +21,13 @@ from tests.browser.conftest import (
     LEARNER_3,
     LEARNER_6,
     TEACHER,
+    WIDE_CLASS,
     SchoolServer,
 )
 from tests.conftest import ADMIN_KEY, ADMIN_SECRET
 
 Page = Any
+SUMMARY_COLUMNS = 5  # risk, mastered, pace, minutes, last active: then the competencies
 
 
 def sign_in(page: Page, server: SchoolServer, key: str, secret: str) -> None:
@@ -41,8 +43,9 @@ def shot(page: Page, screenshots: Path, name: str, full: bool = True) -> None:
 
 
 def heat_values(page: Page, column: int) -> list[int]:
-    """The numbers in a column of the heat-map (1 = the first competency), '·' as -1."""
-    cells = page.locator(f"#heatmap tbody tr td:nth-of-type({column})").all_inner_texts()
+    """The numbers in a competency's column of the heat-map (1 = the first), '·' as -1."""
+    cells = page.locator(f"#heatmap tbody tr td.cell:nth-of-type({column + SUMMARY_COLUMNS})"
+                         ).all_inner_texts()
     return [int(c) if c.strip().isdigit() else -1 for c in cells]
 
 
@@ -138,7 +141,7 @@ def test_changing_the_as_of_date_shows_the_learner_as_they_stood(page: Page, sch
 def test_the_class_as_of_a_date_shows_less_mastery(page: Page, school_server: SchoolServer) -> None:
     sign_in(page, school_server, *TEACHER)
     page.get_by_role("link", name="Class 1").click()
-    mastered = "#heatmap tbody td:nth-last-of-type(5)"
+    mastered = "#heatmap tbody td.mastered"
     mastered_now = sum(int(v) for v in page.locator(mastered).all_inner_texts())
     page.get_by_label("As of", exact=True).fill((date.today() - timedelta(days=25)).isoformat())
     page.get_by_role("button", name="Show").click()
@@ -254,3 +257,15 @@ def test_the_heat_map_sorts_from_the_keyboard(page: Page, school_server: SchoolS
     page.wait_for_url(re.compile(r"sort=c%3A"))
     values = heat_values(page, 1)
     assert values == sorted(values, reverse=True)
+
+
+def test_a_class_of_40_by_30_competencies_fits_the_window(page: Page, school_server: SchoolServer,
+                                                         screenshots: Path) -> None:
+    sign_in(page, school_server, ADMIN_KEY, ADMIN_SECRET)
+    page.goto(f"{school_server.url}/dashboard/classes/{quote(WIDE_CLASS, safe='')}")
+    assert page.locator("#heatmap tbody tr").count() == 40
+    assert page.locator("#heatmap thead th.comp").count() == 30
+    overflow = page.evaluate("() => { const s = document.querySelector('.scroll');"
+                             " return s.scrollWidth - s.clientWidth; }")
+    assert overflow <= 0, f"the heat-map is {overflow} px wider than a 1400 px window"
+    shot(page, screenshots, "10-class-40-by-30")
