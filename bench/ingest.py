@@ -1,17 +1,25 @@
 """Benchmark: statement ingest throughput and filtered-query latency over real HTTP.
 
-Prints two tables. Targets on a 2-core machine: >= 3,000 statements/s in batches of 100 at
-concurrency 8, and p95 < 50 ms for GET filtered by agent, verb and activity at 100k statements.
+One run prints, for SQLite and PostgreSQL: statements/s and p50/p95 request latency at batch
+1, 10 and 100 (8 connections, driven by wrk when installed: a load generator written in C
+leaves the cores to the server), the CPU seconds each process of the server used, then the
+filtered GET table at each stored size, on stores seeded through the ingest pipeline
+(bench/seed.py), with the 1,000th page of a paged query beside the first.
 
-    python bench/ingest.py [--stored 100000] [--event-store postgresql://…]
+    python bench/ingest.py [--workers 2] [--stored 1000000 10000000] [--seconds 15]
+                           [--postgres postgresql://…] [--seeded-dir /var/tmp/lrs-bench]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import random
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -20,6 +28,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import Server, running_server
@@ -27,8 +36,7 @@ from bench.harness import Server, running_server
 VERBS = [f"http://adlnet.gov/expapi/verbs/{v}" for v in
          ("attempted", "answered", "completed", "passed", "failed", "experienced", "progressed",
           "commented", "shared", "mastered")]
-
-
+WRK_SCRIPT = Path(__file__).with_name("statements.lua")
 def make_statement(rng: random.Random, learners: int, activities: int) -> dict[str, Any]:
     learner = rng.randrange(learners)
     return {
@@ -48,42 +56,95 @@ def make_statement(rng: random.Random, learners: int, activities: int) -> dict[s
     }
 
 
-async def post_load(server: Server, batch: int, total: int, concurrency: int,
-                    rng: random.Random) -> tuple[float, list[float]]:
-    bodies = [orjson.dumps([make_statement(rng, 1000, 500) for _ in range(batch)])
-              for _ in range(total // batch)]
+class ProcessCPU:
+    """CPU seconds used by the server's processes (parent, workers, projections) over a span."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for process in [self.root, *self.root.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+                found[f"{process.pid}"] = times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    def used(self) -> dict[str, float]:
+        now = self._read()
+        return {pid: now[pid] - self.start.get(pid, 0.0) for pid in now}
+
+    def names(self) -> dict[str, str]:
+        named = {str(self.root.pid): "parent"}
+        for child in self.root.children(recursive=True):
+            try:
+                line = " ".join(child.cmdline())
+            except psutil.NoSuchProcess:
+                continue
+            role = "projections" if "lrs-projections" in child.name() else "worker"
+            if "resource_tracker" in line:
+                role = "tracker"
+            named[str(child.pid)] = role
+        return named
+
+
+def run_wrk(server: Server, batch: int, seconds: int, connections: int) -> dict[str, Any]:
+    env = {**os.environ, "BATCH": str(batch), "AUTH": server.headers["Authorization"]}
+    done = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s",
+         "-s", str(WRK_SCRIPT), server.url], env=env, capture_output=True, text=True, check=True)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("JSON "))
+    result: dict[str, Any] = json.loads(line[5:])
+    if result["errors"]:
+        raise RuntimeError(f"wrk saw {result['errors']} errors: {done.stderr[-2000:]}")
+    return result
+
+
+async def run_httpx(server: Server, batch: int, seconds: int, connections: int) -> dict[str, Any]:
+    rng = random.Random(batch)
     latencies: list[float] = []
-    queue = list(bodies)
+    deadline = time.perf_counter() + seconds
 
     async def worker(client: httpx.AsyncClient) -> None:
-        while queue:
-            body = queue.pop()
+        while time.perf_counter() < deadline:
+            body = orjson.dumps([make_statement(rng, 1000, 500) for _ in range(batch)])
             started = time.perf_counter()
             response = await client.post("/xAPI/statements", content=body)
             response.raise_for_status()
             latencies.append(time.perf_counter() - started)
 
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=server.url, headers=server.headers, limits=limits,
-                                 timeout=60) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return len(bodies) * batch / elapsed, latencies
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=60,
+                                 limits=httpx.Limits(max_connections=connections)) as client:
+        await asyncio.gather(*(worker(client) for _ in range(connections)))
+    return {"requests": len(latencies), "seconds": time.perf_counter() - started,
+            "p50_ms": pct(latencies, 50), "p95_ms": pct(latencies, 95)}
 
 
-async def seed(server: Server, count: int, rng: random.Random) -> None:
-    done = 0
-    async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=120) as client:
-        while done < count:
-            size = min(1000, count - done)
-            tasks = []
-            for _ in range(4):
-                body = orjson.dumps([make_statement(rng, 1000, 500) for _ in range(size)])
-                tasks.append(client.post("/xAPI/statements", content=body))
-            for response in await asyncio.gather(*tasks):
-                response.raise_for_status()
-            done += 4 * size
+def post_table(event_store: str | None, args: argparse.Namespace) -> None:
+    label = "PostgreSQL" if event_store else "SQLite"
+    generator = "wrk" if shutil.which("wrk") else "httpx (install wrk for a lighter load)"
+    print(f"\n## POST /xAPI/statements, {label}, {args.workers} worker(s),"
+          f" {args.connections} connections, {args.seconds} s each, load from {generator}\n")
+    print("| batch | statements/s | requests/s | p50 ms | p95 ms | CPU s by process |")
+    print("|---:|---:|---:|---:|---:|---|")
+    with running_server(event_store, env={"LRS_WORKERS": str(args.workers)}) as server:
+        for batch in (1, 10, 100):
+            cpu = ProcessCPU(server.pid)
+            if shutil.which("wrk"):
+                result = run_wrk(server, batch, args.seconds, args.connections)
+            else:
+                result = asyncio.run(run_httpx(server, batch, args.seconds, args.connections))
+            used, names = cpu.used(), cpu.names()
+            spent = ", ".join(f"{names.get(pid, 'other')} {seconds:.1f}"
+                              for pid, seconds in sorted(used.items(), key=lambda x: -x[1])
+                              if seconds >= 0.05)
+            rate = result["requests"] / result["seconds"]
+            print(f"| {batch} | {rate * batch:,.0f} | {rate:,.0f} | {result['p50_ms']:.1f} |"
+                  f" {result['p95_ms']:.1f} | {spent} |", flush=True)
 
 
 async def query_latency(server: Server, params_of: Any, rounds: int,
@@ -108,45 +169,127 @@ def agent_param(rng: random.Random) -> str:
                                      "name": f"s{n:06d}"}}).decode()
 
 
-async def main(args: argparse.Namespace) -> None:
+FILTERS: dict[str, Any] = {
+    "agent": lambda r: {"agent": agent_param(r)},
+    "verb": lambda r: {"verb": r.choice(VERBS)},
+    "activity": lambda r: {"activity": f"https://courses.example.org/activities/{r.randrange(500)}"},
+    "registration": None,  # filled from a stored statement
+    "since (last hour)": None,
+    "agent+verb+activity": lambda r: {
+        "agent": agent_param(r), "verb": r.choice(VERBS),
+        "activity": f"https://courses.example.org/activities/{r.randrange(500)}"},
+    "agent, related": lambda r: {"agent": agent_param(r), "related_agents": "true"},
+}
+
+
+async def get_table(data_dir: Path, event_store: str | None, stored: int,
+                    args: argparse.Namespace) -> None:
     rng = random.Random(7)
-    with running_server(args.event_store) as server:
-        print(f"## POST /xAPI/statements, concurrency {args.concurrency}"
-              f" ({args.event_store or 'SQLite'})\n")
-        print("| batch | statements | statements/s | p50 ms | p95 ms |")
-        print("|---:|---:|---:|---:|---:|")
-        for batch, total in ((1, 2000), (10, 10000), (100, 30000)):
-            rate, lat = await post_load(server, batch, total, args.concurrency, rng)
-            print(f"| {batch} | {total} | {rate:,.0f} | {pct(lat, 50):.1f} | {pct(lat, 95):.1f} |")
-        stored_now = 2000 + 10000 + 30000
-        if args.stored > stored_now:
-            await seed(server, args.stored - stored_now, rng)
-        print(f"\n## GET /xAPI/statements at {max(args.stored, stored_now):,} stored,"
-              f" limit {args.limit}\n")
-        print("| filter | requests | p50 ms | p95 ms |")
-        print("|---|---:|---:|---:|")
-        cases = {
-            "agent": lambda r: {"agent": agent_param(r), "limit": args.limit},
-            "verb": lambda r: {"verb": r.choice(VERBS), "limit": args.limit},
-            "activity": lambda r: {"activity": f"https://courses.example.org/activities/"
-                                               f"{r.randrange(500)}", "limit": args.limit},
-            "agent+verb+activity": lambda r: {"agent": agent_param(r), "verb": r.choice(VERBS),
-                                              "activity": "https://courses.example.org/activities/"
-                                                          f"{r.randrange(500)}",
-                                              "limit": args.limit},
-            "agent, related": lambda r: {"agent": agent_param(r), "related_agents": "true",
-                                         "limit": args.limit},
-        }
-        for name, params_of in cases.items():
-            lat = await query_latency(server, params_of, args.rounds, rng)
-            print(f"| {name} | {len(lat)} | {pct(lat, 50):.1f} | {pct(lat, 95):.1f} |")
+    label = "PostgreSQL" if event_store else "SQLite"
+    with running_server(event_store, data_dir=str(data_dir),
+                        env={"LRS_WORKERS": str(args.workers), "LRS_PROJECTIONS": "off"}) as server:
+        async with httpx.AsyncClient(base_url=server.url, headers=server.headers,
+                                     timeout=60) as client:
+            newest = (await client.get("/xAPI/statements", params={"limit": 1})).json()
+            registration = newest["statements"][0]["context"]["registration"]
+            since = newest["statements"][0]["stored"]
+            cases = dict(FILTERS)
+            cases["registration"] = lambda r: {"registration": registration}
+            cases["since (last hour)"] = lambda r: {"since": since[:11] + "00:00:00Z"}
+            print(f"\n## GET /xAPI/statements, {label}, {stored:,} stored, limit {args.limit}\n")
+            print("| filter | requests | p50 ms | p95 ms |")
+            print("|---|---:|---:|---:|")
+            for name, params_of in cases.items():
+                latencies = []
+                for _ in range(args.rounds):
+                    params = {**params_of(rng), "limit": args.limit}
+                    started = time.perf_counter()
+                    response = await client.get("/xAPI/statements", params=params)
+                    response.raise_for_status()
+                    latencies.append(time.perf_counter() - started)
+                print(f"| {name} | {len(latencies)} | {pct(latencies, 50):.1f} |"
+                      f" {pct(latencies, 95):.1f} |", flush=True)
+            await paging_row(client, args.limit)
+
+
+async def paging_row(client: httpx.AsyncClient, limit: int) -> None:
+    """The `more` link's page 1,000 costs what page 1 costs (a cursor, not an offset)."""
+    timings: dict[int, float] = {}
+    url: str | None = "/xAPI/statements"
+    params: dict[str, Any] | None = {"verb": VERBS[0], "limit": limit}
+    for page in range(1, 1001):
+        if not url:
+            break
+        started = time.perf_counter()
+        response = await client.get(url, params=params)
+        response.raise_for_status()
+        timings[page] = (time.perf_counter() - started) * 1000
+        url, params = response.json()["more"] or None, None
+    last = max(timings)
+    print(f"| paged by verb: page 1 / page {last} | 2 | {timings[1]:.1f} | {timings[last]:.1f} |")
+
+
+def seeded(base: Path, event_store: str | None, stored: int) -> Path:
+    """A data folder holding ``stored`` statements, seeded once and kept for later runs."""
+    from bench.seed import seed_store
+    from lrs.config import Settings
+
+    name = f"{'pg' if event_store else 'sqlite'}-{stored}"
+    folder = base / name
+    marker = folder / "seeded"
+    if marker.exists() and (event_store is None or marker.read_text() == event_store):
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nseeding {stored:,} statements into {name} (once; kept in {folder})")
+    seconds = seed_store(Settings(data_dir=folder, event_store=event_store), stored)
+    print(f"seeded in {seconds:,.0f} s ({stored / seconds:,.0f} statements/s)")
+    marker.write_text(event_store or "")
+    return folder
+
+
+def fresh_database(url: str, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{url.rsplit('/', 1)[0]}/{name}"
+
+
+def main(args: argparse.Namespace) -> None:
+    stores: list[str | None] = [None]
+    if args.postgres:
+        stores.append(args.postgres)
+    for store in stores:
+        url = fresh_database(store, "lrs_bench_ingest") if store else None
+        post_table(url, args)
+    for stored in args.stored:
+        for store in stores:
+            url = None
+            if store:
+                url = f"{store.rsplit('/', 1)[0]}/lrs_bench_{stored}"
+                _ensure_database(store, f"lrs_bench_{stored}")
+            folder = seeded(args.seeded_dir, url, stored)
+            asyncio.run(get_table(folder, url, stored, args))
+
+
+def _ensure_database(url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--stored", type=int, default=100_000)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--stored", type=int, nargs="*", default=[1_000_000])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--limit", type=int, default=100)
-    parser.add_argument("--event-store", default=None)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL server URL, or '' to measure SQLite only")
+    parser.add_argument("--seeded-dir", type=Path, default=Path("/var/tmp/lrs-bench"))
+    main(parser.parse_args())

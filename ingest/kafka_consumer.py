@@ -24,7 +24,7 @@ from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartitio
 from kafka.errors import KafkaError
 
 from ingest.pipeline import prepare_statements
-from lrs.application import LearningRecordStore, PreparedStatement
+from lrs.application import LearningRecordStore
 from lrs.auth import CredentialDirectory
 from lrs.errors import (
     BadRequest,
@@ -35,6 +35,7 @@ from lrs.errors import (
     StoreRefused,
     Unauthorized,
 )
+from lrs.statement_events import PreparedStatement
 from schemas.validate import NestedTooDeep, StatementInvalid, parse_json
 from schemas.version import UnsupportedVersion, negotiate
 

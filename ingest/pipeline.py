@@ -12,8 +12,9 @@ from typing import Any, Protocol
 from ingest.enrich import with_authority, with_context_activity_lists, with_id, with_version
 from ingest.multipart import ReceivedPart, check_part_hashes
 from ingest.signature import verify_signature
-from lrs.application import PreparedStatement
 from lrs.errors import BadRequest
+from lrs.statement_events import PreparedStatement, statement_body
+from lrs.store.keys import index_row
 from schemas.actor import Agent
 from schemas.attachment import SIGNATURE_USAGE_TYPE
 from schemas.statement import Statement
@@ -70,16 +71,18 @@ def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: in
             raise BadRequest(f"{where}.id: {statement_id} is also the id of statements"
                              f"[{first_at[statement_id]}]; a batch holds each statement once")
         first_at[statement_id] = index
+        carried = frozenset(a.sha2.lower() for a in item.model.attachments or []
+                            if a.sha2.lower() in by_hash)
+        document["id"] = statement_id
         prepared.append(PreparedStatement(
             statement_id=statement_id,
-            document={**document, "id": _canonical_id(document["id"])},
-            model=item.model,
+            body=statement_body(document),
+            has_timestamp="timestamp" in document,
+            row=index_row(item.model, statement_id, writer.key, writer.authority_agent,
+                          writer.can_define, carried),
             credential=writer.key,
-            authority=writer.authority_agent,
-            can_define=writer.can_define,
+            voids=item.model.voids,
             can_void_any=writer.can_void_any,
-            carried=frozenset(a.sha2.lower() for a in item.model.attachments or []
-                              if a.sha2.lower() in by_hash),
         ))
     return prepared
 

@@ -4,50 +4,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
-from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, Transcoder
 
-from ingest.enrich import format_stored, with_stored
+from ingest.enrich import format_stored
 from lrs.credentials import CredentialCommands
 from lrs.document_commands import DocumentCommands
 from lrs.domain import (
     AlignmentSet,
     ParameterFit,
     Roster,
-    StoredStatement,
 )
 from lrs.errors import BadRequest, Conflict, Forbidden, NotFound, StoreRefused
+from lrs.statement_events import PreparedStatement, StatementEventEncoder
 from lrs.store.index import ExistingStatements, IndexedStatement, StatementIndexReads, StatementQuery
-from lrs.store.keys import index_row
 from lrs.transcoder import OrjsonTranscoder
 from projections.bkt import parameters_from
 from schemas.actor import IFI_PROPERTIES, Agent, Group, ifi_key
 from schemas.compare import same_statement
-from schemas.statement import Statement
 
 log = logging.getLogger(__name__)
 
 COLLISION_RETRIES = 20
 # The store could not be reached: a batch is not at fault, so none is singled out.
 UNAVAILABLE = (InterfaceError, OperationalError)
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedStatement:
-    """A validated, enriched statement on its way to the log."""
-
-    statement_id: str
-    document: dict[str, Any]
-    model: Statement  # as sent: its authority is replaced by ``authority``
-    credential: str
-    authority: Agent
-    can_define: bool = False
-    can_void_any: bool = False
-    carried: frozenset[str] = frozenset()  # attachments whose bytes came with it (sha2)
 
 
 class LearningRecordStore(CredentialCommands, DocumentCommands):
@@ -57,6 +39,10 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
     statements, alignments and rosters are here."""
 
     name = "lrs"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.statement_events = StatementEventEncoder(self.mapper)
 
     def construct_transcoder(self) -> Transcoder:
         """Encode event state with orjson."""
@@ -143,7 +129,7 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         self, batches: Sequence[Sequence[PreparedStatement]]
     ) -> tuple[list[list[str] | Exception], list[PreparedStatement]]:
         wanted = {p.statement_id for b in batches for p in b}
-        wanted |= {p.model.voids for b in batches for p in b if p.model.voids}
+        wanted |= {p.voids for b in batches for p in b if p.voids}
         existing = self.index.existing_statements(wanted)
         stored_docs = {sid: self._statement_of(e) for sid, e in existing.events.items()}
         accepted: dict[str, PreparedStatement] = {}
@@ -168,16 +154,16 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             earlier = stored_docs.get(p.statement_id)
             if earlier is None:
                 pending = fresh.get(p.statement_id) or accepted.get(p.statement_id)
-                earlier = pending.document if pending is not None else None
+                earlier = pending.document() if pending is not None else None
             if earlier is not None:
-                if not same_statement(earlier, p.document):
+                if not same_statement(earlier, p.document()):
                     raise Conflict(f"statement {p.statement_id} is already stored with different"
                                    " content (a statement id names one statement)")
                 continue
-            target = p.model.voids
+            target = p.voids
             if target is not None:
                 pending = fresh.get(target) or accepted.get(target)
-                if target in existing.voiding or (pending is not None and pending.model.voids):
+                if target in existing.voiding or (pending is not None and pending.voids):
                     raise BadRequest(f"statement {p.statement_id} voids {target}, which is itself"
                                      " a voiding statement; voiding statements cannot be voided")
                 owner = pending.credential if pending is not None else existing.credentials.get(target)
@@ -192,17 +178,10 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
     def _append(self, statements: Sequence[PreparedStatement], stored: str, now: datetime) -> None:
         if not statements:
             return
-        events = []
-        rows = []
-        for p in statements:
-            document = with_stored(p.document, stored)
-            events.append(StoredStatement.stored(UUID(p.statement_id), document, p.credential, now))
-            rows.append(index_row(p.model, p.statement_id, stored, p.credential, p.authority,
-                                  p.can_define, p.carried))
         # New aggregates only, so the events go straight to the recorder in one write (the event
         # store's put would also build a recording per event, which nothing here reads).
-        self.recorder.insert_events([self.mapper.to_stored_event(e) for e in events],
-                                    statement_index=rows)
+        self.recorder.insert_events(self.statement_events.events(list(statements), stored, now),
+                                    statement_index=[p.row for p in statements], stored=stored)
 
     def _statement_of(self, stored_event: Any) -> dict[str, Any]:
         event = self.mapper.to_domain_event(stored_event)

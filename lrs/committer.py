@@ -8,17 +8,58 @@ are waiting and appends them together. Each request's batch still succeeds or fa
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ingest.enrich import format_stored
-from lrs.application import LearningRecordStore, PreparedStatement
+from lrs.application import LearningRecordStore
+from lrs.statement_events import PreparedStatement
 
 log = logging.getLogger(__name__)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_IDLE, _PENDING = 0, -1
+
+
+class InFlight:
+    """When the write under way began, in memory that `lrs serve`'s worker processes share, so any
+    of them can say which statements are visible (X-Experience-API-Consistent-Through).
+
+    The writer marks a write pending before it reads the clock for ``stored``, and a reader reads
+    the clock before the mark: a reader that saw no write under way answers a moment before any
+    ``stored`` still to come, and one that saw a pending mark waits the instant until it is a time.
+    """
+
+    def __init__(self, shared: Any = None) -> None:
+        # Microseconds since the epoch; 8-byte aligned, so a read never sees half a write.
+        self.shared = shared if shared is not None else multiprocessing.RawValue("q", _IDLE)
+
+    def begin(self) -> datetime:
+        """Mark a write under way; returns its ``stored`` time."""
+        self.shared.value = _PENDING
+        now = datetime.now(UTC)
+        self.shared.value = (now - _EPOCH) // timedelta(microseconds=1)
+        return now
+
+    def end(self) -> None:
+        self.shared.value = _IDLE
+
+    def consistent_through(self) -> str:
+        """Every statement stored before this instant is visible to queries (Communication 2.1.3)."""
+        now = datetime.now(UTC)
+        while (since := self.shared.value) == _PENDING:
+            time.sleep(0)
+        if since == _IDLE:
+            return format_stored(now)
+        return format_stored(min(now, _EPOCH + timedelta(microseconds=since)))
 
 
 @dataclass(slots=True)
@@ -28,11 +69,12 @@ class _Request:
 
 
 class GroupCommitter:
-    def __init__(self, app: LearningRecordStore, max_statements: int = 5000) -> None:
+    def __init__(self, app: LearningRecordStore, max_statements: int = 5000,
+                 in_flight: InFlight | None = None) -> None:
         self.app = app
         self.max_statements = max_statements
+        self.in_flight = in_flight or InFlight()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
-        self._in_flight_since: str | None = None
         self._thread = threading.Thread(target=self._run, name="lrs-group-commit", daemon=True)
         self._thread.start()
 
@@ -46,9 +88,7 @@ class GroupCommitter:
         return self.submit(batch).result()
 
     def consistent_through(self) -> str:
-        """Every statement stored before this instant is visible to queries (Communication 2.1.3)."""
-        in_flight = self._in_flight_since
-        return in_flight if in_flight is not None else format_stored(datetime.now(UTC))
+        return self.in_flight.consistent_through()
 
     def close(self) -> None:
         self._queue.put(None)
@@ -73,15 +113,14 @@ class GroupCommitter:
             if first is None:
                 return
             group, closing = self._take_group(first)
-            now = datetime.now(UTC)
-            self._in_flight_since = format_stored(now)
+            now = self.in_flight.begin()
             try:
                 outcomes = self.app.store_batches([r.batch for r in group], now=now)
             except Exception as exc:  # the store failed: every waiting request hears why
                 log.exception("append failed")
                 outcomes = [exc] * len(group)
             finally:
-                self._in_flight_since = None
+                self.in_flight.end()
             for request, outcome in zip(group, outcomes, strict=True):
                 if isinstance(outcome, Exception):
                     request.result.set_exception(outcome)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -67,6 +68,12 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = Field(
         default=True, description="send the session cookie over HTTPS only (browsers also allow"
         " it on http://127.0.0.1 and localhost); false only on a trusted network without TLS")
+    workers: int = Field(default=0, ge=0, le=64, description=(
+        "processes that answer HTTP (lrs/api/workers.py), 0 for one per core; with more than"
+        " one, the parent process writes and they prepare"))
+
+    def worker_count(self) -> int:
+        return self.workers or len(os.sched_getaffinity(0))
 
     @field_validator("bootstrap_credential")
     @classmethod

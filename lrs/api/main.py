@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -30,10 +30,13 @@ from lrs.dashboard import pages as dashboard
 XAPI_PREFIX = "/xAPI"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings,
+               start: Callable[[], Services] | None = None) -> FastAPI:
+    """``start`` builds the services at start-up; a worker process passes its own (workers.py)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.start(settings)
+        services = start() if start is not None else Services.start(settings)
         app.state.services = services
         try:
             yield

@@ -24,7 +24,7 @@ def cmd_district(args: argparse.Namespace) -> int:
         start=parse_day(args.start, "--from"), end=parse_day(args.end, "--to"),
         position=args.position,
         disclosure=Disclosure(names=args.include_names, emails=args.include_emails,
-                              free_text=args.include_reflections))
+                              free_text=args.include_free_text))
     secret = read_secret(args.secret_file)
     settings = settings_from(args)
     views = args.projections_file or settings.data_dir / "export-views.duckdb"
@@ -69,10 +69,16 @@ def add_commands(commands: Any, store_options: Callable[[argparse.ArgumentParser
                           " newest); the same position gives the same bytes")
     district.add_argument("--secret-file", type=Path, help="the district's pseudonym key"
                           " (default: LRS_EXPORT_SECRET)")
-    district.add_argument("--include-names", action="store_true", help="add learners' names")
-    district.add_argument("--include-emails", action="store_true", help="add learners' emails")
-    district.add_argument("--include-reflections", action="store_true",
-                          help="add the free text of reflections, goals and comments")
+    district.add_argument("--include-names", action="store_true",
+                          help="add people's names (to every agent, wherever it is)")
+    district.add_argument("--include-emails", action="store_true",
+                          help="add people's emails (to every agent with one)")
+    # --include-reflections is the flag's first name, kept so existing scripts still run.
+    district.add_argument("--include-free-text", "--include-reflections", dest="include_free_text",
+                          action="store_true",
+                          help="add free text: activity names and descriptions, responses, goals,"
+                          " reflections, comments, extension values; the people the LRS knows in"
+                          " them are still pseudonymised")
     district.add_argument("--projections-file", type=Path, help="the exporter's own views file"
                           " (default: DATA_DIR/export-views.duckdb)")
     store_options(district)

@@ -43,6 +43,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"event log: {settings.describe_event_store()}")
     print(f"data folder: {settings.data_dir.resolve()}")
     print(f"xAPI endpoint: http://{settings.host}:{settings.port}/xAPI/")
+    if settings.worker_count() > 1:
+        from lrs.api.workers import serve_workers
+
+        print(f"workers: {settings.worker_count()} (LRS_WORKERS)")
+        return serve_workers(settings.model_copy(update={"workers": settings.worker_count()}))
     server = build_server(create_app(settings), settings)
     tune_gc()
     with suppress(KeyboardInterrupt):  # uvicorn raises the Ctrl-C again once it has shut down

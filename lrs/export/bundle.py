@@ -30,11 +30,16 @@ from lrs import __version__
 from lrs.application import LearningRecordStore
 from lrs.errors import BadRequest
 from lrs.export.pseudonyms import Disclosure, Pseudonymiser
-from lrs.export.tables import EXPORT_MASTERY, ONEROSTER, OTHER_FILES, PARQUET, ExportFile
+from lrs.export.statements import KnownPeople, PseudonymousStatements
+from lrs.export.tables import EXPORT_MASTERY, FREE_TEXTS, ONEROSTER, OTHER_FILES, PARQUET, ExportFile
 from projections.facts import actor_key, statement_time
 from projections.runner import STATEMENT_TOPIC, TOPICS, ProjectionRunner
 
 FORMAT = "lrs-district-export/1"
+# Which rules wrote the statements: 2 leaves out free text and pseudonymises agents wherever they
+# are (rules 1 kept names and LMS ids in extensions, and message text in descriptions). An
+# incremental bundle only follows a bundle written under the same rules.
+STATEMENT_RULES = 2
 _ONEROSTER_FILES = ("academicSessions", "categories", "classes", "classResources", "courses",
                     "courseResources", "demographics", "enrollments", "lineItemLearningObjectiveIds",
                     "lineItems", "lineItemScoreScales", "orgs", "resources",
@@ -112,6 +117,9 @@ class DistrictExporter:
             manifest = orjson.loads((previous / "manifest.json").read_bytes())
             if manifest["pseudonyms"]["key_check"] != pseudonyms.key_check:
                 raise BadRequest(f"--since-export {previous}: made under another district secret")
+            if manifest["pseudonyms"].get("statement_rules") != STATEMENT_RULES:
+                raise BadRequest(f"--since-export {previous}: made by an older lrs whose statements"
+                                 " kept names, LMS ids and message text; make a full export")
             if manifest["scope"] != request.scope():
                 raise BadRequest(f"--since-export {previous}: made with another scope"
                                  f" {manifest['scope']}; an incremental export keeps the same"
@@ -162,6 +170,8 @@ class DistrictExporter:
             con.execute("SET threads = 1")  # one writer thread: the same rows give the same bytes
             con.execute("SET preserve_insertion_order = true")
             learners_in_org, changed = self._fill_scope(con, request, pseudonyms, runner, since)
+            people = self._known_people(con, pseudonyms) if request.disclosure.free_text else None
+            self._fill_free_texts(con, people)
             as_of = self._as_of(position)
             con.execute("CREATE OR REPLACE TEMP TABLE export_meta AS SELECT ? AS as_of_text",
                         [as_of])
@@ -169,7 +179,8 @@ class DistrictExporter:
             staging = Path(tempfile.mkdtemp(prefix=f".{request.out.name}.partial-",
                                             dir=request.out.resolve().parent))
             try:
-                files = self._write(con, staging, request, pseudonyms, position, since,
+                statements = PseudonymousStatements(pseudonyms, people)
+                files = self._write(con, staging, request, statements, position, since,
                                     learners_in_org, changed)
                 manifest = {
                     "format": FORMAT, "tool": {"name": "lrs", "version": __version__},
@@ -177,7 +188,8 @@ class DistrictExporter:
                     "position": position, "since_position": since if request.since_export else None,
                     "as_of": as_of, "scope": request.scope(),
                     "pseudonyms": {"scheme": "HMAC-SHA256(district secret, learner IFI key), hex",
-                                   "key_check": pseudonyms.key_check},
+                                   "key_check": pseudonyms.key_check,
+                                   "statement_rules": STATEMENT_RULES},
                     "merge": MERGE_RULE if request.since_export else None,
                     "files": files,
                 }
@@ -235,6 +247,29 @@ class DistrictExporter:
         con.execute(EXPORT_MASTERY)
         return in_org, changed
 
+    @staticmethod
+    def _known_people(con: Any, pseudonyms: Pseudonymiser) -> KnownPeople:
+        """Every learner's names and identifiers, for the free text that repeats them."""
+        people = KnownPeople(pseudonyms)
+        for learner, names in con.execute(
+                "SELECT learner, names FROM learner_profile UNION ALL"
+                " SELECT DISTINCT learner, CAST([] AS VARCHAR[]) FROM roster ORDER BY ALL").fetchall():
+            people.add(learner, names or [])
+        return people
+
+    @staticmethod
+    def _fill_free_texts(con: Any, people: KnownPeople | None) -> None:
+        """Goal and reflection texts with the people in them pseudonymised, by statement id."""
+        con.execute("CREATE OR REPLACE TEMP TABLE export_free_text (statement_id VARCHAR, text VARCHAR)")
+        if people is None:
+            return
+        texts = con.cursor()
+        texts.execute(FREE_TEXTS)
+        while batch := texts.fetchmany(5000):
+            con.execute("INSERT INTO export_free_text SELECT unnest(?), unnest(?)",
+                        [[row[0] for row in batch], [people.scrub(row[1]) for row in batch]])
+        texts.close()
+
     def _as_of(self, position: int) -> str:
         """The time of the event at the position: a bundle's dates never read the wall clock."""
         if not position:
@@ -244,8 +279,8 @@ class DistrictExporter:
         moment: datetime = event.timestamp
         return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
-    def _write(self, con: Any, folder: Path, request: ExportRequest, pseudonyms: Pseudonymiser,
-               position: int, since: int, in_org: set[str] | None,
+    def _write(self, con: Any, folder: Path, request: ExportRequest,
+               statements: PseudonymousStatements, position: int, since: int, in_org: set[str] | None,
                changed: list[str] | None) -> list[dict[str, Any]]:
         disclosed = {name for name, on in asdict(request.disclosure).items() if on}
         rows: dict[str, int] = {}
@@ -267,7 +302,7 @@ class DistrictExporter:
             ["source.systemName", "lrs"], ["source.systemCode", f"lrs {__version__}"]])
         rows["oneroster/manifest.csv"] = 2 + len(_ONEROSTER_FILES) + 2
         rows["statements.jsonl"] = self._write_statements(
-            folder / "statements.jsonl", request, pseudonyms, position, since, in_org)
+            folder / "statements.jsonl", request, statements, position, since, in_org)
         if changed is not None:
             _write_csv(folder / "changed_learners.csv", ["learner"], [[p] for p in changed])
             rows["changed_learners.csv"] = len(changed)
@@ -276,8 +311,9 @@ class DistrictExporter:
         return [{"path": path, "rows": count, "bytes": (folder / path).stat().st_size,
                  "sha256": _sha256(folder / path)} for path, count in sorted(rows.items())]
 
-    def _write_statements(self, path: Path, request: ExportRequest, pseudonyms: Pseudonymiser,
-                          position: int, since: int, in_org: set[str] | None) -> int:
+    def _write_statements(self, path: Path, request: ExportRequest,
+                          statements: PseudonymousStatements, position: int, since: int,
+                          in_org: set[str] | None) -> int:
         low, high = request.period()
         count, start = 0, since + 1
         total = self.store.index.events_after(since, [STATEMENT_TOPIC]) - \
@@ -294,7 +330,7 @@ class DistrictExporter:
                     moment = statement_time(statement)
                     if not low <= moment < high:
                         continue
-                    out.write(orjson.dumps(pseudonyms.statement(statement),
+                    out.write(orjson.dumps(statements.rewrite(statement),
                                            option=orjson.OPT_SORT_KEYS) + b"\n")
                     count += 1
                 bar.update(len(page))

@@ -17,12 +17,9 @@ from typing import Any
 
 from lrs.errors import BadRequest
 from projections.facts import actor_key
-from projections.vocabulary import COMMENTED, REFLECTED, SET_GOAL
 
 PSEUDONYM_HOME_PAGE = "urn:lrs:pseudonym"
 MIN_SECRET_BYTES = 16
-# result.response of these verbs is the learner's own free text.
-FREE_TEXT_VERBS = frozenset({REFLECTED, SET_GOAL, COMMENTED})
 # Class ids that are an agent's IFI (context.team without a name) may name a person.
 _IFI_PREFIXES = ("mbox:", "mbox_sha1sum:", "openid:", "account:")
 
@@ -75,47 +72,8 @@ class Pseudonymiser:
             return "class-" + self.learner(class_id)[:24]
         return class_id
 
-    # --- statements ---------------------------------------------------------------------------
-
-    def statement(self, statement: dict[str, Any]) -> dict[str, Any]:
-        """A copy with every agent pseudonymised and free text left out (unless disclosed)."""
-        out = dict(statement)
-        out["actor"] = self._agent(statement["actor"])
-        if "authority" in out:
-            out["authority"] = self._agent(out["authority"])
-        out["object"] = self._object(statement["object"])
-        if "context" in out:
-            out["context"] = self._context(out["context"])
-        if not self.disclosure.free_text and statement["verb"]["id"] in FREE_TEXT_VERBS \
-                and "response" in (statement.get("result") or {}):
-            out["result"] = {k: v for k, v in statement["result"].items() if k != "response"}
-        return out
-
-    def _object(self, obj: dict[str, Any]) -> dict[str, Any]:
-        kind = obj.get("objectType")
-        if kind in ("Agent", "Group"):
-            return self._agent(obj)
-        if kind == "SubStatement":
-            inner = dict(obj)
-            inner["actor"] = self._agent(obj["actor"])
-            inner["object"] = self._object(obj["object"])
-            if "context" in inner:
-                inner["context"] = self._context(inner["context"])
-            return inner
-        return obj
-
-    def _context(self, context: dict[str, Any]) -> dict[str, Any]:
-        out = dict(context)
-        for key in ("instructor", "team"):
-            if key in out:
-                out[key] = self._agent(out[key])
-        if "contextAgents" in out:
-            out["contextAgents"] = [{**c, "agent": self._agent(c["agent"])} for c in out["contextAgents"]]
-        if "contextGroups" in out:
-            out["contextGroups"] = [{**c, "group": self._agent(c["group"])} for c in out["contextGroups"]]
-        return out
-
-    def _agent(self, agent: dict[str, Any]) -> dict[str, Any]:
+    def agent(self, agent: dict[str, Any]) -> dict[str, Any]:
+        """An account under homePage urn:lrs:pseudonym; name and email only when disclosed."""
         out: dict[str, Any] = {"objectType": agent.get("objectType", "Agent")}
         if self.disclosure.names and agent.get("name"):
             out["name"] = agent["name"]
@@ -126,7 +84,7 @@ class Pseudonymiser:
             else:
                 out["account"] = {"homePage": PSEUDONYM_HOME_PAGE, "name": self.learner(key)}
         if agent.get("member"):
-            out["member"] = [self._agent(m) for m in agent["member"]]
+            out["member"] = [self.agent(m) for m in agent["member"]]
         return out
 
 

@@ -3,7 +3,8 @@
 The queries read the DuckDB projections through temporary tables the exporter fills first:
 ``export_people`` (learner key -> pseudonym, name, email), ``export_scope`` (the learners in
 this bundle), ``export_classes`` (each learner's class sourcedId and org), ``export_range`` (the
---from/--to period as timestamps) and ``export_meta`` (the bundle's as-of time). A column marked
+--from/--to period as timestamps), ``export_meta`` (the bundle's as-of time) and
+``export_free_text`` (goal and reflection texts, scrubbed, when free text is disclosed). A column marked
 with a disclosure appears only when the export was run with that flag. Descriptions here are
 the data dictionary, so a column cannot be exported without one.
 """
@@ -60,6 +61,20 @@ def _line_item_id(alias: str) -> str:
     """A class's line item for a competency: lineItems.csv names it, results.csv points at it."""
     return f"left(sha256(coalesce({alias}.class_id, '') || '|' || {alias}.competency), 32)"
 
+
+def _free_text(alias: str) -> str:
+    """The exporter scrubs goal and reflection texts in Python (names, emails) into a table."""
+    return f"(SELECT t.text FROM export_free_text t WHERE t.statement_id = {alias}.statement_id)"
+
+
+# Every goal's and reflection's text, for the exporter to scrub before the tables read them.
+FREE_TEXTS = """
+    SELECT statement_id, goal FROM (SELECT unnest(from_json(goals, '[{"goal": "VARCHAR",
+        "statement_id": "VARCHAR"}]'), recursive := true) FROM learner_profile) WHERE goal IS NOT NULL
+    UNION ALL
+    SELECT statement_id, text FROM (SELECT unnest(from_json(reflections, '[{"text": "VARCHAR",
+        "statement_id": "VARCHAR"}]'), recursive := true) FROM learner_profile) WHERE text IS NOT NULL
+    ORDER BY ALL"""
 
 PSEUDONYM = "HMAC-SHA256 pseudonym of the learner (hex), stable across bundles under one district key"
 _SCOPED = "JOIN export_scope USING (learner) JOIN export_people x USING (learner)"
@@ -182,8 +197,8 @@ PARQUET = (
             _c("competency", "string", "the goal's target competency (goal-target extension)",
                "g.competency"),
             _c("statement_id", "string", "the goal statement", "g.statement_id"),
-            _c("goal", "string", "the goal in the learner's words (with --include-reflections)",
-               "g.goal", "free_text"),
+            _c("goal", "string", "the goal in the learner's words, people in it pseudonymised (with"
+               " --include-free-text)", _free_text("g"), "free_text"),
         ),
     ),
     ExportFile(
@@ -197,8 +212,8 @@ PARQUET = (
             _c("reflected_at", "timestamp", "when (UTC)", "f.at"),
             _c("activity", "string", "the activity reflected on", "f.activity"),
             _c("statement_id", "string", "the reflection statement", "f.statement_id"),
-            _c("text", "string", "the reflection in the learner's words (with"
-               " --include-reflections)", "f.text", "free_text"),
+            _c("text", "string", "the reflection in the learner's words, people in it pseudonymised"
+               " (with --include-free-text)", _free_text("f"), "free_text"),
         ),
     ),
 )
@@ -326,10 +341,17 @@ EXPORT_MASTERY = f"""
 
 # Files written by Python rather than by a query: described here for the data dictionary.
 OTHER_FILES = {
-    "statements.jsonl": "xAPI statements, one JSON object per line in log order, every agent"
-    " replaced by an account with homePage urn:lrs:pseudonym and the pseudonym as name; names,"
-    " emails and the free text of reflections, goals and comments left out unless disclosed."
-    " Voided statements stay, next to the statements voiding them (xAPI rules apply).",
+    "statements.jsonl": "xAPI statements, one JSON object per line in log order. Every agent,"
+    " wherever it is (actor, object, context, authority, and inside extensions at any depth), is"
+    " an account with homePage urn:lrs:pseudonym and the pseudonym as name; names and emails only"
+    " with --include-names and --include-emails. Without --include-free-text the statements keep"
+    " ids, IRIs, times, scores, success, completion, durations and language tags only: no verb"
+    " display, activity name or description, interaction component descriptions,"
+    " correctResponsesPattern, moreInfo, result.response, context platform or revision,"
+    " attachment display, description or fileUrl, and of extensions only the agents they name and"
+    " this LRS's own (competency, goal-target, goal-due). An activity typed user-profile or person"
+    " has a pseudonym IRI urn:lrs:pseudonym:activity:<hex>. Voided statements stay, next to the"
+    " statements voiding them (xAPI rules apply).",
     "oneroster/manifest.csv": "OneRoster manifest: versions, and per file bulk/delta/absent.",
     "changed_learners.csv": "Incremental bundles only: pseudonyms of the learners whose rows this"
     " bundle replaces (column learner).",

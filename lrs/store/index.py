@@ -94,9 +94,9 @@ class StatementIndexSQL:
 
     # --- writing, inside the events' transaction -------------------------------------------
 
-    def insert(self, c: Cursor, rows: Sequence[IndexRow], seqs: Sequence[int]) -> None:
+    def insert(self, c: Cursor, rows: Sequence[IndexRow], seqs: Sequence[int], stored: str) -> None:
         self.insert_rows(c, [
-            (seq, r.statement_id, r.stored, r.verb_id, r.object_ref, r.voids, r.registration,
+            (seq, r.statement_id, stored, r.verb_id, r.object_ref, r.voids, r.registration,
              r.credential)
             for r, seq in zip(rows, seqs, strict=True)
         ])
@@ -331,11 +331,12 @@ class StatementIndexReads:
 
     def _index_inserted_events(
         self, c: Cursor, seqs: Sequence[int] | None, rows: Sequence[IndexRow] | None,
+        stored: str | None,
     ) -> None:
-        if not rows or seqs is None:
+        if not rows or seqs is None or stored is None:
             return
         # The rows come in the order of their events (statements are all the events of a write).
-        self.index.insert(c, rows, seqs)
+        self.index.insert(c, rows, seqs, stored)
 
     def carried_attachments(self, statement_ids: Sequence[str], hashes: Sequence[str]) -> set[str]:
         """Which of these attachments came, as bytes, with one of these statements."""

@@ -23,7 +23,6 @@ _ACTORS = (Agent, Group)  # a tuple: `Agent | Group` builds a union object on ev
 @dataclass(frozen=True, slots=True)
 class IndexRow:
     statement_id: str
-    stored: str
     verb_id: str
     object_ref: str | None
     voids: str | None
@@ -102,14 +101,15 @@ def _named_agents(statement: Statement) -> list[tuple[str, str]]:
     return named
 
 
-def index_row(statement: Statement, statement_id: str, stored: str, credential: str,
+def index_row(statement: Statement, statement_id: str, credential: str,
               authority: Agent | Group | None, can_define: bool = False,
               carried: frozenset[str] = frozenset()) -> IndexRow:
+    """Built where the statement is validated, so the one writer only writes (``stored`` is the
+    writer's to set, at the write)."""
     ref = statement.object.id if isinstance(statement.object, StatementRef) else None
     registration = statement.context.registration if statement.context else None
     return IndexRow(
         statement_id=statement_id,
-        stored=stored,
         verb_id=statement.verb.id,
         object_ref=ref,
         voids=statement.voids,

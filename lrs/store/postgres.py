@@ -89,7 +89,7 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, Postgres
     ) -> Sequence[int] | None:
         # The library holds the events table lock here, so index rows commit in log order.
         seqs = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        self._index_inserted_events(curs, seqs, kwargs.get("statement_index"))
+        self._index_inserted_events(curs, seqs, kwargs.get("statement_index"), kwargs.get("stored"))
         if kwargs.get("document_changes"):
             self.documents.apply(curs, kwargs["document_changes"])
         return seqs

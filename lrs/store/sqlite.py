@@ -78,7 +78,7 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, SQLiteAppl
     ) -> Sequence[int] | None:
         self._configure_writer(c)
         seqs = self._insert_stored_events(c, stored_events)
-        self._index_inserted_events(c, seqs, kwargs.get("statement_index"))
+        self._index_inserted_events(c, seqs, kwargs.get("statement_index"), kwargs.get("stored"))
         if kwargs.get("document_changes"):
             self.documents.apply(c, kwargs["document_changes"])
         return seqs

@@ -19,12 +19,13 @@ import pytest
 from eventsourcing.persistence import OperationalError
 
 from ingest.pipeline import prepare_statements
-from lrs.application import LearningRecordStore, PreparedStatement
+from lrs.application import LearningRecordStore
 from lrs.auth import Principal
 from lrs.committer import GroupCommitter
 from lrs.config import Settings
 from lrs.documents import STATE, DocumentKey, Preconditions
 from lrs.errors import StoreRefused
+from lrs.statement_events import PreparedStatement
 from tests.statements import activity, statement, voiding, with_id
 
 TABLES = ("stored_events", "xapi_statement", "xapi_statement_key", "xapi_activity",

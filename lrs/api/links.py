@@ -1,0 +1,164 @@
+"""A worker process's side of `lrs serve --workers N`: the writer and the views are the parent's.
+
+Each worker answers HTTP (reading the body, validating, preparing statements, queries, documents)
+on its own core; the prepared statements go to the one writer in the parent, whose group commit
+then spans every worker's requests, and view queries go to the parent's projections process. Both
+travel over one pipe to the parent, multiplexed by request number (lrs/api/hub.py answers them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from lrs.committer import InFlight
+from lrs.config import Settings
+from lrs.statement_events import PreparedStatement
+from lrs.views_process import (
+    ANSWER_GRACE,
+    PIPE_WAIT,
+    RETRY_SQL,
+    RETRY_VIEWS,
+    Slots,
+    ViewsBusy,
+    ViewsProcess,
+    ViewsUnavailable,
+)
+
+if TYPE_CHECKING:
+    from lrs.application import LearningRecordStore
+
+log = logging.getLogger(__name__)
+
+STORE, VIEWS, HEALTH = "store", "views", "health"
+PARENT_GRACE = 10.0  # the parent's own queue of view queries, from every worker
+
+
+class ParentGone(ViewsUnavailable):
+    """503: the pipe to `lrs serve`'s parent process broke (it is stopping or was killed)."""
+
+
+class ParentLink:
+    """Requests to the parent over one pipe: a thread sends, a thread reads answers."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._numbers = itertools.count()
+        self._waiting: dict[int, Future[Any]] = {}
+        self._lock = threading.Lock()
+        self._outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._broken = False
+        # Sending pickles the request; doing it here keeps that (and a full pipe) off the event loop.
+        threading.Thread(target=self._send, name="lrs-parent-send", daemon=True).start()
+        threading.Thread(target=self._receive, name="lrs-parent-receive", daemon=True).start()
+
+    def ask(self, kind: str, *payload: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        number = next(self._numbers)
+        with self._lock:
+            if self._broken:
+                future.set_exception(ParentGone("the LRS is stopping; retry shortly"))
+                return future
+            self._waiting[number] = future
+        self._outbox.put((kind, number, *payload))
+        return future
+
+    def close(self) -> None:
+        self._outbox.put(None)
+
+    def _send(self) -> None:
+        while (message := self._outbox.get()) is not None:
+            try:
+                self.connection.send(message)
+            except (OSError, ValueError):
+                self._fail_all()
+                return
+            except Exception as exc:  # it would not pickle: only that request fails
+                with self._lock:
+                    future = self._waiting.pop(message[1], None)
+                if future is not None:
+                    future.set_exception(exc)
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                number, ok, value = self.connection.recv()
+            except (EOFError, OSError):
+                self._fail_all()
+                return
+            with self._lock:
+                future = self._waiting.pop(number, None)
+            if future is None:
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _fail_all(self) -> None:
+        with self._lock:
+            self._broken = True
+            waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            future.set_exception(ParentGone("the LRS is stopping; retry shortly"))
+
+
+class WriterLink:
+    """The GroupCommitter's interface, answered by the parent's committer."""
+
+    def __init__(self, link: ParentLink, in_flight: InFlight) -> None:
+        self.link = link
+        self.in_flight = in_flight
+
+    def submit(self, batch: Sequence[PreparedStatement]) -> Future[list[str]]:
+        return self.link.ask(STORE, list(batch))
+
+    def store(self, batch: Sequence[PreparedStatement]) -> list[str]:
+        result: list[str] = self.submit(batch).result()
+        return result
+
+    def consistent_through(self) -> str:
+        return self.in_flight.consistent_through()
+
+    def close(self) -> None:
+        self.link.close()
+
+
+class ViewsLink(ViewsProcess):
+    """The ViewsProcess interface in a worker: the slots are the worker's own, the queries run in
+    the parent's projections process."""
+
+    def __init__(self, settings: Settings, link: ParentLink) -> None:  # no child of its own
+        self.settings = settings
+        self.link = link
+        self._view_slots = Slots("view queries", settings.view_query_slots, RETRY_VIEWS)
+        self._sql_slots = Slots("SQL queries", settings.sql_slots, RETRY_SQL)
+        self._threads = anyio.CapacityLimiter(settings.view_query_slots + settings.sql_slots)
+
+    def _ask(self, fn: Callable[..., Any] | str, args: tuple[Any, ...], limit: float | None,
+             expected: float) -> Any:
+        return _answer(self.link.ask(VIEWS, fn, args, limit, expected), expected)
+
+    def health(self, store: LearningRecordStore) -> dict[str, Any]:
+        answer: dict[str, Any] = _answer(self.link.ask(HEALTH), 0.0)
+        return {**answer, **self.slots_in_use()}
+
+
+def _answer(future: Future[Any], expected: float) -> Any:
+    """The parent's answer; past every wait it allows itself (a free pipe, the query's time, the
+    grace), the worker stops waiting too, so a thread is never held for ever."""
+    try:
+        return future.result(timeout=expected + PIPE_WAIT + ANSWER_GRACE + PARENT_GRACE)
+    except TimeoutError:
+        raise ViewsBusy("the projections did not answer in time; retry shortly") from None
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,271 @@
+"""`lrs serve` with several worker processes (LRS_WORKERS): the same LRS, on more cores.
+
+Real processes, real sockets, both event stores. The durability rule is the one a client relies
+on: a statement acknowledged with 200 survives kill -9 of every process of the server, and a
+batch is never half stored, whether one process or several answered it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lrs.application import LearningRecordStore
+from lrs.config import Settings
+from tests.integration.test_serve_shutdown import NOISE, free_port, group_ends
+
+AUTH = {"Authorization": "Basic " + base64.b64encode(b"admin:admin-secret").decode(),
+        "X-Experience-API-Version": "1.0.3"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def event_store(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_database")
+    from tests.conftest import _empty_postgres
+
+    _empty_postgres(url)
+    return url
+
+
+@contextmanager
+def serving(data_dir: Path, event_store: str | None, workers: int,
+            **env: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    port = free_port()
+    environ = {**os.environ, "LRS_DATA_DIR": str(data_dir), "LRS_PORT": str(port),
+               "LRS_BOOTSTRAP_CREDENTIAL": "admin:admin-secret", "LRS_WORKERS": str(workers),
+               **env}
+    if event_store:
+        environ["LRS_EVENT_STORE"] = event_store
+    process = subprocess.Popen([sys.executable, "-m", "lrs.cli.main", "serve"], env=environ,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).json()["projections"].get("state"):
+                    break
+            except (httpx.TransportError, ValueError, KeyError, AttributeError):
+                pass
+            if process.poll() is not None:
+                raise AssertionError(f"lrs serve exited: {process.communicate()[1][-3000:]}")
+            time.sleep(0.1)
+        else:
+            raise AssertionError("lrs serve did not start within 60 s")
+        yield process, url
+    finally:
+        if process.poll() is None:
+            with_group_killed(process)
+
+
+def with_group_killed(process: subprocess.Popen[str]) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)
+    group_ends(process.pid)
+
+
+def statement(sid: str, n: int = 0) -> dict[str, Any]:
+    return {"id": sid, "actor": {"mbox": f"mailto:learner{n % 7}@example.org"},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+            "object": {"id": f"http://example.org/activity/{n % 11}"}}
+
+
+def stored_ids(data_dir: Path, event_store: str | None, ids: set[str]) -> set[str]:
+    settings = Settings(data_dir=data_dir, event_store=event_store)
+    store = LearningRecordStore(env=settings.event_store_env())
+    try:
+        return set(store.index.existing_statements(ids).events)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_acknowledged_statement_survives_kill_9_of_every_process_of_the_server(
+        tmp_path: Path, event_store: str | None, workers: int) -> None:
+    data_dir = tmp_path / "data"
+    sent: list[list[str]] = []
+    acknowledged: set[str] = set()
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def client(url: str, number: int) -> None:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
+            while not stop.is_set():
+                ids = [str(uuid.uuid4()) for _ in range(10)]
+                with lock:
+                    sent.append(ids)
+                try:
+                    response = http.post("/xAPI/statements",
+                                         json=[statement(i, number) for i in ids])
+                except httpx.TransportError:
+                    return  # the server was killed under this request
+                if response.status_code == 200:
+                    with lock:
+                        acknowledged.update(response.json())
+
+    with serving(data_dir, event_store, workers) as (process, url):
+        threads = [threading.Thread(target=client, args=(url, n)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 500 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)  # every process of the server, mid-write
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        process.communicate(timeout=30)
+        assert group_ends(process.pid)
+
+    assert len(acknowledged) >= 500
+    everything = {sid for batch in sent for sid in batch}
+    found = stored_ids(data_dir, event_store, everything)
+    assert acknowledged <= found, f"{len(acknowledged - found)} acknowledged statements were lost"
+    for batch in sent:  # all or nothing, acknowledged or not
+        assert len(found & set(batch)) in (0, len(batch)), "a batch was half stored"
+
+
+def test_every_statement_posted_through_several_workers_is_stored_once_and_readable(
+        tmp_path: Path, event_store: str | None) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(200)]
+    with serving(tmp_path / "data", event_store, workers=2) as (_, url):
+
+        def post(chunk: list[str]) -> None:
+            with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+                for sid in chunk:
+                    assert http.post("/xAPI/statements", json=statement(sid)).status_code == 200
+
+        threads = [threading.Thread(target=post, args=(ids[n::8],)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+            # The same id again from another connection: a duplicate, not a second statement.
+            assert http.post("/xAPI/statements", json=statement(ids[0])).status_code == 200
+            changed = {**statement(ids[1]), "verb": {"id": "http://adlnet.gov/expapi/verbs/failed"}}
+            assert http.post("/xAPI/statements", json=changed).status_code == 409
+            seen: list[str] = []
+            page = http.get("/xAPI/statements", params={"limit": 50}).json()
+            while True:
+                seen += [s["id"] for s in page["statements"]]
+                if not page["more"]:
+                    break
+                page = http.get(page["more"]).json()
+    assert sorted(seen) == sorted(ids)
+
+
+def test_consistent_through_never_passes_a_statement_that_is_not_yet_visible(
+        tmp_path: Path) -> None:
+    """Communication 2.1.3: every statement stored before the instant a response gives is in
+    that response's view of the store, whichever worker answers and whichever is writing."""
+    stop = threading.Event()
+    answers: list[tuple[str, set[str]]] = []
+    with serving(tmp_path / "data", None, workers=2, LRS_MAX_PAGE_STATEMENTS="100000") as (_, url):
+
+        def writer(number: int) -> None:
+            with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+                while not stop.is_set():
+                    http.post("/xAPI/statements",
+                              json=[statement(str(uuid.uuid4()), number) for _ in range(5)])
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+                for _ in range(60):
+                    page = http.get("/xAPI/statements", params={"limit": 0})
+                    answers.append((page.headers["X-Experience-API-Consistent-Through"],
+                                    {s["id"] for s in page.json()["statements"]}))
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+            everything = http.get("/xAPI/statements", params={"limit": 0}).json()["statements"]
+    assert len(everything) > 100 and len({len(ids) for _, ids in answers}) > 10
+    for through, seen in answers:
+        missing = {s["id"] for s in everything if s["stored"] < through} - seen
+        assert not missing, f"{len(missing)} statements stored before {through} were not visible"
+
+
+def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path: Path) -> None:
+    import psutil
+
+    with serving(tmp_path / "data", None, workers=2) as (process, url):
+        workers = [p for p in psutil.Process(process.pid).children()
+                   if "spawn_main" in " ".join(p.cmdline()) and p.name().startswith("python")]
+        assert workers, "no worker processes found"
+        victim = workers[-1]
+        victim.kill()
+        victim.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        answered = 0
+        while time.monotonic() < deadline and answered < 20:
+            try:
+                with httpx.Client(base_url=url, headers=AUTH, timeout=5) as http:
+                    if http.post("/xAPI/statements",
+                                 json=statement(str(uuid.uuid4()))).status_code == 200:
+                        answered += 1
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answered == 20
+        alive = [p for p in psutil.Process(process.pid).children() if p.is_running()]
+        assert victim.pid not in {p.pid for p in alive}
+        assert len(alive) >= len(workers)  # its replacement, beside the others
+
+
+def test_views_answer_through_a_worker(tmp_path: Path) -> None:
+    with (serving(tmp_path / "data", None, workers=2) as (_, url),
+          httpx.Client(base_url=url, headers=AUTH, timeout=30) as http):
+        http.post("/xAPI/statements", json=statement(str(uuid.uuid4())))
+        health = http.get("/api/health").json()["projections"]
+        assert health["state"] == "running" and health["view_queries"]["slots"] > 0
+        answer = http.post("/api/sql", json={"sql": "SELECT 41 + 1 AS answer"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["rows"] == [[42]]
+        refused = http.post("/api/sql", json={"sql": "SELECT * FROM read_text('/etc/passwd')"})
+        assert refused.status_code == 400
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_a_server_of_several_workers_stops_promptly_and_quietly(tmp_path: Path, how: str) -> None:
+    with serving(tmp_path / "data", None, workers=2) as (process, _):
+        if how == "ctrl-c":
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr[-3000:]
+        for word in NOISE:
+            assert word not in stderr, stderr[-3000:]
+        assert group_ends(process.pid), "a process of lrs serve's group outlived it"
+
+
+def test_a_port_in_use_is_one_line_saying_so(tmp_path: Path) -> None:
+    with serving(tmp_path / "first", None, workers=2) as (_, url):
+        port = url.rsplit(":", 1)[1]
+        second = subprocess.run(
+            [sys.executable, "-m", "lrs.cli.main", "serve"], capture_output=True, text=True,
+            timeout=60, env={**os.environ, "LRS_DATA_DIR": str(tmp_path / "second"),
+                             "LRS_PORT": port, "LRS_WORKERS": "2"})
+        assert second.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stdout + second.stderr
+        assert "Traceback" not in second.stderr

@@ -1,0 +1,54 @@
+"""The writer splices a statement's event from prepared JSON: it must be the mapper's event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from ingest.enrich import format_stored, with_stored
+from lrs.application import LearningRecordStore
+from lrs.domain import StoredStatement
+from lrs.statement_events import PreparedStatement, statement_body
+from lrs.store.keys import IndexRow
+
+NOW = datetime(2026, 12, 2, 9, 30, 15, 123456, tzinfo=UTC)
+STORED = format_stored(NOW)
+ID = "6fbd600f-d17c-4c74-801a-2ec2e53231c7"
+
+
+def prepared(document: dict[str, Any], credential: str = "key-1") -> PreparedStatement:
+    row = IndexRow(statement_id=ID, verb_id="v", object_ref=None, voids=None, registration=None,
+                   credential=credential, keys=frozenset())
+    return PreparedStatement(statement_id=ID, body=statement_body(document),
+                             has_timestamp="timestamp" in document, row=row, credential=credential)
+
+
+@pytest.fixture(scope="module")
+def app() -> LearningRecordStore:
+    return LearningRecordStore(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+def mapper_event(app: LearningRecordStore, document: dict[str, Any], credential: str) -> Any:
+    event = StoredStatement.stored(UUID(ID), with_stored(document, STORED), credential, NOW)
+    return app.mapper.to_stored_event(event)
+
+
+@pytest.mark.parametrize("document", [
+    {"id": ID, "actor": {"mbox": "mailto:a@example.org"}, "verb": {"id": "http://e/v"},
+     "object": {"id": "http://e/a"}, "timestamp": "2026-01-01T00:00:00Z"},
+    {"id": ID, "verb": {"id": "http://e/v", "display": {"fr": "déjà \u2028 \"vu\""}}},
+    {"id": ID, "stored": "1999-01-01T00:00:00Z", "result": {"score": {"scaled": 0.5}}},
+], ids=["with timestamp", "without timestamp, unicode", "client stored replaced"])
+def test_a_spliced_statement_event_is_the_event_the_mapper_would_store(
+        app: LearningRecordStore, document: dict[str, Any]) -> None:
+    made = app.statement_events.events([prepared(document, 'key "q"')], STORED, NOW)[0]
+    expected = mapper_event(app, document, 'key "q"')
+    assert (made.originator_id, made.originator_version, made.topic) == (
+        expected.originator_id, expected.originator_version, expected.topic)
+    assert app.mapper.transcoder.decode(made.state) == app.mapper.transcoder.decode(expected.state)
+    event = app.mapper.to_domain_event(made)
+    assert event.statement["stored"] == STORED  # type: ignore[attr-defined]
+    assert event.statement["timestamp"] == document.get("timestamp", STORED)  # type: ignore[attr-defined]
