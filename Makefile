@@ -39,7 +39,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check lrs ingest schemas projections tests bench
 	$(BIN)/mypy
 
+# wrk (Debian's package) drives bench/ingest.py's load from C, leaving the cores to the server.
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null 2>&1 || echo "no wrk: bench/ingest.py drives the load from Python"
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/attachments.py

@@ -226,7 +226,10 @@ async def paging_row(client: httpx.AsyncClient, limit: int) -> None:
         timings[page] = (time.perf_counter() - started) * 1000
         url, params = response.json()["more"] or None, None
     last = max(timings)
-    print(f"| paged by verb: page 1 / page {last} | 2 | {timings[1]:.1f} | {timings[last]:.1f} |")
+    first10 = statistics.median(timings[p] for p in range(1, min(last, 10) + 1))
+    last10 = statistics.median(timings[p] for p in range(max(1, last - 9), last + 1))
+    print(f"| paged by verb: median of pages 1-10 / of pages {max(1, last - 9)}-{last} |"
+          f" {last} | {first10:.1f} | {last10:.1f} |")
 
 
 def seeded(base: Path, event_store: str | None, stored: int) -> Path:
@@ -260,10 +263,10 @@ def main(args: argparse.Namespace) -> None:
     stores: list[str | None] = [None]
     if args.postgres:
         stores.append(args.postgres)
-    for store in stores:
+    for store in stores if args.tables in ("all", "post") else []:
         url = fresh_database(store, "lrs_bench_ingest") if store else None
         post_table(url, args)
-    for stored in args.stored:
+    for stored in args.stored if args.tables in ("all", "get") else []:
         for store in stores:
             url = None
             if store:
@@ -291,5 +294,6 @@ if __name__ == "__main__":
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a PostgreSQL server URL, or '' to measure SQLite only")
+    parser.add_argument("--tables", choices=("all", "post", "get"), default="all")
     parser.add_argument("--seeded-dir", type=Path, default=Path("/var/tmp/lrs-bench"))
     main(parser.parse_args())

@@ -38,13 +38,13 @@ async def verify_credential(request: Request, services: Services, key: str, secr
     forwarded_for = ", ".join(request.headers.getlist("x-forwarded-for"))
     address = limits.client_address(peer, forwarded_for)
     fingerprint = secret_fingerprint(key, secret)
-    limits.admit(key, fingerprint, address)
+    await limits.before_verify(key, fingerprint, address)
     try:
         principal = await run_in_threadpool(services.authenticator.verify, key, secret)
     except Unauthorized:
-        limits.failed(key, address)
+        await limits.after_verify(key, fingerprint, address, ok=False)
         raise
-    limits.succeeded(fingerprint)
+    await limits.after_verify(key, fingerprint, address, ok=True)
     limits.take_request(principal.key)
     return principal
 

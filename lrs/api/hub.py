@@ -1,35 +1,44 @@
 """The parent's side of `lrs serve --workers N`: it answers each worker's pipe (lrs/api/links.py).
 
 Statements go to the one group committer, so a write holds every worker's waiting requests and
-ids are checked once for all of them; view queries and health go to the projections process.
+ids are checked once for all of them. View queries and analysts' SQL go to the projections
+process, each kind through threads as many as its slots, so LRS_VIEW_QUERY_SLOTS and
+LRS_SQL_SLOTS bound the server as a whole and SQL never takes a learner view's turn; health has
+a thread of its own. Failed authentications are counted here, for every worker at once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
-from lrs.api.links import HEALTH, STORE, VIEWS
+from lrs.api.links import HEALTH, LIMITS, SQL, STORE, VIEWS
+from lrs.api.ratelimit import AccessLimits
 from lrs.application import LearningRecordStore
 from lrs.committer import GroupCommitter
-from lrs.views_process import ViewsProcess
+from lrs.views_process import SLOT_WAIT, ViewsBusy, ViewsProcess
 
 log = logging.getLogger(__name__)
 
 
 class WorkerHub:
     def __init__(self, store: LearningRecordStore, committer: GroupCommitter,
-                 views: ViewsProcess | None, view_threads: int) -> None:
+                 views: ViewsProcess | None, limits: AccessLimits, view_slots: int,
+                 sql_slots: int) -> None:
         self.store = store
         self.committer = committer
         self.views = views
-        # View queries block on the projections process; they wait here, never in a reader.
-        self._pool = ThreadPoolExecutor(max_workers=max(1, view_threads),
-                                        thread_name_prefix="lrs-hub-views")
+        self.limits = limits
+        # Queries block on the projections process; they wait here, never in a reader.
+        self._views = _SlotPool("view queries", view_slots)
+        self._sql = _SlotPool("SQL queries", sql_slots)
+        self._health = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrs-hub-health")
 
     def serve(self, connection: Connection, name: str) -> threading.Thread:
         """Answer one worker's pipe until it closes."""
@@ -39,7 +48,8 @@ class WorkerHub:
         return thread
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._views.pool, self._sql.pool, self._health):
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _read(self, connection: Connection) -> None:
         send_lock = threading.Lock()
@@ -61,10 +71,36 @@ class WorkerHub:
             if kind == STORE:
                 future: Future[Any] = self.committer.submit(payload[0])
             elif kind == VIEWS and self.views is not None:
-                future = self._pool.submit(self.views._ask, *payload)
+                future = self._views.submit(self.views._ask, *payload)
+            elif kind == SQL and self.views is not None:
+                future = self._sql.submit(self.views.sql, *payload)
             elif kind == HEALTH and self.views is not None:
-                future = self._pool.submit(self.views.health, self.store)
+                future = self._health.submit(self.views.health, self.store)
+            elif kind == LIMITS:
+                future = Future()
+                try:  # quick, in memory: answered here
+                    future.set_result(getattr(self.limits, payload[0])(*payload[1:]))
+                except Exception as exc:
+                    future.set_exception(exc)
             else:
                 future = Future()
                 future.set_exception(RuntimeError(f"the parent cannot answer {kind!r}"))
             future.add_done_callback(partial(answer, number))
+
+
+class _SlotPool:
+    """As many threads as slots; a query that waited for one longer than a request waits for a
+    slot in a single process is refused (503) instead of run late."""
+
+    def __init__(self, kind: str, slots: int) -> None:
+        self.kind = kind
+        self.slots = max(1, slots)
+        self.pool = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="lrs-hub-slot")
+
+    def submit(self, call: Callable[..., Any], *args: Any) -> Future[Any]:
+        return self.pool.submit(self._run, time.monotonic(), call, *args)
+
+    def _run(self, queued: float, call: Callable[..., Any], *args: Any) -> Any:
+        if time.monotonic() - queued > SLOT_WAIT:
+            raise ViewsBusy(f"all {self.slots} slots for {self.kind} are busy; retry shortly")
+        return call(*args)

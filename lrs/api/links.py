@@ -8,6 +8,7 @@ travel over one pipe to the parent, multiplexed by request number (lrs/api/hub.p
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import queue
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from lrs.api.ratelimit import MAX_SUBJECTS, AccessLimits
 from lrs.committer import InFlight
 from lrs.config import Settings
 from lrs.statement_events import PreparedStatement
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STORE, VIEWS, HEALTH = "store", "views", "health"
+STORE, VIEWS, SQL, HEALTH, LIMITS = "store", "views", "sql", "health", "limits"
+KNOWN_SECRET_REFRESH = 3600.0  # how long a worker trusts its copy of "this secret was accepted"
 PARENT_GRACE = 10.0  # the parent's own queue of view queries, from every worker
 
 
@@ -132,6 +135,34 @@ class WriterLink:
         self.link.close()
 
 
+class LinkedAccessLimits(AccessLimits):
+    """The failure limits and the accepted secrets are the parent's, so they hold for the server
+    as a whole: a guess counts wherever it lands, and a secret accepted by one worker passes the
+    limits in all of them. A worker asks the parent only for a secret it has not seen accepted
+    (a first use, or a guess); the request rate per credential is counted here, per worker."""
+
+    def __init__(self, settings: Settings, link: ParentLink) -> None:
+        super().__init__(settings)
+        self.link = link
+        self._accepted_here: dict[bytes, float] = {}
+
+    def _known_here(self, fingerprint: bytes) -> bool:
+        return self._accepted_here.get(fingerprint, 0.0) > self.clock()
+
+    async def before_verify(self, key: str, fingerprint: bytes, address: str) -> None:
+        if not self._known_here(fingerprint):
+            await asyncio.wrap_future(self.link.ask(LIMITS, "admit", key, fingerprint, address))
+
+    async def after_verify(self, key: str, fingerprint: bytes, address: str, ok: bool) -> None:
+        if not ok:
+            await asyncio.wrap_future(self.link.ask(LIMITS, "failed", key, address))
+        elif not self._known_here(fingerprint):
+            await asyncio.wrap_future(self.link.ask(LIMITS, "succeeded", fingerprint))
+            if len(self._accepted_here) > MAX_SUBJECTS:
+                self._accepted_here.clear()
+            self._accepted_here[fingerprint] = self.clock() + KNOWN_SECRET_REFRESH
+
+
 class ViewsLink(ViewsProcess):
     """The ViewsProcess interface in a worker: the slots are the worker's own, the queries run in
     the parent's projections process."""
@@ -147,9 +178,18 @@ class ViewsLink(ViewsProcess):
              expected: float) -> Any:
         return _answer(self.link.ask(VIEWS, fn, args, limit, expected), expected)
 
+    def sql(self, sql: str) -> dict[str, Any]:
+        """In one of the parent's SQL slots: LRS_SQL_SLOTS holds for the server as a whole."""
+        result: dict[str, Any] = _answer(self.link.ask(SQL, sql),
+                                         self.settings.sql_timeout_seconds)
+        return result
+
     def health(self, store: LearningRecordStore) -> dict[str, Any]:
         answer: dict[str, Any] = _answer(self.link.ask(HEALTH), 0.0)
         return {**answer, **self.slots_in_use()}
+
+    def close(self) -> None:
+        pass  # the projections process is the parent's to stop
 
 
 def _answer(future: Future[Any], expected: float) -> Any:
@@ -159,6 +199,3 @@ def _answer(future: Future[Any], expected: float) -> Any:
         return future.result(timeout=expected + PIPE_WAIT + ANSWER_GRACE + PARENT_GRACE)
     except TimeoutError:
         raise ViewsBusy("the projections did not answer in time; retry shortly") from None
-
-    def close(self) -> None:
-        pass

@@ -30,9 +30,10 @@ from lrs.dashboard import pages as dashboard
 XAPI_PREFIX = "/xAPI"
 
 
-def create_app(settings: Settings,
-               start: Callable[[], Services] | None = None) -> FastAPI:
-    """``start`` builds the services at start-up; a worker process passes its own (workers.py)."""
+def create_app(settings: Settings, start: Callable[[], Services] | None = None,
+               limits: AccessLimits | None = None) -> FastAPI:
+    """``start`` builds the services at start-up and ``limits`` counts failed authentications; a
+    worker process passes its own, which the parent answers (lrs/api/workers.py)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,7 +59,7 @@ def create_app(settings: Settings,
     app.include_router(home.router)
     # Added innermost first: CORS answers preflights before anything else looks at them.
     app.add_middleware(ClientGoneMiddleware)
-    app.add_middleware(AccessLimitMiddleware, limits=AccessLimits(settings))
+    app.add_middleware(AccessLimitMiddleware, limits=limits or AccessLimits(settings))
     app.add_middleware(AlternateRequestSyntaxMiddleware, prefix=XAPI_PREFIX,
                        default_version=settings.xapi_default_version)
     app.add_middleware(XAPIVersionMiddleware, prefix=XAPI_PREFIX,

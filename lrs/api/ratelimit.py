@@ -17,6 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -42,6 +43,9 @@ class RateLimited(Exception):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = max(1, math.ceil(retry_after))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a worker hears it from the parent (links.py)
+        return (type(self), (str(self), self.retry_after))
 
 
 class FailureWindow:
@@ -145,6 +149,16 @@ class AccessLimits:
                     f"too many failed authentications for key '{key}': {s.auth_failures_per_key}"
                     f" within {s.auth_failure_window_seconds:g} s (LRS_AUTH_FAILURES_PER_KEY);"
                     f" retry after {math.ceil(wait)} s", wait)
+
+    async def before_verify(self, key: str, fingerprint: bytes, address: str) -> None:
+        """What a request passes before its secret is checked (RateLimited if it may not)."""
+        self.admit(key, fingerprint, address)
+
+    async def after_verify(self, key: str, fingerprint: bytes, address: str, ok: bool) -> None:
+        if ok:
+            self.succeeded(fingerprint)
+        else:
+            self.failed(key, address)
 
     def failed(self, key: str, address: str) -> None:
         with self._lock:

@@ -6,10 +6,11 @@ turn and do everything a request needs except the append: that goes to the paren
 committer (so a write still gathers every waiting request, ids are still checked once, a batch is
 still all or nothing, acknowledged means durable). The projections process stays the parent's.
 
-Limits that count per process are split between the workers, so the whole server keeps the
-configured numbers: failed-authentication limits and the connection cap. A credential's request
-rate (LRS_CREDENTIAL_REQUESTS_PER_SECOND) stays per worker: one client's connections may all land
-on one worker, so splitting it would refuse an honest client.
+The limits hold for the server as a whole: failed authentications and accepted secrets are
+counted by the parent (lrs/api/hub.py), the view and SQL slots are the parent's, and each
+worker's server takes its share of the connection cap. A credential's request rate
+(LRS_CREDENTIAL_REQUESTS_PER_SECOND) stays per worker: one client's connections may all land on
+one worker, so splitting it would refuse an honest client.
 """
 
 from __future__ import annotations
@@ -36,17 +37,9 @@ STOP_GRACE = 15.0
 
 
 def worker_settings(settings: Settings) -> Settings:
-    """Each worker's share of the per-process limits."""
-    n = settings.workers
-
-    def share(value: int) -> int:
-        return 0 if value == 0 else max(1, math.ceil(value / n))
-
-    return settings.model_copy(update={
-        "auth_failures_per_address": share(settings.auth_failures_per_address),
-        "auth_failures_per_key": share(settings.auth_failures_per_key),
-        "max_connections": share(settings.max_connections),
-    })
+    """Each worker's share of the connection cap, which each worker's server enforces alone."""
+    share = max(1, math.ceil(settings.max_connections / settings.workers))
+    return settings.model_copy(update={"max_connections": share})
 
 
 def _socket(settings: Settings, reuse_port: bool) -> socket.socket:
@@ -59,23 +52,30 @@ def _socket(settings: Settings, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def check_port_free(settings: Settings) -> None:
-    """Sockets with SO_REUSEPORT share a port with any other such socket of the same user, so the
-    port is first taken without it: another server on it (an LRS too) is an error, not a partner."""
+def listening_sockets(settings: Settings, count: int) -> list[socket.socket]:
+    """One listening socket per worker on the same port, taken before anything else and kept by
+    the parent while the server runs.
+
+    The kernel spreads new connections between the sockets (on one shared socket, the worker
+    that woke first accepted a whole burst of them). Sockets with SO_REUSEPORT share a port with
+    any other such socket of the same user, so the port is first checked without it: another
+    server on it (an LRS too) is an error, not a partner; once ours listen, a later server's
+    check fails. A worker that dies leaves its socket to its replacement: connections that
+    arrive meanwhile wait in its backlog instead of being refused.
+    """
     _socket(settings, reuse_port=False).close()
-
-
-def listening_socket(settings: Settings) -> socket.socket:
-    """One socket per worker on the same port: the kernel spreads new connections between them
-    (on one shared socket, the worker that woke first accepted a whole burst of them)."""
-    sock = _socket(settings, reuse_port=True)
-    sock.listen(2048)
-    return sock
+    sockets = []
+    for _ in range(count):
+        sock = _socket(settings, reuse_port=True)
+        sock.listen(2048)
+        sockets.append(sock)
+    return sockets
 
 
 def serve_workers(settings: Settings) -> int:
     """Run the parent: the store, the committer, the projections, and N workers to supervise."""
     from lrs.api.hub import WorkerHub
+    from lrs.api.ratelimit import AccessLimits
     from lrs.api.services import Services
     from lrs.committer import GroupCommitter
 
@@ -86,15 +86,15 @@ def serve_workers(settings: Settings) -> int:
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        check_port_free(settings)
+        sockets = listening_sockets(settings, settings.workers)
     except OSError as exc:
         print(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
         return 1
     services = Services.start(settings)
     committer = services.committer
     assert isinstance(committer, GroupCommitter)  # the parent writes itself
-    hub = WorkerHub(services.store, committer, services.views,
-                    settings.view_query_slots + settings.sql_slots)
+    hub = WorkerHub(services.store, committer, services.views, AccessLimits(settings),
+                    settings.view_query_slots, settings.sql_slots)
     context = multiprocessing.get_context("spawn")
     shared_clock = committer.in_flight.shared
     share = worker_settings(settings)
@@ -102,12 +102,10 @@ def serve_workers(settings: Settings) -> int:
 
     def start(number: int) -> tuple[BaseProcess, Connection]:
         ours, theirs = context.Pipe()
-        sock = listening_socket(settings)
         process = context.Process(target=run_worker, name=f"lrs-worker-{number}", daemon=True,
-                                  args=(share, sock, theirs, shared_clock, os.getpid()))
+                                  args=(share, sockets[number], theirs, shared_clock, os.getpid()))
         process.start()
         theirs.close()
-        sock.close()  # the worker holds it now: when the worker dies, its share of the port goes
         hub.serve(ours, f"worker-{number}")
         return process, ours
 
@@ -135,6 +133,8 @@ def serve_workers(settings: Settings) -> int:
             connection.close()
         hub.close()
         services.close()
+        for sock in sockets:
+            sock.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0
@@ -143,7 +143,7 @@ def serve_workers(settings: Settings) -> int:
 def run_worker(settings: Settings, sock: socket.socket, connection: Connection, shared_clock: Any,
                parent: int) -> None:
     """A worker: the HTTP application, with the writer and views reached through the parent."""
-    from lrs.api.links import ParentLink
+    from lrs.api.links import LinkedAccessLimits, ParentLink
     from lrs.api.main import create_app
     from lrs.api.server import build_server
     from lrs.api.services import Services
@@ -152,7 +152,8 @@ def run_worker(settings: Settings, sock: socket.socket, connection: Connection, 
 
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     link = ParentLink(connection)
-    app = create_app(settings, lambda: Services.for_worker(settings, link, InFlight(shared_clock)))
+    app = create_app(settings, lambda: Services.for_worker(settings, link, InFlight(shared_clock)),
+                     limits=LinkedAccessLimits(settings, link))
     server = build_server(app, settings)
     tune_gc()
     with contextlib.suppress(KeyboardInterrupt):

@@ -17,7 +17,16 @@ import orjson
 from eventsourcing.persistence import StoredEvent
 
 from lrs.definitions import merge_definition
-from lrs.store.keys import ATTACHMENT, IndexRow
+from lrs.store.keys import (
+    ACTIVITY,
+    ACTIVITY_RELATED,
+    AGENT,
+    AGENT_RELATED,
+    ATTACHMENT,
+    REGISTRATION,
+    VERB,
+    IndexRow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,32 +250,42 @@ class StatementIndexSQL:
         return None if row is None else _indexed(row)
 
     def query(self, c: Cursor, q: StatementQuery) -> list[IndexedStatement]:
+        text, params = self.query_sql(q)
+        c.execute(text, params)
+        return [_indexed(row) for row in c.fetchall()]
+
+    def query_sql(self, q: StatementQuery) -> tuple[str, list[Any]]:
         params: list[Any] = []
-        if q.keys:
-            # The first key drives the scan in (key, seq) order, so LIMIT stops it early.
+        # The first key drives the scan in (key, seq) order, so LIMIT stops it early; the others
+        # are probed for each row it passes, so the key likely to match fewest statements leads.
+        keys = sorted(q.keys, key=_selectivity_rank)
+        if keys:
             text = (f"{self._select_events()} JOIN xapi_statement_key k0 ON k0.seq = s.seq"
                     " WHERE k0.key = ? AND s.voided = ?")
-            params += [q.keys[0], False]
+            params += [keys[0], False]
             order_column = "k0.seq"
         else:
             text = f"{self._select_events()} WHERE s.voided = ?"
             params.append(False)
             order_column = "s.seq"
-        for key in q.keys[1:]:
+        for key in keys[1:]:
             text += " AND EXISTS (SELECT 1 FROM xapi_statement_key k WHERE k.seq = s.seq AND k.key = ?)"
             params.append(key)
+        # The cursor and the bound are one range on the column that drives the scan, so page
+        # 1,000 starts where page 999 ended instead of skipping 99,900 index entries to get
+        # there (given two upper bounds, a planner may range on the looser one).
+        low, high = (q.after_seq, q.bound_seq) if q.ascending else (None, q.bound_seq)
+        if not q.ascending and q.after_seq is not None:
+            high = q.after_seq - 1 if high is None else min(high, q.after_seq - 1)
         for clause, value in (("s.stored > ?", q.since), ("s.stored <= ?", q.until),
-                              ("s.credential = ?", q.credential), ("s.seq <= ?", q.bound_seq)):
+                              ("s.credential = ?", q.credential),
+                              (f"{order_column} > ?", low), (f"{order_column} <= ?", high)):
             if value is not None:
                 text += f" AND {clause}"
                 params.append(value)
-        if q.after_seq is not None:
-            text += " AND s.seq > ?" if q.ascending else " AND s.seq < ?"
-            params.append(q.after_seq)
         text += f" ORDER BY {order_column} {'ASC' if q.ascending else 'DESC'} LIMIT ?"
         params.append(q.limit)
-        c.execute(self.sql(text), params)
-        return [_indexed(row) for row in c.fetchall()]
+        return self.sql(text), params
 
     def activity(self, c: Cursor, activity_id: str) -> dict[str, Any] | None:
         c.execute(self.sql("SELECT definition FROM xapi_activity WHERE activity_id = ?"), [activity_id])
@@ -306,6 +325,15 @@ class StatementIndexSQL:
         c.execute("SELECT MAX(seq) AS m FROM xapi_statement")
         row = c.fetchone()
         return int(row["m"] or 0)
+
+
+# A registration names one attempt, an agent one person, an activity what a class did, a verb
+# what everybody did; a narrow key before its related_* form (which matches more).
+_LEADING = {REGISTRATION: 0, AGENT: 1, ACTIVITY: 2, AGENT_RELATED: 3, ACTIVITY_RELATED: 4, VERB: 5}
+
+
+def _selectivity_rank(key: str) -> int:
+    return _LEADING.get(key.split(":", 1)[0], 6)
 
 
 def _stored_event(row: Any) -> StoredEvent:

@@ -1,0 +1,63 @@
+"""Statement queries stay fast at any depth of paging: checked on the plan, not with a clock.
+
+A `more` link carries the last position returned; the next page must start the index scan there
+(Communication 2.1.3 paging), or page 1,000 of a filter skips 99,900 index entries first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from lrs.application import LearningRecordStore
+from lrs.config import Settings
+from lrs.store.index import StatementIndexSQL, StatementQuery
+from lrs.store.keys import ACTIVITY, AGENT, REGISTRATION, VERB
+
+
+def plan(settings: Settings, store: LearningRecordStore, query: StatementQuery) -> str:
+    text, params = store.index.index.query_sql(query)
+    if settings.event_store:
+        with psycopg.connect(settings.event_store) as conn:
+            conn.execute("SET enable_seqscan = off")  # the tables are tiny; ask for the index plan
+            rows: list[Any] = conn.execute(f"EXPLAIN {text}", params).fetchall()
+        return "\n".join(row[0] for row in rows)
+    import sqlite3
+
+    database = settings.event_store_env()["SQLITE_DBNAME"]
+    with sqlite3.connect(database) as conn:
+        return "\n".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {text}", params))
+
+
+@pytest.mark.parametrize("ascending", [False, True], ids=["newest first", "ascending"])
+def test_a_later_page_starts_its_index_scan_at_the_cursor(settings: Settings,
+                                                          ascending: bool) -> None:
+    store = LearningRecordStore(env=settings.event_store_env())
+    try:
+        query = StatementQuery(keys=(f"{VERB}:http://adlnet.gov/expapi/verbs/answered",),
+                               limit=100, after_seq=500_000, bound_seq=900_000, ascending=ascending)
+        text, params = store.index.index.query_sql(query)
+        found = plan(settings, store, query)
+    finally:
+        store.close()
+    # One range on the driving column: the cursor is its edge (the bound only caps it).
+    assert text.count("k0.seq >") + text.count("k0.seq <") == (2 if ascending else 1), text
+    assert (500_000 if ascending else 499_999) in params
+    if settings.event_store:
+        cursor = "seq > " if ascending else "seq <= "
+        assert any("Index Cond" in line and "key = " in line and cursor in line
+                   for line in found.splitlines()), found
+    else:
+        assert f"SEARCH k0 USING PRIMARY KEY (key=? AND {'seq>? AND ' if ascending else ''}seq<?)" in found, found
+
+
+def test_the_key_likely_to_match_fewest_statements_drives_the_scan() -> None:
+    sql = StatementIndexSQL("stored_events", "rowid", "qmark")
+    text, params = sql.query_sql(StatementQuery(keys=(
+        f"{VERB}:http://e/v", f"{ACTIVITY}:http://e/a", f"{AGENT}:mbox:a@e.org",
+        f"{REGISTRATION}:6fbd600f-d17c-4c74-801a-2ec2e53231c7")))
+    assert params[0] == f"{REGISTRATION}:6fbd600f-d17c-4c74-801a-2ec2e53231c7"
+    assert params[2:5] == [f"{AGENT}:mbox:a@e.org", f"{ACTIVITY}:http://e/a", f"{VERB}:http://e/v"]
+    assert "k0.key = ?" in text
