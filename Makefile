@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres lint bench clean
+.PHONY: run test test-sqlite test-postgres lint bench clean browser
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or set PYTHON=...)"; exit 1; }
@@ -18,9 +18,22 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	$(BIN)/lrs serve
 
-# The whole suite on both event stores: SQLite (embedded) and PostgreSQL.
-test: $(STAMP)
+# The whole suite on both event stores: SQLite (embedded) and PostgreSQL, and the dashboard in a
+# real browser.
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The browser tests' tools, installed once: Debian's Chromium (driven by Playwright from PyPI;
+# Playwright's own browser download is unreachable) and axe-core from npm for the accessibility
+# check. Each step is skipped when its tool is already there.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+AXE := .cache/axe/node_modules/axe-core/axe.min.js
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq chromium; }
+	@test -f $(AXE) || { command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq npm; }; \
+		npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@4; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check lrs ingest schemas projections tests bench
@@ -35,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/abuse.py
 
 clean:
-	rm -rf $(VENV) .lrs-data
+	rm -rf $(VENV) .lrs-data .cache build

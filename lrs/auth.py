@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lrs.application import LearningRecordStore
-from lrs.credentials import hash_secret, verify_secret
+from lrs.credentials import CredentialInfo, hash_secret, verify_secret
 from lrs.errors import Forbidden, Unauthorized
 from schemas.actor import Account, Agent
 
@@ -25,6 +25,10 @@ STATE_READ = STATE_WRITE | {"all/read"}
 PROFILE_WRITE = frozenset({"profile", "all"})
 PROFILE_READ = PROFILE_WRITE | {"all/read"}
 DEFINITIONS_READ = frozenset({"all", "all/read", "statements/read", "define", "profile", "state"})
+# The learner and class views (/api/*, the dashboard): every learner with these, or the classes
+# or the one learner a teacher's or learner's credential is bound to.
+ANALYTICS_READ = frozenset({"all", "all/read", "statements/read"})
+TEACHER, LEARNER = "teacher", "learner"
 # The Person object lists the names every credential's statements gave an agent, so it is read
 # with the scopes that read any statement (Communication 2.4: SHOULD need explicit permission).
 PERSON_READ = READ_SCOPES
@@ -38,6 +42,8 @@ class Principal:
     name: str
     scopes: frozenset[str]
     home_page: str
+    classes: frozenset[str] = frozenset()  # a teacher's
+    learner: str | None = None  # a learner's
     authority: dict[str, Any] = field(init=False)
     authority_agent: Agent = field(init=False)
 
@@ -69,6 +75,22 @@ class Principal:
             raise Forbidden(f"this credential may not {action} (needs scope"
                             f" {' or '.join(sorted(scopes))})")
 
+    @classmethod
+    def of(cls, info: CredentialInfo, home_page: str) -> Principal:
+        return cls(info.key, info.name, frozenset(info.scopes), home_page,
+                   frozenset(info.classes), info.learner)
+
+    def view_scope(self) -> ViewScope:
+        """Which learners' views this credential may read, or Forbidden if none."""
+        if self.scopes & ANALYTICS_READ:
+            return ViewScope(every=True)
+        if TEACHER in self.scopes and self.classes:
+            return ViewScope(every=False, classes=self.classes)
+        if LEARNER in self.scopes and self.learner:
+            return ViewScope(every=False, learner=self.learner)
+        raise Forbidden("this credential may not read learner analytics (needs scope"
+                        f" {' or '.join(sorted(ANALYTICS_READ | {TEACHER, LEARNER}))})")
+
     def read_filter(self) -> str | None:
         """None to read every statement, or the key whose statements alone may be read."""
         if self.scopes & READ_SCOPES:
@@ -77,6 +99,39 @@ class Principal:
             return self.key
         raise Forbidden("this credential may not read statements (needs scope statements/read,"
                         " statements/read/mine, all/read or all)")
+
+
+@dataclass(frozen=True, slots=True)
+class ViewScope:
+    """The learners a credential may see in the views: every one, those of some classes (a
+    teacher), or one (a learner). Sent to the views process with each guarded query."""
+
+    every: bool
+    classes: frozenset[str] = frozenset()
+    learner: str | None = None
+
+    def require_class(self, class_id: str) -> None:
+        """A class's views: every class, or a teacher's own (403 otherwise, whether the class
+        exists or not, so a refusal tells nothing)."""
+        if not self.every and class_id not in self.classes:
+            raise Forbidden(f"this credential may not see class '{_shown(class_id)}' (a teacher"
+                            " sees the classes it is bound to; a learner sees no class)")
+
+    def may_see(self, learner: str, classes: set[str]) -> bool:
+        """Whether a learner, in these classes, is visible."""
+        if self.every:
+            return True
+        if self.learner is not None:
+            return learner == self.learner
+        return bool(self.classes & classes)
+
+    def refuse_learner(self, learner: str) -> Forbidden:
+        return Forbidden(f"this credential may not see learner '{_shown(learner)}' (a teacher"
+                         " sees the learners of its classes, a learner only themself)")
+
+
+def _shown(value: str) -> str:
+    return value[:80] if value.isprintable() else "(not printable)"
 
 
 class Authenticator:
@@ -88,6 +143,12 @@ class Authenticator:
         self.ttl = ttl_seconds
         self._verified: dict[bytes, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
+
+    def forget(self) -> None:
+        """Drop every remembered verification: a credential revoked here stops working at once
+        in this process (others notice within the time to live)."""
+        with self._lock:
+            self._verified.clear()
 
     def authenticate(self, authorization: str | None) -> Principal:
         return self.verify(*parse_basic(authorization))
@@ -108,7 +169,7 @@ class Authenticator:
         if not verify_secret(secret, stored) or not known:
             raise Unauthorized("unknown key, wrong secret or revoked credential")
         assert info is not None
-        principal = Principal(info.key, info.name, frozenset(info.scopes), self.home_page)
+        principal = Principal.of(info, self.home_page)
         with self._lock:
             if len(self._verified) > 10_000:
                 self._verified.clear()
@@ -134,8 +195,7 @@ class CredentialDirectory:
         cached = self._known.get(key)
         if cached is None or cached[0] <= now:
             info = self.app.credential(key)
-            found = None if info is None or info.revoked else Principal(
-                info.key, info.name, frozenset(info.scopes), self.home_page)
+            found = None if info is None or info.revoked else Principal.of(info, self.home_page)
             cached = (now + self.ttl, found)
             self._known[key] = cached
         if cached[1] is None:

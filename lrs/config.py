@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=600.0, gt=0)
     body_min_bytes_per_second: float = Field(default=500.0, ge=0)
     max_connections: int = Field(default=1000, gt=0)
+    # The dashboard's sign-in (lrs/dashboard/sessions.py).
+    session_hours: float = Field(default=8.0, gt=0, description="how long a sign-in lasts")
+    session_cookie_secure: bool = Field(
+        default=True, description="send the session cookie over HTTPS only (browsers also allow"
+        " it on http://127.0.0.1 and localhost); false only on a trusted network without TLS")
     workers: int = Field(default=0, ge=0, le=64, description=(
         "processes that answer HTTP (lrs/api/workers.py), 0 for one per core; with more than"
         " one, the parent process writes and they prepare"))

@@ -17,7 +17,11 @@ from lrs.domain import Credential, credential_id
 from lrs.errors import BadRequest, NotFound
 
 SCOPES = ("statements/write", "statements/read", "statements/read/mine", "all/read", "all",
-          "state", "profile", "define")
+          "state", "profile", "define", "teacher", "learner")
+# Scopes of people rather than tools: a teacher is bound to classes (sees their learners' views
+# only), a learner to one learner (sees their own views only). Neither reads statements.
+TEACHER, LEARNER = "teacher", "learner"
+MAX_BINDING_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,8 @@ class CredentialInfo:
     scopes: tuple[str, ...]
     revoked: bool
     secret_hash: str
+    classes: tuple[str, ...] = ()
+    learner: str | None = None
 
 
 def hash_secret(secret: str, salt: bytes | None = None) -> str:
@@ -45,20 +51,25 @@ class CredentialCommands(Application[UUID]):
     """The credential use cases of the LRS application."""
 
     def issue_credential(self, name: str, scopes: Sequence[str], key: str | None = None,
-                         secret: str | None = None) -> tuple[str, str]:
+                         secret: str | None = None, classes: Sequence[str] = (),
+                         learner: str | None = None) -> tuple[str, str]:
+        """Issue (or reissue) a credential; a teacher's names its classes, a learner's its learner."""
         unknown = [s for s in scopes if s not in SCOPES]
         if unknown or not scopes:
             raise BadRequest(f"unknown scopes {unknown or '(none given)'}; known: {', '.join(SCOPES)}")
+        classes, learner = check_binding(scopes, classes, learner)
         key = key or secrets.token_hex(10)
         secret = secret or secrets.token_urlsafe(24)
         try:
-            existing = self._credential(key)
+            credential = self._credential(key)
         except AggregateNotFoundError:
-            self.save(Credential(id=credential_id(key), name=name, key=key,
-                                 secret_hash=hash_secret(secret), scopes=list(scopes)))
-            return key, secret
-        existing.reissue(secret_hash=hash_secret(secret), scopes=list(scopes))
-        self.save(existing)
+            credential = Credential(id=credential_id(key), name=name, key=key,
+                                    secret_hash=hash_secret(secret), scopes=list(scopes))
+        else:
+            credential.reissue(secret_hash=hash_secret(secret), scopes=list(scopes))
+        if classes or learner:
+            credential.bind(classes=classes, learner=learner)
+        self.save(credential)
         return key, secret
 
     def ensure_credential(self, key: str, secret: str, scopes: Sequence[str], name: str) -> bool:
@@ -88,7 +99,8 @@ class CredentialCommands(Application[UUID]):
             c = self._credential(key)
         except AggregateNotFoundError:
             return None
-        return CredentialInfo(c.key, c.name, tuple(c.scopes), c.revoked, c.secret_hash)
+        return CredentialInfo(c.key, c.name, tuple(c.scopes), c.revoked, c.secret_hash,
+                              tuple(getattr(c, "classes", ())), getattr(c, "learner", None))
 
     def credentials(self) -> list[CredentialInfo]:
         topic = get_topic(Credential.Issued)
@@ -106,3 +118,35 @@ class CredentialCommands(Application[UUID]):
 
     def _credential(self, key: str) -> Credential:
         return cast(Credential, self.repository.get(credential_id(key)))
+
+
+def check_binding(scopes: Sequence[str], classes: Sequence[str],
+                  learner: str | None) -> tuple[list[str], str | None]:
+    """The classes and learner a credential is bound to, or BadRequest naming the rule."""
+    classes = sorted({c.strip() for c in classes if c.strip()})
+    learner = learner_key(learner) if learner and learner.strip() else None
+    for value in [*classes, *([learner] if learner else [])]:
+        if len(value) > MAX_BINDING_CHARS or "\0" in value or not value.isprintable():
+            raise BadRequest(f"'{value[:40]}': a class or learner must be printable text of at most"
+                             f" {MAX_BINDING_CHARS} characters")
+    if TEACHER in scopes and LEARNER in scopes:
+        raise BadRequest("scopes: a credential is a teacher's or a learner's, not both")
+    if TEACHER in scopes and not classes:
+        raise BadRequest("scope teacher needs the classes the teacher may see (--classes)")
+    if classes and TEACHER not in scopes:
+        raise BadRequest("classes are given only to a credential with scope teacher")
+    if LEARNER in scopes and not learner:
+        raise BadRequest("scope learner needs the learner it belongs to (--learner, an IFI key such"
+                         " as mbox:mailto:ada@example.org)")
+    if learner and LEARNER not in scopes:
+        raise BadRequest("a learner is given only to a credential with scope learner")
+    return classes, learner
+
+
+def learner_key(value: str) -> str:
+    """A learner as the views key them: an IFI key as given, an email as its mbox key."""
+    value = value.strip()
+    if ":" in value:
+        return value
+    local, _, domain = value.partition("@")
+    return f"mbox:mailto:{local}@{domain.lower()}"

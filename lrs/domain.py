@@ -59,6 +59,15 @@ class Credential(Aggregate):
         self.secret_hash = secret_hash
         self.scopes = scopes
         self.revoked = False
+        # What a teacher or learner credential is bound to: set by a Bound event after Issued
+        # or Reissued (older credentials have none, and no teacher or learner scope).
+        self.classes: list[str] = []
+        self.learner: str | None = None
+
+    @event("Bound")
+    def bind(self, classes: list[str], learner: str | None) -> None:
+        self.classes = classes
+        self.learner = learner
 
     @event("Revoked")
     def revoke(self) -> None:
@@ -69,6 +78,8 @@ class Credential(Aggregate):
         self.secret_hash = secret_hash
         self.scopes = scopes
         self.revoked = False
+        self.classes = []
+        self.learner = None
 
 
 class Document(Aggregate):

@@ -24,6 +24,12 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 async def get_principal(request: Request, services: ServicesDep) -> Principal:
     """The verified credential, within the failure and request-rate limits (429 over them)."""
     key, secret = parse_basic(request.headers.get("authorization"))
+    return await verify_credential(request, services, key, secret)
+
+
+async def verify_credential(request: Request, services: Services, key: str, secret: str) -> Principal:
+    """The credential for this key and secret (HTTP Basic, or the dashboard's sign-in form),
+    within the failure and request-rate limits (RateLimited over them)."""
     limits: AccessLimits | None = getattr(request.state, "access_limits", None)
     if limits is None:  # an app assembled without AccessLimitMiddleware has no limits
         return await run_in_threadpool(services.authenticator.verify, key, secret)

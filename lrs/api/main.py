@@ -21,10 +21,11 @@ from lrs.api.middleware import (
 )
 from lrs.api.openapi import install_openapi
 from lrs.api.ratelimit import AccessLimitMiddleware, AccessLimits
-from lrs.api.routers import about, analytics, definitions, documents, home, statements
+from lrs.api.routers import about, analytics, definitions, documents, home, people, statements
 from lrs.api.server import ClientGoneMiddleware
 from lrs.api.services import Services
 from lrs.config import Settings
+from lrs.dashboard import pages as dashboard
 
 XAPI_PREFIX = "/xAPI"
 
@@ -53,6 +54,8 @@ def create_app(settings: Settings, start: Callable[[], Services] | None = None,
     app.include_router(definitions.router, prefix=XAPI_PREFIX)
     app.include_router(about.router, prefix=XAPI_PREFIX)
     app.include_router(analytics.router)
+    app.include_router(people.router)
+    app.include_router(dashboard.router)
     app.include_router(home.router)
     # Added innermost first: CORS answers preflights before anything else looks at them.
     app.add_middleware(ClientGoneMiddleware)

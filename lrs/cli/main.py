@@ -60,8 +60,13 @@ def _store(args: argparse.Namespace) -> LearningRecordStore:
 
 
 def cmd_credentials_add(args: argparse.Namespace) -> int:
-    key, secret = _store(args).issue_credential(args.name, args.scopes, key=args.key)
+    key, secret = _store(args).issue_credential(args.name, args.scopes, key=args.key,
+                                                classes=args.classes or (), learner=args.learner)
     print(f"key: {key}\nsecret: {secret}\nscopes: {' '.join(args.scopes)}")
+    if args.classes:
+        print(f"classes: {', '.join(args.classes)}")
+    if args.learner:
+        print(f"learner: {args.learner}")
     return 0
 
 
@@ -70,7 +75,9 @@ def cmd_credentials_list(args: argparse.Namespace) -> int:
     print(f"{'key':<24} {'name':<20} {'status':<8} scopes")
     for c in rows:
         status = "revoked" if c.revoked else "active"
-        print(f"{c.key:<24} {c.name:<20} {status:<8} {' '.join(c.scopes)}")
+        bound = (f" (classes: {', '.join(c.classes)})" if c.classes
+                 else f" (learner: {c.learner})" if c.learner else "")
+        print(f"{c.key:<24} {c.name:<20} {status:<8} {' '.join(c.scopes)}{bound}")
     return 0
 
 
@@ -107,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--scopes", nargs="+", default=["statements/write", "statements/read/mine"],
                      choices=SCOPES, metavar="SCOPE", help=f"any of: {', '.join(SCOPES)}")
     add.add_argument("--key", help="choose the key instead of a random one")
+    add.add_argument("--classes", nargs="+", metavar="CLASS", help="with scope teacher: the"
+                     " classes the teacher sees (class ids as in GET /api/classes, e.g. 'team:7B')")
+    add.add_argument("--learner", help="with scope learner: the learner it belongs to (an email"
+                     " or an IFI key such as account:https://school.example.org/sis|s00001)")
     add_store_options(add)
     add.set_defaults(func=cmd_credentials_add)
     listing = actions.add_parser("list", help="list credentials (secrets are never shown)")

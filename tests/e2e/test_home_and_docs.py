@@ -1,4 +1,5 @@
-"""What a person's browser finds: `/` says where things are, and `/docs` works offline.
+"""What a person's browser finds: `/` signs in to the dashboard and says where things are, and
+`/docs` works offline.
 
 Both pages load every asset from the LRS itself (no CDN), so the API viewer works on a
 machine or a school network without access to the internet.
@@ -35,14 +36,14 @@ def test_the_root_page_is_html_pointing_to_the_docs_and_the_xapi_endpoint(client
     assert response.headers["content-type"].startswith("text/html")
     links = set(LINKED.findall(response.text))
     assert {"/docs", "/xAPI/", "/xAPI/about", "/api/health"} <= links
-    assert "no dashboard yet" in response.text
+    assert 'action="/sign-in"' in response.text  # the dashboard's sign-in form
 
 
 def test_the_root_page_loads_nothing_from_another_host(client: TestClient) -> None:
     response = client.get("/")
     text, links = response.text, LINKED.findall(response.text)
     assert response.status_code == 200 and links
-    assert all(link.startswith("/") and not link.startswith("//") for link in links)
+    assert all(link.startswith(("/", "#")) and not link.startswith("//") for link in links), links
     assert "http://" not in text and "https://" not in text
 
 

@@ -37,6 +37,33 @@ def test_credentials_revoke_marks_it_revoked(tmp_path: Path, capsys: pytest.Capt
     assert "revoked" in capsys.readouterr().out
 
 
+def test_a_teacher_is_added_with_classes_and_listed_with_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["credentials", "add", "Ms Rivera", "--scopes", "teacher", "--classes", "team:7A",
+                 "team:7B", "--data-dir", str(tmp_path)]) == 0
+    assert "classes: team:7A, team:7B" in capsys.readouterr().out
+    main(["credentials", "list", "--data-dir", str(tmp_path)])
+    assert "teacher (classes: team:7A, team:7B)" in capsys.readouterr().out
+
+
+def test_a_learner_given_as_an_email_is_listed_as_its_mbox_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["credentials", "add", "Ada", "--scopes", "learner", "--learner", "ada@example.org",
+          "--data-dir", str(tmp_path)])
+    main(["credentials", "list", "--data-dir", str(tmp_path)])
+    assert "learner (learner: mbox:mailto:ada@example.org)" in capsys.readouterr().out
+
+
+def test_a_teacher_without_classes_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["credentials", "add", "T", "--scopes", "teacher", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scope teacher needs the classes" in err
+
+
 def test_revoking_an_unknown_key_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["credentials", "revoke", "ghost", "--data-dir", str(tmp_path)]) == 2
     assert "no credential with key 'ghost'" in capsys.readouterr().err

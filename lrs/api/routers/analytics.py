@@ -16,6 +16,7 @@ from lrs.api.params import time_param
 from lrs.api.responses import JSON
 from lrs.api.services import Services
 from lrs.auth import Principal
+from lrs.dashboard.queries import for_learner
 from lrs.errors import BadRequest, NotFound
 from lrs.views_process import ViewsProcess, ViewsUnavailable
 from projections import queries
@@ -41,19 +42,28 @@ class ViewsRoute(APIRoute):
 
 
 router = APIRouter(prefix="/api", tags=["analytics"], route_class=ViewsRoute)
-ANALYTICS_READ = frozenset({"all", "all/read", "statements/read"})
 
 
-def _views(services: Services) -> ViewsProcess:
+def views_of(services: Services) -> ViewsProcess:
     if services.views is None:
         raise NotFound("projections do not run with this server (LRS_PROJECTIONS=off); query the"
                        " projector's DuckDB file")
     return services.views
 
 
-async def _query(services: Services, principal: Principal, fn: Any, *args: Any) -> Any:
-    principal.require_any(ANALYTICS_READ, "read learner analytics")
-    return await _views(services).query(fn, *args)
+async def learner_query(services: Services, principal: Principal, fn: Any, learner: str,
+                        *args: Any) -> Any:
+    """A learner's view, if the credential may see that learner (a teacher: one of its classes'
+    learners; a learner: themself), checked in the same call to the views."""
+    scope = principal.view_scope()
+    return await views_of(services).query(for_learner, scope, fn, learner, *args)
+
+
+async def class_query(services: Services, principal: Principal, fn: Any, class_id: str,
+                      *args: Any) -> Any:
+    """A class's view, if the credential may see that class (a teacher: one of its own)."""
+    principal.view_scope().require_class(class_id)
+    return await views_of(services).query(fn, class_id, *args)
 
 
 @router.get("/health", openapi_extra=HEALTH_GET)
@@ -68,7 +78,7 @@ async def health(services: ServicesDep) -> JSON:
 
 @router.get("/learners/{learner:path}/profile", openapi_extra=ANALYTICS_GET)
 async def profile(learner: str, services: ServicesDep, principal: PrincipalDep) -> JSON:
-    return JSON(await _query(services, principal, queries.learner_profile, learner))
+    return JSON(await learner_query(services, principal, queries.learner_profile, learner))
 
 
 @router.get("/learners/{learner:path}/mastery", openapi_extra=MASTERY_GET)
@@ -76,23 +86,23 @@ async def mastery(learner: str, request: Request, services: ServicesDep,
                   principal: PrincipalDep) -> JSON:
     as_of = request.query_params.get("as_of")
     moment = time_param("as_of", as_of).rstrip("Z").replace("T", " ") if as_of else None
-    rows = await _query(services, principal, queries.learner_mastery, learner, moment)
+    rows = await learner_query(services, principal, queries.learner_mastery, learner, moment)
     return JSON({"learner": learner, "as_of": as_of, "competencies": rows})
 
 
 @router.get("/learners/{learner:path}/engagement", openapi_extra=ANALYTICS_GET)
 async def engagement(learner: str, services: ServicesDep, principal: PrincipalDep) -> JSON:
-    return JSON(await _query(services, principal, queries.learner_engagement, learner))
+    return JSON(await learner_query(services, principal, queries.learner_engagement, learner))
 
 
 @router.get("/classes/{class_id:path}/engagement", openapi_extra=ANALYTICS_GET)
 async def class_engagement(class_id: str, services: ServicesDep, principal: PrincipalDep) -> JSON:
-    return JSON(await _query(services, principal, queries.class_engagement, class_id))
+    return JSON(await class_query(services, principal, queries.class_engagement, class_id))
 
 
 @router.get("/classes/{class_id:path}/mastery", openapi_extra=ANALYTICS_GET)
 async def class_mastery(class_id: str, services: ServicesDep, principal: PrincipalDep) -> JSON:
-    rows = await _query(services, principal, queries.class_mastery, class_id)
+    rows = await class_query(services, principal, queries.class_mastery, class_id)
     return JSON({"class_id": class_id, "competencies": rows})
 
 
@@ -105,4 +115,4 @@ async def sql(request: Request, services: ServicesDep, principal: PrincipalDep) 
         raise BadRequest(str(exc)) from None
     if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
         raise BadRequest('body: send {"sql": "SELECT ..."}')
-    return JSON(await _views(services).query_sql(body["sql"]))
+    return JSON(await views_of(services).query_sql(body["sql"]))
