@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from schemas.limits import MAX_JSON_DEPTH
@@ -135,8 +136,9 @@ def test_a_statement_stored_before_the_depth_limit_still_reads_back(xapi: XAPICl
     store = xapi.http.app.state.services.store  # type: ignore[attr-defined]
     writer = Principal("old", "old", frozenset({"all"}), "urn:lrs:credentials")
     (shallow,) = prepare_statements(with_id(statement()), writer, "1.0.3", 1)
-    deep = {**shallow.document, "result": {"extensions": {"https://example.org/deep": nested(250)}}}
-    assert store.store_batches([[replace(shallow, document=deep)]])[0] == [shallow.statement_id]
+    deep = {**shallow.document(), "result": {"extensions": {"https://example.org/deep": nested(250)}}}
+    old = replace(shallow, body=orjson.dumps(deep))
+    assert store.store_batches([[old]])[0] == [shallow.statement_id]
     page = xapi.get()
     assert page.status_code == 200
     assert page.json()["statements"][0]["id"] == shallow.statement_id
