@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = Field(
         default=True, description="send the session cookie over HTTPS only (browsers also allow"
         " it on http://127.0.0.1 and localhost); false only on a trusted network without TLS")
+    profile_put_without_precondition: Literal["refuse", "accept"] = Field(
+        default="refuse", description=(
+            "xAPI 1.0.3: a profile PUT with neither If-Match nor If-None-Match that would create a"
+            " document gets 400 (refuse), or is stored (accept, for clients that never send one)"))
     workers: int = Field(default=0, ge=0, le=64, description=(
         "processes that answer HTTP (lrs/api/workers.py), 0 for one per core; with more than"
         " one, the parent process writes and they prepare"))

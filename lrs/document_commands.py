@@ -43,11 +43,13 @@ class DocumentCommands(Application[UUID]):
         return self.document_view.matching_documents(selection)
 
     def write_document(self, key: DocumentKey, content: bytes, content_type: str, *, merge: bool,
-                       conditions: Preconditions, must_be_conditional: bool) -> StoredDocument:
+                       conditions: Preconditions, must_be_conditional: bool,
+                       new_must_be_conditional: bool = False) -> StoredDocument:
         """PUT replaces and POST merges; a concurrent change in between fails the precondition."""
         for _ in range(3):
             existing, version = self.document_view.document(key)
-            check_preconditions(existing, conditions, must_be_conditional and not merge)
+            check_preconditions(existing, conditions, must_be_conditional and not merge,
+                                new_must_be_conditional and not merge)
             if not merge:
                 check_json_document(content, content_type)
             body = merge_documents(existing, content, content_type) if merge else content

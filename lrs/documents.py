@@ -69,8 +69,9 @@ def _tags(header: str) -> set[str]:
 
 
 def check_preconditions(existing: StoredDocument | None, conditions: Preconditions,
-                        must_be_conditional: bool) -> None:
-    """RFC 7232 If-Match / If-None-Match; profiles need one of them to overwrite (Comm. 3.1)."""
+                        must_be_conditional: bool, new_must_be_conditional: bool = False) -> None:
+    """RFC 7232 If-Match / If-None-Match; profiles need one of them to overwrite (Comm. 3.1),
+    and, where ``new_must_be_conditional``, to create (1.0.3 Comm. 3.1.s3.b1: the client MUST)."""
     if conditions.if_match is not None:
         tags = _tags(conditions.if_match)
         if existing is None or ("*" not in tags and existing.etag not in tags):
@@ -83,6 +84,11 @@ def check_preconditions(existing: StoredDocument | None, conditions: Preconditio
     if must_be_conditional and existing is not None and not conditions.given:
         raise Conflict("this document already exists: check its current state and send If-Match"
                        " with its current ETag to overwrite it")
+    if new_must_be_conditional and existing is None and not conditions.given:
+        raise BadRequest("a PUT to a profile resource must carry If-Match or If-None-Match (xAPI"
+                         " 1.0.3 Communication 3.1): send 'If-None-Match: *' to create a document;"
+                         " an LRS operator can accept such PUTs with"
+                         " LRS_PROFILE_PUT_WITHOUT_PRECONDITION=accept")
 
 
 def media_type(content_type: str | None) -> str:

@@ -143,7 +143,24 @@ def _check_timestamp(value: str) -> str:
 IRI = Annotated[str, StringConstraints(pattern=_IRI)]
 # An IRI the index keys on: an activity or verb id, an openid, an account's homePage.
 IdIRI = Annotated[str, StringConstraints(pattern=_IRI), _at_most(MAX_ID_IRI_OCTETS)]
-LanguageTag = Annotated[str, StringConstraints(pattern=_LANGUAGE_TAG)]
+def _distinct_singletons(tag: str) -> str:
+    """RFC 5646 2.2.6: an extension singleton appears once in a tag (the pattern cannot say so)."""
+    if len(tag) < 7:  # 'ab-a-bc' is the shortest tag with an extension
+        return tag
+    seen: set[str] = set()
+    for subtag in tag.lower().split("-")[1:]:
+        if subtag == "x":  # private use: anything may follow
+            break
+        if len(subtag) == 1:
+            if subtag in seen:
+                raise ValueError(f"'{tag}' is not an RFC 5646 language tag: the extension"
+                                 f" singleton '{subtag}' appears twice (RFC 5646 2.2.6)")
+            seen.add(subtag)
+    return tag
+
+
+LanguageTag = Annotated[str, StringConstraints(pattern=_LANGUAGE_TAG),
+                        AfterValidator(_distinct_singletons)]
 MailtoIRI = Annotated[str, StringConstraints(pattern=_MAILTO), AfterValidator(_check_mailbox)]
 AgentName = Annotated[str, _at_most(MAX_NAME_OCTETS)]
 AccountName = Annotated[str, _at_most(MAX_ACCOUNT_NAME_OCTETS)]

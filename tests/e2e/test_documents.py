@@ -12,7 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from lrs.api.main import create_app
+from lrs.config import Settings
 from tests.conftest import XAPIClient
 
 ADA = json.dumps({"mbox": "mailto:ada@example.org"})
@@ -24,6 +27,9 @@ AGENT_PROFILE = "/xAPI/agents/profile"
 
 def state(**extra: str) -> dict[str, str]:
     return {"activityId": ACTIVITY, "agent": ADA, "stateId": "bookmark", **extra}
+
+
+CREATE = {"If-None-Match": "*"}  # a 1.0.3 profile PUT must carry a precondition
 
 
 def put(xapi: XAPIClient, path: str, params: dict[str, str], body: bytes,
@@ -280,7 +286,7 @@ def profile(**extra: str) -> dict[str, str]:
 def test_profile_put_over_an_existing_document_without_precondition_is_409(
     xapi: XAPIClient,
 ) -> None:
-    assert put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 1}').status_code == 204
+    assert put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 1}', **CREATE).status_code == 204
     response = put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 2}')
     assert response.status_code == 409
     assert "If-Match" in response.json()["error"]["message"]
@@ -288,13 +294,13 @@ def test_profile_put_over_an_existing_document_without_precondition_is_409(
 
 
 def test_profile_put_with_if_match_overwrites(xapi: XAPIClient) -> None:
-    put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 1}')
+    put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 1}', **CREATE)
     etag = xapi.request("GET", ACTIVITY_PROFILE, params=profile()).headers["ETag"]
     assert put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 2}', **{"If-Match": etag}).status_code == 204
 
 
 def test_profile_post_merges_without_preconditions(xapi: XAPIClient) -> None:
-    put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 1}')
+    put(xapi, ACTIVITY_PROFILE, profile(), b'{"a": 1}', **CREATE)
     assert post(xapi, ACTIVITY_PROFILE, profile(), b'{"b": 2}').status_code == 204
     assert xapi.request("GET", ACTIVITY_PROFILE, params=profile()).json() == {"a": 1, "b": 2}
 
@@ -306,14 +312,14 @@ def test_profile_delete_needs_a_profile_id(xapi: XAPIClient) -> None:
 
 
 def test_profile_ids_are_listed(xapi: XAPIClient) -> None:
-    put(xapi, ACTIVITY_PROFILE, profile(profileId="one"), b"1")
-    put(xapi, ACTIVITY_PROFILE, profile(profileId="two"), b"2")
+    put(xapi, ACTIVITY_PROFILE, profile(profileId="one"), b"1", **CREATE)
+    put(xapi, ACTIVITY_PROFILE, profile(profileId="two"), b"2", **CREATE)
     assert xapi.request("GET", ACTIVITY_PROFILE, params={"activityId": ACTIVITY}).json() == ["one", "two"]
 
 
 def test_agent_profile_round_trip(xapi: XAPIClient) -> None:
     params = {"agent": ADA, "profileId": "preferences"}
-    assert put(xapi, AGENT_PROFILE, params, b'{"language": "fr"}').status_code == 204
+    assert put(xapi, AGENT_PROFILE, params, b'{"language": "fr"}', **CREATE).status_code == 204
     assert xapi.request("GET", AGENT_PROFILE, params=params).json() == {"language": "fr"}
     assert xapi.request("GET", AGENT_PROFILE, params={"agent": ADA}).json() == ["preferences"]
 
@@ -352,11 +358,39 @@ def test_a_document_labelled_multipart_keeps_the_document_size_limit(xapi: XAPIC
     assert xapi.request("GET", "/xAPI/activities/state", params=params).status_code == 404
 
 
-def test_a_profile_put_without_preconditions_creates_a_new_document(xapi: XAPIClient) -> None:
-    """Real clients (TinCanPython) create profiles so; the spec only governs overwriting."""
-    response = xapi.request("PUT", ACTIVITY_PROFILE, params=profile(), content=b"x",
+@pytest.mark.parametrize("path", [ACTIVITY_PROFILE, AGENT_PROFILE])
+def test_1_0_3_profile_put_without_preconditions_to_a_new_document_is_400(
+        xapi: XAPIClient, path: str) -> None:
+    """1.0.3 Communication 3.1.s3.b1: the client MUST send If-Match or If-None-Match; the 1.0.3
+    conformance suite holds the LRS to 400 (XAPI-00273), and nothing is stored."""
+    params = profile() if path == ACTIVITY_PROFILE else {"agent": ADA, "profileId": "p"}
+    response = xapi.request("PUT", path, params=params, content=b"x",
                             headers={"Content-Type": "text/plain"})
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "If-None-Match" in message and "LRS_PROFILE_PUT_WITHOUT_PRECONDITION" in message
+    assert xapi.request("GET", path, params=params).status_code == 404
+
+
+def test_2_0_0_profile_put_without_preconditions_creates_a_new_document(xapi: XAPIClient) -> None:
+    """2.0.0 governs overwriting only (409 over an existing document), and its suite agrees."""
+    response = xapi.speaking("2.0.0").request("PUT", ACTIVITY_PROFILE, params=profile(),
+                                              content=b"x", headers={"Content-Type": "text/plain"})
     assert response.status_code == 204
+
+
+def test_a_deployment_may_accept_1_0_3_profile_puts_without_preconditions(
+        settings: Settings) -> None:
+    """LRS_PROFILE_PUT_WITHOUT_PRECONDITION=accept: for clients that never send the header."""
+    lenient = settings.model_copy(update={"profile_put_without_precondition": "accept"})
+    with TestClient(create_app(lenient)) as client:
+        xapi = XAPIClient(client)
+        response = xapi.request("PUT", ACTIVITY_PROFILE, params=profile(), content=b"x",
+                                headers={"Content-Type": "text/plain"})
+        assert response.status_code == 204
+        again = xapi.request("PUT", ACTIVITY_PROFILE, params=profile(), content=b"y",
+                             headers={"Content-Type": "text/plain"})
+        assert again.status_code == 409  # overwriting still needs a precondition
 
 
 def test_1_0_3_profile_put_without_preconditions_over_an_existing_document_is_409(

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
+import pytest
 
 from tests.conftest import ADMIN_KEY, ADMIN_SECRET, XAPIClient, basic
 from tests.statements import statement
@@ -45,6 +46,18 @@ def test_about_needs_no_version_header_or_credential(xapi: XAPIClient) -> None:
     assert response.status_code == 200
     assert response.json()["version"] == ["1.0.3", "2.0.0"]
     assert response.headers["X-Experience-API-Version"] == "2.0.0"  # the default
+
+
+@pytest.mark.parametrize("header", ["1.0.3", "1.0.1"])
+def test_about_tells_a_1_0_x_client_of_1_0_x_versions_only(xapi: XAPIClient, header: str) -> None:
+    """The 1.0.3 suite allows only 0.9, 0.95 and 1.0.x in About's version (XAPI-00316)."""
+    response = xapi.http.get("/xAPI/about", headers={"X-Experience-API-Version": header})
+    assert response.json()["version"] == ["1.0.3"]
+
+
+def test_about_tells_a_2_0_0_client_of_every_version(xapi: XAPIClient) -> None:
+    response = xapi.http.get("/xAPI/about", headers={"X-Experience-API-Version": "2.0.0"})
+    assert response.json()["version"] == ["1.0.3", "2.0.0"]
 
 
 def test_cors_preflight_allows_xapi_headers(xapi: XAPIClient) -> None:

@@ -39,6 +39,16 @@ VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 
 @pytest.fixture
 def lrs(settings: Settings) -> Iterator[RemoteLRS]:
+    yield from serving(settings)
+
+
+@pytest.fixture
+def lenient_lrs(settings: Settings) -> Iterator[RemoteLRS]:
+    """TinCanPython creates profiles without If-None-Match, which xAPI 1.0.3 requires of it."""
+    yield from serving(settings.model_copy(update={"profile_put_without_precondition": "accept"}))
+
+
+def serving(settings: Settings) -> Iterator[RemoteLRS]:
     live = settings.model_copy(update={"host": "127.0.0.1", "port": 0,
                                        "max_page_statements": 3})
     with running(live) as (host, port):
@@ -106,7 +116,17 @@ def test_a_real_client_saves_retrieves_and_deletes_state(lrs: RemoteLRS) -> None
     assert lrs.retrieve_state(activity, learner, "bookmark").response.status == 404
 
 
-def test_a_real_client_saves_and_retrieves_both_profiles(lrs: RemoteLRS) -> None:
+def test_a_real_client_that_omits_the_profile_precondition_is_told_what_to_change(
+        lrs: RemoteLRS) -> None:
+    answer = lrs.save_activity_profile(ActivityProfileDocument(
+        id="settings", activity=course(), content="level=2", content_type="text/plain"))
+    assert answer.response.status == 400
+    assert not answer.success
+    assert "LRS_PROFILE_PUT_WITHOUT_PRECONDITION=accept" in answer.data
+
+
+def test_a_real_client_saves_and_retrieves_both_profiles(lenient_lrs: RemoteLRS) -> None:
+    lrs = lenient_lrs
     learner, activity = ada(), course()
     ok(lrs.save_activity_profile(ActivityProfileDocument(
         id="settings", activity=activity, content="level=2", content_type="text/plain")))

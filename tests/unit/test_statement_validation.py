@@ -115,6 +115,20 @@ def test_language_map_keys_must_be_language_tags() -> None:
     assert "'english!' is not an RFC 5646 language tag" in rejected(doc)
 
 
+def test_a_language_tag_may_hold_each_extension_singleton_once() -> None:
+    """RFC 5646 2.2.6; the 1.0.3 and 2.0.0 conformance suites send 'ar-a-aaa-b-bbb-a-ccc'."""
+    described = {"objectType": "Activity", "id": "https://example.org/a",
+                 "definition": {"description": {"ar-a-aaa-b-bbb-a-ccc": "x"}}}
+    doc = statement(object=described)
+    assert "the extension singleton 'a' appears twice" in rejected(doc)
+
+
+@pytest.mark.parametrize("tag", ["en-a-bbb-b-ccc", "en-x-a-a", "de-CH-1996", "zh-Hant-TW"])
+def test_language_tags_with_distinct_singletons_or_private_use_are_accepted(tag: str) -> None:
+    validate_statement(statement(verb={"id": "http://example.org/v", "display": {tag: "done"}}),
+                       V1)
+
+
 def test_activity_id_must_be_an_iri() -> None:
     assert "statement.object.id: must be an absolute IRI" in rejected(statement(object={"id": "x y"}))
 
