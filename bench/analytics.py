@@ -6,11 +6,15 @@ it day by day through the real pipeline, the LRS's clock set to the end of each 
 so "now" in the views is that day. At each checkpoint the
 runner catches up; mastery is folded from the runner's facts by the same fold the runner uses,
 once with the default parameters and once with parameters fitted by `lrs mastery fit`'s EM on
-the evidence so far (no ground truth goes into the fit). A third row, "ceiling", is not a
-model: it reads the simulator's hidden constants (each learner's learning and forgetting rate,
-each item kind's true guess and slip) and scores the exact posterior of each pair from that
-pair's own evidence, the most any per-pair model can reach. At-risk comes from the
-engagement_with_risk view.
+the evidence so far (no ground truth goes into the fit). Two more rows are not models: they
+read the simulator's hidden constants. "ceiling" knows each learner's own learning and
+forgetting rate and each item kind's true guess and slip, and scores the exact posterior of each
+pair from that pair's own evidence: the most any model can reach in expectation, were the
+learners' rates known. "bayes" knows all that except each learner's own rates: it knows how
+they vary in the population (skill and forgetfulness as the simulator draws them) and infers the
+learner's from all the learner's evidence, on every competency, as of the checkpoint: the most
+any estimate from the log can reach in expectation. At-risk comes from the engagement_with_risk
+view.
 
 Measured over the learner x competency pairs with evidence, against whether the learner knew
 the competency at the checkpoint: AUC of probability, accuracy / precision / recall of level
@@ -48,7 +52,17 @@ from projections.facts import Fact
 from projections.fit import evidence_sequences, fit_all
 from projections.mastery import Evidence, MasteryFold
 from projections.runner import ProjectionRunner
-from projections.simulator import ITEM_KINDS, QUIZ_ITEMS, START, Learner, School
+from projections.simulator import (
+    ITEM_KINDS,
+    LEARN_PER_SKILL,
+    MAX_FORGETFULNESS,
+    MAX_LEARN,
+    QUIZ_ITEMS,
+    SKILL_SPREAD,
+    START,
+    Learner,
+    School,
+)
 
 WRITER = Principal("simulator", "simulator", frozenset({"all"}), "urn:lrs:credentials")
 BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0000001)
@@ -182,6 +196,74 @@ def score_ceiling(facts: list[list[Fact]], alignments: dict[str, list[str]],
     return measured(probability, mastered, first_mastered, evidence_times, learners, moment)
 
 
+# --- bayes: the simulator's model, knowing the population but not the learner's own rates ----
+
+def population_grid(points: int = 15, forgetting: int = 5) -> list[tuple[float, float, float]]:
+    """(prior share, learning rate, forgetfulness): skill's log-normal on ``points`` points
+    within 3 standard deviations, forgetfulness's uniform on the midpoints of ``forgetting`` bins."""
+    zs = [-3 + 6 * i / (points - 1) for i in range(points)]
+    shares = [math.exp(-z * z / 2) for z in zs]
+    total = sum(shares) * forgetting
+    return [(share / total, min(MAX_LEARN, LEARN_PER_SKILL * math.exp(SKILL_SPREAD * z)),
+             MAX_FORGETFULNESS * (j + 0.5) / forgetting)
+            for z, share in zip(zs, shares, strict=True) for j in range(forgetting)]
+
+
+def bayes(evidence: Sequence[Evidence], moment: datetime,
+          grid: Sequence[tuple[float, float, float]]) -> dict[str, tuple[float, datetime | None]]:
+    """Each competency's P(known at the moment) by the simulator's hidden model, the learner's
+    rates unknown: the posterior over the grid of rates from all the learner's evidence, and
+    each competency's estimate at each grid point (as ``ceiling``). With the first time the
+    estimate, as of that evidence, reached MASTERED."""
+    shares = [share for share, _, _ in grid]
+    known: dict[str, list[float]] = {}
+    last: dict[str, datetime] = {}
+    first: dict[str, datetime | None] = {}
+    for e in evidence:
+        p = known.setdefault(e.competency, [0.0] * len(grid))
+        if e.competency in last:
+            days = _school_days_between(last[e.competency], e.ts)
+            p[:] = [q * (1 - forget) ** days for q, (_, _, forget) in zip(p, grid, strict=True)]
+        guess, slip = hidden_emission(e.item_kind)
+        if_known, if_not = (1 - slip, guess) if e.correct else (slip, 1 - guess)
+        for k, (_, learn, _) in enumerate(grid):
+            total = p[k] * if_known + (1 - p[k]) * if_not
+            posterior = p[k] * if_known / total
+            p[k] = posterior + (1 - posterior) * learn
+            shares[k] *= total
+        weight = sum(shares)
+        shares = [w / weight for w in shares]
+        last[e.competency] = e.ts
+        if first.get(e.competency) is None:
+            now = sum(w * q for w, q in zip(shares, p, strict=True))
+            first[e.competency] = e.ts if now >= MASTERED else None
+    naive = moment.replace(tzinfo=None)
+    result = {}
+    for competency, p in known.items():
+        days = _school_days_between(last[competency], naive)
+        result[competency] = (sum(w * q * (1 - forget) ** days
+                                  for w, q, (_, _, forget) in zip(shares, p, grid, strict=True)),
+                              first[competency])
+    return result
+
+
+def score_bayes(facts: list[list[Fact]], alignments: dict[str, list[str]],
+                learners: dict[str, Learner], moment: datetime) -> Scores:
+    probability, mastered, first_mastered = {}, {}, {}
+    evidence_times: dict[Pair, list[datetime]] = defaultdict(list)
+    grid = population_grid()
+    for mine in facts:
+        fold = MasteryFold(mine[0].learner, alignments, {})
+        for fact in mine:
+            fold.add(fact)
+        for e in fold.evidence:
+            evidence_times[(e.learner, e.competency)].append(e.ts)
+        for competency, (p, first) in bayes(fold.evidence, moment, grid).items():
+            pair = (mine[0].learner, competency)
+            probability[pair], mastered[pair], first_mastered[pair] = p, p >= MASTERED, first
+    return measured(probability, mastered, first_mastered, evidence_times, learners, moment)
+
+
 def measured(probability: dict[Pair, float], mastered: dict[Pair, bool],
              first_mastered: dict[Pair, datetime | None], evidence_times: dict[Pair, list[datetime]],
              learners: dict[str, Learner], moment: datetime) -> Scores:
@@ -250,6 +332,7 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[tuple[in
         results[(checkpoint, "default")] = score(facts, alignments, {}, learners, moment)
         fitted = {r.competency: r.parameters for r in fit_all(evidence_sequences(facts, alignments), {})}
         results[(checkpoint, "fitted")] = score(facts, alignments, fitted, learners, moment)
+        results[(checkpoint, "bayes")] = score_bayes(facts, alignments, learners, moment)
         results[(checkpoint, "ceiling")] = score_ceiling(facts, alignments, learners, moment)
         results[(checkpoint, "risk")] = at_risk(runner, learners, moment)
     runner.close()
@@ -271,7 +354,7 @@ def report(all_results: list[dict[tuple[int, str], Any]], args: argparse.Namespa
     print(header)
     print("-" * len(header))
     for checkpoint in sorted(args.checkpoints):
-        for params in ("default", "fitted", "ceiling"):
+        for params in ("default", "fitted", "bayes", "ceiling"):
             scores: list[Scores] = [r[(checkpoint, params)] for r in all_results]
             aucs = [s.auc for s in scores]
 

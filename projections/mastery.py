@@ -6,8 +6,15 @@ The level follows the current estimate, so mastery can be lost: a wrong answer a
 mastered spell began (NULL while not mastered), ``first_mastered_at`` when the learner first
 reached mastered at all.
 
-A fold over the learner's evidence, oldest first, whose state (each competency's trace) can be
-saved and resumed, so new evidence continues the traces instead of replaying the history.
+Each learner's own learning speed (projections/bkt.py, SPEEDS) is estimated from all the
+learner's evidence, on every competency: a learner who learnt fractions in three answers is
+credited sooner on decimals than one who needed twenty. A competency's estimate moves only with
+its own evidence (taking the speed as estimated at that moment), so the row, its transitions and
+``mastery_as_of`` always agree with the competency's last evidence.
+
+A fold over the learner's evidence, oldest first, whose state (each competency's trace and the
+learner's speed) can be saved and resumed, so new evidence continues the traces instead of
+replaying the history.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from projections.bkt import BKTParameters, level, update
+from projections.bkt import SPEED_SHARES, BKTParameters, level, update_individual
 from projections.facts import Fact, from_iso, to_iso
 
 
@@ -25,6 +32,7 @@ from projections.facts import Fact, from_iso, to_iso
 class _Trace:
     params: BKTParameters
     probability: float
+    by_speed: list[float]  # P(known) at each of the SPEEDS, from this competency's evidence
     evidence: list[str] = field(default_factory=list)  # ids folded since the fold started or resumed
     count: int = 0  # all evidence, before and since
     last: datetime | None = None
@@ -88,6 +96,7 @@ class MasteryFold:
         self.alignments = alignments
         self.parameters = parameters
         self.traces: dict[str, _Trace] = {}
+        self.speeds = list(SPEED_SHARES)  # the posterior over the learner's speed
         self.transitions: list[Transition] = []  # those reached since this fold started or resumed
         self.evidence: list[Evidence] = []  # likewise
 
@@ -99,8 +108,10 @@ class MasteryFold:
             trace = self.traces.get(competency)
             if trace is None:
                 params = self.parameters.get(competency, BKTParameters())
-                trace = self.traces[competency] = _Trace(params, params.prior)
-            trace.probability = update(trace.probability, correct, trace.params, fact.item_kind)
+                trace = self.traces[competency] = _Trace(params, params.prior,
+                                                         [params.prior] * len(SPEED_SHARES))
+            trace.probability = update_individual(trace.by_speed, self.speeds, correct, trace.params,
+                                                  fact.item_kind)
             trace.evidence.append(fact.statement_id)
             trace.count += 1
             trace.last = fact.ts
@@ -129,15 +140,19 @@ class MasteryFold:
 
     def state(self) -> dict[str, Any]:
         # The evidence ids live in the mastery rows only: a saved fold stays small.
-        return {c: [t.params.to_state(), t.probability, t.count, to_iso(t.last), t.level,
-                    to_iso(t.mastered_at), to_iso(t.first_mastered_at)]
-                for c, t in self.traces.items()}
+        return {"speeds": self.speeds,
+                "traces": {c: [t.params.to_state(), t.probability, t.by_speed, t.count,
+                               to_iso(t.last), t.level, to_iso(t.mastered_at),
+                               to_iso(t.first_mastered_at)]
+                           for c, t in self.traces.items()}}
 
     def resume(self, state: dict[str, Any]) -> MasteryFold:
-        for competency, (params, probability, count, last, now, mastered_at, first) in state.items():
-            self.traces[competency] = _Trace(BKTParameters.from_state(params), probability, [], count,
-                                             from_iso(last), now, from_iso(mastered_at),
-                                             from_iso(first))
+        self.speeds = list(state["speeds"])
+        for competency, (params, probability, by_speed, count, last, now, mastered_at,
+                         first) in state["traces"].items():
+            self.traces[competency] = _Trace(BKTParameters.from_state(params), probability,
+                                             list(by_speed), [], count, from_iso(last), now,
+                                             from_iso(mastered_at), from_iso(first))
         return self
 
 

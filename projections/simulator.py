@@ -52,6 +52,8 @@ ITEM_KINDS = {"true-false": (0.5, 0.05), "choice": (0.25, 0.08), "fill-in": (0.0
 QUIZ_ITEMS = 5  # choice items; the quiz's score.scaled is the evidence (correct at 0.8)
 LEARN_PER_SKILL = 0.12  # chance to learn at an opportunity, per unit of skill (at most MAX_LEARN)
 MAX_LEARN = 0.9
+SKILL_SPREAD = 0.5  # a learner's skill is exp(N(0, SKILL_SPREAD))
+MAX_FORGETFULNESS = 0.01  # a learner's forgetfulness is uniform in 0..MAX_FORGETFULNESS
 DISENGAGING = 0.2  # share of learners who disengage part-way through the term
 DISENGAGED_VISITS = 0.15  # their sessions afterwards, as a share of before
 PASS_IN_A_ROW = 3  # right answers in a row to a competency's items that pass it in the course
@@ -180,9 +182,10 @@ class School:
         self.start = start
         classes = max(1, math.ceil(learners / 25))
         self.learners = [
-            Learner(n, f"Class {n % classes + 1}", skill=math.exp(self.rng.gauss(0, 0.5)),
+            Learner(n, f"Class {n % classes + 1}", skill=math.exp(self.rng.gauss(0, SKILL_SPREAD)),
                     sessions_per_week=self.rng.uniform(1.5, 6),
-                    interests=self.rng.sample(TOPICS, 2), forgetfulness=self.rng.uniform(0, 0.01))
+                    interests=self.rng.sample(TOPICS, 2),
+                    forgetfulness=self.rng.uniform(0, MAX_FORGETFULNESS))
             for n in range(1, learners + 1)
         ]
         for learner in self.learners:

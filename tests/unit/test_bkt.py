@@ -1,10 +1,10 @@
-"""Bayesian Knowledge Tracing against a hand-computed sequence."""
+"""Bayesian Knowledge Tracing against a hand-computed sequence, and each learner's own speed."""
 
 from __future__ import annotations
 
 import pytest
 
-from projections.bkt import BKTParameters, level, update
+from projections.bkt import SPEED_SHARES, BKTParameters, level, speed_rates, update, update_individual
 
 P = BKTParameters(prior=0.2, learn=0.15, guess=0.2, slip=0.1)
 
@@ -42,3 +42,30 @@ def test_mastered_needs_probability_at_least_0_98(probability: float, expected: 
     # Even the simulator's own hidden model, first crossing 0.95, calls 1.7-2.3% of pairs
     # mastered before they were learnt (bench/analytics.py, ceiling); at 0.98 it is about 1%.
     assert level(probability) == expected
+
+
+def test_the_speeds_learning_rates_average_to_the_competencys_learn() -> None:
+    rates = speed_rates(0.15)
+    assert sum(share * rate for share, rate in zip(SPEED_SHARES, rates, strict=True)) == pytest.approx(0.15)
+    assert list(rates) == sorted(rates) and rates[0] < 0.15 < rates[-1]
+
+
+def test_a_learners_first_evidence_moves_the_estimate_as_plain_bkt_does() -> None:
+    # Nothing is known of the learner's speed yet, and the speeds average to the competency's learn.
+    known, speeds = [P.prior] * len(SPEED_SHARES), list(SPEED_SHARES)
+    assert update_individual(known, speeds, True, P) == pytest.approx(update(P.prior, True, P))
+    assert speeds == pytest.approx(list(SPEED_SHARES))
+
+
+def test_a_right_answer_moves_the_learners_speed_toward_the_speeds_that_expected_it() -> None:
+    # After the same practice a faster learner more likely knows: a right answer says "faster".
+    known, speeds = [0.1, 0.2, 0.4, 0.6, 0.8], list(SPEED_SHARES)
+    update_individual(known, speeds, True, P)
+    assert speeds[-1] > SPEED_SHARES[-1] and speeds[0] < SPEED_SHARES[0]
+    assert sum(speeds) == pytest.approx(1)
+
+
+def test_a_wrong_answer_moves_the_learners_speed_toward_the_slower_speeds() -> None:
+    known, speeds = [0.1, 0.2, 0.4, 0.6, 0.8], list(SPEED_SHARES)
+    update_individual(known, speeds, False, P)
+    assert speeds[0] > SPEED_SHARES[0] and speeds[-1] < SPEED_SHARES[-1]
