@@ -84,9 +84,11 @@ class ProcessCPU:
                 line = " ".join(child.cmdline())
             except psutil.NoSuchProcess:
                 continue
-            role = "projections" if "lrs-projections" in child.name() else "worker"
+            role = "worker"
             if "resource_tracker" in line:
                 role = "tracker"
+            elif any(f.path.endswith(".duckdb") for f in child.open_files()):
+                role = "projections"  # the process that holds the views file
             named[str(child.pid)] = role
         return named
 
