@@ -6,6 +6,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import multiprocessing
 import secrets
 import threading
 import time
@@ -134,19 +135,40 @@ def _shown(value: str) -> str:
     return value[:80] if value.isprintable() else "(not printable)"
 
 
+class CredentialChanges:
+    """A count of credential changes made through the server, in memory that `lrs serve`'s
+    worker processes share: the worker that revokes one bumps it, and every worker drops its
+    remembered verifications when it moves (lrs/api/workers.py)."""
+
+    def __init__(self, shared: Any = None) -> None:
+        self.shared = shared if shared is not None else multiprocessing.RawValue("q", 0)
+
+    def bump(self) -> None:
+        self.shared.value += 1  # a lost race still moves it: every worker sees a new value
+
+    @property
+    def count(self) -> int:
+        return int(self.shared.value)
+
+
 class Authenticator:
     """Checks Basic credentials; a verified secret is remembered briefly, since scrypt is slow."""
 
-    def __init__(self, app: LearningRecordStore, home_page: str, ttl_seconds: float = 30.0) -> None:
+    def __init__(self, app: LearningRecordStore, home_page: str, ttl_seconds: float = 30.0,
+                 changes: CredentialChanges | None = None) -> None:
         self.app = app
         self.home_page = home_page
         self.ttl = ttl_seconds
+        self.changes = changes or CredentialChanges()
+        self._seen = self.changes.count
         self._verified: dict[bytes, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
     def forget(self) -> None:
-        """Drop every remembered verification: a credential revoked here stops working at once
-        in this process (others notice within the time to live)."""
+        """Drop every remembered verification, in every worker of the server: a credential
+        revoked through the server stops working at once (one revoked with the CLI, another
+        process, within the time to live)."""
+        self.changes.bump()
         with self._lock:
             self._verified.clear()
 
@@ -158,6 +180,9 @@ class Authenticator:
         fingerprint = secret_fingerprint(key, secret)
         now = time.monotonic()
         with self._lock:
+            if self.changes.count != self._seen:  # another worker revoked or reissued one
+                self._seen = self.changes.count
+                self._verified.clear()
             cached = self._verified.get(fingerprint)
         if cached is not None and cached[0] > now:
             return cached[1]

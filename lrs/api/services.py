@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from lrs.api.statement_params import MoreTokens, more_key
 from lrs.application import LearningRecordStore
-from lrs.auth import Authenticator
+from lrs.auth import Authenticator, CredentialChanges
 from lrs.committer import GroupCommitter
 from lrs.config import Settings
 from lrs.statement_events import PreparedStatement
@@ -61,7 +61,8 @@ class Services:
         return services
 
     @classmethod
-    def for_worker(cls, settings: Settings, link: ParentLink, in_flight: InFlight) -> Services:
+    def for_worker(cls, settings: Settings, link: ParentLink, in_flight: InFlight,
+                   changes: CredentialChanges) -> Services:
         """A worker of `lrs serve --workers N`: reads and documents here; appends and views
         through the parent (lrs/api/workers.py)."""
         from lrs.api.links import ViewsLink, WriterLink
@@ -71,7 +72,7 @@ class Services:
             settings=settings,
             store=store,
             committer=WriterLink(link, in_flight),
-            authenticator=Authenticator(store, settings.authority_home_page),
+            authenticator=Authenticator(store, settings.authority_home_page, changes=changes),
             attachments=attachment_store(settings.attachment_store, settings.data_dir),
             more_links=MoreTokens(more_key(settings.secret_key, settings.data_dir),
                                   settings.max_page_statements),

@@ -96,14 +96,14 @@ def serve_workers(settings: Settings) -> int:
     hub = WorkerHub(services.store, committer, services.views, AccessLimits(settings),
                     settings.view_query_slots, settings.sql_slots)
     context = multiprocessing.get_context("spawn")
-    shared_clock = committer.in_flight.shared
+    shared = (committer.in_flight.shared, services.authenticator.changes.shared)
     share = worker_settings(settings)
     workers: list[tuple[BaseProcess, Connection]] = []
 
     def start(number: int) -> tuple[BaseProcess, Connection]:
         ours, theirs = context.Pipe()
         process = context.Process(target=run_worker, name=f"lrs-worker-{number}", daemon=True,
-                                  args=(share, sockets[number], theirs, shared_clock, os.getpid()))
+                                  args=(share, sockets[number], theirs, shared, os.getpid()))
         process.start()
         theirs.close()
         hub.serve(ours, f"worker-{number}")
@@ -140,19 +140,23 @@ def serve_workers(settings: Settings) -> int:
     return 0
 
 
-def run_worker(settings: Settings, sock: socket.socket, connection: Connection, shared_clock: Any,
+def run_worker(settings: Settings, sock: socket.socket, connection: Connection,
+               shared: tuple[Any, Any],
                parent: int) -> None:
     """A worker: the HTTP application, with the writer and views reached through the parent."""
     from lrs.api.links import LinkedAccessLimits, ParentLink
     from lrs.api.main import create_app
     from lrs.api.server import build_server
     from lrs.api.services import Services
+    from lrs.auth import CredentialChanges
     from lrs.cli.common import tune_gc
     from lrs.committer import InFlight
 
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     link = ParentLink(connection)
-    app = create_app(settings, lambda: Services.for_worker(settings, link, InFlight(shared_clock)),
+    clock, changes = shared  # the in-flight write's time and the credential changes
+    app = create_app(settings, lambda: Services.for_worker(settings, link, InFlight(clock),
+                                                           CredentialChanges(changes)),
                      limits=LinkedAccessLimits(settings, link))
     server = build_server(app, settings)
     tune_gc()

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from lrs.config import Settings
 from tests.conftest import XAPIClient
 from tests.statements import statement
 
@@ -110,3 +111,27 @@ def test_an_unknown_key_costs_the_same_secret_check_as_a_known_one(
     unknown = xapi.as_credential("no-such-key", "whatever")
     assert unknown.get().status_code == 401
     assert len(checked) == 1
+
+
+def test_a_credential_revoked_in_one_worker_stops_working_in_every_worker_at_once(
+        settings: Settings) -> None:
+    """Two workers' authenticators, as `lrs serve --workers 2` builds them: one shared count of
+    credential changes, each its own 30 s memory of verified secrets."""
+    from lrs.application import LearningRecordStore
+    from lrs.auth import Authenticator, CredentialChanges
+    from lrs.errors import Unauthorized
+
+    store = LearningRecordStore(env=settings.event_store_env())
+    try:
+        key, secret = store.issue_credential("tool", ["all"])
+        shared = CredentialChanges()
+        first, second = (Authenticator(store, "urn:lrs:credentials",
+                                       changes=CredentialChanges(shared.shared)) for _ in range(2))
+        assert first.verify(key, secret).key == key
+        assert second.verify(key, secret).key == key  # remembered for 30 s from here
+        store.revoke_credential(key)
+        first.forget()  # what the admin page does in the worker that revoked it
+        with pytest.raises(Unauthorized):
+            second.verify(key, secret)
+    finally:
+        store.close()
