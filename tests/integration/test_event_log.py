@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
+import pytest
 from eventsourcing.utils import get_topic
 
 from lrs.domain import StoredStatement
@@ -119,3 +121,19 @@ def test_writers_of_one_log_appending_the_same_statements_store_each_once_and_re
     assert sorted(ids) == sorted(d["id"] for d in docs)
     for store in stores:
         store.close()
+
+
+def test_sqlite_writers_take_turns_and_one_gives_up_at_the_lock_timeout(tmp_path: Path) -> None:
+    """Writers of one SQLite file (lrs serve's parent and workers, Kafka ingesters) take turns
+    through a lock file; one that cannot get its turn within the lock timeout fails as SQLite
+    would ('database is locked'), and the turn is free again once released."""
+    from eventsourcing.persistence import OperationalError
+
+    from lrs.store.sqlite import WriterTurn
+
+    database = str(tmp_path / "events.sqlite3")
+    first, second = WriterTurn(database, 5.0), WriterTurn(database, 0.2)
+    with first.held(), pytest.raises(OperationalError, match="database is locked"), second.held():
+        pass
+    with second.held():
+        pass
