@@ -26,12 +26,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import running_server
-from ingest.pipeline import prepare_statements
+from bench.projections import seed as seed_school
 from lrs.application import LearningRecordStore
-from lrs.auth import Principal
-from lrs.committer import GroupCommitter
 from lrs.config import Settings
-from projections.simulator import simulate
 
 CLASS = "Bench 40"
 TEACHER = ("bench-teacher", "bench-teacher-secret")
@@ -40,20 +37,15 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def seed(data_dir: Path, learners: int, days: int) -> int:
-    """The simulated school in-process (the real ingest path), a class of 40 by roster, and a
-    teacher of that class."""
-    settings = Settings(data_dir=data_dir)
-    store = LearningRecordStore(env=settings.event_store_env())
-    committer = GroupCommitter(store)
-    writer = Principal("simulator", "simulator", frozenset({"all"}), settings.authority_home_page)
-    result = simulate(learners, days, 1, lambda batch: committer.store(
-        prepare_statements(batch, writer, "1.0.3", len(batch))), batch=1000)
-    committer.close()
+    """The simulated school in-process (bench/projections.py's seeding, the real ingest path),
+    a class of 40 by roster, and a teacher of that class."""
+    statements = seed_school(data_dir, learners, days)
+    store = LearningRecordStore(env=Settings(data_dir=data_dir).event_store_env())
     store.load_roster([(SIS.format(n), CLASS) for n in range(1, 41)])
     store.issue_credential("Bench teacher", ["teacher"], key=TEACHER[0], secret=TEACHER[1],
                            classes=[CLASS])
     store.close()
-    return result.statements
+    return statements
 
 
 def wait_for_views(url: str, limit: float = 3600.0) -> float:

@@ -19,6 +19,7 @@ from lrs.application import LearningRecordStore
 from lrs.cli.common import CommandFailed, settings_from
 from lrs.cli.progress import days_progress
 from lrs.cli.remote import remote_from
+from lrs.credentials import learner_key
 from lrs.errors import BadRequest
 
 _PARAMETERS = ("prior", "learn", "guess", "slip")
@@ -184,14 +185,6 @@ def read_roster(path: Path) -> list[tuple[str, str, str | None, str | None]]:
                          (row.get("org") or "").strip() or None,
                          (row.get("user_sourced_id") or "").strip() or None))
     return rows
-
-
-def learner_key(value: str) -> str:
-    value = value.strip()
-    if ":" in value:
-        return value
-    local, _, domain = value.partition("@")
-    return f"mbox:mailto:{local}@{domain.lower()}"
 
 
 def _sender(args: argparse.Namespace) -> Callable[[list[dict[str, Any]]], None]:
