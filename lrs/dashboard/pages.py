@@ -401,9 +401,7 @@ async def add_credential(request: Request, services: ServicesDep,
                          learner: Annotated[str, Form(max_length=1024)] = "",
                          csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
     async def build(signed: Signed) -> Any:
-        _check_form(request, signed, csrf)
-        if not signed.is_admin:
-            raise Forbidden("adding credentials needs scope all")
+        _check_admin_form(request, signed, csrf, "adding credentials")
         try:
             if not name.strip():
                 raise BadRequest("name: give the credential a name")
@@ -423,16 +421,22 @@ async def revoke_credential(request: Request, services: ServicesDep,
                             key: Annotated[str, Form(max_length=256)] = "",
                             csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
     async def build(signed: Signed) -> Any:
-        _check_form(request, signed, csrf)
-        if not signed.is_admin:
-            raise Forbidden("revoking credentials needs scope all")
+        _check_admin_form(request, signed, csrf, "revoking credentials")
         if key == signed.principal.key:
             return await _admin_context(signed, services, error="You cannot revoke the credential"
                                         " you are signed in with.")
         await run_in_threadpool(services.store.revoke_credential, key)
         services.authenticator.forget()  # its remembered verification goes with it
-        return await _admin_context(signed, services, notice=f"Credential {key} revoked.")
+        # The notice is markup (the added credential's key and secret come in <code>): escaped.
+        return await _admin_context(signed, services,
+                                    notice=f"Credential {escape(key)} revoked.")
     return await _render(request, services, build)
+
+
+def _check_admin_form(request: Request, signed: Signed, csrf: str, action: str) -> None:
+    _check_form(request, signed, csrf)
+    if not signed.is_admin:
+        raise Forbidden(f"{action} needs scope all")
 
 
 def _check_form(request: Request, signed: Signed, csrf: str) -> None:

@@ -279,3 +279,19 @@ def test_the_class_as_of_a_date_shows_mastery_as_it_stood(browser: TestClient, s
 def test_guessing_secrets_is_limited(browser: TestClient, school: School) -> None:
     statuses = [sign_in(browser, "teacher-b", f"guess-{n}").status_code for n in range(8)]
     assert statuses[-1] == 429, statuses
+
+
+def test_a_revoked_credentials_key_is_shown_as_text_not_markup(browser: TestClient,
+                                                               school: School) -> None:
+    """The admin page's notice is markup; a key with HTML in it (keys come from `lrs credentials
+    add --key`) must not become part of the page."""
+    store = school.admin.http.app.state.services.store  # type: ignore[attr-defined]
+    key = '<img src=x onerror="alert(1)">'
+    store.issue_credential("odd", ["all"], key=key)
+    sign_in(browser, ADMIN_KEY, ADMIN_SECRET)
+    token = csrf_of(browser, "/dashboard/admin")
+    revoked = browser.post("/dashboard/admin/credentials/revoke", data={"csrf": token, "key": key})
+    assert revoked.status_code == 200
+    assert "Credential &lt;img src=x onerror=" in revoked.text
+    assert '<img src=x onerror="alert(1)">' not in revoked.text
+    assert store.credential(key).revoked
