@@ -118,14 +118,17 @@ class ViewsProcess:
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._started = 0.0
+        self._make_slots(settings)
+        self._closing = threading.Event()
+        self._start()
+        threading.Thread(target=self._supervise, daemon=True, name="lrs-views-supervisor").start()
+
+    def _make_slots(self, settings: Settings) -> None:
         self._view_slots = Slots("view queries", settings.view_query_slots, RETRY_VIEWS)
         self._sql_slots = Slots("SQL queries", settings.sql_slots, RETRY_SQL)
         # Threads for view calls come from a limiter of their own, never from the default
         # limiter that every xAPI route's run_in_threadpool shares.
         self._threads = anyio.CapacityLimiter(settings.view_query_slots + settings.sql_slots)
-        self._closing = threading.Event()
-        self._start()
-        threading.Thread(target=self._supervise, daemon=True, name="lrs-views-supervisor").start()
 
     def _start(self) -> None:
         pipes = self.settings.view_query_slots + self.settings.sql_slots

@@ -18,8 +18,6 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from lrs.api.ratelimit import MAX_SUBJECTS, AccessLimits
 from lrs.committer import InFlight
 from lrs.config import Settings
@@ -27,9 +25,6 @@ from lrs.statement_events import PreparedStatement
 from lrs.views_process import (
     ANSWER_GRACE,
     PIPE_WAIT,
-    RETRY_SQL,
-    RETRY_VIEWS,
-    Slots,
     ViewsBusy,
     ViewsProcess,
     ViewsUnavailable,
@@ -170,9 +165,7 @@ class ViewsLink(ViewsProcess):
     def __init__(self, settings: Settings, link: ParentLink) -> None:  # no child of its own
         self.settings = settings
         self.link = link
-        self._view_slots = Slots("view queries", settings.view_query_slots, RETRY_VIEWS)
-        self._sql_slots = Slots("SQL queries", settings.sql_slots, RETRY_SQL)
-        self._threads = anyio.CapacityLimiter(settings.view_query_slots + settings.sql_slots)
+        self._make_slots(settings)
 
     def _ask(self, fn: Callable[..., Any] | str, args: tuple[Any, ...], limit: float | None,
              expected: float) -> Any:
