@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import orjson
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, Transcoder
 
 from ingest.enrich import format_stored
@@ -18,8 +19,12 @@ from lrs.domain import (
     Roster,
 )
 from lrs.errors import BadRequest, Conflict, Forbidden, NotFound, StoreRefused
+from lrs.key_ring import KeyRing
+from lrs.sealing import SEALED, SEALED_MARK, is_sealed, needed_keys, open_body, unseal
 from lrs.statement_events import PreparedStatement, StatementEventEncoder
 from lrs.store.index import ExistingStatements, IndexedStatement, StatementIndexReads, StatementQuery
+from lrs.store.learner_key_reads import LearnerKeyReads
+from lrs.store.learner_keys import KeyGenerationChanged
 from lrs.transcoder import OrjsonTranscoder
 from projections.bkt import parameters_from
 from schemas.actor import IFI_PROPERTIES, Agent, Group, ifi_key
@@ -43,6 +48,11 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.statement_events = StatementEventEncoder(self.mapper)
+        # LRS_SEAL_STATEMENTS=false writes statements in plaintext (they cannot then be erased):
+        # for measuring what sealing costs, not for a deployment.
+        self.seal_statements = str(self.env.get("LRS_SEAL_STATEMENTS", "true")).lower() not in (
+            "false", "0", "no", "off")
+        self.key_ring = KeyRing(lambda: self.keys.key_ring())
 
     def construct_transcoder(self) -> Transcoder:
         """Encode event state with orjson."""
@@ -51,6 +61,40 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
     @property
     def index(self) -> StatementIndexReads:
         return cast(StatementIndexReads, self.recorder)
+
+    @property
+    def keys(self) -> LearnerKeyReads:
+        return cast(LearnerKeyReads, self.recorder)
+
+    def open_statements(self, statements: Sequence[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """Statements as the log holds them, unsealed; None where the learner was erased."""
+        keys = self.keys.learner_keys(needed_keys(statements))
+        return [unseal(s, keys) for s in statements]
+
+    def open_statement_states(self, states: Sequence[bytes]) -> list[bytes | None]:
+        """Statement event states as ``{"statement": ...}`` JSON with the statement unsealed,
+        for readers that page the log raw; None where the learner was erased."""
+        plain = self.plain_states
+        envelopes: list[dict[str, Any] | None] = []
+        for state in states:
+            if plain and SEALED_MARK not in state:
+                envelopes.append(None)  # written before sealing: used as it is
+            else:
+                envelopes.append(self.decode_state(state)["statement"])
+        keys = self.keys.learner_keys(needed_keys(e for e in envelopes if e is not None))
+        opened: list[bytes | None] = []
+        for state, envelope in zip(states, envelopes, strict=True):
+            if envelope is None:
+                opened.append(state)
+            elif not is_sealed(envelope):
+                opened.append(orjson.dumps({"statement": envelope}))
+            elif not envelope[SEALED][3]:  # no other agent inside: the body is the statement
+                body = open_body(envelope, keys)
+                opened.append(None if body is None else b'{"statement":' + body + b"}")
+            else:
+                statement = unseal(envelope, keys)
+                opened.append(None if statement is None else orjson.dumps({"statement": statement}))
+        return opened
 
     @property
     def plain_states(self) -> bool:
@@ -131,7 +175,9 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         wanted = {p.statement_id for b in batches for p in b}
         wanted |= {p.voids for b in batches for p in b if p.voids}
         existing = self.index.existing_statements(wanted)
-        stored_docs = {sid: self._statement_of(e) for sid, e in existing.events.items()}
+        ids = list(existing.events)
+        opened = self.open_statements([self._raw_statement(existing.events[sid]) for sid in ids])
+        stored_docs = {sid: doc for sid, doc in zip(ids, opened, strict=True) if doc is not None}
         accepted: dict[str, PreparedStatement] = {}
         outcomes: list[list[str] | Exception] = []
         for batch in batches:
@@ -180,23 +226,45 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             return
         # New aggregates only, so the events go straight to the recorder in one write (the event
         # store's put would also build a recording per event, which nothing here reads).
-        self.recorder.insert_events(self.statement_events.events(list(statements), stored, now),
-                                    statement_index=[p.row for p in statements], stored=stored)
+        rows = [p.row for p in statements]
+        if not self.seal_statements:
+            self.recorder.insert_events(self.statement_events.events(list(statements), stored, now),
+                                        statement_index=rows, stored=stored)
+            return
+        for _ in range(COLLISION_RETRIES):
+            batch = self.key_ring.batch(stored[:10])
+            events = self.statement_events.events(list(statements), stored, now, batch.key_of)
+            try:
+                self.recorder.insert_events(events, statement_index=rows, stored=stored,
+                                            learner_keys=list(batch.new.values()),
+                                            key_generation=batch.generation)
+            except KeyGenerationChanged:
+                self.key_ring.reload()  # a learner was erased meanwhile: seal again, under keys
+                continue  # that exist
+            self.key_ring.committed(batch)
+            return
+        raise StoreRefused("learners kept being erased while this batch was written; retry")
 
-    def _statement_of(self, stored_event: Any) -> dict[str, Any]:
+    def _raw_statement(self, stored_event: Any) -> dict[str, Any]:
         event = self.mapper.to_domain_event(stored_event)
         return cast(dict[str, Any], event.statement)  # type: ignore[attr-defined]
+
+    def _statement_of(self, stored_event: Any) -> dict[str, Any] | None:
+        return self.open_statements([self._raw_statement(stored_event)])[0]
 
     def statement(self, statement_id: str, *, voided: bool = False,
                   credential: str | None = None) -> tuple[dict[str, Any], str]:
         """One statement by id, with its stored time; voided ones only when asked for."""
         found = self.index.statement(statement_id, voided=voided, credential=credential)
-        if found is None:
+        statement = None if found is None else self._statement_of(found.event)
+        if found is None or statement is None:
             raise NotFound(f"no {'voided ' if voided else ''}statement with id {statement_id}")
-        return self._statement_of(found.event), found.stored
+        return statement, found.stored
 
     def statements(self, query: StatementQuery) -> list[tuple[IndexedStatement, dict[str, Any]]]:
-        return [(hit, self._statement_of(hit.event)) for hit in self.index.statements(query)]
+        hits = self.index.statements(query)
+        opened = self.open_statements([self._raw_statement(hit.event) for hit in hits])
+        return [(hit, doc) for hit, doc in zip(hits, opened, strict=True) if doc is not None]
 
     def last_statement_seq(self) -> int:
         return self.index.max_statement_seq()

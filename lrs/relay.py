@@ -65,9 +65,13 @@ class LogFollower:
     def message(self, notification: Notification) -> OutboundMessage:
         event: Any = self.store.mapper.to_domain_event(notification)
         if isinstance(event, StoredStatement.Stored):
-            body: dict[str, Any] = {"type": "statement", "statement": event.statement,
-                                    "credential": event.credential}
-            key = learner_key(event.statement)
+            statement = self.store.open_statements([event.statement])[0]
+            if statement is None:  # its learner was erased before it was relayed: a gap
+                body: dict[str, Any] = {"type": "erased"}
+                key = "erased"
+            else:
+                body = {"type": "statement", "statement": statement, "credential": event.credential}
+                key = learner_key(statement)
         elif isinstance(event, AlignmentSet.Loaded):
             body = {"type": "alignments", "framework": event.framework,
                     "alignments": event.alignments, "parameters": event.parameters}

@@ -17,6 +17,7 @@ import orjson
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from lrs.domain import StoredStatement
+from lrs.sealing import KeyOf, seal
 from lrs.store.keys import IndexRow
 
 _STATEMENT = {"\u0000statement": 0}
@@ -72,12 +73,13 @@ class StatementEventEncoder:
             self._parts = (head, middle, between, tail)
         self._credentials: dict[str, bytes] = {}
 
-    def events(self, statements: list[PreparedStatement], stored: str,
-               now: datetime) -> list[StoredEvent]:
+    def events(self, statements: list[PreparedStatement], stored: str, now: datetime,
+               key_of: KeyOf | None = None) -> list[StoredEvent]:
+        """With ``key_of``, each statement is sealed under its learners' keys (lrs/sealing.py)."""
         if not self._plain:  # a cipher or compressor: the mapper's own path
             return [self.mapper.to_stored_event(StoredStatement.stored(
-                UUID(p.statement_id), dict(orjson.loads(stamped(p.body, p.has_timestamp, stored))),
-                p.credential, now)) for p in statements]
+                UUID(p.statement_id), self._statement(p, stored, key_of), p.credential, now))
+                for p in statements]
         head, middle, between, tail = self._parts
         opening = head + now.isoformat().encode() + middle
         events = []
@@ -85,8 +87,15 @@ class StatementEventEncoder:
             credential = self._credentials.get(p.credential)
             if credential is None:
                 credential = self._credentials[p.credential] = orjson.dumps(p.credential)
-            state = b"".join((opening, stamped(p.body, p.has_timestamp, stored), between,
-                              credential, tail))
+            body = stamped(p.body, p.has_timestamp, stored)
+            if key_of is not None:
+                body = orjson.dumps(seal(orjson.loads(body), key_of))
+            state = b"".join((opening, body, between, credential, tail))
             events.append(StoredEvent(originator_id=UUID(p.statement_id), originator_version=1,
                                       topic=self.topic, state=state))
         return events
+
+    @staticmethod
+    def _statement(p: PreparedStatement, stored: str, key_of: KeyOf | None) -> dict[str, Any]:
+        statement: dict[str, Any] = orjson.loads(stamped(p.body, p.has_timestamp, stored))
+        return seal(statement, key_of) if key_of is not None else statement

@@ -193,18 +193,20 @@ class ProjectionRunner:
                 self.stop.wait(2.0)
 
     def apply_page(self, page: Sequence[tuple[int, str, bytes]]) -> None:
-        """Apply (position, topic, state) rows as the log holds them."""
+        """Apply (position, topic, state) rows as the log holds them; a statement whose learner
+        was erased (its key is gone) is left out, as if it had never been stored."""
         items = PageItems()
-        plain = self.store.plain_states
+        statements = [state for _, topic, state in page if topic == STATEMENT_TOPIC]
+        opened = iter(self.store.open_statement_states(statements) if statements else [])
         for position, topic, state in page:
-            if plain and topic == STATEMENT_TOPIC:
-                # The hot path: the event's state as stored, parsed by DuckDB.
-                items.add_state(position, state)
+            if topic == STATEMENT_TOPIC:
+                # The hot path: the statement's JSON, parsed by DuckDB.
+                statement = next(opened)
+                if statement is not None:
+                    items.add_state(position, statement)
                 continue
             event = self.store.decode_state(state)
-            if topic == STATEMENT_TOPIC:
-                items.add_statement(position, event["statement"])
-            elif topic == ROSTER_TOPIC:
+            if topic == ROSTER_TOPIC:
                 items.add_roster(position, event["entries"])
             elif topic == FIT_TOPIC:
                 items.add_alignments(position, f"fit: {event['method']}", [], event["parameters"])

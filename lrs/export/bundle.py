@@ -323,8 +323,10 @@ class DistrictExporter:
                 page = self.store.index.event_states(start, 2000, [STATEMENT_TOPIC], stop=position)
                 if not page:
                     break
-                for _, _, state in page:
-                    statement: dict[str, Any] = self.store.decode_state(state)["statement"]
+                for opened in self.store.open_statement_states([state for _, _, state in page]):
+                    if opened is None:
+                        continue  # its learner was erased
+                    statement: dict[str, Any] = orjson.loads(opened)["statement"]
                     if in_org is not None and actor_key(statement.get("actor")) not in in_org:
                         continue
                     moment = statement_time(statement)

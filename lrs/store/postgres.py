@@ -15,6 +15,8 @@ from psycopg.sql import SQL
 
 from lrs.store.documents import DocumentViewReads, DocumentViewSQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
+from lrs.store.learner_key_reads import LearnerKeyReads
+from lrs.store.learner_keys import LearnerKeySQL
 
 
 class PostgresIndexSQL(StatementIndexSQL):
@@ -36,18 +38,23 @@ class PostgresIndexSQL(StatementIndexSQL):
         )
 
 
-class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, PostgresApplicationRecorder):
+class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKeyReads,
+                                PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.index = PostgresIndexSQL(events_table_name, "notification_id", paramstyle="format")
         self.documents = DocumentViewSQL(paramstyle="format")
+        self.keys = LearnerKeySQL(paramstyle="format", blob_type="BYTEA")
         self.sql_create_statements.extend(
             SQL(text).format() for text in self.index.create_statements("BIGINT", "BOOLEAN", "")
-            + self.documents.create_statements("BYTEA", "BOOLEAN")
+            + self.documents.create_statements("BYTEA", "BOOLEAN") + self.keys.create_statements()
         )
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
         return self.datastore.transaction(commit=False)
+
+    def _write_transaction(self) -> AbstractContextManager[Any]:
+        return self.datastore.transaction(commit=True)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -77,6 +84,10 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, Postgres
     ) -> Sequence[int] | None:
         # The library holds the events table lock here, so index rows commit in log order.
         seqs = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if kwargs.get("key_generation") is not None:
+            # FOR SHARE: an erasure that has raised the generation but not committed is waited for.
+            self.keys.insert(curs, kwargs.get("learner_keys") or [], kwargs["key_generation"],
+                             " FOR SHARE")
         self._index_inserted_events(curs, seqs, kwargs.get("statement_index"), kwargs.get("stored"))
         if kwargs.get("document_changes"):
             self.documents.apply(curs, kwargs["document_changes"])

@@ -16,6 +16,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 
 from lrs.store.documents import DocumentViewReads, DocumentViewSQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
+from lrs.store.learner_key_reads import LearnerKeyReads
+from lrs.store.learner_keys import LearnerKeySQL
 
 WRITER_CACHE_KIB = 128 * 1024
 # A commit of a thousand statements writes more WAL pages than SQLite's default checkpoint
@@ -88,10 +90,12 @@ class WriterTurn:
             self._thread_lock.release()
 
 
-class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, SQLiteApplicationRecorder):
+class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKeyReads,
+                              SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.index = SQLiteIndexSQL(events_table_name, "rowid", paramstyle="qmark")
         self.documents = DocumentViewSQL(paramstyle="qmark")
+        self.keys = LearnerKeySQL(paramstyle="qmark", blob_type="BLOB")
         self._configured: set[int] = set()
         self._turn = WriterTurn(datastore.pool.db_name, float(datastore.pool.lock_timeout or 5))
         super().__init__(datastore, events_table_name)
@@ -113,16 +117,24 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, SQLiteAppl
     def _read_transaction(self) -> AbstractContextManager[Any]:
         return self.datastore.transaction(commit=False)
 
+    @contextmanager
+    def _write_transaction(self) -> Iterator[Any]:
+        with self._turn.held(), self.datastore.transaction(commit=True) as c:
+            yield c
+
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
         return (statements + self.index.create_statements("INTEGER", "BOOLEAN", " WITHOUT ROWID")
-                + self.documents.create_statements("BLOB", "BOOLEAN"))
+                + self.documents.create_statements("BLOB", "BOOLEAN")
+                + self.keys.create_statements())
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         self._configure_writer(c)
         seqs = self._insert_stored_events(c, stored_events)
+        if kwargs.get("key_generation") is not None:
+            self.keys.insert(c, kwargs.get("learner_keys") or [], kwargs["key_generation"])
         self._index_inserted_events(c, seqs, kwargs.get("statement_index"), kwargs.get("stored"))
         if kwargs.get("document_changes"):
             self.documents.apply(c, kwargs["document_changes"])

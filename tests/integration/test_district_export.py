@@ -106,7 +106,8 @@ def add_more(data: Path) -> None:
     """Ingestion after a first export: new evidence, a voiding, a new learner."""
     store = LearningRecordStore(env=Settings(data_dir=data).event_store_env())
     first = next(s for s in (store.recorder.select_notifications(1, 50)) if s)
-    voided = store.mapper.to_domain_event(first).statement["id"]  # type: ignore[attr-defined]
+    sealed = store.mapper.to_domain_event(first).statement  # type: ignore[attr-defined]
+    voided = store.open_statements([sealed])[0]["id"]  # type: ignore[index]
     more = personal_history(9)
     more.append(statement("ada.lovelace@example.org", "Ada Lovelace",
                           "http://adlnet.gov/expapi/verbs/voided", 9,

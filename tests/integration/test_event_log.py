@@ -17,8 +17,13 @@ STORED = get_topic(StoredStatement.Stored)
 
 
 def statement_events(store: Any, start: int = 1) -> list[Any]:
+    """The statement events from a position, each statement unsealed as every reader sees it."""
     notifications = store.recorder.select_notifications(start, 10_000, topics=[STORED])
-    return [store.mapper.to_domain_event(n) for n in notifications]
+    events = [store.mapper.to_domain_event(n) for n in notifications]
+    for event, opened in zip(events, store.open_statements([e.statement for e in events]),
+                             strict=True):
+        object.__setattr__(event, "statement", opened)
+    return events
 
 
 def test_each_accepted_statement_is_one_event_in_the_log(xapi: XAPIClient, store_of: Any) -> None:
@@ -72,7 +77,7 @@ def test_concurrent_writers_get_one_gapless_order(xapi: XAPIClient, store_of: An
     notifications = store_of.recorder.select_notifications(1, 1000, topics=[STORED])
     positions = [n.id for n in notifications]
     assert positions == sorted(positions) and len(positions) == 40
-    stored_times = [store_of.mapper.to_domain_event(n).statement["stored"] for n in notifications]
+    stored_times = [e.statement["stored"] for e in statement_events(store_of)]
     assert stored_times == sorted(stored_times)
 
 

@@ -44,7 +44,8 @@ def topic(kafka_bootstrap: str) -> str:  # noqa: F811
 
 def stored_ids(store: LearningRecordStore) -> list[str]:
     notifications = store.recorder.select_notifications(1, 1_000_000, topics=[STORED])
-    return [store.mapper.to_domain_event(n).statement["id"] for n in notifications]  # type: ignore[attr-defined]
+    sealed = [store.mapper.to_domain_event(n).statement for n in notifications]  # type: ignore[attr-defined]
+    return [s["id"] for s in store.open_statements(sealed) if s is not None]
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 60) -> None:

@@ -1,0 +1,236 @@
+"""Sealing statements under their learners' keys, so that deleting a key erases a learner.
+
+A statement is sealed whole (AES-GCM) under its actor's key: the learner the views file it under
+(an anonymous group's first member). Inside it, every other agent (an Agent or Group object, a
+SubStatement's agents, context.instructor, context.team, context agents and groups, a Group's
+members) is first replaced by a stub sealed under that agent's own key. Forgetting B then removes
+B's statements and turns B into a placeholder inside A's statements, which stay A's.
+
+The event stores ``{SEALED: [key_id, pseudonym, blob, [key ids of the stubs]]}`` where the
+statement was; events written before sealing existed hold the statement itself, and still read.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from lrs.store.learner_keys import LearnerKey
+from projections.facts import actor_key
+
+SEALED = "\u0000sealed"  # no xAPI property can have this name: statements refuse unknown ones
+SEALED_MARK = orjson.dumps(SEALED)  # how it reads in an event's stored JSON
+ERASED_HOME_PAGE = "urn:lrs:erased"
+_AGENT_TYPES = ("Agent", "Group")
+_NONCE = 12
+
+KeyOf = Callable[[str], LearnerKey]
+
+
+def pseudonym(secret: bytes, learner: str) -> str:
+    """A learner's name in the key table and in an erasure event: never the identity itself."""
+    return hmac.new(secret, learner.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def is_sealed(statement: Mapping[str, Any]) -> bool:
+    return SEALED in statement
+
+
+def sealed_learner(statement: Mapping[str, Any]) -> str | None:
+    """The pseudonym a sealed statement belongs to (None: a plaintext statement)."""
+    envelope = statement.get(SEALED)
+    return str(envelope[1]) if envelope else None
+
+
+def key_ids(statement: Mapping[str, Any]) -> list[str]:
+    """Every key a sealed statement needs to be read whole."""
+    envelope = statement.get(SEALED)
+    return [envelope[0], *envelope[3]] if envelope else []
+
+
+class Ciphers:
+    """AESGCM objects by key id: making one costs more than sealing a statement with it."""
+
+    def __init__(self) -> None:
+        self._made: dict[bytes, AESGCM] = {}
+
+    def __call__(self, secret: bytes) -> AESGCM:
+        cipher = self._made.get(secret)
+        if cipher is None:
+            if len(self._made) > 100_000:
+                self._made.clear()
+            cipher = self._made[secret] = AESGCM(secret)
+        return cipher
+
+
+_ciphers = Ciphers()
+
+
+def _encrypt(key: LearnerKey, plain: bytes) -> str:
+    nonce = os.urandom(_NONCE)
+    sealed = _ciphers(key.secret).encrypt(nonce, plain, key.key_id.encode())
+    return base64.b64encode(nonce + sealed).decode()
+
+
+def _decrypt(key_id: str, secret: bytes, blob: str) -> bytes:
+    raw = base64.b64decode(blob)
+    return _ciphers(secret).decrypt(raw[:_NONCE], raw[_NONCE:], key_id.encode())
+
+
+# --- sealing ---------------------------------------------------------------------------------
+
+
+class _Sealer:
+    def __init__(self, key_of: KeyOf, owner: str) -> None:
+        self.key_of = key_of
+        self.owner = owner  # agents with the statement's own key stay inside its blob as they are
+        self.nested: list[str] = []
+
+    def agent(self, agent: Any) -> Any:
+        if not isinstance(agent, dict):
+            return agent
+        learner = actor_key(agent)
+        if learner is None:
+            return agent
+        inner = self.members(agent, learner)
+        if learner == self.owner:
+            return inner
+        key = self.key_of(learner)
+        self.nested.append(key.key_id)
+        return {"objectType": agent.get("objectType", "Agent"),
+                SEALED: [key.key_id, key.pseudonym, _encrypt(key, orjson.dumps(inner))]}
+
+    def members(self, agent: dict[str, Any], learner: str) -> dict[str, Any]:
+        members = agent.get("member")
+        if not members:
+            return agent
+        sealer = _Sealer(self.key_of, learner)  # members under their own keys, inside the group's
+        out = dict(agent, member=[sealer.agent(m) for m in members])
+        self.nested.extend(sealer.nested)
+        return out
+
+    def context(self, context: Any) -> Any:
+        if not isinstance(context, dict):
+            return context
+        out = dict(context)
+        for field in ("instructor", "team"):
+            if field in out:
+                out[field] = self.agent(out[field])
+        if isinstance(out.get("contextAgents"), list):
+            out["contextAgents"] = [dict(a, agent=self.agent(a["agent"]))
+                                    if isinstance(a, dict) and "agent" in a else a
+                                    for a in out["contextAgents"]]
+        if isinstance(out.get("contextGroups"), list):
+            out["contextGroups"] = [dict(g, group=self.agent(g["group"]))
+                                    if isinstance(g, dict) and "group" in g else g
+                                    for g in out["contextGroups"]]
+        return out
+
+    def statement(self, statement: dict[str, Any]) -> dict[str, Any]:
+        out = dict(statement)
+        if isinstance(out.get("actor"), dict):
+            out["actor"] = self.agent(out["actor"])
+        obj = out.get("object")
+        if isinstance(obj, dict):
+            if obj.get("objectType") in _AGENT_TYPES:
+                out["object"] = self.agent(obj)
+            elif obj.get("objectType") == "SubStatement":
+                out["object"] = self.statement(obj)
+        if "context" in out:
+            out["context"] = self.context(out["context"])
+        return out
+
+
+def seal(statement: dict[str, Any], key_of: KeyOf) -> dict[str, Any]:
+    """The sealed form of a stamped statement; ``key_of`` gives (or makes) a learner's key."""
+    owner = actor_key(statement.get("actor"))
+    if owner is None:  # validation refuses a statement without an identified actor
+        raise ValueError("a statement without an actor cannot be sealed")
+    sealer = _Sealer(key_of, owner)
+    body = sealer.statement(statement)
+    key = key_of(owner)
+    return {SEALED: [key.key_id, key.pseudonym, _encrypt(key, orjson.dumps(body)),
+                     sorted(set(sealer.nested))]}
+
+
+# --- unsealing -------------------------------------------------------------------------------
+
+
+def placeholder(object_type: str, who: str) -> dict[str, Any]:
+    """What an erased agent reads as inside another learner's statement."""
+    return {"objectType": object_type, "name": who,
+            "account": {"homePage": ERASED_HOME_PAGE, "name": who}}
+
+
+class _Opener:
+    def __init__(self, keys: Mapping[str, bytes]) -> None:
+        self.keys = keys
+
+    def agent(self, agent: Any) -> Any:
+        if not isinstance(agent, dict):
+            return agent
+        envelope = agent.get(SEALED)
+        if envelope is not None:
+            key_id, who, blob = envelope
+            secret = self.keys.get(key_id)
+            if secret is None:
+                return placeholder(str(agent.get("objectType", "Agent")), who)
+            agent = orjson.loads(_decrypt(key_id, secret, blob))
+        members = agent.get("member")
+        if members and any(isinstance(m, dict) and SEALED in m for m in members):
+            agent = dict(agent, member=[self.agent(m) for m in members])
+        return agent
+
+    def context(self, context: Any) -> Any:
+        if not isinstance(context, dict):
+            return context
+        for field in ("instructor", "team"):
+            if field in context:
+                context[field] = self.agent(context[field])
+        for field, inner in (("contextAgents", "agent"), ("contextGroups", "group")):
+            for entry in context.get(field) or []:
+                if isinstance(entry, dict) and inner in entry:
+                    entry[inner] = self.agent(entry[inner])
+        return context
+
+    def statement(self, statement: dict[str, Any]) -> dict[str, Any]:
+        statement["actor"] = self.agent(statement.get("actor"))
+        obj = statement.get("object")
+        if isinstance(obj, dict):
+            if obj.get("objectType") in _AGENT_TYPES:
+                statement["object"] = self.agent(obj)
+            elif obj.get("objectType") == "SubStatement":
+                statement["object"] = self.statement(obj)
+        if "context" in statement:
+            statement["context"] = self.context(statement["context"])
+        return statement
+
+
+def open_body(statement: dict[str, Any], keys: Mapping[str, bytes]) -> bytes | None:
+    """A sealed statement's JSON, with nested stubs still sealed (None: its key is gone)."""
+    key_id, _, blob, _nested = statement[SEALED]
+    secret = keys.get(key_id)
+    return None if secret is None else _decrypt(key_id, secret, blob)
+
+
+def unseal(statement: dict[str, Any], keys: Mapping[str, bytes]) -> dict[str, Any] | None:
+    """The statement as it was sent (erased agents as placeholders), or None when its learner
+    was erased. A plaintext statement (written before sealing) comes back as it is."""
+    if SEALED not in statement:
+        return statement
+    body = open_body(statement, keys)
+    if body is None:
+        return None
+    opened: dict[str, Any] = orjson.loads(body)
+    return _Opener(keys).statement(opened) if statement[SEALED][3] else opened
+
+
+def needed_keys(statements: Iterable[Mapping[str, Any]]) -> list[str]:
+    return sorted({key_id for s in statements for key_id in key_ids(s)})
