@@ -15,13 +15,16 @@ from lrs.credentials import CredentialCommands
 from lrs.document_commands import DocumentCommands
 from lrs.domain import (
     AlignmentSet,
+    LearnerErasure,
     ParameterFit,
+    Retention,
     Roster,
 )
 from lrs.errors import BadRequest, Conflict, Forbidden, NotFound, StoreRefused
 from lrs.key_ring import KeyRing
 from lrs.sealing import SEALED, SEALED_MARK, is_sealed, needed_keys, open_body, unseal
 from lrs.statement_events import PreparedStatement, StatementEventEncoder
+from lrs.store.erasure import ErasedRows, ErasureSQL
 from lrs.store.index import ExistingStatements, IndexedStatement, StatementIndexReads, StatementQuery
 from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import KeyGenerationChanged
@@ -291,6 +294,41 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             if value is not None:
                 person[prop] = [value.model_dump() if prop == "account" else value]
         return person
+
+    # --- erasure ------------------------------------------------------------------------------
+
+    @property
+    def _erasure(self) -> ErasureSQL:
+        return cast(ErasureSQL, self.recorder.erasure)  # type: ignore[attr-defined]
+
+    def erase_learner(self, learner: str, by: str) -> tuple[str, ErasedRows]:
+        """Forget a learner (an IFI key): a LearnerErased event and the deletion of their keys,
+        index rows, agent names and documents, in one transaction. Returns their pseudonym and
+        what was deleted."""
+        pseudonym = self.key_ring.pseudonym(learner)
+        erased: list[ErasedRows] = []
+        self.save(LearnerErasure(pseudonym=pseudonym, by=by), also=lambda c: erased.append(
+            self._erasure.forget(c, learner, pseudonym, self.decode_state)))
+        self.key_ring.reload()
+        return pseudonym, erased[0]
+
+    def apply_retention(self, before: str, by: str) -> ErasedRows:
+        """Forget every statement stored before a UTC day (YYYY-MM-DD): a RetentionApplied event
+        and the deletion of those days' keys and the statements' index rows, in one transaction."""
+        erased: list[ErasedRows] = []
+        self.save(Retention(before=before, by=by),
+                  also=lambda c: erased.append(self._erasure.retain_from(c, before)))
+        self.key_ring.reload()
+        return erased[0]
+
+    def retention_preview(self, before: str) -> tuple[int, int]:
+        """(statements, learners) a retention before the day would forget; changes nothing."""
+        with self.recorder._read_transaction() as c:  # type: ignore[attr-defined]
+            return self._erasure.statements_before(c, before)
+
+    def scrub(self) -> str:
+        """Make what erasures deleted leave the database's files; says what it did."""
+        return str(self.recorder.scrub())  # type: ignore[attr-defined]
 
     # --- alignments ---------------------------------------------------------------------------
 

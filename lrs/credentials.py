@@ -17,7 +17,7 @@ from lrs.domain import Credential, credential_id
 from lrs.errors import BadRequest, NotFound
 
 SCOPES = ("statements/write", "statements/read", "statements/read/mine", "all/read", "all",
-          "state", "profile", "define", "teacher", "learner")
+          "state", "profile", "define", "teacher", "learner", "admin")
 # Scopes of people rather than tools: a teacher is bound to classes (sees their learners' views
 # only), a learner to one learner (sees their own views only). Neither reads statements.
 TEACHER, LEARNER = "teacher", "learner"

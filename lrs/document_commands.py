@@ -24,11 +24,21 @@ from lrs.documents import (
 from lrs.documents import merge as merge_documents
 from lrs.domain import DOCUMENT_TOPIC, Document
 from lrs.errors import Conflict, NotFound, PreconditionFailed, StoreRefused
+from lrs.key_ring import KeyRing
+from lrs.sealing import seal_bytes, seal_text
 from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewReads
+from lrs.store.learner_keys import KeyGenerationChanged
 
 
 class DocumentCommands(Application[UUID]):
-    """The document use cases of the LRS application."""
+    """The document use cases of the LRS application.
+
+    A document scoped to an agent (State, Agent Profile) is recorded in the log with its content
+    and agent sealed under that agent's key, like their statements: forgetting the agent makes
+    the log's copies unreadable, and deletes the current state the reads are served from."""
+
+    key_ring: KeyRing
+    seal_statements: bool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -96,17 +106,35 @@ class DocumentCommands(Application[UUID]):
                          operation: str) -> StoredDocument:
         now = datetime.now(UTC)
         etag = etag_of(content)
-        event: Any
-        if version == 0:
-            event = Document.Created(  # type: ignore[call-arg]
-                originator_id=key.aggregate_id, originator_version=1, timestamp=now,
-                originator_topic=DOCUMENT_TOPIC, resource=key.resource, scope=key.scope(),
-                content=content, content_type=content_type, etag=etag)
-        else:
-            event = Document.Written(  # type: ignore[call-arg]
-                originator_id=key.aggregate_id, originator_version=version + 1, timestamp=now,
-                content=content, content_type=content_type, etag=etag, operation=operation)
         updated = format_stored(now)
-        self.document_writes.put([event], [
-            DocumentChange(key, content, content_type, etag, updated, version + 1)])
-        return StoredDocument(key, content, content_type, etag, updated, version + 1)
+        changes = [DocumentChange(key, content, content_type, etag, updated, version + 1)]
+        if key.agent is None or not self.seal_statements:
+            self.document_writes.put([self._document_event(key, content, key.scope(), content_type,
+                                                           etag, version, operation, now)], changes)
+            return StoredDocument(key, content, content_type, etag, updated, version + 1)
+        for _ in range(20):
+            batch = self.key_ring.batch(updated[:10])
+            sealing = batch.key_of(key.agent)
+            scope = dict(key.scope(), agent=seal_text(sealing, key.agent))
+            event = self._document_event(key, seal_bytes(sealing, content), scope, content_type,
+                                         etag, version, operation, now)
+            try:
+                self.document_writes.put([event], changes, list(batch.new.values()), batch.generation)
+            except KeyGenerationChanged:
+                self.key_ring.reload()  # a learner was erased meanwhile: seal again
+                continue
+            self.key_ring.committed(batch)
+            return StoredDocument(key, content, content_type, etag, updated, version + 1)
+        raise StoreRefused("learners kept being erased while this document was written; retry")
+
+    @staticmethod
+    def _document_event(key: DocumentKey, content: bytes, scope: dict[str, str], content_type: str,
+                        etag: str, version: int, operation: str, now: datetime) -> Any:
+        if version == 0:
+            return Document.Created(  # type: ignore[call-arg]
+                originator_id=key.aggregate_id, originator_version=1, timestamp=now,
+                originator_topic=DOCUMENT_TOPIC, resource=key.resource, scope=scope,
+                content=content, content_type=content_type, etag=etag)
+        return Document.Written(  # type: ignore[call-arg]
+            originator_id=key.aggregate_id, originator_version=version + 1, timestamp=now,
+            content=content, content_type=content_type, etag=etag, operation=operation)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lrs.store.documents import DocumentChange
+from lrs.store.learner_keys import LearnerKey
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,14 @@ log = logging.getLogger(__name__)
 class _Write:
     events: Sequence[Any]
     changes: Sequence[DocumentChange]
+    keys: Sequence[LearnerKey] = ()  # new keys the events are sealed under (lrs/key_ring.py)
+    generation: int | None = None  # the erasure generation they were sealed at
     done: Future[None] = field(default_factory=Future)
+
+    def kwargs(self) -> dict[str, Any]:
+        sealed = {} if self.generation is None else {"learner_keys": list(self.keys),
+                                                     "key_generation": self.generation}
+        return {"document_changes": list(self.changes), **sealed}
 
 
 class DocumentWrites:
@@ -39,9 +47,11 @@ class DocumentWrites:
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
-    def put(self, events: Sequence[Any], changes: Sequence[DocumentChange]) -> None:
-        """Append one request's events; returns once they are durable, raises what refused them."""
-        write = _Write(events, changes)
+    def put(self, events: Sequence[Any], changes: Sequence[DocumentChange],
+            keys: Sequence[LearnerKey] = (), generation: int | None = None) -> None:
+        """Append one request's events; returns once they are durable, raises what refused them
+        (KeyGenerationChanged: a learner was erased since they were sealed; seal again)."""
+        write = _Write(events, changes, keys, generation)
         self._ensure_thread()
         self._queue.put(write)
         write.done.result()
@@ -83,10 +93,15 @@ class DocumentWrites:
                 return
 
     def _append(self, group: list[_Write]) -> None:
-        if len(group) > 1:
+        # Writes sealed at different erasure generations are not checked together: one check
+        # would let a write sealed before an erasure through with another's generation.
+        generations = {w.generation for w in group if w.generation is not None}
+        if len(group) > 1 and len(generations) <= 1:
+            sealed = {"learner_keys": [k for w in group for k in w.keys],
+                      "key_generation": generations.pop()} if generations else {}
             try:
                 self._events.put([e for w in group for e in w.events],
-                                 document_changes=[c for w in group for c in w.changes])
+                                 document_changes=[c for w in group for c in w.changes], **sealed)
             except Exception:
                 log.debug("a group of %d document writes was refused; writing each alone",
                           len(group))
@@ -96,7 +111,7 @@ class DocumentWrites:
                 return
         for write in group:
             try:
-                self._events.put(list(write.events), document_changes=list(write.changes))
+                self._events.put(list(write.events), **write.kwargs())
             except Exception as exc:
                 write.done.set_exception(exc)
             else:

@@ -179,3 +179,31 @@ class Roster(Aggregate):
     @event(Loaded)
     def __init__(self, entries: list[list[str]]) -> None:
         self.entries = entries
+
+
+class LearnerErasure(Aggregate):
+    """A learner forgotten: their keys were deleted, so their sealed events no longer read.
+
+    Names the learner only by the key table's pseudonym, never by an identity."""
+
+    class LearnerErased(Aggregate.Created):
+        pseudonym: str
+        by: str  # the credential key (or "cli") that asked
+
+    @event(LearnerErased)
+    def __init__(self, pseudonym: str, by: str) -> None:
+        self.pseudonym = pseudonym
+        self.by = by
+
+
+class Retention(Aggregate):
+    """Statements stored before a day forgotten: their day keys were deleted."""
+
+    class RetentionApplied(Aggregate.Created):
+        before: str  # a UTC date, YYYY-MM-DD
+        by: str
+
+    @event(RetentionApplied)
+    def __init__(self, before: str, by: str) -> None:
+        self.before = before
+        self.by = by

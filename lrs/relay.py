@@ -23,6 +23,7 @@ from kafka import KafkaProducer
 
 from lrs.application import LearningRecordStore
 from lrs.domain import AlignmentSet, Document, ParameterFit, Roster, StoredStatement
+from lrs.sealing import open_bytes, open_text, sealed_key_id
 from projections.facts import actor_key
 
 log = logging.getLogger("lrs.relay")
@@ -85,15 +86,35 @@ class LogFollower:
             key = "roster"
         else:
             resource, scope = self._document_identity(event.originator_id)
-            body = {"type": "document", "event": type(event).__name__, "resource": resource,
-                    "scope": scope, "version": event.originator_version}
-            if not isinstance(event, Document.Deleted):
-                body.update(contentType=event.content_type, etag=event.etag,
-                            content=base64.b64encode(event.content).decode())
-            key = scope.get("agent") or scope.get("activityId") or "documents"
+            content = None if isinstance(event, Document.Deleted) else event.content
+            opened_scope, content = self._opened_document(scope, content)
+            if opened_scope is None:  # its agent was erased before it was relayed: a gap
+                body, key = {"type": "erased"}, "erased"
+            else:
+                scope = opened_scope
+                body = {"type": "document", "event": type(event).__name__, "resource": resource,
+                        "scope": scope, "version": event.originator_version}
+                if content is not None:
+                    body.update(contentType=event.content_type, etag=event.etag,
+                                content=base64.b64encode(content).decode())
+                key = scope.get("agent") or scope.get("activityId") or "documents"
         body["position"] = notification.id
         return OutboundMessage(notification.id, key.encode(), orjson.dumps(body))
 
+
+    def _opened_document(self, scope: dict[str, str], content: bytes | None
+                         ) -> tuple[dict[str, str] | None, bytes | None]:
+        """A document's scope and content unsealed (lrs/document_commands.py); None: erased."""
+        sealed = [k for k in (sealed_key_id(scope.get("agent", "")),
+                              sealed_key_id(content) if content is not None else None) if k]
+        if not sealed:
+            return scope, content
+        keys = self.store.keys.learner_keys(sealed)
+        agent = open_text(scope["agent"], keys)
+        opened = open_bytes(content, keys) if content is not None else None
+        if agent is None or (content is not None and opened is None):
+            return None, None
+        return dict(scope, agent=agent), opened
 
     def _document_identity(self, document_id: UUID) -> tuple[str, dict[str, str]]:
         """A document's resource and scope never change: read them once from its first event."""

@@ -160,6 +160,51 @@ def seal(statement: dict[str, Any], key_of: KeyOf) -> dict[str, Any]:
                      sorted(set(sealer.nested))]}
 
 
+# --- documents --------------------------------------------------------------------------------
+
+_TEXT_MARK = SEALED + ":"
+_BYTES_MARK = _TEXT_MARK.encode()
+
+
+def seal_text(key: LearnerKey, text: str) -> str:
+    """A string (a document's agent) sealed: ``SEALED:key_id|pseudonym|blob``."""
+    return f"{_TEXT_MARK}{key.key_id}|{key.pseudonym}|{_encrypt(key, text.encode())}"
+
+
+def seal_bytes(key: LearnerKey, data: bytes) -> bytes:
+    """Bytes (a document's content) sealed: ``SEALED:key_id|`` then the nonce and ciphertext."""
+    nonce = os.urandom(_NONCE)
+    sealed = _ciphers(key.secret).encrypt(nonce, data, key.key_id.encode())
+    return _BYTES_MARK + key.key_id.encode() + b"|" + nonce + sealed
+
+
+def sealed_key_id(value: str | bytes) -> str | None:
+    """The key a sealed document field needs (None: stored in the clear)."""
+    if isinstance(value, str):
+        return value[len(_TEXT_MARK):].split("|", 1)[0] if value.startswith(_TEXT_MARK) else None
+    if value.startswith(_BYTES_MARK):
+        return value[len(_BYTES_MARK):].split(b"|", 1)[0].decode()
+    return None
+
+
+def open_text(value: str, keys: Mapping[str, bytes]) -> str | None:
+    if not value.startswith(_TEXT_MARK):
+        return value
+    key_id, _, blob = value[len(_TEXT_MARK):].split("|", 2)
+    secret = keys.get(key_id)
+    return None if secret is None else _decrypt(key_id, secret, blob).decode()
+
+
+def open_bytes(value: bytes, keys: Mapping[str, bytes]) -> bytes | None:
+    if not value.startswith(_BYTES_MARK):
+        return value
+    key_id, _, raw = value[len(_BYTES_MARK):].partition(b"|")
+    secret = keys.get(key_id.decode())
+    if secret is None:
+        return None
+    return _ciphers(secret).decrypt(raw[:_NONCE], raw[_NONCE:], key_id)
+
+
 # --- unsealing -------------------------------------------------------------------------------
 
 

@@ -26,7 +26,8 @@ import pyarrow as pa
 from eventsourcing.utils import get_topic
 
 from lrs.application import LearningRecordStore
-from lrs.domain import AlignmentSet, ParameterFit, Roster, StoredStatement
+from lrs.domain import AlignmentSet, LearnerErasure, ParameterFit, Retention, Roster, StoredStatement
+from lrs.sealing import ERASED_HOME_PAGE
 from projections.bkt import BKTParameters
 from projections.facts import Fact, create_fact_macros, facts_sql
 from projections.learner import LearnerFold, LearnerRows
@@ -40,7 +41,14 @@ NAME = "projections"
 STATEMENT_TOPIC = get_topic(StoredStatement.Stored)
 ROSTER_TOPIC = get_topic(Roster.Loaded)
 FIT_TOPIC = get_topic(ParameterFit.Fitted)
-TOPICS = [STATEMENT_TOPIC, get_topic(AlignmentSet.Loaded), ROSTER_TOPIC, FIT_TOPIC]
+ERASED_TOPIC = get_topic(LearnerErasure.LearnerErased)
+RETENTION_TOPIC = get_topic(Retention.RetentionApplied)
+TOPICS = [STATEMENT_TOPIC, get_topic(AlignmentSet.Loaded), ROSTER_TOPIC, FIT_TOPIC, ERASED_TOPIC,
+          RETENTION_TOPIC]
+# Every table that keys rows by learner: an erased learner leaves each of them.
+LEARNER_TABLES = ("statement_facts", "learner_profile", "mastery", "mastery_evidence",
+                  "mastery_transitions", "engagement_daily", "learner_class", "roster",
+                  "learner_versions", "dirty_learners", "projection_failures", "learner_state")
 _FACT_COLUMNS = ("seq", "statement_id", "learner", "learner_name", "ts", "verb", "object_id",
                  "object_type", "success", "scaled", "duration_s", "response", "registration",
                  "class_id", "competencies", "voids", "peer", "goal_target", "stored",
@@ -194,18 +202,29 @@ class ProjectionRunner:
 
     def apply_page(self, page: Sequence[tuple[int, str, bytes]]) -> None:
         """Apply (position, topic, state) rows as the log holds them; a statement whose learner
-        was erased (its key is gone) is left out, as if it had never been stored."""
+        was erased (its key is gone) is left out, as if it had never been stored. An erasure is
+        applied in its own transaction, after what came before it and before what follows."""
         items = PageItems()
         statements = [state for _, topic, state in page if topic == STATEMENT_TOPIC]
         opened = iter(self.store.open_statement_states(statements) if statements else [])
+        last = 0
         for position, topic, state in page:
             if topic == STATEMENT_TOPIC:
                 # The hot path: the statement's JSON, parsed by DuckDB.
                 statement = next(opened)
                 if statement is not None:
                     items.add_state(position, statement)
+                last = position
                 continue
             event = self.store.decode_state(state)
+            if topic in (ERASED_TOPIC, RETENTION_TOPIC):
+                if last:
+                    self.apply_items(items, last)
+                    items = PageItems()
+                self.apply_erasure(position, event.get("pseudonym"), event.get("before"))
+                last = 0
+                continue
+            last = position
             if topic == ROSTER_TOPIC:
                 items.add_roster(position, event["entries"])
             elif topic == FIT_TOPIC:
@@ -213,7 +232,54 @@ class ProjectionRunner:
             else:
                 items.add_alignments(position, event["framework"], event["alignments"],
                                      event["parameters"])
-        self.apply_items(items, page[-1][0])
+        if last:
+            self.apply_items(items, last)
+
+    def apply_erasure(self, position: int, pseudonym: str | None, before: str | None) -> None:
+        """A learner erased (by pseudonym) or statements stored before a day forgotten: the
+        views become what a rebuild makes, in which those statements cannot be read. Others'
+        statements that named the learner now name a placeholder, and their learners refold."""
+        with self.lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                refold: set[str] = set()
+                gone: list[str] = []
+                if pseudonym is not None:
+                    gone = self._learners_of(pseudonym)
+                    stand_in = f"account:{ERASED_HOME_PAGE}|{pseudonym}"
+                    for learner in gone:
+                        refold |= {row[0] for row in self.con.execute(
+                            "SELECT DISTINCT learner FROM statement_facts WHERE peer = ?",
+                            [learner]).fetchall()}
+                        self.con.execute("UPDATE statement_facts SET peer = ? WHERE peer = ?",
+                                         [stand_in, learner])
+                        for table in LEARNER_TABLES:
+                            self.con.execute(f"DELETE FROM {table} WHERE learner = ?", [learner])
+                if before is not None:
+                    cutoff = datetime.fromisoformat(before)
+                    refold |= {row[0] for row in self.con.execute(
+                        "SELECT DISTINCT learner FROM statement_facts WHERE stored < ?",
+                        [cutoff]).fetchall()}
+                    self.con.execute("DELETE FROM statement_facts WHERE stored < ?", [cutoff])
+                refold -= set(gone)
+                insert_rows(self.con, "dirty_learners", ("learner", "refold"),
+                            [(a, True) for a in sorted(refold)])
+                self._record_versions(dict.fromkeys(refold, position))
+                self.con.execute("DELETE FROM projection_state WHERE name = ?", [NAME])
+                self.con.execute("INSERT INTO projection_state VALUES (?, ?)",
+                                 [NAME, max(position, self.position())])
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            self.folds.committed(dict.fromkeys(gone))
+
+    def _learners_of(self, pseudonym: str) -> list[str]:
+        """The views' learner keys whose pseudonym this is (the event never names the learner)."""
+        known = [row[0] for row in self.con.execute(
+            "SELECT learner FROM statement_facts UNION SELECT peer FROM statement_facts"
+            " WHERE peer IS NOT NULL UNION SELECT learner FROM roster").fetchall()]
+        return sorted(a for a in known if a and self.store.key_ring.pseudonym(a) == pseudonym)
 
     def apply_items(self, items: PageItems, position: int, skip_known: bool = False) -> None:
         """One transaction: the facts, the learners they touch, and the new position.

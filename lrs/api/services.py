@@ -46,7 +46,7 @@ class Services:
         store = LearningRecordStore(env=settings.event_store_env())
         if settings.bootstrap_credential:
             key, _, secret = settings.bootstrap_credential.partition(":")
-            store.ensure_credential(key, secret, ["all"], name="bootstrap")
+            store.ensure_credential(key, secret, ["all", "admin"], name="bootstrap")
         services = cls(
             settings=settings,
             store=store,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from lrs.application import LearningRecordStore
-from lrs.cli import export, kafka, mastery, projections
+from lrs.cli import erasure, export, kafka, mastery, projections
 from lrs.cli.common import CommandFailed, UsageError, add_store_options, settings_from, tune_gc
 from lrs.credentials import SCOPES
 from lrs.errors import LRSError
@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     projections.add_commands(commands, add_store_options)
     mastery.add_commands(commands, add_store_options)
     export.add_commands(commands, add_store_options)
+    erasure.add_commands(commands, add_store_options)
     return parser
 
 

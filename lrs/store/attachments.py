@@ -24,6 +24,9 @@ class AttachmentStore(Protocol):
 
     def read(self, sha2: str) -> Iterator[bytes]: ...
 
+    def forget(self, hashes: list[str]) -> int:
+        """Remove these bodies so that their bytes leave the store's files; returns how many."""
+
     def close(self) -> None: ...
 
 
@@ -51,6 +54,25 @@ class FileAttachmentStore:
         with self._path(sha2).open("rb") as f:
             while chunk := f.read(CHUNK):
                 yield chunk
+
+    def forget(self, hashes: list[str]) -> int:
+        removed = 0
+        for sha2 in hashes:
+            path = self._path(sha2)
+            try:
+                # Zeros over the bytes first: an unlinked file's blocks keep them until reused.
+                with path.open("r+b") as f:
+                    size = f.seek(0, os.SEEK_END)
+                    f.seek(0)
+                    for start in range(0, size, CHUNK):
+                        f.write(bytes(min(CHUNK, size - start)))
+                    f.flush()
+                    os.fsync(f.fileno())
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     def close(self) -> None:
         pass
@@ -86,6 +108,14 @@ class PostgresAttachmentStore:
         content = bytes(row[0]) if row else b""
         for start in range(0, len(content), CHUNK):
             yield content[start:start + CHUNK]
+
+    def forget(self, hashes: list[str]) -> int:
+        if not hashes:
+            return 0
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            removed = conn.execute("DELETE FROM xapi_attachment WHERE sha2 = ANY(%s)", [hashes]).rowcount
+            conn.execute("VACUUM FULL xapi_attachment")  # the deleted rows' bytes leave the files
+        return int(removed or 0)
 
     def close(self) -> None:
         pass

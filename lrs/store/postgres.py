@@ -14,9 +14,13 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
 from lrs.store.documents import DocumentViewReads, DocumentViewSQL
+from lrs.store.erasure import ErasureSQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
 from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import LearnerKeySQL
+
+SCRUBBED_TABLES = ("xapi_statement", "xapi_statement_key", "xapi_agent_name", "xapi_document",
+                   "learner_key")
 
 
 class PostgresIndexSQL(StatementIndexSQL):
@@ -45,6 +49,7 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         self.index = PostgresIndexSQL(events_table_name, "notification_id", paramstyle="format")
         self.documents = DocumentViewSQL(paramstyle="format")
         self.keys = LearnerKeySQL(paramstyle="format", blob_type="BYTEA")
+        self.erasure = ErasureSQL(self.index, self.keys)
         self.sql_create_statements.extend(
             SQL(text).format() for text in self.index.create_statements("BIGINT", "BOOLEAN", "")
             + self.documents.create_statements("BYTEA", "BOOLEAN") + self.keys.create_statements()
@@ -91,4 +96,15 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         self._index_inserted_events(curs, seqs, kwargs.get("statement_index"), kwargs.get("stored"))
         if kwargs.get("document_changes"):
             self.documents.apply(curs, kwargs["document_changes"])
+        if kwargs.get("also") is not None:  # an erasure's deletions, with its event
+            kwargs["also"](curs)
         return seqs
+
+    def scrub(self) -> str:
+        """After an erasure: rewrite the tables it deleted from, so the deleted rows' bytes leave
+        their files (a plain VACUUM only marks the space free). The server's write-ahead log and
+        its archives, if any, are the server's: they keep what they recorded until recycled."""
+        with self.datastore.get_connection() as conn:
+            for table in SCRUBBED_TABLES:
+                conn.execute(SQL(f"VACUUM FULL {table}").format())
+        return "tables rewritten (VACUUM FULL)"

@@ -15,6 +15,7 @@ from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
 from lrs.store.documents import DocumentViewReads, DocumentViewSQL
+from lrs.store.erasure import ErasureSQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
 from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import LearnerKeySQL
@@ -96,6 +97,7 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
         self.index = SQLiteIndexSQL(events_table_name, "rowid", paramstyle="qmark")
         self.documents = DocumentViewSQL(paramstyle="qmark")
         self.keys = LearnerKeySQL(paramstyle="qmark", blob_type="BLOB")
+        self.erasure = ErasureSQL(self.index, self.keys)
         self._configured: set[int] = set()
         self._turn = WriterTurn(datastore.pool.db_name, float(datastore.pool.lock_timeout or 5))
         super().__init__(datastore, events_table_name)
@@ -112,6 +114,8 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
         if connection not in self._configured:
             c.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
             c.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+            # What an erasure deletes is overwritten with zeros, not only unlinked from its page.
+            c.execute("PRAGMA secure_delete = ON")
             self._configured.add(connection)
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
@@ -138,7 +142,18 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
         self._index_inserted_events(c, seqs, kwargs.get("statement_index"), kwargs.get("stored"))
         if kwargs.get("document_changes"):
             self.documents.apply(c, kwargs["document_changes"])
+        if kwargs.get("also") is not None:  # an erasure's deletions, with its event
+            kwargs["also"](c)
         return seqs
+
+    def scrub(self) -> str:
+        """After an erasure: copy the WAL (which still holds the deleted rows' old pages) into
+        the database and truncate it to nothing."""
+        with self._turn.held(), self.datastore.get_connection(commit=True) as conn:
+            cursor = conn.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _, _ = cursor.fetchone()
+        return "checkpointed" if not busy else "checkpoint blocked by a reader; run it again"
 
     def _insert_stored_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
         """The library inserts (and reads back the rowid of) one event per statement; here a chunk

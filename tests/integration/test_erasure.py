@@ -1,0 +1,269 @@
+"""Forgetting a learner (issue 14): nothing of them can be read back, from any copy, on both
+stores, while everything of everybody else stays as it was."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from lrs.application import LearningRecordStore
+from lrs.cli.main import main
+from lrs.config import Settings
+from lrs.sealing import ERASED_HOME_PAGE
+from projections.runner import ProjectionRunner
+from projections.schema import DERIVED
+from tests.attachments import declared, multipart, sha256
+from tests.conftest import XAPIClient
+
+ADA = "ada.lovelace@example.org"
+ADA_NAME = "Ada Lovelace"
+ADA_SECRET = "my secret diary about fractions"
+ADA_STATE = "ada state note remember the blue notebook"
+ADA_ATTACHMENT = b"ada's essay only she sent, about engines"
+SHARED_ATTACHMENT = b"a worksheet both ada and bob sent"
+BOB = "bob.babbage@example.org"
+BOB_NAME = "Bob Babbage"
+ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
+MENTORED = "http://id.tincanapi.com/verb/mentored"
+# How the learner could be found on disk or in a table: none may remain after forgetting.
+TRACES = [ADA, ADA_NAME, ADA_SECRET, ADA_STATE, ADA_ATTACHMENT.decode()]
+
+
+def person(email: str, name: str) -> dict[str, Any]:
+    return {"objectType": "Agent", "mbox": f"mailto:{email}", "name": name}
+
+
+def said(email: str, name: str, text: str, day: int = 3, **extra: Any) -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "actor": person(email, name), "verb": {"id": ANSWERED},
+            "object": {"id": "https://example.org/q/1"}, "result": {"response": text},
+            "timestamp": f"2026-11-{day:02d}T10:00:00Z", **extra}
+
+
+def school(xapi: XAPIClient) -> dict[str, str]:
+    """Ada's and Bob's statements, Bob's naming Ada, Ada's state, and attachments."""
+    ada = said(ADA, ADA_NAME, ADA_SECRET)
+    ada_team = said(ADA, ADA_NAME, "team work", context={"instructor": person(BOB, BOB_NAME)})
+    bob = said(BOB, BOB_NAME, "bob answers")
+    bob_names_ada = {"id": str(uuid.uuid4()), "actor": person(BOB, BOB_NAME), "verb": {"id": MENTORED},
+                     "object": person(ADA, ADA_NAME), "timestamp": "2026-11-03T11:00:00Z"}
+    assert xapi.post([ada, ada_team, bob, bob_names_ada]).status_code == 200
+    essay = said(ADA, ADA_NAME, "essay", attachments=[declared(ADA_ATTACHMENT),
+                                                      declared(SHARED_ATTACHMENT)])
+    body, content_type = multipart(essay, (ADA_ATTACHMENT, "text/plain"),
+                                   (SHARED_ATTACHMENT, "text/plain"))
+    assert xapi.request("POST", "/xAPI/statements", content=body,
+                        headers={"Content-Type": content_type}).status_code == 200
+    worksheet = said(BOB, BOB_NAME, "worksheet", attachments=[declared(SHARED_ATTACHMENT)])
+    body, content_type = multipart(worksheet, (SHARED_ATTACHMENT, "text/plain"))
+    assert xapi.request("POST", "/xAPI/statements", content=body,
+                        headers={"Content-Type": content_type}).status_code == 200
+    state = {"activityId": "https://example.org/q/1", "agent": json.dumps(person(ADA, ADA_NAME)),
+             "stateId": "notes"}
+    assert xapi.request("PUT", "/xAPI/activities/state", params=state, content=ADA_STATE.encode(),
+                        headers={"Content-Type": "text/plain"}).status_code == 204
+    return {"ada": ada["id"], "bob": bob["id"], "bob_names_ada": bob_names_ada["id"],
+            "essay": essay["id"], "worksheet": worksheet["id"]}
+
+
+def forget(xapi: XAPIClient, learner: str = ADA) -> dict[str, Any]:
+    answer = xapi.request("POST", "/admin/forget", json={"learner": learner})
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def files_holding(folder: Path, traces: list[str]) -> dict[str, list[str]]:
+    """Which files under a folder hold which of the traces, byte for byte."""
+    found: dict[str, list[str]] = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            hits = [t for t in traces if t.encode() in data]
+            if hits:
+                found[str(path.relative_to(folder))] = hits
+    return found
+
+
+def rows_holding(url: str, traces: list[str]) -> dict[str, list[str]]:
+    """Which tables of a PostgreSQL database hold a row with one of the traces in any column."""
+    found: dict[str, list[str]] = {}
+    with psycopg.connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()]
+        for table in tables:
+            for trace in traces:
+                hit = conn.execute(
+                    f'SELECT 1 FROM "{table}" t WHERE position(%s IN'
+                    f" encode(convert_to(t::text, 'UTF8'), 'escape')) > 0"
+                    f" OR position(%s::bytea IN convert_to(t::text, 'UTF8')) > 0 LIMIT 1",
+                    [trace, trace.encode()]).fetchone()
+                if hit:
+                    found.setdefault(table, []).append(trace)
+    return found
+
+
+def test_a_forgotten_learner_is_in_no_table_row_and_no_byte_of_the_data_folder(
+        xapi: XAPIClient, settings: Settings, server: TestClient) -> None:
+    school(xapi)
+    forget(xapi)
+    if settings.event_store:
+        assert rows_holding(settings.event_store, TRACES) == {}
+    assert files_holding(settings.data_dir, TRACES) == {}
+
+
+def test_the_rest_of_the_log_still_holds_the_other_learners(
+        xapi: XAPIClient, settings: Settings, server: TestClient) -> None:
+    """The scans above are not blind: the same scans find Bob."""
+    school(xapi)
+    forget(xapi)
+    assert xapi.get(agent=json.dumps(person(BOB, BOB_NAME))).json()["statements"]
+    if settings.event_store:
+        assert rows_holding(settings.event_store, [BOB_NAME])
+    else:  # Bob's name is sealed in the log; the index names him
+        assert files_holding(settings.data_dir, [BOB])
+
+
+def test_a_forgotten_learner_statements_are_found_neither_by_id_nor_by_filter(
+        xapi: XAPIClient) -> None:
+    ids = school(xapi)
+    forget(xapi)
+    assert xapi.get(statementId=ids["ada"]).status_code == 404
+    assert xapi.get(statementId=ids["essay"]).status_code == 404
+    assert xapi.get(agent=json.dumps(person(ADA, ADA_NAME))).json()["statements"] == []
+    assert xapi.get(agent=json.dumps(person(ADA, ADA_NAME)), related_agents="true"
+                    ).json()["statements"] == []
+    every = xapi.get(limit=100).json()["statements"]
+    assert ADA not in json.dumps(every) and ADA_NAME not in json.dumps(every)
+    assert {s["id"] for s in every} >= {ids["bob"], ids["bob_names_ada"], ids["worksheet"]}
+
+
+def test_a_forgotten_learner_reads_as_a_placeholder_in_other_learners_statements(
+        xapi: XAPIClient) -> None:
+    ids = school(xapi)
+    pseudonym = forget(xapi)["learner"]
+    mentoring = xapi.get(statementId=ids["bob_names_ada"]).json()
+    assert mentoring["actor"]["mbox"] == f"mailto:{BOB}"
+    assert mentoring["object"] == {"objectType": "Agent", "name": pseudonym,
+                                   "account": {"homePage": ERASED_HOME_PAGE, "name": pseudonym}}
+
+
+def test_a_forgotten_learner_has_no_person_no_state_and_no_attachment_of_their_own(
+        xapi: XAPIClient) -> None:
+    ids = school(xapi)
+    forget(xapi)
+    persons = xapi.request("GET", "/xAPI/agents", params={"agent": json.dumps(person(ADA, ""))})
+    assert "name" not in persons.json()
+    state = {"activityId": "https://example.org/q/1", "agent": json.dumps(person(ADA, ADA_NAME)),
+             "stateId": "notes"}
+    assert xapi.request("GET", "/xAPI/activities/state", params=state).status_code == 404
+    worksheet = xapi.get(statementId=ids["worksheet"], attachments="true")
+    assert SHARED_ATTACHMENT in worksheet.content  # shared with Bob: kept
+
+
+def test_an_attachment_only_the_learner_sent_leaves_the_attachment_store(
+        xapi: XAPIClient, settings: Settings, server: TestClient) -> None:
+    school(xapi)
+    store = server.app.state.services.attachments  # type: ignore[attr-defined]
+    assert store.has(sha256(ADA_ATTACHMENT))
+    assert forget(xapi)["attachments"] == 1
+    assert not store.has(sha256(ADA_ATTACHMENT)) and store.has(sha256(SHARED_ATTACHMENT))
+
+
+def test_forgetting_needs_the_admin_scope(xapi: XAPIClient) -> None:
+    school(xapi)
+    key = xapi.request("GET", "/xAPI/about")  # the server is up
+    assert key.status_code == 200
+    store: LearningRecordStore = xapi.http.app.state.services.store  # type: ignore[attr-defined]
+    k, secret = store.issue_credential("tool", ["all"])
+    answer = xapi.as_credential(k, secret).request("POST", "/admin/forget", json={"learner": ADA})
+    assert answer.status_code == 403 and "admin" in answer.json()["error"]["message"]
+    assert xapi.get(agent=json.dumps(person(ADA, ADA_NAME))).json()["statements"]
+
+
+@pytest.mark.parametrize("body", [{"learner": "nobody"}, {"learner": ""}, {"who": ADA}, [ADA]])
+def test_a_learner_that_is_not_an_email_or_ifi_key_is_400(xapi: XAPIClient, body: Any) -> None:
+    answer = xapi.request("POST", "/admin/forget", json=body)
+    assert answer.status_code == 400 and "learner" in answer.json()["error"]["message"]
+
+
+def test_forgetting_records_an_event_naming_only_the_pseudonym(
+        xapi: XAPIClient, store_of: LearningRecordStore) -> None:
+    school(xapi)
+    pseudonym = forget(xapi)["learner"]
+    last = store_of.recorder.select_notifications(1, 1000)[-1]
+    event: Any = store_of.mapper.to_domain_event(last)
+    assert type(event).__name__ == "LearnerErased"
+    assert (event.pseudonym, event.by) == (pseudonym, "admin")
+    assert ADA not in last.state.decode(errors="replace")
+
+
+def test_a_learner_sends_again_after_being_forgotten_and_is_read(xapi: XAPIClient) -> None:
+    school(xapi)
+    forget(xapi)
+    again = said(ADA, ADA_NAME, "back again")
+    assert xapi.post(again).status_code == 200
+    found = xapi.get(agent=json.dumps(person(ADA, ADA_NAME))).json()["statements"]
+    assert [s["id"] for s in found] == [again["id"]]
+
+
+def test_the_cli_forgets_a_learner_given_as_an_ifi_key(
+        xapi: XAPIClient, settings: Settings, server: TestClient,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    school(xapi)
+    argv = ["forget", f"mbox:mailto:{ADA}", "--yes", "--data-dir", str(settings.data_dir)]
+    if settings.event_store:
+        argv += ["--event-store", settings.event_store]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "statements: 3" in out and ADA not in out
+    assert xapi.get(agent=json.dumps(person(ADA, ADA_NAME))).json()["statements"] == []
+
+
+def test_the_cli_refuses_a_bad_learner_in_one_line_with_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["forget", "nobody", "--yes", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "learner" in err
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+def view_tables(runner: ProjectionRunner) -> dict[str, list[Any]]:
+    return {t: runner.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+            for t in ("statement_facts", "roster", *DERIVED)}
+
+
+def others(tables: dict[str, list[Any]], learner: str) -> dict[str, list[Any]]:
+    """Every row of every table but the learner's, and Bob's row naming Ada as peer."""
+    return {t: [r for r in rows if f"mbox:mailto:{learner}" not in map(str, r)]
+            for t, rows in tables.items()}
+
+
+def test_views_caught_up_across_the_forget_equal_a_rebuild_and_keep_others_rows(
+        xapi: XAPIClient, store_of: LearningRecordStore, tmp_path: Path) -> None:
+    school(xapi)
+    runner = ProjectionRunner(store_of, tmp_path / "incremental.duckdb", page_size=3)
+    runner.catch_up()
+    before = view_tables(runner)
+    assert any(f"mbox:mailto:{ADA}" in map(str, r) for r in before["statement_facts"])
+    forget(xapi)
+    runner.catch_up()
+    after = view_tables(runner)
+    rebuilt = ProjectionRunner(store_of, tmp_path / "rebuilt.duckdb", page_size=1000)
+    rebuilt.rebuild()
+    assert after == view_tables(rebuilt)
+    assert all(f"mbox:mailto:{ADA}" not in map(str, r) for rows in after.values() for r in rows)
+    # Bob's rows are Bob's: only the peer he mentored turned into a placeholder.
+    bob_before = [r for r in before["learner_profile"] if r[0] == f"mbox:mailto:{BOB}"]
+    bob_after = [r for r in after["learner_profile"] if r[0] == f"mbox:mailto:{BOB}"]
+    assert len(bob_before) == len(bob_after) == 1
+    assert [r for r in after["statement_facts"] if r[2] == f"mbox:mailto:{BOB}"].__len__() == 3
+    runner.close()
+    rebuilt.close()
