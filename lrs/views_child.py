@@ -92,6 +92,20 @@ class QueryGate:
                 cursor.interrupt()
             return self._changed.wait_for(lambda: self._busy == 0, timeout)
 
+    @contextmanager
+    def paused(self, timeout: float) -> Iterator[None]:
+        """No query while the views file is swapped for a compacted copy (after an erasure):
+        those under way are interrupted, new ones answered 503 until it is back."""
+        if not self.close(timeout):
+            with self._changed:
+                self.closing = False
+            raise ViewsUnavailable("view queries did not end for the compaction; it is retried")
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.closing = False
+
 
 def memory_bytes(limit: str) -> int:
     """A DuckDB memory size ('2GB', '512MiB', '1.5 GB') in bytes."""
@@ -136,6 +150,9 @@ def serve(settings: Settings, connections: list[Connection], ready: Connection,
     except Exception as exc:  # told to the parent, which fails to start with the reason
         ready.send(f"{type(exc).__name__}: {exc}")
         return
+    # After an erasure the runner compacts its file; queries wait, and the copy is sandboxed too.
+    runner.reopen = lambda: _sandboxed_connection(settings)
+    runner.compacting = lambda: gate.paused(STOP_WAIT)
     _publish_once(runner, gate, published, failing=False)  # health has a lag from the start
     ready.send("")
     ready.close()
@@ -166,6 +183,19 @@ def serve(settings: Settings, connections: list[Connection], ready: Connection,
         except duckdb.Error as exc:  # a query that ignored its interrupt; the exit ends it
             log.warning("closing the views file: %s", exc)
         store.close()
+
+
+def _sandboxed_connection(settings: Settings) -> Any:
+    import duckdb
+
+    from projections.queries import lock_sandbox, sandbox_config
+    from projections.runner import create_schema
+
+    con = duckdb.connect(str(settings.projections_path),
+                         config=sandbox_config(settings.views_memory_limit))
+    create_schema(con)
+    lock_sandbox(con)
+    return con
 
 
 def open_sandboxed_runner(store: LearningRecordStore, settings: Settings) -> ProjectionRunner:

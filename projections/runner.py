@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,12 @@ class ProjectionRunner:
         create_schema(self.con)
         self.stop = threading.Event()
         self.folds = SavedFolds()
+        self.path = None if str(database) == ":memory:" else Path(database)
+        self.erased = False  # an erasure was applied since the file was last compacted
+        # How the views file is opened again after a compaction, and what must hold meanwhile
+        # (the views process: no query under way); see compact().
+        self.reopen: Callable[[], Any] = self._open_file
+        self.compacting: Callable[[], AbstractContextManager[Any]] = nullcontext
 
     # --- position and lag --------------------------------------------------------------------
 
@@ -150,7 +157,40 @@ class ProjectionRunner:
                 progress(len(page))
         if refresh:
             self.refresh()
+        if self.erased and self.path is not None:
+            self.compact()
         return applied
+
+    def _open_file(self) -> Any:
+        con = duckdb.connect(str(self.path))
+        create_schema(con)
+        return con
+
+    def compact(self) -> None:
+        """Copy the views into a fresh file, put it in the old one's place, and overwrite the old
+        one with zeros: DuckDB leaves deleted rows' bytes in its free blocks, so an erased
+        learner would stay readable in the file, if not in any table."""
+        assert self.path is not None
+        fresh = self.path.with_name(self.path.name + ".compacting")
+        with self.compacting(), self.lock:
+            self.con.execute("CHECKPOINT")
+            self.con.close()
+            for leftover in (fresh, Path(f"{fresh}.wal")):
+                leftover.unlink(missing_ok=True)
+            copier = duckdb.connect(str(fresh))
+            try:
+                target = copier.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+                copier.execute(f"ATTACH '{_quoted(self.path)}' AS erased_views (READ_ONLY)")
+                copier.execute(f'COPY FROM DATABASE erased_views TO "{target}"')
+                copier.execute("DETACH erased_views")
+                copier.execute("CHECKPOINT")
+            finally:
+                copier.close()
+            for old in (self.path, Path(f"{self.path}.wal")):
+                _zero(old)
+            os.replace(fresh, self.path)
+            self.con = self.reopen()
+            self.erased = False
 
     def refresh(self, chunk: int = 200) -> None:
         """Recompute the dirty learners, a chunk per transaction (a chunk's facts are in memory)."""
@@ -273,6 +313,7 @@ class ProjectionRunner:
                 self.con.execute("ROLLBACK")
                 raise
             self.folds.committed(dict.fromkeys(gone))
+            self.erased = True
 
     def _learners_of(self, pseudonym: str) -> list[str]:
         """The views' learner keys whose pseudonym this is (the event never names the learner)."""
@@ -545,6 +586,24 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _zero(path: Path) -> None:
+    """Overwrite a file with zeros in place (its blocks, not only its name, lose the bytes)."""
+    try:
+        with path.open("r+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(0)
+            for start in range(0, size, 1 << 20):
+                f.write(bytes(min(1 << 20, size - start)))
+            f.flush()
+            os.fsync(f.fileno())
+    except FileNotFoundError:
+        return
 
 
 def _columns(table: str) -> list[str]:

@@ -81,7 +81,7 @@ class ErasureSQL:
         hashes: set[str] = set()
         for chunk in _chunks(sorted(seqs)):
             c.execute(self.sql(f"SELECT key FROM xapi_statement_key WHERE seq IN ({_marks(len(chunk))})"
-                               f" AND key LIKE '{ATTACHMENT}:%'"), list(chunk))
+                               " AND key LIKE ?"), [*chunk, f"{ATTACHMENT}:%"])
             hashes |= {row["key"] for row in c.fetchall()}
             c.execute(self.sql(f"DELETE FROM xapi_statement_key WHERE seq IN ({_marks(len(chunk))})"),
                       list(chunk))

@@ -4,6 +4,7 @@ stores, while everything of everybody else stays as it was."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from projections.runner import ProjectionRunner
 from projections.schema import DERIVED
 from tests.attachments import declared, multipart, sha256
 from tests.conftest import XAPIClient
+from tests.integration.test_serve_workers import event_store  # noqa: F401 - a fixture
 
 ADA = "ada.lovelace@example.org"
 ADA_NAME = "Ada Lovelace"
@@ -267,3 +269,52 @@ def test_views_caught_up_across_the_forget_equal_a_rebuild_and_keep_others_rows(
     assert [r for r in after["statement_facts"] if r[2] == f"mbox:mailto:{BOB}"].__len__() == 3
     runner.close()
     rebuilt.close()
+
+
+def test_the_views_file_holds_no_byte_of_a_forgotten_learner(
+        xapi: XAPIClient, store_of: LearningRecordStore, tmp_path: Path) -> None:
+    school(xapi)
+    (tmp_path / "views").mkdir()
+    runner = ProjectionRunner(store_of, tmp_path / "views" / "views.duckdb", page_size=3)
+    runner.catch_up()
+    runner.con.execute("CHECKPOINT")
+    assert files_holding(tmp_path / "views", [ADA, ADA_NAME])  # the scan sees her before
+    forget(xapi)
+    runner.catch_up()
+    runner.con.execute("CHECKPOINT")
+    assert files_holding(tmp_path / "views", TRACES) == {}
+    assert runner.con.execute("SELECT count(*) FROM learner_profile").fetchone() == (1,)  # Bob
+    runner.close()
+
+
+def test_a_forget_through_serve_with_two_workers_reaches_the_log_and_the_embedded_views(
+        tmp_path: Path, event_store: str | None) -> None:  # noqa: F811
+    import httpx
+
+    from tests.integration.test_serve_workers import AUTH, serving
+
+    data = tmp_path / "data"
+    with serving(data, event_store, workers=2) as (_, url):
+        ada, bob = said(ADA, ADA_NAME, ADA_SECRET), said(BOB, BOB_NAME, "bob answers")
+        assert httpx.post(f"{url}/xAPI/statements", json=[ada, bob], headers=AUTH).status_code == 200
+        profile = f"{url}/api/learners/mbox:mailto:{ADA}/profile"
+        eventually(lambda: httpx.get(profile, headers=AUTH).status_code == 200)
+        answer = httpx.post(f"{url}/admin/forget", json={"learner": ADA}, headers=AUTH)
+        assert answer.status_code == 200 and answer.json()["statements"] == 1
+        eventually(lambda: httpx.get(profile, headers=AUTH).status_code == 404)
+        eventually(lambda: files_holding(data, TRACES) == {})
+        assert httpx.get(f"{url}/xAPI/statements", params={"statementId": ada["id"]},
+                         headers=AUTH).status_code == 404
+        bob_profile = f"{url}/api/learners/mbox:mailto:{BOB}/profile"
+        assert httpx.get(bob_profile, headers=AUTH).status_code == 200
+        again = said(ADA, ADA_NAME, "back again")  # the writer's keys were renewed, not reused
+        assert httpx.post(f"{url}/xAPI/statements", json=again, headers=AUTH).status_code == 200
+        assert httpx.get(f"{url}/xAPI/statements", params={"statementId": again["id"]},
+                         headers=AUTH).status_code == 200
+
+
+def eventually(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time"
+        time.sleep(0.2)
