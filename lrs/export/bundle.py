@@ -95,6 +95,8 @@ class DistrictExporter:
                  progress: bool | None = None) -> None:
         self.store = store
         self.views_path = views_path
+        self._departed: dict[str, str | None] = {}
+        self._removed: list[str] = []
         self.secret = secret
         self.progress = sys.stderr.isatty() if progress is None else progress
 
@@ -152,8 +154,14 @@ class DistrictExporter:
                                                    page_size=5000))
             behind = self.store.index.events_after(runner.position(), TOPICS) - \
                 self.store.index.events_after(position, TOPICS)
+            present = _learner_orgs(runner.con)
+            start = runner.position()
             with self._bar(behind, "projections", "events") as bar:
                 runner.catch_up(until=position, progress=bar.update)
+            # Learners the views held at the previous bundle and no longer hold (forgotten, or
+            # retention took every statement of theirs): an incremental bundle lists them removed.
+            self._departed = {learner: org for learner, org in present.items()
+                              if learner not in _learner_orgs(runner.con)} if start else {}
             yield runner
         finally:
             runner.close()
@@ -228,6 +236,11 @@ class DistrictExporter:
             [row[0] for row in con.execute("SELECT learner FROM learner_profile").fetchall()]
         scope = sorted(learner for learner in scope if in_org is None or learner in in_org)
         changed = sorted(pseudonyms.learner(k) for k in scope) if request.since_export else None
+        departed = [k for k, org in self._departed.items()
+                    if request.org is None or org == request.org]
+        self._removed = sorted(pseudonyms.learner(k) for k in departed)
+        if changed is not None:  # the merge rule drops their rows, and this bundle adds none
+            changed = sorted({*changed, *self._removed})
         con.execute("CREATE OR REPLACE TEMP TABLE export_scope (learner VARCHAR)")
         if scope:
             con.execute("INSERT INTO export_scope SELECT unnest(?)", [scope])
@@ -306,6 +319,8 @@ class DistrictExporter:
         if changed is not None:
             _write_csv(folder / "changed_learners.csv", ["learner"], [[p] for p in changed])
             rows["changed_learners.csv"] = len(changed)
+            _write_csv(folder / "removed_learners.csv", ["learner"], [[p] for p in self._removed])
+            rows["removed_learners.csv"] = len(self._removed)
         rows["data_dictionary.csv"] = _write_dictionary(folder / "data_dictionary.csv", disclosed,
                                                         changed is not None)
         return [{"path": path, "rows": count, "bytes": (folder / path).stat().st_size,
@@ -356,6 +371,13 @@ def _copy(con: Any, spec: ExportFile, disclosed: set[str], folder: Path, options
     return int(row[0]) if row else 0
 
 
+def _learner_orgs(con: Any) -> dict[str, str | None]:
+    """Every learner the views hold, with their org in the roster (None: none)."""
+    return dict(con.execute(
+        "SELECT learner, min(org) FROM (SELECT learner, NULL AS org FROM learner_profile"
+        " UNION ALL SELECT learner, org FROM roster) GROUP BY learner").fetchall())
+
+
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
@@ -369,10 +391,11 @@ def _write_dictionary(path: Path, disclosed: set[str], incremental: bool) -> int
         rows.append([spec.path, "", "file", spec.description])
         rows += [[spec.path, c.name, c.type, c.description] for c in spec.described(disclosed)]
     for name, description in sorted(OTHER_FILES.items()):
-        if name != "changed_learners.csv" or incremental:
+        if name not in ("changed_learners.csv", "removed_learners.csv") or incremental:
             rows.append([name, "", "file", description])
     if incremental:
         rows.append(["changed_learners.csv", "learner", "string", "a learner's pseudonym"])
+        rows.append(["removed_learners.csv", "learner", "string", "a learner's pseudonym"])
     _write_csv(path, ["file", "column", "type", "description"], rows)
     return len(rows)
 

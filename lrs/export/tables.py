@@ -341,6 +341,10 @@ EXPORT_MASTERY = f"""
 
 # Files written by Python rather than by a query: described here for the data dictionary.
 OTHER_FILES = {
+    "removed_learners.csv": "Incremental bundles: learners the previous bundle had and this one"
+    " no longer has (forgotten with `lrs forget`, or every statement of theirs past retention)."
+    " They are also in changed_learners.csv, so the merge rule drops their rows; drop them from"
+    " anything else derived from earlier bundles too.",
     "statements.jsonl": "xAPI statements, one JSON object per line in log order. Every agent,"
     " wherever it is (actor, object, context, authority, and inside extensions at any depth), is"
     " an account with homePage urn:lrs:pseudonym and the pseudonym as name; names and emails only"

@@ -318,3 +318,35 @@ def eventually(condition: Any, timeout: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "not within the time"
         time.sleep(0.2)
+
+
+# --- exports -----------------------------------------------------------------------------------
+
+DISTRICT_SECRET = b"district-secret-0123456789"
+
+
+def test_an_export_after_forgetting_lacks_the_learner_and_an_incremental_one_lists_them_removed(
+        xapi: XAPIClient, store_of: LearningRecordStore, tmp_path: Path) -> None:
+    from lrs.export.bundle import DistrictExporter, ExportRequest
+    from lrs.export.pseudonyms import Pseudonymiser
+
+    school(xapi)
+    exporter = DistrictExporter(store_of, tmp_path / "export-views.duckdb", DISTRICT_SECRET,
+                                progress=False)
+    exporter.export(ExportRequest(out=tmp_path / "full"))
+    ada = Pseudonymiser(DISTRICT_SECRET).learner(f"mbox:mailto:{ADA}")
+    bob = Pseudonymiser(DISTRICT_SECRET).learner(f"mbox:mailto:{BOB}")
+    assert files_holding(tmp_path / "full", [ada])  # she was in the first bundle
+    forget(xapi)
+    exporter.export(ExportRequest(out=tmp_path / "after", since_export=tmp_path / "full"))
+    removed = (tmp_path / "after/removed_learners.csv").read_text().split()
+    assert removed == ["learner", ada]
+    assert ada in (tmp_path / "after/changed_learners.csv").read_text()
+    bundle_files = {p.name for p in (tmp_path / "after").rglob("*") if p.is_file()}
+    holding_ada = {Path(f).name for f in files_holding(tmp_path / "after", [ada])}
+    assert holding_ada == {"removed_learners.csv", "changed_learners.csv"} < bundle_files
+    exporter.export(ExportRequest(out=tmp_path / "full-after"))
+    assert files_holding(tmp_path / "full-after", [ada, *TRACES]) == {}
+    assert files_holding(tmp_path / "full-after", [bob])
+    # The export's own views file caught up with the erasure and was compacted.
+    assert not [p for p in files_holding(tmp_path, TRACES) if p.startswith("export-views")]
