@@ -350,3 +350,82 @@ def test_an_export_after_forgetting_lacks_the_learner_and_an_incremental_one_lis
     assert files_holding(tmp_path / "full-after", [bob])
     # The export's own views file caught up with the erasure and was compacted.
     assert not [p for p in files_holding(tmp_path, TRACES) if p.startswith("export-views")]
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def stored_on(store: LearningRecordStore, day: str, docs: list[dict[str, Any]]) -> None:
+    """Append as the LRS would have on that day (stored is the writer's to set)."""
+    from datetime import datetime
+
+    from ingest.pipeline import prepare_statements
+    from lrs.auth import Principal
+
+    writer = Principal("tool", "tool", frozenset({"all"}), "urn:lrs:credentials")
+    outcome = store.store_batches([prepare_statements(docs, writer, "1.0.3", 1000)],
+                                  now=datetime.fromisoformat(f"{day}T12:00:00+00:00"))[0]
+    assert not isinstance(outcome, Exception)
+
+
+def retention_cli(settings: Settings, *flags: str) -> int:
+    argv = ["retention", *flags, "--data-dir", str(settings.data_dir)]
+    if settings.event_store:
+        argv += ["--event-store", settings.event_store]
+    return main(argv)
+
+
+def term(store: LearningRecordStore) -> dict[str, list[str]]:
+    """Ada and Bob on three days; returns the statement ids by stored day."""
+    days: dict[str, list[str]] = {}
+    for n, day in enumerate(("2026-09-01", "2026-10-01", "2026-11-01")):
+        docs = [said(ADA, ADA_NAME, f"ada on {day}", day=n + 1),
+                said(BOB, BOB_NAME, f"bob on {day}", day=n + 1),
+                {"id": str(uuid.uuid4()), "actor": person(BOB, BOB_NAME), "verb": {"id": MENTORED},
+                 "object": person(ADA, ADA_NAME), "timestamp": f"2026-11-{n + 1:02d}T11:00:00Z"}]
+        stored_on(store, day, docs)
+        days[day] = [d["id"] for d in docs]
+    return days
+
+
+def test_a_retention_dry_run_reports_what_would_go_and_changes_nothing(
+        xapi: XAPIClient, store_of: LearningRecordStore, settings: Settings,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    days = term(store_of)
+    head = store_of.recorder.max_notification_id()
+    assert retention_cli(settings, "--before", "2026-10-15", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "would forget: 6 statements stored before 2026-10-15, of 2 learners" in out
+    assert store_of.recorder.max_notification_id() == head
+    assert all(xapi.get(statementId=i).status_code == 200 for ids in days.values() for i in ids)
+
+
+def test_retention_forgets_exactly_the_statements_stored_before_the_day(
+        xapi: XAPIClient, store_of: LearningRecordStore, settings: Settings,
+        tmp_path: Path) -> None:
+    days = term(store_of)
+    runner = ProjectionRunner(store_of, tmp_path / "views.duckdb", page_size=2)
+    runner.catch_up()
+    assert retention_cli(settings, "--before", "2026-10-15") == 0
+    gone = days["2026-09-01"] + days["2026-10-01"]
+    assert all(xapi.get(statementId=i).status_code == 404 for i in gone)
+    assert all(xapi.get(statementId=i).status_code == 200 for i in days["2026-11-01"])
+    listed = {s["id"] for s in xapi.get(limit=100).json()["statements"]}
+    assert listed == set(days["2026-11-01"])
+    runner.catch_up()
+    rebuilt = ProjectionRunner(store_of, tmp_path / "rebuilt.duckdb", page_size=1000)
+    rebuilt.rebuild()
+    assert view_tables(runner) == view_tables(rebuilt)
+    kept = {r[1] for r in view_tables(runner)["statement_facts"]}
+    assert kept == set(days["2026-11-01"])
+    event: Any = store_of.mapper.to_domain_event(store_of.recorder.select_notifications(1, 100)[-1])
+    assert (type(event).__name__, event.before) == ("RetentionApplied", "2026-10-15")
+    runner.close()
+    rebuilt.close()
+
+
+def test_retention_refuses_a_date_that_is_not_one_in_one_line_with_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["retention", "--before", "last year", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--before" in err
