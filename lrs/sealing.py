@@ -205,6 +205,29 @@ def open_bytes(value: bytes, keys: Mapping[str, bytes]) -> bytes | None:
     return _ciphers(secret).decrypt(raw[:_NONCE], raw[_NONCE:], key_id)
 
 
+def seal_alone(body: bytes, key: LearnerKey) -> bytes:
+    """The sealed form's JSON of a statement that names no agent but its actor (and the LRS's
+    authority): its JSON is sealed as it is, without being parsed again. Same form as seal()."""
+    return b"".join((b'{"', SEALED_MARK[1:-1], b'":["', key.key_id.encode(), b'","',
+                     key.pseudonym.encode(), b'","', _encrypt(key, body).encode(), b'",[]]}'))
+
+
+# Where an agent other than the actor and the LRS's authority can be (Data 2.4); a statement's
+# JSON as the ingest pipeline writes it (orjson) spells every property name as it is.
+_OTHER_AGENTS = (b'"instructor"', b'"team"', b'"member"', b'"contextAgents"', b'"contextGroups"',
+                 b'"SubStatement"')
+
+
+def lone_actor(keys: frozenset[str], body: bytes) -> str | None:
+    """The actor's IFI key when the statement names no other agent (the writer then seals it
+    without parsing it), else None. An agent as object is a second direct key; a word above
+    in free text only sends the statement the long way (seal)."""
+    direct = [k for k in keys if k[:2] == "a:"]
+    if len(direct) != 1 or any(word in body for word in _OTHER_AGENTS):
+        return None
+    return direct[0][2:]
+
+
 # --- unsealing -------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ import orjson
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from lrs.domain import StoredStatement
-from lrs.sealing import KeyOf, seal
+from lrs.sealing import KeyOf, lone_actor, seal, seal_alone
 from lrs.store.keys import IndexRow
 
 _STATEMENT = {"\u0000statement": 0}
@@ -89,7 +89,9 @@ class StatementEventEncoder:
                 credential = self._credentials[p.credential] = orjson.dumps(p.credential)
             body = stamped(p.body, p.has_timestamp, stored)
             if key_of is not None:
-                body = orjson.dumps(seal(orjson.loads(body), key_of))
+                actor = lone_actor(p.row.keys, body)
+                body = seal_alone(body, key_of(actor)) if actor is not None else \
+                    orjson.dumps(seal(orjson.loads(body), key_of))
             state = b"".join((opening, body, between, credential, tail))
             events.append(StoredEvent(originator_id=UUID(p.statement_id), originator_version=1,
                                       topic=self.topic, state=state))

@@ -31,7 +31,10 @@ def cmd_forget(args: argparse.Namespace) -> int:
             print("nothing forgotten")
             return 1
     store, attachments = _services(args)
-    report = forget(store, attachments, learner, "cli")
+    try:
+        report = forget(store, attachments, learner, "cli")
+    finally:
+        store.close()
     print(f"forgotten: learner {report.learner} (pseudonym)")
     print(f"statements: {report.statements} (of which {report.plaintext_statements} written before"
           " sealing: their bytes stay in the log)")
@@ -47,7 +50,10 @@ def cmd_retention(args: argparse.Namespace) -> int:
     except ValueError:
         raise BadRequest(f"--before {args.before!r}: a date is YYYY-MM-DD") from None
     store, attachments = _services(args)
-    report = retention(store, attachments, before, "cli", args.dry_run)
+    try:
+        report = retention(store, attachments, before, "cli", args.dry_run)
+    finally:
+        store.close()
     verb = "would forget" if report.dry_run else "forgot"
     print(f"{verb}: {report.statements} statements stored before {report.before},"
           f" of {report.learners} learners; documents untouched")
