@@ -1,0 +1,121 @@
+"""Sealing (lrs/sealing.py): a statement opens only with its learner's key, and every other agent
+in it only with theirs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from lrs.sealing import (
+    ERASED_HOME_PAGE,
+    SEALED,
+    key_ids,
+    lone_actor,
+    open_bytes,
+    open_text,
+    seal,
+    seal_alone,
+    seal_bytes,
+    seal_text,
+    unseal,
+)
+from lrs.store.learner_keys import LearnerKey
+
+ADA, BOB, TESS = "mbox:mailto:ada@example.org", "mbox:mailto:bob@example.org", \
+    "mbox:mailto:tess@example.org"
+
+
+class Keys:
+    def __init__(self) -> None:
+        self.made: dict[str, LearnerKey] = {}
+
+    def key_of(self, learner: str) -> LearnerKey:
+        if learner not in self.made:
+            self.made[learner] = LearnerKey(os.urandom(8).hex(), f"p{len(self.made)}", "2026-12-02",
+                                            os.urandom(32))
+        return self.made[learner]
+
+    def table(self, *erased: str) -> dict[str, bytes]:
+        return {k.key_id: k.secret for learner, k in self.made.items() if learner not in erased}
+
+
+def agent(who: str, name: str) -> dict[str, Any]:
+    return {"objectType": "Agent", "mbox": f"mailto:{who}@example.org", "name": name}
+
+
+def group_work() -> dict[str, Any]:
+    return {"id": "6fbd600f-d17c-4c74-801a-2ec2e53231c7", "actor": agent("ada", "Ada"),
+            "verb": {"id": "http://e/mentored"}, "object": agent("bob", "Bob"),
+            "context": {"instructor": agent("tess", "Tess"),
+                        "team": {"objectType": "Group", "name": "7B",
+                                 "member": [agent("ada", "Ada"), agent("bob", "Bob")]}}}
+
+
+def test_a_sealed_statement_opens_to_the_statement_it_was() -> None:
+    keys = Keys()
+    sealed = seal(group_work(), keys.key_of)
+    assert b"Ada" not in orjson.dumps(sealed) and b"bob@" not in orjson.dumps(sealed)
+    assert unseal(sealed, keys.table()) == group_work()
+
+
+def test_without_its_learners_key_a_statement_does_not_open() -> None:
+    keys = Keys()
+    sealed = seal(group_work(), keys.key_of)
+    assert unseal(sealed, keys.table(ADA)) is None
+
+
+def test_another_learner_inside_a_statement_opens_only_with_their_own_key() -> None:
+    keys = Keys()
+    sealed = seal(group_work(), keys.key_of)
+    opened = unseal(sealed, keys.table(BOB))
+    assert opened is not None
+    bob = keys.made[BOB].pseudonym
+    stand_in = {"objectType": "Agent", "name": bob, "account": {"homePage": ERASED_HOME_PAGE, "name": bob}}
+    assert opened["object"] == stand_in
+    assert opened["context"]["team"]["member"] == [agent("ada", "Ada"), stand_in]
+    assert opened["context"]["instructor"] == agent("tess", "Tess")
+    assert opened["actor"] == agent("ada", "Ada")
+    assert set(key_ids(sealed)) == {k.key_id for k in keys.made.values()}
+
+
+def test_a_statement_naming_no_other_agent_is_sealed_as_sent_without_the_walk() -> None:
+    keys = Keys()
+    statement = {"actor": agent("ada", "Ada"), "verb": {"id": "http://e/v"},
+                 "object": {"id": "http://e/a"}, "stored": "2026-12-02T10:00:00.000Z"}
+    body = orjson.dumps(statement)
+    assert lone_actor(frozenset({f"a:{ADA}", f"A:{ADA}", "v:http://e/v"}), body) == ADA
+    sealed = orjson.loads(seal_alone(body, keys.key_of(ADA)))
+    assert list(sealed) == [SEALED]
+    assert unseal(sealed, keys.table()) == statement
+    assert unseal(sealed, keys.table(ADA)) is None
+
+
+@pytest.mark.parametrize("statement, keys", [
+    ({"actor": {}, "result": {"extensions": {"http://e/x": {"instructor": 1}}}}, {f"a:{ADA}"}),
+    ({"actor": {}, "object": {}}, {f"a:{ADA}", f"a:{BOB}"}),
+    ({"actor": {}, "context": {"team": {}}}, {f"a:{ADA}", f"A:{TESS}"}),
+], ids=["the name as an extension's property", "an agent as object", "a team"])
+def test_a_statement_that_may_name_another_agent_takes_the_walk(
+        statement: dict[str, Any], keys: set[str]) -> None:
+    assert lone_actor(frozenset(keys), orjson.dumps(statement)) is None
+
+
+def test_a_document_agent_and_content_open_only_with_the_agents_key() -> None:
+    keys = Keys()
+    key = keys.key_of(ADA)
+    text, data = seal_text(key, ADA), seal_bytes(key, b"ada's notes")
+    assert b"ada" not in text.encode() and b"notes" not in data
+    assert (open_text(text, keys.table()), open_bytes(data, keys.table())) == (ADA, b"ada's notes")
+    assert (open_text(text, keys.table(ADA)), open_bytes(data, keys.table(ADA))) == (None, None)
+
+
+def test_a_sealed_statement_cannot_be_opened_with_another_learners_key() -> None:
+    keys = Keys()
+    sealed = seal(group_work(), keys.key_of)
+    swapped = {sealed[SEALED][0]: keys.made[BOB].secret}
+    with pytest.raises(InvalidTag):
+        unseal(sealed, swapped)
