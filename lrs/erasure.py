@@ -61,9 +61,12 @@ def learner_of(value: str) -> str:
     if not key.startswith(_IFI_PREFIXES) or (key.startswith("account:") and "|" not in key):
         raise BadRequest(f"learner {text!r}: not an email or an IFI key (mbox:mailto:…,"
                          " mbox_sha1sum:…, openid:…, account:HOMEPAGE|NAME)")
-    if key.startswith("mbox:"):  # as the index and the views write it: the domain in lower case
+    # As the index and the views write it: an email's domain and a SHA-1 sum in lower case.
+    if key.startswith("mbox:"):
         local, _, domain = key.partition("@")
         key = f"{local}@{domain.lower()}"
+    elif key.startswith("mbox_sha1sum:"):
+        key = key.lower()
     return key
 
 

@@ -362,6 +362,14 @@ class DistrictExporter:
 def _bounded(runner: ProjectionRunner) -> ProjectionRunner:
     """DuckDB spills to disk past this, so an export's memory does not grow with the data."""
     runner.con.execute("SET memory_limit = '512MB'")
+    opened = runner.reopen
+
+    def reopen() -> Any:  # after the file is compacted (an erasure): the same limit
+        con = opened()
+        con.execute("SET memory_limit = '512MB'")
+        return con
+
+    runner.reopen = reopen
     return runner
 
 
