@@ -429,3 +429,23 @@ def test_retention_refuses_a_date_that_is_not_one_in_one_line_with_exit_2(
     assert main(["retention", "--before", "last year", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--before" in err
+
+
+def test_a_learner_who_never_named_the_forgotten_one_keeps_identical_views(
+        xapi: XAPIClient, store_of: LearningRecordStore, tmp_path: Path) -> None:
+    school(xapi)
+    cy = "cy.clark@example.org"
+    assert xapi.post([said(cy, "Cy Clark", f"cy {n}", day=n + 1) for n in range(5)]).status_code == 200
+    runner = ProjectionRunner(store_of, tmp_path / "views.duckdb", page_size=4)
+    runner.catch_up()
+
+    def cys_rows() -> dict[str, list[Any]]:
+        return {t: [r for r in rows if f"mbox:mailto:{cy}" in map(str, r)]
+                for t, rows in view_tables(runner).items()}
+
+    before = cys_rows()
+    assert before["learner_profile"] and before["statement_facts"]
+    forget(xapi)
+    runner.catch_up()
+    assert cys_rows() == before
+    runner.close()
