@@ -33,7 +33,13 @@ from lrs.export.pseudonyms import Disclosure, Pseudonymiser
 from lrs.export.statements import KnownPeople, PseudonymousStatements
 from lrs.export.tables import EXPORT_MASTERY, FREE_TEXTS, ONEROSTER, OTHER_FILES, PARQUET, ExportFile
 from projections.facts import actor_key, statement_time
-from projections.runner import STATEMENT_TOPIC, TOPICS, ProjectionRunner
+from projections.runner import (
+    ERASED_TOPIC,
+    RETENTION_TOPIC,
+    STATEMENT_TOPIC,
+    TOPICS,
+    ProjectionRunner,
+)
 
 FORMAT = "lrs-district-export/1"
 # Which rules wrote the statements: 2 leaves out free text and pseudonymises agents wherever they
@@ -333,15 +339,19 @@ class DistrictExporter:
         count, start = 0, since + 1
         total = self.store.index.events_after(since, [STATEMENT_TOPIC]) - \
             self.store.index.events_after(position, [STATEMENT_TOPIC])
+        forgotten = _Forgotten(self.store, position)
         with path.open("wb") as out, self._bar(total, "statements", "statements") as bar:
             while position and start <= position:
                 page = self.store.index.event_states(start, 2000, [STATEMENT_TOPIC], stop=position)
                 if not page:
                     break
-                for opened in self.store.open_statement_states([state for _, _, state in page]):
+                opened_page = self.store.open_statement_states([state for _, _, state in page])
+                for (seq, _, _), opened in zip(page, opened_page, strict=True):
                     if opened is None:
                         continue  # its learner was erased
                     statement: dict[str, Any] = orjson.loads(opened)["statement"]
+                    if forgotten.holds(seq, statement):
+                        continue
                     if in_org is not None and actor_key(statement.get("actor")) not in in_org:
                         continue
                     moment = statement_time(statement)
@@ -357,6 +367,37 @@ class DistrictExporter:
     def _bar(self, total: int, what: str, unit: str) -> tqdm[Any]:
         return tqdm(total=total, desc=what, unit=f" {unit}", disable=not self.progress,
                     file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+class _Forgotten:
+    """Erasures and retentions in the log up to a position, for statements that still open:
+    those written before sealing existed, whose bytes an erasure could not shred."""
+
+    def __init__(self, store: LearningRecordStore, position: int) -> None:
+        self.store = store
+        self.erased: dict[str, int] = {}  # pseudonym -> the position of its latest erasure
+        self.retained: list[tuple[int, str]] = []  # (position, first day kept)
+        if not position:
+            return
+        start = 1
+        while page := store.index.event_states(start, 5000, [ERASED_TOPIC, RETENTION_TOPIC],
+                                               stop=position):
+            for seq, topic, state in page:
+                event = store.decode_state(state)
+                if topic == ERASED_TOPIC:
+                    self.erased[event["pseudonym"]] = seq
+                else:
+                    self.retained.append((seq, event["before"]))
+            start = page[-1][0] + 1
+
+    def holds(self, seq: int, statement: dict[str, Any]) -> bool:
+        """Whether a later erasure or retention forgot this statement."""
+        if self.erased:
+            learner = actor_key(statement.get("actor"))
+            if learner is not None and self.erased.get(self.store.key_ring.pseudonym(learner), 0) > seq:
+                return True
+        stored = str(statement.get("stored", ""))[:10]
+        return any(seq < at and stored < before for at, before in self.retained)
 
 
 def _bounded(runner: ProjectionRunner) -> ProjectionRunner:

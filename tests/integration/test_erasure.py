@@ -449,3 +449,27 @@ def test_a_learner_who_never_named_the_forgotten_one_keeps_identical_views(
     runner.catch_up()
     assert cys_rows() == before
     runner.close()
+
+
+def test_forgetting_reports_the_plaintext_statements_from_before_sealing_and_hides_them(
+        xapi: XAPIClient, settings: Settings, store_of: LearningRecordStore,
+        tmp_path: Path) -> None:
+    old = LearningRecordStore(env=settings.event_store_env() | {"LRS_SEAL_STATEMENTS": "false"})
+    before_sealing = said(ADA, ADA_NAME, "written before sealing")
+    stored_on(old, "2026-08-01", [before_sealing])
+    old.close()
+    school(xapi)
+    report = forget(xapi)
+    assert (report["statements"], report["plaintext_statements"]) == (4, 1)
+    assert xapi.get(statementId=before_sealing["id"]).status_code == 404
+    runner = ProjectionRunner(store_of, tmp_path / "views.duckdb")
+    runner.catch_up()
+    assert all(f"mbox:mailto:{ADA}" not in map(str, r)
+               for rows in view_tables(runner).values() for r in rows)
+    runner.close()
+    from lrs.export.bundle import DistrictExporter, ExportRequest
+
+    DistrictExporter(store_of, tmp_path / "export-views.duckdb", DISTRICT_SECRET,
+                     progress=False).export(ExportRequest(out=tmp_path / "bundle"))
+    exported = (tmp_path / "bundle/statements.jsonl").read_text()
+    assert before_sealing["id"] not in exported and exported.count("\n") == 3  # Bob's
