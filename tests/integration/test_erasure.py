@@ -27,6 +27,7 @@ ADA = "ada.lovelace@example.org"
 ADA_NAME = "Ada Lovelace"
 ADA_SECRET = "my secret diary about fractions"
 ADA_STATE = "ada state note remember the blue notebook"
+ADA_PROFILE = "ada profile prefers the analytical engine"
 ADA_ATTACHMENT = b"ada's essay only she sent, about engines"
 SHARED_ATTACHMENT = b"a worksheet both ada and bob sent"
 BOB = "bob.babbage@example.org"
@@ -34,11 +35,14 @@ BOB_NAME = "Bob Babbage"
 ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
 MENTORED = "http://id.tincanapi.com/verb/mentored"
 # How the learner could be found on disk or in a table: none may remain after forgetting.
-TRACES = [ADA, ADA_NAME, ADA_SECRET, ADA_STATE, ADA_ATTACHMENT.decode()]
+TRACES = [ADA, ADA_NAME, ADA_SECRET, ADA_STATE, ADA_PROFILE, ADA_ATTACHMENT.decode()]
 
 
 def person(email: str, name: str) -> dict[str, Any]:
     return {"objectType": "Agent", "mbox": f"mailto:{email}", "name": name}
+
+
+PROFILE = {"agent": json.dumps(person(ADA, ADA_NAME)), "profileId": "bio"}
 
 
 def said(email: str, name: str, text: str, day: int = 3, **extra: Any) -> dict[str, Any]:
@@ -69,6 +73,9 @@ def school(xapi: XAPIClient) -> dict[str, str]:
              "stateId": "notes"}
     assert xapi.request("PUT", "/xAPI/activities/state", params=state, content=ADA_STATE.encode(),
                         headers={"Content-Type": "text/plain"}).status_code == 204
+    assert xapi.request("PUT", "/xAPI/agents/profile", params=PROFILE, content=ADA_PROFILE.encode(),
+                        headers={"Content-Type": "text/plain", "If-None-Match": "*"}
+                        ).status_code == 204
     return {"ada": ada["id"], "bob": bob["id"], "bob_names_ada": bob_names_ada["id"],
             "essay": essay["id"], "worksheet": worksheet["id"]}
 
@@ -155,7 +162,7 @@ def test_a_forgotten_learner_reads_as_a_placeholder_in_other_learners_statements
                                    "account": {"homePage": ERASED_HOME_PAGE, "name": pseudonym}}
 
 
-def test_a_forgotten_learner_has_no_person_no_state_and_no_attachment_of_their_own(
+def test_a_forgotten_learner_has_no_person_no_documents_and_no_attachment_of_their_own(
         xapi: XAPIClient) -> None:
     ids = school(xapi)
     forget(xapi)
@@ -164,6 +171,7 @@ def test_a_forgotten_learner_has_no_person_no_state_and_no_attachment_of_their_o
     state = {"activityId": "https://example.org/q/1", "agent": json.dumps(person(ADA, ADA_NAME)),
              "stateId": "notes"}
     assert xapi.request("GET", "/xAPI/activities/state", params=state).status_code == 404
+    assert xapi.request("GET", "/xAPI/agents/profile", params=PROFILE).status_code == 404
     worksheet = xapi.get(statementId=ids["worksheet"], attachments="true")
     assert SHARED_ATTACHMENT in worksheet.content  # shared with Bob: kept
 
