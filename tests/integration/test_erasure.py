@@ -4,6 +4,7 @@ stores, while everything of everybody else stays as it was."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -124,6 +125,37 @@ def test_a_forgotten_learner_is_in_no_table_row_and_no_byte_of_the_data_folder(
     if settings.event_store:
         assert rows_holding(settings.event_store, TRACES) == {}
     assert files_holding(settings.data_dir, TRACES) == {}
+
+
+def relation_files_holding(url: str, traces: list[str]) -> dict[str, list[str]]:
+    """Which of the database's relation files (tables, indexes, TOAST; every segment and fork)
+    hold one of the traces, after a checkpoint has written every page out."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        home = Path(str(conn.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
+        paths = [str(r[0]) for r in conn.execute(
+            "SELECT pg_relation_filepath(oid) FROM pg_class WHERE pg_relation_filepath(oid)"
+            " IS NOT NULL").fetchall()]
+    if not os.access(home, os.R_OK):
+        pytest.skip(f"the PostgreSQL data directory {home} is not readable here")
+    found: dict[str, list[str]] = {}
+    for base in paths:
+        for path in (home / base).parent.glob(Path(base).name + "*"):
+            data = path.read_bytes()
+            hits = [t for t in traces if t.encode() in data]
+            if hits:
+                found[str(path)] = hits
+    return found
+
+
+def test_a_forgotten_learner_is_in_no_relation_file_of_the_postgresql_database(
+        xapi: XAPIClient, settings: Settings) -> None:
+    if not settings.event_store:
+        pytest.skip("PostgreSQL's own files; the SQLite folder is scanned above")
+    school(xapi)
+    assert relation_files_holding(settings.event_store, [ADA])  # the scan sees her before
+    forget(xapi)
+    assert relation_files_holding(settings.event_store, TRACES) == {}
 
 
 def test_the_rest_of_the_log_still_holds_the_other_learners(
