@@ -25,8 +25,9 @@ from lrs.documents import merge as merge_documents
 from lrs.domain import DOCUMENT_TOPIC, Document
 from lrs.errors import Conflict, NotFound, PreconditionFailed, StoreRefused
 from lrs.key_ring import KeyRing
-from lrs.sealing import seal_bytes, seal_text
+from lrs.sealing import open_bytes, seal_bytes, seal_text, sealed_key_id
 from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewReads
+from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import KeyGenerationChanged
 
 
@@ -49,6 +50,10 @@ class DocumentCommands(Application[UUID]):
         super().close()
 
     @property
+    def keys_table(self) -> LearnerKeyReads:
+        return cast(LearnerKeyReads, self.recorder)
+
+    @property
     def document_view(self) -> DocumentViewReads:
         return cast(DocumentViewReads, self.recorder)
 
@@ -57,6 +62,16 @@ class DocumentCommands(Application[UUID]):
         if found is None:
             raise NotFound(f"no {key.resource} document '{key.document_id}' here")
         return found
+
+    def opened_content(self, content: bytes | None) -> bytes | None:
+        """A document event's content as it was written (None: deleted, or its agent erased)."""
+        if content is None:
+            return None
+        key_id = sealed_key_id(content)
+        if key_id is None:
+            return content
+        keys = self.keys_table.learner_keys([key_id])
+        return open_bytes(content, keys)
 
     def documents(self, selection: DocumentFilter) -> list[StoredDocument]:
         return self.document_view.matching_documents(selection)

@@ -343,7 +343,10 @@ def test_every_document_change_is_an_event_and_its_history_replays(
     key = DocumentKey(STATE_RESOURCE, "bookmark", ACTIVITY,
                       ifi_key(Agent(mbox="mailto:ada@example.org")))
     history = [store_of.repository.get(key.aggregate_id, version=v) for v in (1, 2, 3)]
-    assert [h.content for h in history] == [b'{"page": 1}', b'{"page":2}', None]
+    # The content is sealed under the agent's key in the log (README, Privacy), and opens.
+    assert [store_of.opened_content(h.content) for h in history] == [
+        b'{"page": 1}', b'{"page":2}', None]
+    assert b"page" not in history[0].content
 
 
 def test_a_document_labelled_multipart_keeps_the_document_size_limit(xapi: XAPIClient) -> None:
