@@ -11,7 +11,7 @@ from lrs.erasure import forget
 from lrs.errors import BadRequest, Forbidden
 from schemas.validate import StatementInvalid, parse_json
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["erasure"])
 ADMIN = "admin"
 MAX_BODY_BYTES = 16 * 1024
 
