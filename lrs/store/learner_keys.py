@@ -67,16 +67,21 @@ class LearnerKeySQL:
         row = c.fetchone()
         return bytes(row["secret"]), int(row["generation"])
 
-    def insert(self, c: Cursor, keys: Sequence[LearnerKey], generation: int,
-               lock_clause: str = "") -> None:
+    def insert(self, c: Cursor, keys: Sequence[LearnerKey], generation: int) -> None:
         """Inside the events' transaction: the keys, after checking no erasure came between."""
-        c.execute(f"SELECT generation FROM learner_key_ring WHERE id = 1{lock_clause}")
+        c.execute("SELECT generation FROM learner_key_ring WHERE id = 1")
         row = c.fetchone()
         if row is not None and int(row["generation"]) != generation:
             raise KeyGenerationChanged(f"erasure generation {row['generation']}, sealed at {generation}")
-        if keys:
-            c.executemany(self.sql("INSERT INTO learner_key (key_id, pseudonym, day, secret)"
-                                   " VALUES (?,?,?,?)"),
+        if not keys:
+            return
+        if self.paramstyle == "format":  # one statement: psycopg's executemany is a round trip a row
+            c.execute("INSERT INTO learner_key (key_id, pseudonym, day, secret) SELECT * FROM"
+                      " unnest(%s::text[], %s::text[], %s::text[], %s::bytea[])",
+                      [[k.key_id for k in keys], [k.pseudonym for k in keys], [k.day for k in keys],
+                       [k.secret for k in keys]])
+        else:
+            c.executemany("INSERT INTO learner_key (key_id, pseudonym, day, secret) VALUES (?,?,?,?)",
                           [(k.key_id, k.pseudonym, k.day, k.secret) for k in keys])
 
     def by_id(self, c: Cursor, key_ids: Sequence[str]) -> dict[str, bytes]:

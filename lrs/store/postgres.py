@@ -90,9 +90,9 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         # The library holds the events table lock here, so index rows commit in log order.
         seqs = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if kwargs.get("key_generation") is not None:
-            # FOR SHARE: an erasure that has raised the generation but not committed is waited for.
-            self.keys.insert(curs, kwargs.get("learner_keys") or [], kwargs["key_generation"],
-                             " FOR SHARE")
+            # No row lock needed: an erasure appends its event under the same events table lock,
+            # so it has committed before this reads the generation, or starts after this commits.
+            self.keys.insert(curs, kwargs.get("learner_keys") or [], kwargs["key_generation"])
         self._index_inserted_events(curs, seqs, kwargs.get("statement_index"), kwargs.get("stored"))
         if kwargs.get("document_changes"):
             self.documents.apply(curs, kwargs["document_changes"])
