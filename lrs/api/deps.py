@@ -1,4 +1,9 @@
-"""What many routes need: the services, the caller's credential and the negotiated version."""
+"""What many routes need: the caller's credential, its store's services and the negotiated version.
+
+``ServicesDep`` is the services of the caller's own store, resolved from the credential: a route
+that takes it cannot reach another store's log, documents, attachments or views.
+``AppServicesDep`` is the deployment's (the `default` store's, with the catalogue and every
+credential), for routes without a credential (health, sign-in) and for the admin routes."""
 
 from __future__ import annotations
 
@@ -8,20 +13,20 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from lrs.api.ratelimit import AccessLimits
-from lrs.api.services import Services
+from lrs.api.services import Services, StoreServices
 from lrs.auth import Principal, parse_basic, secret_fingerprint
 from lrs.errors import Unauthorized
 
 
-def get_services(request: Request) -> Services:
+def get_app_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+AppServicesDep = Annotated[Services, Depends(get_app_services)]
 
 
-async def get_principal(request: Request, services: ServicesDep) -> Principal:
+async def get_principal(request: Request, services: AppServicesDep) -> Principal:
     """The verified credential, within the failure and request-rate limits (429 over them)."""
     key, secret = parse_basic(request.headers.get("authorization"))
     return await verify_credential(request, services, key, secret)
@@ -50,6 +55,14 @@ async def verify_credential(request: Request, services: Services, key: str, secr
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_services(services: AppServicesDep, principal: PrincipalDep) -> StoreServices:
+    """The caller's store's services (opened on its first request; 403 if archived)."""
+    return await run_in_threadpool(services.of, principal)
+
+
+ServicesDep = Annotated[StoreServices, Depends(get_services)]
 
 
 def get_version(request: Request) -> str:

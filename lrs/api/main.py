@@ -21,7 +21,7 @@ from lrs.api.middleware import (
 )
 from lrs.api.openapi import install_openapi
 from lrs.api.ratelimit import AccessLimitMiddleware, AccessLimits
-from lrs.api.routers import about, analytics, definitions, documents, home, people, statements
+from lrs.api.routers import about, admin, analytics, definitions, documents, home, people, statements
 from lrs.api.server import ClientGoneMiddleware
 from lrs.api.services import Services
 from lrs.config import Settings
@@ -55,6 +55,7 @@ def create_app(settings: Settings, start: Callable[[], Services] | None = None,
     app.include_router(about.router, prefix=XAPI_PREFIX)
     app.include_router(analytics.router)
     app.include_router(people.router)
+    app.include_router(admin.router)
     app.include_router(dashboard.router)
     app.include_router(home.router)
     # Added innermost first: CORS answers preflights before anything else looks at them.

@@ -108,7 +108,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def _rebuild_command(args: argparse.Namespace) -> str:
     words = ["lrs projections rebuild"]
-    for option in ("data_dir", "event_store", "projections_file"):
+    for option in ("data_dir", "event_store", "projections_file", "store"):
         if getattr(args, option, None):
             words.append(f"--{option.replace('_', '-')} {getattr(args, option)}")
     return " ".join(words)
