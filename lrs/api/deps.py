@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from lrs.api.ratelimit import AccessLimits
 from lrs.api.services import Services, StoreServices
 from lrs.auth import Principal, parse_basic, secret_fingerprint
-from lrs.errors import Unauthorized
+from lrs.errors import Forbidden, Unauthorized
 
 
 def get_app_services(request: Request) -> Services:
@@ -57,9 +57,32 @@ async def verify_credential(request: Request, services: Services, key: str, secr
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_services(services: AppServicesDep, principal: PrincipalDep) -> StoreServices:
-    """The caller's store's services (opened on its first request; 403 if archived)."""
-    return await run_in_threadpool(services.of, principal)
+STORE_HEADER = "X-LRS-Store"
+DISTRICT_READS = frozenset({("GET", "/xAPI/statements"), ("HEAD", "/xAPI/statements")})
+
+
+async def get_services(request: Request, services: AppServicesDep,
+                       principal: PrincipalDep) -> StoreServices:
+    """The caller's store's services (opened on its first request; 403 if archived).
+
+    A district's credential reads statements of the other stores it was granted by naming one
+    in X-LRS-Store; nothing else of theirs, and no other store."""
+    wanted = request.headers.get(STORE_HEADER)
+    if wanted is None or wanted == principal.store:
+        return await run_in_threadpool(services.of, principal)
+    if (request.method, request.url.path.rstrip("/")) not in DISTRICT_READS:
+        raise Forbidden(f"{STORE_HEADER} names another store only on GET /xAPI/statements, for"
+                        " a district's credential granted that store")
+    if wanted not in principal.reads_stores:
+        # The same words whether the store exists or not.
+        raise Forbidden(f"this credential may not read store '{_shown(wanted)}' (a district's"
+                        " credential reads the stores it was granted, lrs credentials add"
+                        " --reads-stores)")
+    return await run_in_threadpool(services.named, wanted)
+
+
+def _shown(value: str) -> str:
+    return value[:40] if value.isprintable() else "(not printable)"
 
 
 ServicesDep = Annotated[StoreServices, Depends(get_services)]

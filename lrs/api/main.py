@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from lrs import __version__
+from lrs.api.deps import STORE_HEADER
 from lrs.api.errors import install_error_handlers
 from lrs.api.middleware import (
     VERSION_HEADER,
@@ -75,7 +76,7 @@ def create_app(settings: Settings, start: Callable[[], Services] | None = None,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", VERSION_HEADER, "If-Match",
-                       "If-None-Match", "Accept-Language"],
+                       "If-None-Match", "Accept-Language", STORE_HEADER],
         expose_headers=[VERSION_HEADER, "X-Experience-API-Consistent-Through", "ETag",
                         "Last-Modified"],
     )
