@@ -42,6 +42,9 @@ class WorkerHub:
         self._views = _SlotPool("view queries", view_slots)
         self._sql = _SlotPool("SQL queries", sql_slots)
         self._health = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrs-hub-health")
+        # Opening a store (its log, its committer, its projections process) takes seconds; it
+        # is done here, so the pipe goes on answering the worker's other requests meanwhile.
+        self._opening = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrs-hub-open")
 
     def serve(self, connection: Connection, name: str) -> threading.Thread:
         """Answer one worker's pipe until it closes."""
@@ -51,7 +54,7 @@ class WorkerHub:
         return thread
 
     def close(self) -> None:
-        for pool in (self._views.pool, self._sql.pool, self._health):
+        for pool in (self._views.pool, self._sql.pool, self._health, self._opening):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _read(self, connection: Connection) -> None:
@@ -87,6 +90,18 @@ class WorkerHub:
             future.add_done_callback(partial(answer, number))
 
     def _for_store(self, kind: str, name: str, payload: list[Any]) -> Future[Any]:
+        if self.services.is_open(name):
+            return self._ask_store(kind, name, payload)
+        outer: Future[Any] = Future()
+
+        def open_then_ask() -> None:
+            inner = self._ask_store(kind, name, payload)
+            inner.add_done_callback(partial(_pass_on, outer))
+
+        self._opening.submit(open_then_ask)
+        return outer
+
+    def _ask_store(self, kind: str, name: str, payload: list[Any]) -> Future[Any]:
         future: Future[Any]
         try:
             services = self.services.named(name)
@@ -110,6 +125,14 @@ class WorkerHub:
         if kind == SQL:
             return self._sql.submit(views.sql, *payload)
         return self._health.submit(views.health, services.store)
+
+
+def _pass_on(outer: Future[Any], inner: Future[Any]) -> None:
+    error = inner.exception()
+    if error is not None:
+        outer.set_exception(error)
+    else:
+        outer.set_result(inner.result())
 
 
 def _send_answers(connection: Connection, outbox: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:

@@ -186,6 +186,10 @@ class Services(StoreServices):
                 opened = self._stores[name] = self.opener(self.settings.for_store(name))
             return opened
 
+    def is_open(self, name: str) -> bool:
+        with self._lock:
+            return name == DEFAULT_STORE or name in self._stores
+
     def _is_archived(self, name: str) -> bool:
         now = time.monotonic()
         changes = self.authenticator.changes.count

@@ -15,7 +15,7 @@ from lrs.credentials import ADMIN
 from lrs.errors import BadRequest, NotFound
 from schemas.validate import StatementInvalid, parse_json
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["stores"])
 ADMIN_SCOPE = frozenset({ADMIN})
 
 
