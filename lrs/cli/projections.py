@@ -58,7 +58,8 @@ def cmd_project(args: argparse.Namespace) -> int:
 
         if not args.bootstrap:
             raise BadRequest("--source kafka needs --bootstrap (and --topic)")
-        KafkaProjectionSource(runner, args.bootstrap, args.topic, args.group).run()
+        KafkaProjectionSource(runner, args.bootstrap, args.topic, args.group,
+                              store=settings_from(args).store).run()
     else:
         runner.run()
     runner.close()
