@@ -67,6 +67,13 @@ async def get_services(request: Request, services: AppServicesDep,
 
     A district's credential reads statements of the other stores it was granted by naming one
     in X-LRS-Store; nothing else of theirs, and no other store."""
+    resolved = await _resolve(request, services, principal)
+    # X-Experience-API-Consistent-Through is then this store's (lrs/api/middleware.py).
+    request.state.store_services = resolved
+    return resolved
+
+
+async def _resolve(request: Request, services: Services, principal: Principal) -> StoreServices:
     wanted = request.headers.get(STORE_HEADER)
     if wanted is None or wanted == principal.store:
         return await run_in_threadpool(services.of, principal)

@@ -167,3 +167,15 @@ def test_a_store_credential_cannot_name_another_store(xapi: XAPIClient) -> None:
     response = north.get(statementId=sid, headers={"X-LRS-Store": "south"})
     assert response.status_code == 403
     assert sid not in response.text
+
+
+def test_a_stores_services_open_on_its_first_request(xapi: XAPIClient) -> None:
+    """`make run` starts the `default` store's alone; another store's log, committer and views
+    wait for a request of one of its credentials."""
+    services = xapi.http.app.state.services  # type: ignore[attr-defined]
+    create(xapi, "north")
+    tool = issue(xapi, "north", ["all"])
+    assert not services.is_open("north")
+    assert tool.get().status_code == 200
+    assert services.is_open("north")
+    assert [s.name for s in services.opened()] == ["default", "north"]
