@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from lrs.api.ratelimit import AccessLimits
 from lrs.api.services import Services, StoreServices
 from lrs.auth import Principal, parse_basic, secret_fingerprint
+from lrs.config import DEFAULT_STORE
 from lrs.errors import Forbidden, Unauthorized
 
 
@@ -76,6 +77,8 @@ async def get_services(request: Request, services: AppServicesDep,
 async def _resolve(request: Request, services: Services, principal: Principal) -> StoreServices:
     wanted = request.headers.get(STORE_HEADER)
     if wanted is None or wanted == principal.store:
+        if principal.store == DEFAULT_STORE:  # no catalogue to read: not worth a thread
+            return services
         return await run_in_threadpool(services.of, principal)
     if (request.method, request.url.path.rstrip("/")) not in DISTRICT_READS:
         raise Forbidden(f"{STORE_HEADER} names another store only on GET /xAPI/statements, for"
