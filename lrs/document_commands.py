@@ -11,6 +11,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 
 from ingest.enrich import format_stored
+from lrs.document_writes import DocumentWrites
 from lrs.documents import (
     JSON_TYPE,
     DocumentKey,
@@ -28,6 +29,14 @@ from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewRead
 
 class DocumentCommands(Application[UUID]):
     """The document use cases of the LRS application."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.document_writes = DocumentWrites(self.events)
+
+    def close(self) -> None:
+        self.document_writes.close()
+        super().close()
 
     @property
     def document_view(self) -> DocumentViewReads:
@@ -78,7 +87,7 @@ class DocumentCommands(Application[UUID]):
                                           format_stored(now), doc.version + 1))
         if events:
             try:
-                self.events.put(events, document_changes=changes)
+                self.document_writes.put(events, changes)
             except IntegrityError:
                 raise PreconditionFailed("a document changed while it was being deleted;"
                                          " fetch it again and retry") from None
@@ -98,6 +107,6 @@ class DocumentCommands(Application[UUID]):
                 originator_id=key.aggregate_id, originator_version=version + 1, timestamp=now,
                 content=content, content_type=content_type, etag=etag, operation=operation)
         updated = format_stored(now)
-        self.events.put([event], document_changes=[
+        self.document_writes.put([event], [
             DocumentChange(key, content, content_type, etag, updated, version + 1)])
         return StoredDocument(key, content, content_type, etag, updated, version + 1)

@@ -24,7 +24,7 @@ from lrs.auth import Principal
 from lrs.committer import GroupCommitter
 from lrs.config import Settings
 from lrs.documents import STATE, DocumentKey, Preconditions
-from lrs.errors import StoreRefused
+from lrs.errors import PreconditionFailed, StoreRefused
 from lrs.statement_events import PreparedStatement
 from tests.statements import activity, statement, voiding, with_id
 
@@ -253,3 +253,114 @@ def replace_id(prepared: PreparedStatement) -> PreparedStatement:
     new = str(uuid.uuid4())
     return replace(prepared, statement_id=new, row=replace(prepared.row, statement_id=new),
                    body=prepared.body.replace(prepared.statement_id.encode(), new.encode()))
+
+
+def _held_document_writes(store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch
+                          ) -> tuple[list[int], threading.Event, threading.Event]:
+    """The document writer is held inside its first write while later writes queue."""
+    put = store.events.put
+    sizes: list[int] = []
+    writing, go_on = threading.Event(), threading.Event()
+
+    def held(events: Any, **kwargs: Any) -> Any:
+        sizes.append(len(events))
+        writing.set()
+        go_on.wait(30)
+        return put(events, **kwargs)
+
+    monkeypatch.setattr(store.events, "put", held)
+    return sizes, writing, go_on
+
+
+def _in_thread(call: Any) -> tuple[threading.Thread, list[Any]]:
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:  # the outcome is what the test looks at
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _state(document_id: str) -> DocumentKey:
+    return DocumentKey(STATE, document_id, activity_id="https://example.org/a",
+                       agent="mbox:mailto:ada@example.org")
+
+
+UNCONDITIONAL = Preconditions(None, None)
+
+
+def _put(store: LearningRecordStore, key: DocumentKey, body: bytes,
+         conditions: Preconditions = UNCONDITIONAL) -> Any:
+    return store.write_document(key, body, "application/json", merge=False,
+                                conditions=conditions, must_be_conditional=False)
+
+
+def _when_queued(store: LearningRecordStore, count: int) -> None:
+    for _ in range(3000):
+        if store.document_writes._queue.qsize() >= count:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{count} document writes never queued")
+
+
+def test_document_writes_waiting_together_share_one_transaction(
+        store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes, writing, go_on = _held_document_writes(store, monkeypatch)
+    first, _ = _in_thread(lambda: _put(store, _state("first"), b'{"n": 0}'))
+    assert writing.wait(30)
+    queued = [_in_thread(lambda n=n: _put(store, _state(f"doc-{n}"), b'{"n": %d}' % n))  # type: ignore[misc]
+              for n in range(4)]
+    _when_queued(store, 4)
+    go_on.set()
+    for thread, _ in [(first, []), *queued]:
+        thread.join(30)
+    assert sizes == [1, 4]
+    for n in range(4):
+        assert store.document(_state(f"doc-{n}")).content == b'{"n": %d}' % n
+
+
+def test_a_document_write_the_store_refuses_fails_alone_in_its_transaction(
+        store: LearningRecordStore, database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    database.fail_on("xapi_document", "INSERT", "NEW.document_id = 'poison'")
+    sizes, writing, go_on = _held_document_writes(store, monkeypatch)
+    first, _ = _in_thread(lambda: _put(store, _state("first"), b"{}"))
+    assert writing.wait(30)
+    names = ["honest-1", "poison", "honest-2", "honest-3"]
+    queued = {name: _in_thread(lambda name=name: _put(store, _state(name), b'{"a": 1}'))  # type: ignore[misc]
+              for name in names}
+    _when_queued(store, 4)
+    go_on.set()
+    first.join(30)
+    for thread, _ in queued.values():
+        thread.join(30)
+    assert sizes == [1, 4, 1, 1, 1, 1]  # the group was refused, so each was written alone
+    assert isinstance(queued["poison"][1][0], Exception)
+    assert "injected failure" in str(queued["poison"][1][0])
+    for name in ("honest-1", "honest-2", "honest-3"):
+        assert store.document(_state(name)).content == b'{"a": 1}'
+    assert store.document_view.document(_state("poison")) == (None, 0)
+
+
+def test_two_creations_of_one_document_in_one_transaction_let_exactly_one_win(
+        store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, writing, go_on = _held_document_writes(store, monkeypatch)
+    first, _ = _in_thread(lambda: _put(store, _state("first"), b"{}"))
+    assert writing.wait(30)
+    create_only = Preconditions(None, "*")
+    racers = [_in_thread(lambda n=n: _put(store, _state("shared"), b'{"by": %d}' % n,  # type: ignore[misc]
+                                          create_only)) for n in range(2)]
+    _when_queued(store, 2)
+    go_on.set()
+    first.join(30)
+    for thread, _ in racers:
+        thread.join(30)
+    outcomes = [outcome[0] for _, outcome in racers]
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(refused) == 1 and isinstance(refused[0], PreconditionFailed)
+    winner = next(o for o in outcomes if not isinstance(o, Exception))
+    assert store.document(_state("shared")).content == winner.content
