@@ -25,7 +25,8 @@ from kafka.errors import KafkaError
 
 from ingest.pipeline import prepare_statements
 from lrs.application import LearningRecordStore
-from lrs.auth import CredentialDirectory
+from lrs.auth import CredentialDirectory, Principal
+from lrs.config import DEFAULT_STORE
 from lrs.errors import (
     BadRequest,
     Conflict,
@@ -36,6 +37,7 @@ from lrs.errors import (
     Unauthorized,
 )
 from lrs.statement_events import PreparedStatement
+from lrs.store_logs import StoreLogs
 from schemas.validate import NestedTooDeep, StatementInvalid, parse_json
 from schemas.version import UnsupportedVersion, negotiate
 
@@ -112,12 +114,26 @@ class MessageIngest:
     """Turns polled records into appended statements and dead letters; knows nothing of Kafka I/O."""
 
     def __init__(self, store: LearningRecordStore, credentials: CredentialDirectory,
-                 config: KafkaIngestConfig) -> None:
+                 config: KafkaIngestConfig, logs: StoreLogs | None = None) -> None:
         self.store = store
         self.credentials = credentials
         self.config = config
+        # The credential in a message's header decides its store, as over HTTP. Without the
+        # other stores' logs, only the `default` store's credentials are taken.
+        self.logs = logs
+
+    def _log_of(self, principal: Principal) -> LearningRecordStore:
+        if self.logs is not None:
+            return self.logs.log(principal.store)
+        if principal.store != DEFAULT_STORE:
+            raise Forbidden(f"credential '{principal.key}' belongs to store '{principal.store}';"
+                            " this consumer writes store 'default' only")
+        return self.store
 
     def prepare(self, record: Record) -> list[PreparedStatement]:
+        return self._prepare(record)[1]
+
+    def _prepare(self, record: Record) -> tuple[LearningRecordStore, list[PreparedStatement]]:
         size = len(record.value or b"")
         if size > self.config.max_message_bytes:
             raise PayloadTooLarge(f"message of {size} bytes exceeds the limit of"
@@ -127,6 +143,7 @@ class MessageIngest:
             raise Unauthorized(f"message has no {CREDENTIAL_HEADER} header naming its credential")
         principal = self.credentials.principal(key)
         principal.require_write()
+        log = self._log_of(principal)
         version = negotiate(_header(record, VERSION_HEADER) or "1.0.3")
         payload = parse_json(record.value or b"")
 
@@ -134,25 +151,28 @@ class MessageIngest:
             return str(uuid.uuid5(_ID_NAMESPACE,
                                   f"{record.topic}/{record.partition}/{record.offset}/{index}"))
 
-        return prepare_statements(payload, principal, version, self.config.max_batch_statements,
-                                  id_for=id_for)
+        return log, prepare_statements(payload, principal, version,
+                                       self.config.max_batch_statements, id_for=id_for)
 
     def ingest(self, records: Iterable[Record]) -> tuple[int, list[DeadLetter]]:
         """Append every good message in one write; return the count stored and the dead letters."""
-        batches: list[tuple[Record, list[PreparedStatement]]] = []
+        by_store: dict[int, tuple[LearningRecordStore, list[tuple[Record, list[PreparedStatement]]]]] = {}
         dead: list[DeadLetter] = []
         for record in records:
             try:
-                batches.append((record, self.prepare(record)))
+                log, batch = self._prepare(record)
             except (LRSError, StatementInvalid, UnsupportedVersion) as exc:
                 dead.append(DeadLetter.of(record, exc))
-        outcomes = self.store.store_batches([batch for _, batch in batches]) if batches else []
+                continue
+            by_store.setdefault(id(log), (log, []))[1].append((record, batch))
         stored = 0
-        for (record, batch), outcome in zip(batches, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                dead.append(DeadLetter.of(record, outcome))
-            else:
-                stored += len(batch)
+        for log, batches in by_store.values():  # one write per store
+            outcomes = log.store_batches([batch for _, batch in batches])
+            for (record, batch), outcome in zip(batches, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    dead.append(DeadLetter.of(record, outcome))
+                else:
+                    stored += len(batch)
         return stored, dead
 
 

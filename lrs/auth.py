@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lrs.application import LearningRecordStore
+from lrs.config import DEFAULT_STORE
 from lrs.credentials import CredentialInfo, hash_secret, verify_secret
 from lrs.errors import Forbidden, Unauthorized
 from schemas.actor import Account, Agent
@@ -45,6 +46,8 @@ class Principal:
     home_page: str
     classes: frozenset[str] = frozenset()  # a teacher's
     learner: str | None = None  # a learner's
+    store: str = DEFAULT_STORE  # the store whose data it reads and writes, and no other
+    reads_stores: frozenset[str] = frozenset()  # a district's: other stores it may read
     authority: dict[str, Any] = field(init=False)
     authority_agent: Agent = field(init=False)
 
@@ -79,7 +82,7 @@ class Principal:
     @classmethod
     def of(cls, info: CredentialInfo, home_page: str) -> Principal:
         return cls(info.key, info.name, frozenset(info.scopes), home_page,
-                   frozenset(info.classes), info.learner)
+                   frozenset(info.classes), info.learner, info.store, frozenset(info.reads_stores))
 
     def view_scope(self) -> ViewScope:
         """Which learners' views this credential may read, or Forbidden if none."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,19 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORE = "default"
+STORE_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
+STORE_NAME_RULE = ("a store name is 1 to 40 characters: a lowercase letter, then lowercase letters,"
+                   " digits and '-'")
+
+
+def check_store_name(name: str) -> str:
+    """The name, or ValueError naming the rule (names become folders and schema names)."""
+    if not isinstance(name, str) or not STORE_NAME.fullmatch(name):
+        shown = name[:40] if isinstance(name, str) and name.isprintable() else "(not printable)"
+        raise ValueError(f"store '{shown}': {STORE_NAME_RULE}")
+    return name
 
 
 class Settings(BaseSettings):
@@ -24,6 +38,9 @@ class Settings(BaseSettings):
         "empty means SQLite in the data folder",
     )
     bootstrap_credential: str | None = None
+    store: str = Field(default=DEFAULT_STORE, description=(
+        "the store (a school's own LRS inside this deployment) that commands such as lrs project"
+        " and lrs export act on; lrs serve serves every store"))
     xapi_default_version: Literal["1.0.3", "2.0.0"] = Field(
         default="2.0.0", description="the version a response names when its request names none")
     secret_key: str | None = Field(
@@ -79,6 +96,25 @@ class Settings(BaseSettings):
     def worker_count(self) -> int:
         return self.workers or len(os.sched_getaffinity(0))
 
+    @field_validator("store")
+    @classmethod
+    def _store_name(cls, value: str) -> str:
+        return check_store_name(value)
+
+    def for_store(self, name: str) -> Settings:
+        """These settings for one store: its log, views file and attachments are its own."""
+        return self if name == self.store else self.model_copy(update={"store": check_store_name(name)})
+
+    @property
+    def is_default_store(self) -> bool:
+        return self.store == DEFAULT_STORE
+
+    @property
+    def store_dir(self) -> Path:
+        """The store's folder: the data folder itself for `default` (today's paths), else
+        DATA_DIR/stores/NAME."""
+        return self.data_dir if self.is_default_store else self.data_dir / "stores" / self.store
+
     @field_validator("bootstrap_credential")
     @classmethod
     def _key_and_secret(cls, value: str | None) -> str | None:
@@ -88,10 +124,16 @@ class Settings(BaseSettings):
 
     def event_store_env(self) -> dict[str, str]:
         """Translate LRS_EVENT_STORE into the eventsourcing library's environment."""
-        url = self.event_store or f"sqlite:///{(self.data_dir / 'events.sqlite3').resolve()}"
+        url = self.event_store or f"sqlite:///{(self.store_dir / 'events.sqlite3').resolve()}"
         parsed = urlparse(url)
         if parsed.scheme in ("postgresql", "postgres"):
+            # A store other than `default` is a schema of its own in the same database, and
+            # holds 2 connections per process when idle (10 under load): every store has a pool
+            # in each process of `lrs serve`, and PostgreSQL allows 100 connections by default.
+            schema = {} if self.is_default_store else {
+                "POSTGRES_SCHEMA": self.postgres_schema, "POSTGRES_MAX_OVERFLOW": "8"}
             return {
+                **schema,
                 "PERSISTENCE_MODULE": "eventsourcing.postgres",
                 "APPLICATION_RECORDER_TOPIC": "lrs.store.postgres:PostgresStatementRecorder",
                 "POSTGRES_DBNAME": parsed.path.lstrip("/") or "lrs",
@@ -99,12 +141,15 @@ class Settings(BaseSettings):
                 "POSTGRES_PORT": str(parsed.port or 5432),
                 "POSTGRES_USER": unquote(parsed.username or "postgres"),
                 "POSTGRES_PASSWORD": unquote(parsed.password or ""),
-                "POSTGRES_POOL_SIZE": "10",
+                "POSTGRES_POOL_SIZE": "10" if self.is_default_store else "2",
                 "POSTGRES_LOCK_TIMEOUT": "10",
             }
         if parsed.scheme == "sqlite":
             path = url[len("sqlite://"):]
             path = path[1:] if path.startswith("//") else path
+            if self.event_store and not self.is_default_store and path != ":memory:" \
+                    and not path.startswith("file:"):
+                path = str(Path(path).parent / "stores" / self.store / "events.sqlite3")
             if path != ":memory:" and not path.startswith("file:"):
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             return {
@@ -118,14 +163,24 @@ class Settings(BaseSettings):
         )
 
     @property
+    def postgres_schema(self) -> str:
+        """The PostgreSQL schema of a store other than `default` (names hold no '_', so the
+        mapping is one to one)."""
+        return "lrs_store_" + self.store.replace("-", "_")
+
+    @property
     def projections_path(self) -> Path:
-        return self.projections_file or self.data_dir / "views.duckdb"
+        if self.is_default_store:
+            return self.projections_file or self.data_dir / "views.duckdb"
+        folder = self.projections_file.parent if self.projections_file else self.data_dir
+        return folder / "stores" / self.store / "views.duckdb"
 
     def describe_event_store(self) -> str:
         env = self.event_store_env()
         if env["PERSISTENCE_MODULE"].endswith("sqlite"):
             return f"SQLite at {env['SQLITE_DBNAME']}"
-        return (f"PostgreSQL database '{env['POSTGRES_DBNAME']}' at "
+        schema = f" schema '{env['POSTGRES_SCHEMA']}'" if "POSTGRES_SCHEMA" in env else ""
+        return (f"PostgreSQL database '{env['POSTGRES_DBNAME']}'{schema} at "
                 f"{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}")
 
 

@@ -63,6 +63,16 @@ class Credential(Aggregate):
         # or Reissued (older credentials have none, and no teacher or learner scope).
         self.classes: list[str] = []
         self.learner: str | None = None
+        # Which store the credential belongs to, set by a Placed event after Issued (credentials
+        # issued before stores existed have none, and belong to `default`), and the stores a
+        # district's credential may also read.
+        self.store = "default"
+        self.reads_stores: list[str] = []
+
+    @event("Placed")
+    def place(self, store: str, reads_stores: list[str]) -> None:
+        self.store = store
+        self.reads_stores = reads_stores
 
     @event("Bound")
     def bind(self, classes: list[str], learner: str | None) -> None:
@@ -80,6 +90,30 @@ class Credential(Aggregate):
         self.revoked = False
         self.classes = []
         self.learner = None
+
+
+_STORE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:lrs:store")
+
+
+def store_id(name: str) -> UUID:
+    return uuid5(_STORE_NAMESPACE, name)
+
+
+class Store(Aggregate):
+    """A store of this deployment: a school's (or a sandbox's) own LRS, with its own log, views
+    and attachments. The catalogue of stores is kept in the `default` store's log."""
+
+    class Created(Aggregate.Created):
+        name: str
+
+    @event(Created)
+    def __init__(self, id: UUID, name: str) -> None:
+        self.name = name
+        self.archived = False
+
+    @event("Archived")
+    def archive(self) -> None:
+        self.archived = True
 
 
 class Document(Aggregate):

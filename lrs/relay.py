@@ -22,6 +22,7 @@ from eventsourcing.utils import get_topic
 from kafka import KafkaProducer
 
 from lrs.application import LearningRecordStore
+from lrs.config import DEFAULT_STORE
 from lrs.domain import AlignmentSet, Document, ParameterFit, Roster, StoredStatement
 from lrs.sealing import open_bytes, open_text, sealed_key_id
 from projections.facts import actor_key
@@ -128,10 +129,17 @@ class LogFollower:
         return found
 
 
+STORE_HEADER = "lrs-store"
+
+
 class KafkaRelay:
+    """Publishes one store's log; every message names the store in its `lrs-store` header, so
+    the stores of a deployment may share a topic and each projector takes its own."""
+
     def __init__(self, store: LearningRecordStore, tracking: TrackingRecorder, bootstrap: str,
-                 topic: str, name: str = "relay-kafka") -> None:
+                 topic: str, name: str = "relay-kafka", store_name: str = DEFAULT_STORE) -> None:
         self.follower = LogFollower(store)
+        self.headers = [(STORE_HEADER, store_name.encode())]
         self.tracking = tracking
         self.bootstrap = bootstrap
         self.topic = topic
@@ -147,7 +155,8 @@ class KafkaRelay:
         published = 0
         for page in self.follower.pages(self.position()):
             messages = [self.follower.message(n) for n in page]
-            futures = [producer.send(self.topic, key=m.key, value=m.value) for m in messages]
+            futures = [producer.send(self.topic, key=m.key, value=m.value, headers=self.headers)
+                       for m in messages]
             producer.flush()
             for future in futures:
                 future.get(timeout=30)

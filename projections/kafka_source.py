@@ -40,18 +40,34 @@ def page_items(values: list[bytes]) -> tuple[PageItems, int]:
     return items, position
 
 
+STORE_HEADER = "lrs-store"  # the relay's (lrs/relay.py); none means `default`
+
+
+def store_of(headers: list[tuple[str, bytes]] | None) -> str:
+    for key, value in headers or []:
+        if key == STORE_HEADER:
+            return value.decode("utf-8", "replace")
+    return "default"
+
+
 class KafkaProjectionSource:
+    """Projects the messages of one store (``store``), skipping other stores' on a shared topic."""
+
     def __init__(self, runner: ProjectionRunner, bootstrap: str, topic: str,
-                 group_id: str = "lrs-projector") -> None:
+                 group_id: str = "lrs-projector", store: str = "default") -> None:
         self.runner = runner
+        self.store = store
         self.consumer = KafkaConsumer(
             topic, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=5000, client_id="lrs-projector")
 
     def poll_once(self, timeout_ms: int = 500) -> int:
         polled = self.consumer.poll(timeout_ms=timeout_ms)
-        values = [record.value for records in polled.values() for record in records]
+        values = [record.value for records in polled.values() for record in records
+                  if store_of(record.headers) == self.store]
         if not values:
+            if polled:
+                self.consumer.commit()  # other stores' messages only
             self.runner.refresh()
             return 0
         items, position = page_items(values)

@@ -66,6 +66,10 @@ def postgres_database(postgres_server: str) -> Iterator[str]:
 
 def _empty_postgres(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
+        # Stores other than `default` are schemas of their own (lrs/config.py).
+        for (schema,) in conn.execute("SELECT nspname FROM pg_namespace"
+                                      " WHERE nspname LIKE 'lrs\\_store\\_%'").fetchall():
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         tables = [r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()]
         if tables:

@@ -1,4 +1,9 @@
-"""What many routes need: the services, the caller's credential and the negotiated version."""
+"""What many routes need: the caller's credential, its store's services and the negotiated version.
+
+``ServicesDep`` is the services of the caller's own store, resolved from the credential: a route
+that takes it cannot reach another store's log, documents, attachments or views.
+``AppServicesDep`` is the deployment's (the `default` store's, with the catalogue and every
+credential), for routes without a credential (health, sign-in) and for the admin routes."""
 
 from __future__ import annotations
 
@@ -8,20 +13,21 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from lrs.api.ratelimit import AccessLimits
-from lrs.api.services import Services
+from lrs.api.services import Services, StoreServices
 from lrs.auth import Principal, parse_basic, secret_fingerprint
-from lrs.errors import Unauthorized
+from lrs.config import DEFAULT_STORE
+from lrs.errors import Forbidden, Unauthorized
 
 
-def get_services(request: Request) -> Services:
+def get_app_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+AppServicesDep = Annotated[Services, Depends(get_app_services)]
 
 
-async def get_principal(request: Request, services: ServicesDep) -> Principal:
+async def get_principal(request: Request, services: AppServicesDep) -> Principal:
     """The verified credential, within the failure and request-rate limits (429 over them)."""
     key, secret = parse_basic(request.headers.get("authorization"))
     return await verify_credential(request, services, key, secret)
@@ -50,6 +56,46 @@ async def verify_credential(request: Request, services: Services, key: str, secr
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+STORE_HEADER = "X-LRS-Store"
+DISTRICT_READS = frozenset({("GET", "/xAPI/statements"), ("HEAD", "/xAPI/statements")})
+
+
+async def get_services(request: Request, services: AppServicesDep,
+                       principal: PrincipalDep) -> StoreServices:
+    """The caller's store's services (opened on its first request; 403 if archived).
+
+    A district's credential reads statements of the other stores it was granted by naming one
+    in X-LRS-Store; nothing else of theirs, and no other store."""
+    resolved = await _resolve(request, services, principal)
+    # X-Experience-API-Consistent-Through is then this store's (lrs/api/middleware.py).
+    request.state.store_services = resolved
+    return resolved
+
+
+async def _resolve(request: Request, services: Services, principal: Principal) -> StoreServices:
+    wanted = request.headers.get(STORE_HEADER)
+    if wanted is None or wanted == principal.store:
+        if principal.store == DEFAULT_STORE:  # no catalogue to read: not worth a thread
+            return services
+        return await run_in_threadpool(services.of, principal)
+    if (request.method, request.url.path.rstrip("/")) not in DISTRICT_READS:
+        raise Forbidden(f"{STORE_HEADER} names another store only on GET /xAPI/statements, for"
+                        " a district's credential granted that store")
+    if wanted not in principal.reads_stores:
+        # The same words whether the store exists or not.
+        raise Forbidden(f"this credential may not read store '{_shown(wanted)}' (a district's"
+                        " credential reads the stores it was granted, lrs credentials add"
+                        " --reads-stores)")
+    return await run_in_threadpool(services.named, wanted)
+
+
+def _shown(value: str) -> str:
+    return value[:40] if value.isprintable() else "(not printable)"
+
+
+ServicesDep = Annotated[StoreServices, Depends(get_services)]
 
 
 def get_version(request: Request) -> str:

@@ -17,29 +17,34 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lrs.api.links import HEALTH, LIMITS, SQL, STORE, VIEWS
+from lrs.api.links import CONSISTENT, HEALTH, LIMITS, SQL, STORE, VIEWS
 from lrs.api.ratelimit import AccessLimits
-from lrs.application import LearningRecordStore
-from lrs.committer import GroupCommitter
-from lrs.views_process import SLOT_WAIT, ViewsBusy, ViewsProcess
+from lrs.views_process import SLOT_WAIT, ViewsBusy, ViewsUnavailable
+
+if TYPE_CHECKING:
+    from lrs.api.services import Services
 
 log = logging.getLogger(__name__)
 
 
 class WorkerHub:
-    def __init__(self, store: LearningRecordStore, committer: GroupCommitter,
-                 views: ViewsProcess | None, limits: AccessLimits, view_slots: int,
+    """Each message names its store (a worker asks only for its caller's own); the store's
+    committer and projections process are the parent's, one of each per store, opened when a
+    worker first names it."""
+
+    def __init__(self, services: Services, limits: AccessLimits, view_slots: int,
                  sql_slots: int) -> None:
-        self.store = store
-        self.committer = committer
-        self.views = views
+        self.services = services
         self.limits = limits
         # Queries block on the projections process; they wait here, never in a reader.
         self._views = _SlotPool("view queries", view_slots)
         self._sql = _SlotPool("SQL queries", sql_slots)
         self._health = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrs-hub-health")
+        # Opening a store (its log, its committer, its projections process) takes seconds; it
+        # is done here, so the pipe goes on answering the worker's other requests meanwhile.
+        self._opening = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrs-hub-open")
 
     def serve(self, connection: Connection, name: str) -> threading.Thread:
         """Answer one worker's pipe until it closes."""
@@ -49,7 +54,7 @@ class WorkerHub:
         return thread
 
     def close(self) -> None:
-        for pool in (self._views.pool, self._sql.pool, self._health):
+        for pool in (self._views.pool, self._sql.pool, self._health, self._opening):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _read(self, connection: Connection) -> None:
@@ -71,14 +76,8 @@ class WorkerHub:
             except (EOFError, OSError):
                 outbox.put(None)
                 return
-            if kind == STORE:
-                future: Future[Any] = self.committer.submit(payload[0])
-            elif kind == VIEWS and self.views is not None:
-                future = self._views.submit(self.views._ask, *payload)
-            elif kind == SQL and self.views is not None:
-                future = self._sql.submit(self.views.sql, *payload)
-            elif kind == HEALTH and self.views is not None:
-                future = self._health.submit(self.views.health, self.store)
+            if kind in (STORE, VIEWS, SQL, HEALTH, CONSISTENT):
+                future = self._for_store(kind, payload[0], payload[1:])
             elif kind == LIMITS:
                 future = Future()
                 try:  # quick, in memory: answered here
@@ -89,6 +88,51 @@ class WorkerHub:
                 future = Future()
                 future.set_exception(RuntimeError(f"the parent cannot answer {kind!r}"))
             future.add_done_callback(partial(answer, number))
+
+    def _for_store(self, kind: str, name: str, payload: list[Any]) -> Future[Any]:
+        if self.services.is_open(name):
+            return self._ask_store(kind, name, payload)
+        outer: Future[Any] = Future()
+
+        def open_then_ask() -> None:
+            inner = self._ask_store(kind, name, payload)
+            inner.add_done_callback(partial(_pass_on, outer))
+
+        self._opening.submit(open_then_ask)
+        return outer
+
+    def _ask_store(self, kind: str, name: str, payload: list[Any]) -> Future[Any]:
+        future: Future[Any]
+        try:
+            services = self.services.named(name)
+        except Exception as exc:  # an archived store: the worker checked, but it may just be
+            future = Future()
+            future.set_exception(exc)
+            return future
+        views = services.views
+        if kind == STORE:
+            return services.committer.submit(payload[0])
+        if kind == CONSISTENT:
+            future = Future()
+            future.set_result(services.committer.consistent_through())
+            return future
+        if views is None:
+            future = Future()
+            future.set_exception(ViewsUnavailable("the views do not run with this server"))
+            return future
+        if kind == VIEWS:
+            return self._views.submit(views._ask, *payload)
+        if kind == SQL:
+            return self._sql.submit(views.sql, *payload)
+        return self._health.submit(views.health, services.store)
+
+
+def _pass_on(outer: Future[Any], inner: Future[Any]) -> None:
+    error = inner.exception()
+    if error is not None:
+        outer.set_exception(error)
+    else:
+        outer.set_result(inner.result())
 
 
 def _send_answers(connection: Connection, outbox: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:

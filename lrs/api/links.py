@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STORE, VIEWS, SQL, HEALTH, LIMITS = "store", "views", "sql", "health", "limits"
+CONSISTENT = "consistent"
 KNOWN_SECRET_REFRESH = 3600.0  # how long a worker trusts its copy of "this secret was accepted"
 PARENT_GRACE = 10.0  # the parent's own queue of view queries, from every worker
 
@@ -110,21 +111,28 @@ class ParentLink:
 
 
 class WriterLink:
-    """The GroupCommitter's interface, answered by the parent's committer."""
+    """The GroupCommitter's interface, answered by the parent's committer of the named store.
 
-    def __init__(self, link: ParentLink, in_flight: InFlight) -> None:
+    The `default` store's write under way is in memory shared with the parent (``in_flight``);
+    another store's committer is made after the workers start, so they ask the parent."""
+
+    def __init__(self, link: ParentLink, in_flight: InFlight | None, store: str) -> None:
         self.link = link
         self.in_flight = in_flight
+        self.store_name = store
 
     def submit(self, batch: Sequence[PreparedStatement]) -> Future[list[str]]:
-        return self.link.ask(STORE, list(batch))
+        return self.link.ask(STORE, self.store_name, list(batch))
 
     def store(self, batch: Sequence[PreparedStatement]) -> list[str]:
         result: list[str] = self.submit(batch).result()
         return result
 
     def consistent_through(self) -> str:
-        return self.in_flight.consistent_through()
+        if self.in_flight is not None:
+            return self.in_flight.consistent_through()
+        answer: str = self.link.ask(CONSISTENT, self.store_name).result(timeout=PIPE_WAIT + 30)
+        return answer
 
     def close(self) -> None:
         self.link.close()
@@ -169,16 +177,17 @@ class ViewsLink(ViewsProcess):
 
     def _ask(self, fn: Callable[..., Any] | str, args: tuple[Any, ...], limit: float | None,
              expected: float) -> Any:
-        return _answer(self.link.ask(VIEWS, fn, args, limit, expected), expected)
+        return _answer(self.link.ask(VIEWS, self.settings.store, fn, args, limit, expected),
+                       expected)
 
     def sql(self, sql: str) -> dict[str, Any]:
         """In one of the parent's SQL slots: LRS_SQL_SLOTS holds for the server as a whole."""
-        result: dict[str, Any] = _answer(self.link.ask(SQL, sql),
+        result: dict[str, Any] = _answer(self.link.ask(SQL, self.settings.store, sql),
                                          self.settings.sql_timeout_seconds)
         return result
 
     def health(self, store: LearningRecordStore) -> dict[str, Any]:
-        answer: dict[str, Any] = _answer(self.link.ask(HEALTH), 0.0)
+        answer: dict[str, Any] = _answer(self.link.ask(HEALTH, self.settings.store), 0.0)
         return {**answer, **self.slots_in_use()}
 
     def close(self) -> None:

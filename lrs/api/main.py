@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from lrs import __version__
+from lrs.api.deps import STORE_HEADER
 from lrs.api.errors import install_error_handlers
 from lrs.api.middleware import (
     VERSION_HEADER,
@@ -21,7 +22,17 @@ from lrs.api.middleware import (
 )
 from lrs.api.openapi import install_openapi
 from lrs.api.ratelimit import AccessLimitMiddleware, AccessLimits
-from lrs.api.routers import about, analytics, definitions, documents, erasure, home, people, statements
+from lrs.api.routers import (
+    about,
+    admin,
+    analytics,
+    definitions,
+    documents,
+    erasure,
+    home,
+    people,
+    statements,
+)
 from lrs.api.server import ClientGoneMiddleware
 from lrs.api.services import Services
 from lrs.config import Settings
@@ -55,6 +66,7 @@ def create_app(settings: Settings, start: Callable[[], Services] | None = None,
     app.include_router(about.router, prefix=XAPI_PREFIX)
     app.include_router(analytics.router)
     app.include_router(people.router)
+    app.include_router(admin.router)
     app.include_router(erasure.router)
     app.include_router(dashboard.router)
     app.include_router(home.router)
@@ -75,7 +87,7 @@ def create_app(settings: Settings, start: Callable[[], Services] | None = None,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", VERSION_HEADER, "If-Match",
-                       "If-None-Match", "Accept-Language"],
+                       "If-None-Match", "Accept-Language", STORE_HEADER],
         expose_headers=[VERSION_HEADER, "X-Experience-API-Consistent-Through", "ETag",
                         "Last-Modified"],
     )

@@ -81,7 +81,9 @@ class ConsistentThroughMiddleware:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 if "x-experience-api-consistent-through" not in headers:
-                    services = scope["app"].state.services
+                    # The caller's store's, once the route resolved it; else `default`'s.
+                    services = (scope.get("state") or {}).get("store_services") \
+                        or scope["app"].state.services
                     headers.append("X-Experience-API-Consistent-Through",
                                    services.committer.consistent_through())
             await send(message)

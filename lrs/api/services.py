@@ -1,18 +1,28 @@
-"""The objects a running LRS is made of, built once at start-up and shared by the routes."""
+"""The objects a running LRS is made of, built at start-up and shared by the routes.
+
+Each store (a school's own LRS inside the deployment) has services of its own: its log, its
+committer, its attachments, its views and its key for `more` links. The `default` store's are
+built at start-up; another store's on the first request of one of its credentials. Routes get
+the caller's store's services from the credential (lrs/api/deps.py), so a credential reaches
+its own store's data and no other by construction.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from lrs.api.statement_params import MoreTokens, more_key
 from lrs.application import LearningRecordStore
-from lrs.auth import Authenticator, CredentialChanges
+from lrs.auth import Authenticator, CredentialChanges, Principal
 from lrs.committer import GroupCommitter
-from lrs.config import Settings
+from lrs.config import DEFAULT_STORE, Settings
+from lrs.errors import Forbidden, NotFound
 from lrs.statement_events import PreparedStatement
 from lrs.store.attachments import AttachmentStore, attachment_store
 from lrs.views_process import ViewsProcess
@@ -20,6 +30,10 @@ from lrs.views_process import ViewsProcess
 if TYPE_CHECKING:
     from lrs.api.links import ParentLink
     from lrs.committer import InFlight
+
+# How long a store's archived-or-not is trusted: archiving through the server takes effect at
+# once (it bumps the credential changes), through the CLI within this time, as a revocation.
+CATALOGUE_TTL = 30.0
 
 
 class Committer(Protocol):
@@ -32,7 +46,9 @@ class Committer(Protocol):
 
 
 @dataclass
-class Services:
+class StoreServices:
+    """One store's services: ``settings`` are the store's own (lrs.config.Settings.for_store)."""
+
     settings: Settings
     store: LearningRecordStore
     committer: Committer
@@ -41,43 +57,9 @@ class Services:
     more_links: MoreTokens
     views: ViewsProcess | None = None
 
-    @classmethod
-    def start(cls, settings: Settings) -> Services:
-        store = LearningRecordStore(env=settings.event_store_env())
-        if settings.bootstrap_credential:
-            key, _, secret = settings.bootstrap_credential.partition(":")
-            store.ensure_credential(key, secret, ["all", "admin"], name="bootstrap")
-        services = cls(
-            settings=settings,
-            store=store,
-            committer=GroupCommitter(store),
-            authenticator=Authenticator(store, settings.authority_home_page),
-            attachments=attachment_store(settings.attachment_store, settings.data_dir),
-            more_links=MoreTokens(more_key(settings.secret_key, settings.data_dir),
-                                  settings.max_page_statements),
-        )
-        if settings.projections == "embedded":
-            services.start_projections()
-        return services
-
-    @classmethod
-    def for_worker(cls, settings: Settings, link: ParentLink, in_flight: InFlight,
-                   changes: CredentialChanges) -> Services:
-        """A worker of `lrs serve --workers N`: reads and documents here; appends and views
-        through the parent (lrs/api/workers.py)."""
-        from lrs.api.links import ViewsLink, WriterLink
-
-        store = LearningRecordStore(env=settings.event_store_env())
-        return cls(
-            settings=settings,
-            store=store,
-            committer=WriterLink(link, in_flight),
-            authenticator=Authenticator(store, settings.authority_home_page, changes=changes),
-            attachments=attachment_store(settings.attachment_store, settings.data_dir),
-            more_links=MoreTokens(more_key(settings.secret_key, settings.data_dir),
-                                  settings.max_page_statements),
-            views=ViewsLink(settings, link) if settings.projections == "embedded" else None,
-        )
+    @property
+    def name(self) -> str:
+        return self.settings.store
 
     def start_projections(self) -> None:
         """The embedded default: the runner follows the log in a child process of this one."""
@@ -86,7 +68,7 @@ class Services:
     @property
     def attachments_tmp(self) -> Path:
         """Where incoming parts are written while a request is read."""
-        path = self.settings.data_dir / "attachments" / "incoming"
+        path = self.settings.store_dir / "attachments" / "incoming"
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -96,3 +78,143 @@ class Services:
         self.committer.close()
         self.store.close()
         self.attachments.close()
+
+
+def more_tokens(settings: Settings) -> MoreTokens:
+    """A store's key for `more` links: the server key for `default` (today's links stay valid),
+    derived from it and the store's name for another, so one store's link fails in another."""
+    key = more_key(settings.secret_key, settings.data_dir)
+    if not settings.is_default_store:
+        key = key + b"\0store\0" + settings.store.encode()
+    return MoreTokens(key, settings.max_page_statements)
+
+
+def _open_store(settings: Settings, authenticator: Authenticator) -> StoreServices:
+    store = LearningRecordStore(env=settings.event_store_env())
+    services = StoreServices(
+        settings=settings, store=store, committer=GroupCommitter(store),
+        authenticator=authenticator,
+        attachments=attachment_store(settings.attachment_store, settings.store_dir, settings.store),
+        more_links=more_tokens(settings))
+    if settings.projections == "embedded":
+        services.start_projections()
+    return services
+
+
+@dataclass
+class Services(StoreServices):
+    """The `default` store's services (its log also holds the catalogue of stores and every
+    credential), and the registry of every other store's, opened when first used."""
+
+    opener: Callable[[Settings], StoreServices] | None = None
+    _stores: dict[str, StoreServices] = field(default_factory=dict)
+    _archived: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    _changes_seen: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def start(cls, settings: Settings) -> Services:
+        settings = settings.for_store(DEFAULT_STORE)
+        store = LearningRecordStore(env=settings.event_store_env())
+        if settings.bootstrap_credential:
+            key, _, secret = settings.bootstrap_credential.partition(":")
+            store.ensure_credential(key, secret, ["all", "admin"], name="bootstrap")
+        authenticator = Authenticator(store, settings.authority_home_page)
+        services = cls(
+            settings=settings,
+            store=store,
+            committer=GroupCommitter(store),
+            authenticator=authenticator,
+            attachments=attachment_store(settings.attachment_store, settings.data_dir),
+            more_links=more_tokens(settings),
+            opener=lambda s: _open_store(s, authenticator),
+        )
+        if settings.projections == "embedded":
+            services.start_projections()
+        return services
+
+    @classmethod
+    def for_worker(cls, settings: Settings, link: ParentLink, in_flight: InFlight,
+                   changes: CredentialChanges) -> Services:
+        """A worker of `lrs serve --workers N`: reads and documents here; appends and views
+        through the parent (lrs/api/workers.py), each message naming its store."""
+        from lrs.api.links import ViewsLink, WriterLink
+
+        settings = settings.for_store(DEFAULT_STORE)
+        store = LearningRecordStore(env=settings.event_store_env())
+        authenticator = Authenticator(store, settings.authority_home_page, changes=changes)
+
+        def open_linked(store_settings: Settings) -> StoreServices:
+            store_app = LearningRecordStore(env=store_settings.event_store_env())
+            return StoreServices(
+                settings=store_settings, store=store_app,
+                committer=WriterLink(link, None, store_settings.store),
+                authenticator=authenticator,
+                attachments=attachment_store(store_settings.attachment_store,
+                                             store_settings.store_dir, store_settings.store),
+                more_links=more_tokens(store_settings),
+                views=(ViewsLink(store_settings, link)
+                       if store_settings.projections == "embedded" else None))
+
+        return cls(
+            settings=settings,
+            store=store,
+            committer=WriterLink(link, in_flight, DEFAULT_STORE),
+            authenticator=authenticator,
+            attachments=attachment_store(settings.attachment_store, settings.data_dir),
+            more_links=more_tokens(settings),
+            views=ViewsLink(settings, link) if settings.projections == "embedded" else None,
+            opener=open_linked,
+        )
+
+    def of(self, principal: Principal) -> StoreServices:
+        """The services of the caller's own store; 403 naming the rule if it is archived."""
+        return self.named(principal.store)
+
+    def named(self, name: str, *, archived: bool = False) -> StoreServices:
+        """A store's services, opened on first use. An archived store's only when asked for
+        (its data is kept read-only for an administrator's export)."""
+        if name == DEFAULT_STORE:
+            return self
+        if self._is_archived(name) and not archived:
+            raise Forbidden(f"store '{name}' is archived: its credentials may no longer read or"
+                            " write (its data is kept for an administrator's export)")
+        with self._lock:
+            opened = self._stores.get(name)
+            if opened is None:
+                assert self.opener is not None, "a store's services need an opener"
+                opened = self._stores[name] = self.opener(self.settings.for_store(name))
+            return opened
+
+    def is_open(self, name: str) -> bool:
+        with self._lock:
+            return name == DEFAULT_STORE or name in self._stores
+
+    def _is_archived(self, name: str) -> bool:
+        now = time.monotonic()
+        changes = self.authenticator.changes.count
+        with self._lock:
+            if changes != self._changes_seen:  # a store was archived through the server
+                self._changes_seen = changes
+                self._archived.clear()
+            cached = self._archived.get(name)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        info = self.store.store_info(name)
+        if info is None:  # a credential names only a store that exists: never reached by one
+            raise NotFound(f"no store named '{name}'")
+        with self._lock:
+            self._archived[name] = (now + CATALOGUE_TTL, info.archived)
+        return info.archived
+
+    def opened(self) -> list[StoreServices]:
+        """The stores whose services are open, `default` first."""
+        with self._lock:
+            return [self, *self._stores.values()]
+
+    def close(self) -> None:
+        with self._lock:
+            others, self._stores = list(self._stores.values()), {}
+        for services in others:
+            services.close()
+        super().close()

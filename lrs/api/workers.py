@@ -93,8 +93,8 @@ def serve_workers(settings: Settings) -> int:
     services = Services.start(settings)
     committer = services.committer
     assert isinstance(committer, GroupCommitter)  # the parent writes itself
-    hub = WorkerHub(services.store, committer, services.views, AccessLimits(settings),
-                    settings.view_query_slots, settings.sql_slots)
+    hub = WorkerHub(services, AccessLimits(settings), settings.view_query_slots,
+                    settings.sql_slots)
     context = multiprocessing.get_context("spawn")
     shared = (committer.in_flight.shared, services.authenticator.changes.shared)
     share = worker_settings(settings)

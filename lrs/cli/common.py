@@ -6,7 +6,7 @@ import argparse
 import gc
 from pathlib import Path
 
-from lrs.config import Settings
+from lrs.config import DEFAULT_STORE, Settings, check_store_name
 
 _FLAG_SETTINGS = ("host", "port", "data_dir", "bootstrap_credential", "event_store")
 
@@ -24,7 +24,24 @@ class CommandFailed(Exception):
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {name: getattr(args, name) for name in _FLAG_SETTINGS
                  if getattr(args, name, None) is not None}
-    return Settings(**overrides)
+    store = getattr(args, "store", None)
+    if store is None:
+        return Settings(**overrides)
+    try:
+        check_store_name(store)
+    except ValueError as exc:
+        raise UsageError(f"--store {exc}") from None
+    settings = Settings(**overrides).for_store(store)
+    if not settings.is_default_store:
+        from lrs.application import LearningRecordStore
+
+        catalogue = LearningRecordStore(env=settings.for_store(DEFAULT_STORE).event_store_env())
+        try:
+            if catalogue.store_info(store) is None:
+                raise UsageError(f"--store {store}: no such store (lrs stores list)")
+        finally:
+            catalogue.close()
+    return settings
 
 
 def tune_gc() -> None:
@@ -35,6 +52,10 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 20, 50)
 
 
-def add_store_options(parser: argparse.ArgumentParser) -> None:
+def add_store_options(parser: argparse.ArgumentParser, tenant: bool = True) -> None:
+    """Where the data is; with ``tenant``, also which store (school) of it to act on."""
     parser.add_argument("--data-dir", type=Path, help="data folder (LRS_DATA_DIR)")
     parser.add_argument("--event-store", help="postgresql://… or sqlite:///… (LRS_EVENT_STORE)")
+    if tenant:
+        parser.add_argument("--store", metavar="NAME", help="the store (a school's own LRS in"
+                            " this deployment) to act on (LRS_STORE; default: default)")

@@ -18,7 +18,7 @@ from lrs.store.attachments import attachment_store
 def _services(args: argparse.Namespace) -> tuple[LearningRecordStore, Any]:
     settings = settings_from(args)
     store = LearningRecordStore(env=settings.event_store_env())
-    return store, attachment_store(settings.attachment_store, settings.data_dir)
+    return store, attachment_store(settings.attachment_store, settings.store_dir, settings.store)
 
 
 def cmd_forget(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ def cmd_district(args: argparse.Namespace) -> int:
                               free_text=args.include_free_text))
     secret = read_secret(args.secret_file)
     settings = settings_from(args)
-    views = args.projections_file or settings.data_dir / "export-views.duckdb"
+    views = args.projections_file or settings.store_dir / "export-views.duckdb"
     store = LearningRecordStore(env=settings.event_store_env())
     manifest = DistrictExporter(store, views, secret).export(request)
     files = {f["path"]: f["rows"] for f in manifest["files"]}

@@ -11,6 +11,7 @@ from typing import Any
 
 from lrs.application import LearningRecordStore
 from lrs.cli.common import settings_from, tune_gc
+from lrs.config import DEFAULT_STORE
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -21,6 +22,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 def cmd_ingest_kafka(args: argparse.Namespace) -> int:
     from ingest.kafka_consumer import KafkaIngestConfig, KafkaIngester, MessageIngest
     from lrs.auth import CredentialDirectory
+    from lrs.store_logs import StoreLogs
 
     settings = settings_from(args)
     config = KafkaIngestConfig(bootstrap=args.bootstrap, topic=args.topic, group_id=args.group,
@@ -29,15 +31,18 @@ def cmd_ingest_kafka(args: argparse.Namespace) -> int:
                                instance_id=args.instance_id,
                                commit_interval_ms=args.commit_interval_ms,
                                max_batch_statements=settings.max_batch_statements)
-    store = LearningRecordStore(env=settings.event_store_env())
+    # The `default` store's log holds every credential; each message's decides its store.
+    store = LearningRecordStore(env=settings.for_store(DEFAULT_STORE).event_store_env())
+    logs = StoreLogs(settings, store)
     credentials = CredentialDirectory(store, settings.authority_home_page)
-    ingester = KafkaIngester(MessageIngest(store, credentials, config), config)
+    ingester = KafkaIngester(MessageIngest(store, credentials, config, logs), config)
     _stop_on_signals(ingester.stop)
     tune_gc()
     ingester.run()
     logging.getLogger("lrs.ingest.kafka").info(
         "stopped: %d statements stored, %d messages dead-lettered", ingester.stored,
         ingester.dead_lettered)
+    logs.close()
     store.close()
     return 0
 
@@ -48,14 +53,14 @@ def cmd_relay_kafka(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     store = LearningRecordStore(env=settings.event_store_env())
     relay = KafkaRelay(store, store.factory.tracking_recorder(), args.bootstrap, args.topic,
-                       name=args.name)
+                       name=args.name, store_name=settings.store)
     _stop_on_signals(relay.stop)
     relay.run()
     store.close()
     return 0
 
 
-def add_commands(commands: Any, store_options: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(commands: Any, store_options: Callable[..., None]) -> None:
     ingest = commands.add_parser("ingest", help="take statements in from a broker")
     sources = ingest.add_subparsers(dest="source", required=True)
     kafka_in = sources.add_parser("kafka", help="consume statements from a Kafka topic")
@@ -69,7 +74,7 @@ def add_commands(commands: Any, store_options: Callable[[argparse.ArgumentParser
     kafka_in.add_argument("--commit-interval-ms", type=int, default=1_000,
                           help="commit offsets of appended messages this often; after a crash or"
                           " a rebalance about this much is read again, and ignored")
-    store_options(kafka_in)
+    store_options(kafka_in, tenant=False)  # each message's credential decides its store
     kafka_in.set_defaults(func=cmd_ingest_kafka)
 
     relay = commands.add_parser("relay", help="publish the event log to a broker")

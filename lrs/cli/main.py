@@ -14,6 +14,7 @@ from typing import NoReturn
 from lrs.application import LearningRecordStore
 from lrs.cli import erasure, export, kafka, mastery, projections
 from lrs.cli.common import CommandFailed, UsageError, add_store_options, settings_from, tune_gc
+from lrs.config import DEFAULT_STORE
 from lrs.credentials import SCOPES
 from lrs.errors import LRSError
 
@@ -39,7 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if credential is None:
         credential = _dev_credential(settings.data_dir)
         settings = settings.model_copy(update={"bootstrap_credential": credential})
-        print(f"development credential (scope all): {credential}")
+        print(f"development credential (scopes all admin): {credential}")
     print(f"event log: {settings.describe_event_store()}")
     print(f"data folder: {settings.data_dir.resolve()}")
     print(f"xAPI endpoint: http://{settings.host}:{settings.port}/xAPI/")
@@ -56,13 +57,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace) -> LearningRecordStore:
-    return LearningRecordStore(env=settings_from(args).event_store_env())
+    """The `default` store's log: it holds the catalogue of stores and every credential."""
+    return LearningRecordStore(env=settings_from(args).for_store(DEFAULT_STORE).event_store_env())
+
+
+def _names(value: str | None) -> list[str]:
+    return [n.strip() for n in (value or "").split(",") if n.strip()]
 
 
 def cmd_credentials_add(args: argparse.Namespace) -> int:
-    key, secret = _store(args).issue_credential(args.name, args.scopes, key=args.key,
-                                                classes=args.classes or (), learner=args.learner)
+    store = args.store or DEFAULT_STORE
+    key, secret = _store(args).issue_credential(
+        args.name, args.scopes, key=args.key, classes=args.classes or (), learner=args.learner,
+        store=store, reads_stores=_names(args.reads_stores))
     print(f"key: {key}\nsecret: {secret}\nscopes: {' '.join(args.scopes)}")
+    if store != DEFAULT_STORE:
+        print(f"store: {store}")
+    if args.reads_stores:
+        print(f"also reads stores: {', '.join(_names(args.reads_stores))}")
     if args.classes:
         print(f"classes: {', '.join(args.classes)}")
     if args.learner:
@@ -71,13 +83,36 @@ def cmd_credentials_add(args: argparse.Namespace) -> int:
 
 
 def cmd_credentials_list(args: argparse.Namespace) -> int:
-    rows = _store(args).credentials()
-    print(f"{'key':<24} {'name':<20} {'status':<8} scopes")
+    rows = _store(args).credentials(args.store)
+    print(f"{'key':<24} {'name':<20} {'store':<16} {'status':<8} scopes")
     for c in rows:
         status = "revoked" if c.revoked else "active"
         bound = (f" (classes: {', '.join(c.classes)})" if c.classes
                  else f" (learner: {c.learner})" if c.learner else "")
-        print(f"{c.key:<24} {c.name:<20} {status:<8} {' '.join(c.scopes)}{bound}")
+        reads = f" (also reads: {', '.join(c.reads_stores)})" if c.reads_stores else ""
+        print(f"{c.key:<24} {c.name:<20} {c.store:<16} {status:<8} {' '.join(c.scopes)}{bound}"
+              f"{reads}")
+    return 0
+
+
+def cmd_stores_create(args: argparse.Namespace) -> int:
+    info = _store(args).create_store(args.name)
+    print(f"created store {info.name}; issue its credentials with"
+          f" lrs credentials add NAME --store {info.name}")
+    return 0
+
+
+def cmd_stores_list(args: argparse.Namespace) -> int:
+    print(f"{'store':<42} status")
+    for info in _store(args).stores():
+        print(f"{info.name:<42} {'archived' if info.archived else 'active'}")
+    return 0
+
+
+def cmd_stores_archive(args: argparse.Namespace) -> int:
+    _store(args).archive_store(args.name)
+    print(f"archived store {args.name}: its credentials are refused (within 30 s in a running"
+          f" server); its data is kept for lrs export --store {args.name}")
     return 0
 
 
@@ -102,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP xAPI server")
     serve.add_argument("--host", help="address to listen on (LRS_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (LRS_PORT)")
-    serve.add_argument("--bootstrap-credential", help="key:secret with scope all"
+    serve.add_argument("--bootstrap-credential", help="key:secret with scopes all and admin"
                        " (LRS_BOOTSTRAP_CREDENTIAL)")
-    add_store_options(serve)
+    add_store_options(serve, tenant=False)
     serve.set_defaults(func=cmd_serve)
 
     credentials = commands.add_parser("credentials", help="manage HTTP Basic credentials")
@@ -118,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                      " classes the teacher sees (class ids as in GET /api/classes, e.g. 'team:7B')")
     add.add_argument("--learner", help="with scope learner: the learner it belongs to (an email"
                      " or an IFI key such as account:https://school.example.org/sis|s00001)")
+    add.add_argument("--reads-stores", metavar="A,B", help="a district's: other stores whose"
+                     " statements it may read (comma-separated; needs a statement-reading scope)")
     add_store_options(add)
     add.set_defaults(func=cmd_credentials_add)
     listing = actions.add_parser("list", help="list credentials (secrets are never shown)")
@@ -125,8 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(func=cmd_credentials_list)
     revoke = actions.add_parser("revoke", help="revoke a credential by key")
     revoke.add_argument("key")
-    add_store_options(revoke)
+    add_store_options(revoke, tenant=False)
     revoke.set_defaults(func=cmd_credentials_revoke)
+
+    stores = commands.add_parser("stores", help="manage stores (each school's own LRS)")
+    store_actions = stores.add_subparsers(dest="action", required=True)
+    for action, func, text in (("create", cmd_stores_create, "create a store"),
+                               ("archive", cmd_stores_archive, "archive a store: its credentials"
+                                " are refused, its data kept for export")):
+        parser_ = store_actions.add_parser(action, help=text)
+        parser_.add_argument("name")
+        add_store_options(parser_, tenant=False)
+        parser_.set_defaults(func=func)
+    store_list = store_actions.add_parser("list", help="list stores")
+    add_store_options(store_list, tenant=False)
+    store_list.set_defaults(func=cmd_stores_list)
     kafka.add_commands(commands, add_store_options)
     projections.add_commands(commands, add_store_options)
     mastery.add_commands(commands, add_store_options)

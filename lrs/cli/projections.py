@@ -58,7 +58,8 @@ def cmd_project(args: argparse.Namespace) -> int:
 
         if not args.bootstrap:
             raise BadRequest("--source kafka needs --bootstrap (and --topic)")
-        KafkaProjectionSource(runner, args.bootstrap, args.topic, args.group).run()
+        KafkaProjectionSource(runner, args.bootstrap, args.topic, args.group,
+                              store=settings_from(args).store).run()
     else:
         runner.run()
     runner.close()
@@ -108,7 +109,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def _rebuild_command(args: argparse.Namespace) -> str:
     words = ["lrs projections rebuild"]
-    for option in ("data_dir", "event_store", "projections_file"):
+    for option in ("data_dir", "event_store", "projections_file", "store"):
         if getattr(args, option, None):
             words.append(f"--{option.replace('_', '-')} {getattr(args, option)}")
     return " ".join(words)

@@ -23,12 +23,12 @@ from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
 from lrs import __version__
-from lrs.api.deps import ServicesDep, verify_credential
+from lrs.api.deps import AppServicesDep, verify_credential
 from lrs.api.ratelimit import RateLimited
-from lrs.api.services import Services
+from lrs.api.services import Services, StoreServices
 from lrs.api.statement_params import more_key
 from lrs.auth import Principal, ViewScope
-from lrs.credentials import SCOPES
+from lrs.credentials import ADMIN, SCOPES
 from lrs.dashboard import queries
 from lrs.dashboard.render import learner_url, page
 from lrs.dashboard.sessions import Session, SessionSeal, principal_of, tokens_match
@@ -45,11 +45,13 @@ router.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashb
 
 @dataclass(frozen=True)
 class Signed:
-    """Who is signed in: the credential, the session (for its CSRF token), what they may see."""
+    """Who is signed in: the credential, the session (for its CSRF token), what they may see,
+    and their store's services (its views and log, no other store's)."""
 
     principal: Principal
     session: Session
     scope: ViewScope
+    local: StoreServices
 
     @property
     def is_admin(self) -> bool:
@@ -91,8 +93,9 @@ async def signed_in(request: Request, services: Services) -> Signed | None:
     principal = principal_of(session, info, services.settings.authority_home_page)
     if principal is None:
         return None
-    try:
-        return Signed(principal, session, principal.view_scope())
+    try:  # a credential of an archived store is signed out
+        local = await run_in_threadpool(services.of, principal)
+        return Signed(principal, session, principal.view_scope(), local)
     except Forbidden:
         return None
 
@@ -139,14 +142,14 @@ def _sign_in_page(request: Request, services: Services, error: str = "", status:
 
 
 @router.get("/")
-async def home(request: Request, services: ServicesDep) -> Response:
+async def home(request: Request, services: AppServicesDep) -> Response:
     if await signed_in(request, services) is not None:
         return RedirectResponse("/dashboard", status_code=303)
     return _sign_in_page(request, services)
 
 
 @router.post("/sign-in")
-async def sign_in(request: Request, services: ServicesDep, key: Annotated[str, Form(max_length=256)] = "",
+async def sign_in(request: Request, services: AppServicesDep, key: Annotated[str, Form(max_length=256)] = "",
                   secret: Annotated[str, Form(max_length=512)] = "",
                   csrf: Annotated[str, Form(max_length=100)] = "",
                   next: Annotated[str, Form(max_length=2000)] = "") -> Response:
@@ -168,6 +171,10 @@ async def sign_in(request: Request, services: ServicesDep, key: Annotated[str, F
         return _sign_in_page(request, services, "This credential is a tool's: it has no dashboard"
                              " (a teacher's, learner's or reader's credential has).", 403,
                              key=key, next_page=next)
+    try:
+        await run_in_threadpool(services.of, principal)
+    except Forbidden as exc:
+        return _sign_in_page(request, services, str(exc), 403, key=key, next_page=next)
     info = await run_in_threadpool(services.store.credential, principal.key)
     assert info is not None
     value, _ = _seal(request, services).issue(info)
@@ -179,7 +186,7 @@ async def sign_in(request: Request, services: ServicesDep, key: Annotated[str, F
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, services: ServicesDep,
+async def sign_out(request: Request, services: AppServicesDep,
                    csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
     signed = await signed_in(request, services)
     if signed is not None and (not _same_origin(request)
@@ -193,13 +200,13 @@ async def sign_out(request: Request, services: ServicesDep,
 # --- pages ------------------------------------------------------------------------------------
 
 
-def _views(services: Services) -> ViewsProcess:
+def _views(services: StoreServices) -> ViewsProcess:
     if services.views is None:
         raise NotFound("the views do not run with this server (LRS_PROJECTIONS=off)")
     return services.views
 
 
-def _lag(services: Services) -> dict[str, Any] | None:
+def _lag(services: StoreServices) -> dict[str, Any] | None:
     return services.views.health(services.store) if services.views is not None else None
 
 
@@ -237,7 +244,7 @@ async def _render(request: Request, services: Services, build: Any) -> Response:
     if signed is None:
         return _to_sign_in(request)
     try:
-        lag = await run_in_threadpool(_lag, services)
+        lag = await run_in_threadpool(_lag, signed.local)
         context = await build(signed)
         if isinstance(context, Response):
             return context
@@ -275,11 +282,11 @@ def _link(request: Request) -> Any:
 
 
 @router.get("/dashboard")
-async def dashboard(request: Request, services: ServicesDep) -> Response:
+async def dashboard(request: Request, services: AppServicesDep) -> Response:
     async def build(signed: Signed) -> Any:
         if signed.scope.learner is not None:
             return RedirectResponse(learner_url(signed.scope.learner), status_code=303)
-        views = _views(services)
+        views = _views(signed.local)
         text = request.query_params.get("q", "").strip()[:200]
         found = await views.query(queries.search_learners, signed.scope, text) if text else []
         classes = await views.query(queries.classes, signed.scope)
@@ -288,10 +295,10 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
 
 
 @router.get("/dashboard/classes/{class_id:path}")
-async def class_page(class_id: str, request: Request, services: ServicesDep) -> Response:
+async def class_page(class_id: str, request: Request, services: AppServicesDep) -> Response:
     async def build(signed: Signed) -> Any:
         signed.scope.require_class(class_id)
-        data = await _views(services).query(queries.class_overview, class_id, _as_of(request))
+        data = await _views(signed.local).query(queries.class_overview, class_id, _as_of(request))
         sort = request.query_params.get("sort", "name")
         descending = request.query_params.get("dir") == "desc"
         competency = request.query_params.get("competency", "")
@@ -339,9 +346,9 @@ def _natural(name: str) -> tuple[Any, ...]:
 
 
 @router.get("/dashboard/learners/{learner:path}")
-async def learner_page(learner: str, request: Request, services: ServicesDep) -> Response:
+async def learner_page(learner: str, request: Request, services: AppServicesDep) -> Response:
     async def build(signed: Signed) -> Any:
-        data = await _views(services).query(queries.for_learner, signed.scope, queries.learner_page,
+        data = await _views(signed.local).query(queries.for_learner, signed.scope, queries.learner_page,
                                             learner, _as_of(request))
         levels = {c["competency"]: c["level"] for c in data["competencies"]}
 
@@ -360,11 +367,12 @@ async def learner_page(learner: str, request: Request, services: ServicesDep) ->
 
 
 @router.get("/dashboard/status")
-async def status(request: Request, services: ServicesDep) -> Response:
+async def status(request: Request, services: AppServicesDep) -> Response:
     """What the page's script polls: the views' lag, and the position to redraw at."""
-    if await signed_in(request, services) is None:
+    signed = await signed_in(request, services)
+    if signed is None:
         return JSONResponse({"error": {"status": 401, "message": "signed out"}}, status_code=401)
-    lag = await run_in_threadpool(_lag, services)
+    lag = await run_in_threadpool(_lag, signed.local)
     return JSONResponse({**(lag or {"state": "off"}), "text": lag_text(lag)},
                         headers={"Cache-Control": "no-store"})
 
@@ -376,25 +384,27 @@ async def _admin_context(signed: Signed, services: Services, notice: str = "",
                          error: str = "") -> Any:
     if not signed.is_admin:
         raise Forbidden("the admin page needs a credential with scope all")
-    credentials = await run_in_threadpool(services.store.credentials)
-    log_position = await run_in_threadpool(services.store.recorder.max_notification_id)
-    lag = await run_in_threadpool(_lag, services) or {"state": "off", "position": None}
-    rate = await _views(services).query(queries.ingest_rate, datetime.now(UTC).replace(tzinfo=None))
+    # The credentials of the admin's own store: the catalogue is shared, the list is not.
+    credentials = await run_in_threadpool(services.store.credentials, signed.principal.store)
+    log_position = await run_in_threadpool(signed.local.store.recorder.max_notification_id)
+    lag = await run_in_threadpool(_lag, signed.local) or {"state": "off", "position": None}
+    rate = await _views(signed.local).query(queries.ingest_rate, datetime.now(UTC).replace(tzinfo=None))
     return "admin.html", {
         "title": "Admin", "credentials": sorted(credentials, key=lambda c: (c.revoked, c.key)),
-        "log_position": log_position or 0, "lag": lag, "rate": rate, "scopes": SCOPES,
+        "log_position": log_position or 0, "lag": lag, "rate": rate,
+        "scopes": [s for s in SCOPES if s != ADMIN or ADMIN in signed.principal.scopes],
         "notice": notice, "error": error}
 
 
 @router.get("/dashboard/admin")
-async def admin(request: Request, services: ServicesDep) -> Response:
+async def admin(request: Request, services: AppServicesDep) -> Response:
     async def build(signed: Signed) -> Any:
         return await _admin_context(signed, services)
     return await _render(request, services, build)
 
 
 @router.post("/dashboard/admin/credentials")
-async def add_credential(request: Request, services: ServicesDep,
+async def add_credential(request: Request, services: AppServicesDep,
                          name: Annotated[str, Form(max_length=200)] = "",
                          scopes: Annotated[list[str] | None, Form()] = None,
                          classes: Annotated[str, Form(max_length=20_000)] = "",
@@ -405,9 +415,12 @@ async def add_credential(request: Request, services: ServicesDep,
         try:
             if not name.strip():
                 raise BadRequest("name: give the credential a name")
+            if ADMIN in (scopes or []) and ADMIN not in signed.principal.scopes:
+                raise BadRequest("scopes: only an administrator (scope admin) gives scope admin")
             key, secret = await run_in_threadpool(
                 services.store.issue_credential, name.strip(), list(scopes or []), None, None,
-                [c for c in classes.splitlines() if c.strip()], learner or None)
+                [c for c in classes.splitlines() if c.strip()], learner or None,
+                signed.principal.store)
         except BadRequest as exc:
             return await _admin_context(signed, services, error=str(exc))
         notice = (f"Credential <code>{escape(key)}</code> added. Its secret, shown this once:"
@@ -417,7 +430,7 @@ async def add_credential(request: Request, services: ServicesDep,
 
 
 @router.post("/dashboard/admin/credentials/revoke")
-async def revoke_credential(request: Request, services: ServicesDep,
+async def revoke_credential(request: Request, services: AppServicesDep,
                             key: Annotated[str, Form(max_length=256)] = "",
                             csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
     async def build(signed: Signed) -> Any:
@@ -425,7 +438,10 @@ async def revoke_credential(request: Request, services: ServicesDep,
         if key == signed.principal.key:
             return await _admin_context(signed, services, error="You cannot revoke the credential"
                                         " you are signed in with.")
-        await run_in_threadpool(services.store.revoke_credential, key)
+        try:
+            await run_in_threadpool(services.store.revoke_credential, key, signed.principal.store)
+        except NotFound as exc:
+            return await _admin_context(signed, services, error=str(exc))
         services.authenticator.forget()  # its remembered verification goes with it
         # The notice is markup (the added credential's key and secret come in <code>): escaped.
         return await _admin_context(signed, services,

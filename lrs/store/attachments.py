@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Protocol
 
 import psycopg
+from psycopg.sql import SQL, Identifier
+
+from lrs.config import DEFAULT_STORE
 
 CHUNK = 256 * 1024
 
@@ -81,30 +84,33 @@ class FileAttachmentStore:
 class PostgresAttachmentStore:
     """Bodies in a table: each is held in memory once, on the way in and on the way out."""
 
-    def __init__(self, url: str, tmp: Path) -> None:
+    def __init__(self, url: str, tmp: Path, table: str = "xapi_attachment") -> None:
         self.url = url
         self.tmp = tmp
+        self.table = Identifier(table)
         self.tmp.mkdir(parents=True, exist_ok=True)
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS xapi_attachment"
-                         " (sha2 TEXT PRIMARY KEY, content BYTEA NOT NULL)")
+            conn.execute(SQL("CREATE TABLE IF NOT EXISTS {}"
+                             " (sha2 TEXT PRIMARY KEY, content BYTEA NOT NULL)").format(self.table))
 
     def keep(self, path: Path, sha2: str) -> None:
         try:
             with psycopg.connect(self.url, autocommit=True) as conn:
-                conn.execute("INSERT INTO xapi_attachment (sha2, content) VALUES (%s, %s)"
-                             " ON CONFLICT DO NOTHING", [sha2, path.read_bytes()])
+                conn.execute(SQL("INSERT INTO {} (sha2, content) VALUES (%s, %s)"
+                                 " ON CONFLICT DO NOTHING").format(self.table),
+                             [sha2, path.read_bytes()])
         finally:
             path.unlink(missing_ok=True)
 
     def has(self, sha2: str) -> bool:
         with psycopg.connect(self.url) as conn:
-            return conn.execute("SELECT 1 FROM xapi_attachment WHERE sha2 = %s", [sha2]).fetchone() \
-                is not None
+            return conn.execute(SQL("SELECT 1 FROM {} WHERE sha2 = %s").format(self.table),
+                                [sha2]).fetchone() is not None
 
     def read(self, sha2: str) -> Iterator[bytes]:
         with psycopg.connect(self.url) as conn:
-            row = conn.execute("SELECT content FROM xapi_attachment WHERE sha2 = %s", [sha2]).fetchone()
+            row = conn.execute(SQL("SELECT content FROM {} WHERE sha2 = %s").format(self.table),
+                               [sha2]).fetchone()
         content = bytes(row[0]) if row else b""
         for start in range(0, len(content), CHUNK):
             yield content[start:start + CHUNK]
@@ -121,13 +127,20 @@ class PostgresAttachmentStore:
         pass
 
 
-def attachment_store(setting: str | None, data_dir: Path) -> AttachmentStore:
-    """LRS_ATTACHMENT_STORE: empty for the data folder, file:///dir, or postgresql://…"""
+def attachment_store(setting: str | None, data_dir: Path,
+                     store: str = DEFAULT_STORE) -> AttachmentStore:
+    """LRS_ATTACHMENT_STORE: empty for the data folder, file:///dir, or postgresql://…
+
+    ``data_dir`` is the store's own folder; a store other than `default` keeps its bodies apart
+    (DIR/stores/NAME, or a table of its own), so a hash another store holds reads nothing."""
+    default = store == DEFAULT_STORE
     if not setting:
         return FileAttachmentStore(data_dir / "attachments")
     if setting.startswith("file://"):
-        return FileAttachmentStore(Path(setting.removeprefix("file://")))
+        root = Path(setting.removeprefix("file://"))
+        return FileAttachmentStore(root if default else root / "stores" / store)
     if setting.startswith(("postgresql://", "postgres://")):
-        return PostgresAttachmentStore(setting, data_dir / "attachments" / "tmp")
+        table = "xapi_attachment" if default else "xapi_attachment_" + store.replace("-", "_")
+        return PostgresAttachmentStore(setting, data_dir / "attachments" / "tmp", table)
     raise ValueError(f"LRS_ATTACHMENT_STORE '{setting}' is not supported: use file:///dir or"
                      " postgresql://…")

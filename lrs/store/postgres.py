@@ -11,7 +11,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Identifier
 
 from lrs.store.documents import DocumentViewReads, DocumentViewSQL
 from lrs.store.erasure import ErasureSQL
@@ -45,6 +45,13 @@ class PostgresIndexSQL(StatementIndexSQL):
 class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKeyReads,
                                 PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        if datastore.schema != "public":
+            # A store of its own (POSTGRES_SCHEMA): the library names its schema in every
+            # statement; the index and document tables are found through the search path, so
+            # every connection of this store's pool sees its own schema and no other.
+            kwargs = datastore.pool.kwargs
+            assert isinstance(kwargs, dict)  # the library gives its pool a dict
+            kwargs["options"] = f"-c search_path={datastore.schema}"
         super().__init__(datastore, events_table_name=events_table_name)
         self.index = PostgresIndexSQL(events_table_name, "notification_id", paramstyle="format")
         self.documents = DocumentViewSQL(paramstyle="format")
@@ -54,6 +61,13 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
             SQL(text).format() for text in self.index.create_statements("BIGINT", "BOOLEAN", "")
             + self.documents.create_statements("BYTEA", "BOOLEAN") + self.keys.create_statements()
         )
+
+    def create_table(self) -> None:
+        if self.datastore.schema != "public":  # the library creates types in it first
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    Identifier(self.datastore.schema)))
+        super().create_table()
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
         return self.datastore.transaction(commit=False)

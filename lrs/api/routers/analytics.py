@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from lrs.api.deps import PrincipalDep, ServicesDep
+from lrs.api.deps import AppServicesDep, PrincipalDep, ServicesDep
 from lrs.api.errors import error_response
 from lrs.api.openapi import ANALYTICS_GET, HEALTH_GET, MASTERY_GET, SQL_POST
 from lrs.api.params import time_param
 from lrs.api.responses import JSON
-from lrs.api.services import Services
+from lrs.api.services import StoreServices
 from lrs.auth import Principal
 from lrs.dashboard.queries import for_learner
 from lrs.errors import BadRequest, NotFound
@@ -44,14 +44,14 @@ class ViewsRoute(APIRoute):
 router = APIRouter(prefix="/api", tags=["analytics"], route_class=ViewsRoute)
 
 
-def views_of(services: Services) -> ViewsProcess:
+def views_of(services: StoreServices) -> ViewsProcess:
     if services.views is None:
         raise NotFound("projections do not run with this server (LRS_PROJECTIONS=off); query the"
                        " projector's DuckDB file")
     return services.views
 
 
-async def learner_query(services: Services, principal: Principal, fn: Any, learner: str,
+async def learner_query(services: StoreServices, principal: Principal, fn: Any, learner: str,
                         *args: Any) -> Any:
     """A learner's view, if the credential may see that learner (a teacher: one of its classes'
     learners; a learner: themself), checked in the same call to the views."""
@@ -59,7 +59,7 @@ async def learner_query(services: Services, principal: Principal, fn: Any, learn
     return await views_of(services).query(for_learner, scope, fn, learner, *args)
 
 
-async def class_query(services: Services, principal: Principal, fn: Any, class_id: str,
+async def class_query(services: StoreServices, principal: Principal, fn: Any, class_id: str,
                       *args: Any) -> Any:
     """A class's view, if the credential may see that class (a teacher: one of its own)."""
     principal.view_scope().require_class(class_id)
@@ -67,7 +67,7 @@ async def class_query(services: Services, principal: Principal, fn: Any, class_i
 
 
 @router.get("/health", openapi_extra=HEALTH_GET)
-async def health(services: ServicesDep) -> JSON:
+async def health(services: AppServicesDep) -> JSON:
     """No credential needed: the status, the projections' lag and slots, nothing else."""
     views = services.views
     if views is None:

@@ -18,7 +18,7 @@ from ingest.pipeline import prepare_statements
 from lrs.api.deps import PrincipalDep, ServicesDep, VersionDep
 from lrs.api.openapi import STATEMENTS_GET, STATEMENTS_POST, STATEMENTS_PUT
 from lrs.api.responses import JSON, http_date
-from lrs.api.services import Services
+from lrs.api.services import StoreServices
 from lrs.api.statement_params import StatementsRequest, parse_request
 from lrs.errors import BadRequest, UnsupportedMediaType
 from lrs.formats import activity_ids, parse_accept_language, render
@@ -34,7 +34,7 @@ class _Body:
     parts: MultipartRequest | None = None
 
 
-async def _read_body(request: Request, services: Services) -> _Body:
+async def _read_body(request: Request, services: StoreServices) -> _Body:
     """application/json, or multipart/mixed with the statements first (Communication 1.5.2)."""
     content_type = request.headers.get("content-type", "application/json")
     media = content_type.split(";")[0].strip().lower()
@@ -63,7 +63,7 @@ def _parse(body: bytes) -> Any:
         raise BadRequest(str(exc)) from None
 
 
-async def _store(services: Services, body: _Body, principal: PrincipalDep, version: str,
+async def _store(services: StoreServices, body: _Body, principal: PrincipalDep, version: str,
                  put_id: str | None = None) -> list[str]:
     """Validate, keep the attachment bodies, append; the request's part files go in any case."""
     try:
@@ -154,7 +154,7 @@ async def get_statements(request: Request, services: ServicesDep,
     return JSON(body, headers=headers)
 
 
-def _page(services: Services, wanted: StatementsRequest, mine: str | None,
+def _page(services: StoreServices, wanted: StatementsRequest, mine: str | None,
           languages: list[str], caller: str) -> tuple[dict[str, Any], str | None]:
     bound = wanted.query.bound_seq or services.store.last_statement_seq()
     query = replace(wanted.query, credential=mine, bound_seq=bound, limit=wanted.query.limit + 1)
@@ -170,7 +170,7 @@ def _page(services: Services, wanted: StatementsRequest, mine: str | None,
     return {"statements": statements, "more": more}, newest
 
 
-def _definitions(services: Services, fmt: str,
+def _definitions(services: StoreServices, fmt: str,
                  documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The canonical activity definitions a canonical-format answer needs, read in one query."""
     if fmt != "canonical":
@@ -178,7 +178,7 @@ def _definitions(services: Services, fmt: str,
     return services.store.index.activity_definitions(activity_ids(documents))
 
 
-def _servable_attachments(services: Services, body: Any) -> set[str]:
+def _servable_attachments(services: StoreServices, body: Any) -> set[str]:
     """The attachments whose bytes these statements, which the caller may see, came with.
 
     The store keeps bytes by hash, shared by every statement that sent them. A statement that
