@@ -507,3 +507,24 @@ def test_forgetting_reports_the_plaintext_statements_from_before_sealing_and_hid
                      progress=False).export(ExportRequest(out=tmp_path / "bundle"))
     exported = (tmp_path / "bundle/statements.jsonl").read_text()
     assert before_sealing["id"] not in exported and exported.count("\n") == 3  # Bob's
+
+
+# --- stores ------------------------------------------------------------------------------------
+
+
+def test_forgetting_in_one_store_leaves_the_same_learner_in_another(xapi: XAPIClient) -> None:
+    assert xapi.request("POST", "/admin/stores", json={"name": "north"}).status_code == 201
+    answer = xapi.request("POST", "/admin/stores/north/credentials",
+                          json={"name": "north-tool", "scopes": ["all"]})
+    assert answer.status_code == 201, answer.text
+    north = xapi.as_credential(answer.json()["key"], answer.json()["secret"])
+    at_north, at_default = said(ADA, ADA_NAME, "north"), said(ADA, ADA_NAME, "default")
+    assert north.post(at_north).status_code == 200 and xapi.post(at_default).status_code == 200
+    report = xapi.request("POST", "/admin/forget", json={"learner": ADA, "store": "north"})
+    assert report.status_code == 200 and report.json()["statements"] == 1
+    assert north.get(statementId=at_north["id"]).status_code == 404
+    assert xapi.get(statementId=at_default["id"]).status_code == 200
+    unknown = xapi.request("POST", "/admin/forget", json={"learner": ADA, "store": "nowhere"})
+    assert unknown.status_code == 404
+    refused = north.request("POST", "/admin/forget", json={"learner": ADA})
+    assert refused.status_code == 403
