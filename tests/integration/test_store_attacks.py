@@ -1,0 +1,51 @@
+"""Attacks on store isolation through `lrs serve --workers N`, on SQLite and PostgreSQL: one
+store's load must not deny another store's requests."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.integration.test_serve_workers import AUTH, event_store, serving
+from tests.integration.test_stores_workers import auth
+
+__all__ = ["event_store"]  # the fixture, parametrised over both event stores
+
+# A query the sandbox allows that runs until LRS_SQL_TIMEOUT_SECONDS stops it.
+SLOW_SQL = "SELECT sum(hash(a.range + b.range)) FROM range(100000) a, range(100000) b"
+
+
+def _store_credential(http: httpx.Client, name: str) -> dict[str, str]:
+    assert http.post("/admin/stores", headers=AUTH, json={"name": name}).status_code == 201
+    issued = http.post(f"/admin/stores/{name}/credentials", headers=AUTH,
+                       json={"name": name, "scopes": ["all"]}).json()
+    return auth(issued["key"], issued["secret"])
+
+
+def test_one_stores_sql_does_not_take_another_stores_sql_slots(
+        tmp_path: Path, event_store: str | None) -> None:
+    with serving(tmp_path / "data", event_store, workers=2, LRS_SQL_SLOTS="1",
+                 LRS_SQL_TIMEOUT_SECONDS="6") as (_, url), \
+            httpx.Client(base_url=url, timeout=60) as http:
+        north, south = _store_credential(http, "north"), _store_credential(http, "south")
+        for headers in (north, south):  # both stores' projections are open before the race
+            assert http.post("/api/sql", headers=headers,
+                             json={"sql": "SELECT 1"}).status_code == 200
+        slow: dict[str, Any] = {}
+
+        def north_analyst() -> None:
+            with httpx.Client(base_url=url, timeout=60) as own:
+                slow["response"] = own.post("/api/sql", headers=north, json={"sql": SLOW_SQL})
+
+        thread = threading.Thread(target=north_analyst)
+        thread.start()
+        try:
+            threading.Event().wait(1.5)  # north's query holds the slot
+            assert "response" not in slow, "the slow query ended too soon to hold the slot"
+            answer = http.post("/api/sql", headers=south, json={"sql": "SELECT 1"})
+        finally:
+            thread.join()
+        assert answer.status_code == 200, answer.text
