@@ -176,15 +176,21 @@ class Services(StoreServices):
         (its data is kept read-only for an administrator's export)."""
         if name == DEFAULT_STORE:
             return self
-        if self._is_archived(name) and not archived:
-            raise Forbidden(f"store '{name}' is archived: its credentials may no longer read or"
-                            " write (its data is kept for an administrator's export)")
+        if not archived:
+            self.require_active(name)
         with self._lock:
             opened = self._stores.get(name)
             if opened is None:
                 assert self.opener is not None, "a store's services need an opener"
                 opened = self._stores[name] = self.opener(self.settings.for_store(name))
             return opened
+
+    def require_active(self, name: str) -> None:
+        """403 naming the rule if the store is archived: its credentials read and write
+        nothing, a district's reads of the stores it was granted included."""
+        if name != DEFAULT_STORE and self._is_archived(name):
+            raise Forbidden(f"store '{name}' is archived: its credentials may no longer read or"
+                            " write (its data is kept for an administrator's export)")
 
     def is_open(self, name: str) -> bool:
         with self._lock:
