@@ -9,6 +9,9 @@ from typing import Any
 
 import httpx
 
+from lrs.api.services import Services, StoreServices
+from lrs.config import Settings
+
 from tests.integration.test_serve_workers import AUTH, event_store, serving
 from tests.integration.test_stores_workers import auth
 
@@ -49,3 +52,40 @@ def test_one_stores_sql_does_not_take_another_stores_sql_slots(
         finally:
             thread.join()
         assert answer.status_code == 200, answer.text
+
+
+def test_a_store_being_opened_does_not_hold_another_stores_requests(
+        tmp_path: Path, event_store: str | None) -> None:
+    """Opening a store (its log, committer and projections process) takes seconds; meanwhile
+    other stores' requests, and in `lrs serve --workers N` the parent's pipe (`is_open`), go on.
+    The real opener is kept, held at a gate so the opening lasts as long as the test needs."""
+    settings = Settings(data_dir=tmp_path / "data", event_store=event_store, projections="off")
+    services = Services.start(settings)
+    gate, entered = threading.Event(), threading.Event()
+    opening = threading.Thread(target=services.named, args=("north",))
+    try:
+        for name in ("north", "south"):
+            services.store.create_store(name)
+        south = services.named("south")
+        real_opener = services.opener
+        assert real_opener is not None
+
+        def held_opener(store_settings: Settings) -> StoreServices:
+            entered.set()
+            gate.wait(30)
+            return real_opener(store_settings)
+
+        services.opener = held_opener
+        opening.start()
+        assert entered.wait(10)
+        answered: list[object] = []
+        other = threading.Thread(target=lambda: answered.extend(
+            [services.named("south"), services.is_open("default")]))
+        other.start()
+        other.join(timeout=5)
+        assert answered == [south, True], "another store waited for north's opening"
+    finally:
+        gate.set()
+        if opening.is_alive():
+            opening.join()
+        services.close()
