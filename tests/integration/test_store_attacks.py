@@ -1,5 +1,5 @@
 """Attacks on store isolation through `lrs serve --workers N`, on SQLite and PostgreSQL: one
-store's load must not deny another store's requests."""
+store's load or opening must not deny another store's requests."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import httpx
 
 from lrs.api.services import Services, StoreServices
 from lrs.config import Settings
-
 from tests.integration.test_serve_workers import AUTH, event_store, serving
 from tests.integration.test_stores_workers import auth
 
