@@ -4,6 +4,7 @@ store's load or opening must not deny another store's requests."""
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import httpx
 
 from lrs.api.services import Services, StoreServices
 from lrs.config import Settings
-from tests.integration.test_serve_workers import AUTH, event_store, serving
+from tests.integration.test_serve_workers import AUTH, event_store, serving, statement
 from tests.integration.test_stores_workers import auth
 
 __all__ = ["event_store"]  # the fixture, parametrised over both event stores
@@ -88,3 +89,38 @@ def test_a_store_being_opened_does_not_hold_another_stores_requests(
         if opening.is_alive():
             opening.join()
         services.close()
+
+
+def test_concurrent_requests_of_two_stores_on_two_workers_each_get_their_own_store(
+        tmp_path: Path, event_store: str | None) -> None:
+    """A race between two stores' requests in one worker must never answer one with the
+    other's services: each sees its own statements only, writing and reading at once."""
+    with serving(tmp_path / "data", event_store, workers=2) as (_, url), \
+            httpx.Client(base_url=url, timeout=60) as http:
+        headers = {name: _store_credential(http, name) for name in ("north", "south")}
+        wrong: list[str] = []
+
+        def client(name: str, rounds: int) -> None:
+            with httpx.Client(base_url=url, timeout=60) as own:
+                for n in range(rounds):
+                    sent = {**statement(str(uuid.uuid4()), n),
+                            "actor": {"mbox": f"mailto:learner@{name}.example.org"}}
+                    response = own.post("/xAPI/statements", headers=headers[name], json=sent)
+                    assert response.status_code == 200, response.text
+                    page = own.get("/xAPI/statements", headers=headers[name],
+                                   params={"limit": 0})
+                    wrong.extend(f"{name} saw {s['actor']['mbox']}"
+                                 for s in page.json()["statements"]
+                                 if s["actor"]["mbox"] != sent["actor"]["mbox"])
+
+        threads = [threading.Thread(target=client, args=(name, 15))
+                   for name in ("north", "south") * 3]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert wrong == []
+        for name in ("north", "south"):
+            count = len(http.get("/xAPI/statements", headers=headers[name],
+                                 params={"limit": 0}).json()["statements"])
+            assert count == 45
