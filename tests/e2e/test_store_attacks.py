@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from lrs.api.main import create_app
 from lrs.config import Settings
 from tests.conftest import ADMIN_KEY, ADMIN_SECRET, XAPIClient
-from tests.e2e.test_admin_stores import create, issue
+from tests.e2e.test_admin_stores import TOKEN, create, issue
 from tests.statements import VOIDED, statement
 
 
@@ -97,3 +97,23 @@ def test_naming_another_store_in_the_header_is_refused_alike_whether_it_exists_o
         answers.append((response.status_code, response.text.replace(other, "<store>")))
     assert answers[0][0] == 403
     assert answers[0] == answers[1] == answers[2]
+
+
+def test_a_dashboard_session_of_a_store_archived_since_is_signed_out(xapi: XAPIClient) -> None:
+    create(xapi, "old")
+    response = xapi.request("POST", "/admin/stores/old/credentials",
+                            json={"name": "reader", "scopes": ["all"]})
+    key, secret = response.json()["key"], response.json()["secret"]
+    client = xapi.http
+    client.base_url = "https://testserver"  # type: ignore[assignment]  # Secure cookies
+    token = TOKEN.search(client.get("/").text)
+    assert token is not None
+    signed = client.post("/sign-in", data={"key": key, "secret": secret, "csrf": token.group(1),
+                                           "next": ""}, follow_redirects=False)
+    assert signed.status_code == 303
+    assert client.get("/dashboard/status").status_code != 401
+    xapi.request("POST", "/admin/stores/old/archive")
+    for path in ("/dashboard/admin", "/dashboard"):
+        answer = client.get(path, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/?"), path
+    assert client.get("/dashboard/status").status_code == 401
