@@ -147,11 +147,12 @@ class Settings(BaseSettings):
         if parsed.scheme == "sqlite":
             path = url[len("sqlite://"):]
             path = path[1:] if path.startswith("//") else path
-            if self.event_store and not self.is_default_store and path != ":memory:" \
-                    and not path.startswith("file:"):
-                path = str(Path(path).parent / "stores" / self.store / "events.sqlite3")
-            if path != ":memory:" and not path.startswith("file:"):
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if self.event_store and not self.is_default_store and path != ":memory:":
+                path = self._store_sqlite_path(path)
+            uri_name, _, uri_query = path.removeprefix("file:").partition("?")
+            if path != ":memory:" and "mode=memory" not in uri_query:
+                Path(uri_name if path.startswith("file:") else path).parent.mkdir(
+                    parents=True, exist_ok=True)
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "APPLICATION_RECORDER_TOPIC": "lrs.store.sqlite:SQLiteStatementRecorder",
@@ -161,6 +162,18 @@ class Settings(BaseSettings):
         raise ValueError(
             f"LRS_EVENT_STORE '{url}' is not supported: use postgresql://… or sqlite:///…"
         )
+
+    def _store_sqlite_path(self, path: str) -> str:
+        """A store's own database beside the configured one (DIR/stores/NAME/events.sqlite3),
+        a file: URI's too, keeping its query: else every store would share one log."""
+        if not path.startswith("file:"):
+            return str(Path(path).parent / "stores" / self.store / "events.sqlite3")
+        name, sep, query = path.removeprefix("file:").partition("?")
+        if "mode=memory" in query:  # a shared in-memory database: its name is any text
+            name = f"{name}/stores/{self.store}"
+        else:
+            name = str(Path(name).parent / "stores" / self.store / "events.sqlite3")
+        return f"file:{name}{sep}{query}"
 
     @property
     def postgres_schema(self) -> str:

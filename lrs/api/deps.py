@@ -88,6 +88,7 @@ async def _resolve(request: Request, services: Services, principal: Principal) -
         raise Forbidden(f"this credential may not read store '{_shown(wanted)}' (a district's"
                         " credential reads the stores it was granted, lrs credentials add"
                         " --reads-stores)")
+    await run_in_threadpool(services.require_active, principal.store)
     return await run_in_threadpool(services.named, wanted)
 
 

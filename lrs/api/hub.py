@@ -3,8 +3,9 @@
 Statements go to the one group committer, so a write holds every worker's waiting requests and
 ids are checked once for all of them. View queries and analysts' SQL go to the projections
 process, each kind through threads as many as its slots, so LRS_VIEW_QUERY_SLOTS and
-LRS_SQL_SLOTS bound the server as a whole and SQL never takes a learner view's turn; health has
-a thread of its own. Failed authentications are counted here, for every worker at once.
+LRS_SQL_SLOTS bound each store across every worker (one store's queries never take another's
+turn) and SQL never takes a learner view's turn; health has a thread of its own. Failed
+authentications are counted here, for every worker at once.
 """
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ class WorkerHub:
                  sql_slots: int) -> None:
         self.services = services
         self.limits = limits
-        # Queries block on the projections process; they wait here, never in a reader.
-        self._views = _SlotPool("view queries", view_slots)
-        self._sql = _SlotPool("SQL queries", sql_slots)
+        # Queries block on the projections process; they wait here, never in a reader. Each
+        # store has slots of its own (as each has its own projections process): one store's
+        # slow queries must not answer another store's with 503.
+        self._view_slots, self._sql_slots = view_slots, sql_slots
+        self._views: dict[str, _SlotPool] = {}
+        self._sql: dict[str, _SlotPool] = {}
+        self._pools_lock = threading.Lock()
         self._health = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrs-hub-health")
         # Opening a store (its log, its committer, its projections process) takes seconds; it
         # is done here, so the pipe goes on answering the worker's other requests meanwhile.
@@ -54,8 +59,17 @@ class WorkerHub:
         return thread
 
     def close(self) -> None:
-        for pool in (self._views.pool, self._sql.pool, self._health, self._opening):
+        with self._pools_lock:
+            slots = [*self._views.values(), *self._sql.values()]
+        for pool in [*(s.pool for s in slots), self._health, self._opening]:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    def _slots(self, pools: dict[str, _SlotPool], kind: str, slots: int, store: str) -> _SlotPool:
+        with self._pools_lock:
+            pool = pools.get(store)
+            if pool is None:
+                pool = pools[store] = _SlotPool(kind, slots)
+            return pool
 
     def _read(self, connection: Connection) -> None:
         # Answers are sent by a thread of this pipe's own: sent from the committer's callback,
@@ -121,9 +135,11 @@ class WorkerHub:
             future.set_exception(ViewsUnavailable("the views do not run with this server"))
             return future
         if kind == VIEWS:
-            return self._views.submit(views._ask, *payload)
+            pool = self._slots(self._views, "view queries", self._view_slots, name)
+            return pool.submit(views._ask, *payload)
         if kind == SQL:
-            return self._sql.submit(views.sql, *payload)
+            return self._slots(self._sql, "SQL queries", self._sql_slots, name).submit(
+                views.sql, *payload)
         return self._health.submit(views.health, services.store)
 
 

@@ -111,6 +111,7 @@ class Services(StoreServices):
     _archived: dict[str, tuple[float, bool]] = field(default_factory=dict)
     _changes_seen: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _opening: dict[str, threading.Lock] = field(default_factory=dict)  # one opening per store
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -176,15 +177,31 @@ class Services(StoreServices):
         (its data is kept read-only for an administrator's export)."""
         if name == DEFAULT_STORE:
             return self
-        if self._is_archived(name) and not archived:
-            raise Forbidden(f"store '{name}' is archived: its credentials may no longer read or"
-                            " write (its data is kept for an administrator's export)")
+        if not archived:
+            self.require_active(name)
         with self._lock:
             opened = self._stores.get(name)
+            if opened is not None:
+                return opened
+            opening = self._opening.setdefault(name, threading.Lock())
+        # Opened outside the registry's lock: it takes seconds (a projections process starts),
+        # and every other store's request, and the parent's pipe to each worker, reads it.
+        with opening:
+            with self._lock:
+                opened = self._stores.get(name)
             if opened is None:
                 assert self.opener is not None, "a store's services need an opener"
-                opened = self._stores[name] = self.opener(self.settings.for_store(name))
+                opened = self.opener(self.settings.for_store(name))
+                with self._lock:
+                    self._stores[name] = opened
             return opened
+
+    def require_active(self, name: str) -> None:
+        """403 naming the rule if the store is archived: its credentials read and write
+        nothing, a district's reads of the stores it was granted included."""
+        if name != DEFAULT_STORE and self._is_archived(name):
+            raise Forbidden(f"store '{name}' is archived: its credentials may no longer read or"
+                            " write (its data is kept for an administrator's export)")
 
     def is_open(self, name: str) -> bool:
         with self._lock:
@@ -213,6 +230,11 @@ class Services(StoreServices):
             return [self, *self._stores.values()]
 
     def close(self) -> None:
+        with self._lock:
+            openings = list(self._opening.values())
+        for opening in openings:  # a store being opened is closed with the others
+            with opening:
+                pass
         with self._lock:
             others, self._stores = list(self._stores.values()), {}
         for services in others:
