@@ -9,6 +9,7 @@ import orjson
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lrs.api.services import consistent_through
 from lrs.errors import PayloadTooLarge
 from schemas.version import UnsupportedVersion, negotiate
 
@@ -85,7 +86,7 @@ class ConsistentThroughMiddleware:
                     services = (scope.get("state") or {}).get("store_services") \
                         or scope["app"].state.services
                     headers.append("X-Experience-API-Consistent-Through",
-                                   services.committer.consistent_through())
+                                   await consistent_through(services.committer))
             await send(message)
 
         await self.app(scope, receive, send_with_header)

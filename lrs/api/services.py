@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from starlette.concurrency import run_in_threadpool
+
 from lrs.api.statement_params import MoreTokens, more_key
 from lrs.application import LearningRecordStore
 from lrs.auth import Authenticator, CredentialChanges, Principal
@@ -43,6 +45,14 @@ class Committer(Protocol):
     def store(self, batch: Sequence[PreparedStatement]) -> list[str]: ...
     def consistent_through(self) -> str: ...
     def close(self) -> None: ...
+
+
+async def consistent_through(committer: Committer) -> str:
+    """The committer's Consistent-Through, off the event loop when it must ask another process
+    (a worker's non-default store asks the parent, which may first have to open the store)."""
+    if getattr(committer, "in_flight", True) is None:
+        return await run_in_threadpool(committer.consistent_through)
+    return committer.consistent_through()
 
 
 @dataclass

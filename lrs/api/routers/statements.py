@@ -18,7 +18,7 @@ from ingest.pipeline import prepare_statements
 from lrs.api.deps import PrincipalDep, ServicesDep, VersionDep
 from lrs.api.openapi import STATEMENTS_GET, STATEMENTS_POST, STATEMENTS_PUT
 from lrs.api.responses import JSON, http_date
-from lrs.api.services import StoreServices
+from lrs.api.services import StoreServices, consistent_through
 from lrs.api.statement_params import StatementsRequest, parse_request
 from lrs.errors import BadRequest, UnsupportedMediaType
 from lrs.formats import activity_ids, parse_accept_language, render
@@ -129,7 +129,7 @@ async def get_statements(request: Request, services: ServicesDep,
         wanted = services.more_links.read(params["more"], principal.key)
     else:
         wanted = parse_request(params, services.settings.max_page_statements)
-    consistent = services.committer.consistent_through()
+    consistent = await consistent_through(services.committer)
     languages = parse_accept_language(request.headers.get("accept-language"))
     body: Any
     newest: str | None
