@@ -84,37 +84,13 @@ def _decrypt(key_id: str, secret: bytes, blob: str) -> bytes:
     return _ciphers(secret).decrypt(raw[:_NONCE], raw[_NONCE:], key_id.encode())
 
 
-# --- sealing ---------------------------------------------------------------------------------
-
-
-class _Sealer:
-    def __init__(self, key_of: KeyOf, owner: str) -> None:
-        self.key_of = key_of
-        self.owner = owner  # agents with the statement's own key stay inside its blob as they are
-        self.nested: list[str] = []
+class _AgentWalk:
+    """Every place a statement holds an agent, each given to ``agent``: sealing and opening
+    visit the same places (actor, object, a SubStatement's, instructor, team, context agents
+    and groups)."""
 
     def agent(self, agent: Any) -> Any:
-        if not isinstance(agent, dict):
-            return agent
-        learner = actor_key(agent)
-        if learner is None:
-            return agent
-        inner = self.members(agent, learner)
-        if learner == self.owner:
-            return inner
-        key = self.key_of(learner)
-        self.nested.append(key.key_id)
-        return {"objectType": agent.get("objectType", "Agent"),
-                SEALED: [key.key_id, key.pseudonym, _encrypt(key, orjson.dumps(inner))]}
-
-    def members(self, agent: dict[str, Any], learner: str) -> dict[str, Any]:
-        members = agent.get("member")
-        if not members:
-            return agent
-        sealer = _Sealer(self.key_of, learner)  # members under their own keys, inside the group's
-        out = dict(agent, member=[sealer.agent(m) for m in members])
-        self.nested.extend(sealer.nested)
-        return out
+        raise NotImplementedError
 
     def context(self, context: Any) -> Any:
         if not isinstance(context, dict):
@@ -145,6 +121,39 @@ class _Sealer:
                 out["object"] = self.statement(obj)
         if "context" in out:
             out["context"] = self.context(out["context"])
+        return out
+
+
+# --- sealing ---------------------------------------------------------------------------------
+
+
+class _Sealer(_AgentWalk):
+    def __init__(self, key_of: KeyOf, owner: str) -> None:
+        self.key_of = key_of
+        self.owner = owner  # agents with the statement's own key stay inside its blob as they are
+        self.nested: list[str] = []
+
+    def agent(self, agent: Any) -> Any:
+        if not isinstance(agent, dict):
+            return agent
+        learner = actor_key(agent)
+        if learner is None:
+            return agent
+        inner = self.members(agent, learner)
+        if learner == self.owner:
+            return inner
+        key = self.key_of(learner)
+        self.nested.append(key.key_id)
+        return {"objectType": agent.get("objectType", "Agent"),
+                SEALED: [key.key_id, key.pseudonym, _encrypt(key, orjson.dumps(inner))]}
+
+    def members(self, agent: dict[str, Any], learner: str) -> dict[str, Any]:
+        members = agent.get("member")
+        if not members:
+            return agent
+        sealer = _Sealer(self.key_of, learner)  # members under their own keys, inside the group's
+        out = dict(agent, member=[sealer.agent(m) for m in members])
+        self.nested.extend(sealer.nested)
         return out
 
 
@@ -237,7 +246,7 @@ def placeholder(object_type: str, who: str) -> dict[str, Any]:
             "account": {"homePage": ERASED_HOME_PAGE, "name": who}}
 
 
-class _Opener:
+class _Opener(_AgentWalk):
     def __init__(self, keys: Mapping[str, bytes]) -> None:
         self.keys = keys
 
@@ -255,30 +264,6 @@ class _Opener:
         if members and any(isinstance(m, dict) and SEALED in m for m in members):
             agent = dict(agent, member=[self.agent(m) for m in members])
         return agent
-
-    def context(self, context: Any) -> Any:
-        if not isinstance(context, dict):
-            return context
-        for field in ("instructor", "team"):
-            if field in context:
-                context[field] = self.agent(context[field])
-        for field, inner in (("contextAgents", "agent"), ("contextGroups", "group")):
-            for entry in context.get(field) or []:
-                if isinstance(entry, dict) and inner in entry:
-                    entry[inner] = self.agent(entry[inner])
-        return context
-
-    def statement(self, statement: dict[str, Any]) -> dict[str, Any]:
-        statement["actor"] = self.agent(statement.get("actor"))
-        obj = statement.get("object")
-        if isinstance(obj, dict):
-            if obj.get("objectType") in _AGENT_TYPES:
-                statement["object"] = self.agent(obj)
-            elif obj.get("objectType") == "SubStatement":
-                statement["object"] = self.statement(obj)
-        if "context" in statement:
-            statement["context"] = self.context(statement["context"])
-        return statement
 
 
 def open_body(statement: dict[str, Any], keys: Mapping[str, bytes]) -> bytes | None:
