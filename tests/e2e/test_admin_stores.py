@@ -3,15 +3,13 @@ reads across the stores it was granted, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 
 from tests.conftest import XAPIClient
+from tests.e2e.test_dashboard_sessions import sign_in
 from tests.statements import statement
-
-TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def create(admin: XAPIClient, name: str) -> Any:
@@ -100,10 +98,7 @@ def test_an_archived_stores_credential_cannot_sign_in_to_the_dashboard(xapi: XAP
     xapi.request("POST", "/admin/stores/old/archive")
     client = xapi.http
     client.base_url = "https://testserver"  # type: ignore[assignment]  # Secure cookies
-    token = TOKEN.search(client.get("/").text)
-    assert token is not None
-    signed = client.post("/sign-in", data={"key": key, "secret": secret, "csrf": token.group(1),
-                                           "next": ""}, follow_redirects=False)
+    signed = sign_in(client, key, secret)
     assert signed.status_code == 403
     assert "store &#39;old&#39; is archived" in signed.text
 

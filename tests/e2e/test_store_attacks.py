@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from lrs.api.main import create_app
 from lrs.config import Settings
 from tests.conftest import ADMIN_KEY, ADMIN_SECRET, XAPIClient
-from tests.e2e.test_admin_stores import TOKEN, create, issue
+from tests.e2e.test_admin_stores import create, issue
+from tests.e2e.test_dashboard_sessions import sign_in
 from tests.statements import VOIDED, statement
 
 
@@ -106,10 +107,7 @@ def test_a_dashboard_session_of_a_store_archived_since_is_signed_out(xapi: XAPIC
     key, secret = response.json()["key"], response.json()["secret"]
     client = xapi.http
     client.base_url = "https://testserver"  # type: ignore[assignment]  # Secure cookies
-    token = TOKEN.search(client.get("/").text)
-    assert token is not None
-    signed = client.post("/sign-in", data={"key": key, "secret": secret, "csrf": token.group(1),
-                                           "next": ""}, follow_redirects=False)
+    signed = sign_in(client, key, secret)
     assert signed.status_code == 303
     assert client.get("/dashboard/status").status_code != 401
     xapi.request("POST", "/admin/stores/old/archive")
