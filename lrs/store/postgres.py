@@ -63,11 +63,22 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         )
 
     def create_table(self) -> None:
-        if self.datastore.schema != "public":  # the library creates types in it first
-            with self.datastore.transaction(commit=True) as curs:
-                curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    Identifier(self.datastore.schema)))
-        super().create_table()
+        """Tables created by one process at a time: PostgreSQL's `IF NOT EXISTS` is no guard
+        against a concurrent creation (the loser fails on a unique index of the catalogue), and
+        a new store is opened at once by a server's parent and each of its workers, as a new
+        database is by the nodes of a deployment starting together."""
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))",
+                         [f"lrs create tables {self.datastore.schema}"])
+            try:
+                if self.datastore.schema != "public":  # the library creates types in it first
+                    with self.datastore.transaction(commit=True) as curs:
+                        curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            Identifier(self.datastore.schema)))
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))",
+                             [f"lrs create tables {self.datastore.schema}"])
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
         return self.datastore.transaction(commit=False)

@@ -126,6 +126,13 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
         with self._turn.held(), self.datastore.transaction(commit=True) as c:
             yield c
 
+    def create_table(self) -> None:
+        # Several processes open a new store at once (a server's parent and its workers); in
+        # SQLite's deferred transaction the loser's schema read cannot become a write, and it
+        # fails at once with "database is locked" rather than wait.
+        with self._turn.held():
+            super().create_table()
+
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
         return (statements + self.index.create_statements("INTEGER", "BOOLEAN", " WITHOUT ROWID")
