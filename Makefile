@@ -19,9 +19,11 @@ run: $(STAMP)
 	$(BIN)/lrs serve
 
 # The whole suite on both event stores: SQLite (embedded) and PostgreSQL, and the dashboard in a
-# real browser.
+# real browser; one pytest process per core (most tests wait on servers, brokers and browsers),
+# the slowest tests named at the end so the suite's time stays in sight.
+TEST_PROCESSES ?= auto
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --durations=15
 
 # The browser tests' tools, installed once: Debian's Chromium (driven by Playwright from PyPI;
 # Playwright's own browser download is unreachable) and axe-core from npm for the accessibility

@@ -78,11 +78,16 @@ def _empty_postgres(url: str) -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return store_settings(request, tmp_path)
+
+
+def store_settings(request: pytest.FixtureRequest, folder: Path) -> Settings:
+    """The suite's settings on the event store ``request.param`` names, PostgreSQL's emptied."""
     event_store = None
     if request.param == "postgresql":
         event_store = request.getfixturevalue("postgres_database")
         _empty_postgres(event_store)
-    return Settings(data_dir=tmp_path / "data", event_store=event_store,
+    return Settings(data_dir=folder / "data", event_store=event_store,
                     bootstrap_credential=f"{ADMIN_KEY}:{ADMIN_SECRET}",
                     max_body_bytes=200_000, max_batch_statements=50, max_page_statements=20,
                     max_attachment_bytes=100_000, max_request_bytes=300_000,
