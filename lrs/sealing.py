@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import os
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -84,6 +85,51 @@ def _decrypt(key_id: str, secret: bytes, blob: str) -> bytes:
     return _ciphers(secret).decrypt(raw[:_NONCE], raw[_NONCE:], key_id.encode())
 
 
+# Statement JSON is compressed before it is sealed: ciphertext does not compress, and base64
+# makes it a third larger, so sealed events were the larger by half and PostgreSQL wrote them
+# 16% slower. A preset dictionary of what every statement spells lets deflate shorten even the
+# first occurrence of a property name. Never change it: a new dictionary needs a new mark.
+_PACKED_V1 = b"\x01"  # no JSON text starts with this byte, so unpacked blobs still read
+_DICTIONARY_V1 = (
+    b'"extensions":{"http://id.tincanapi.com/extension/"https://w3id.org/xapi/'
+    b'"language":"en-US","platform":"","revision":"","instructor":{"statement":{"objectType":'
+    b'"StatementRef","id":"SubStatement","attachments":[{"usageType":"contentType":"length":'
+    b'"sha2":"fileUrl":"response":"","completion":true,"success":false,"duration":"PT'
+    b'"score":{"scaled":0.,"raw":,"min":0,"max":100},"result":{"context":{"registration":"'
+    b'"contextActivities":{"parent":[{"id":"grouping":[{"id":"category":[{"id":"other":[{"id":"'
+    b'"definition":{"name":{"en-US":"description":{"en-US":"type":'
+    b'"http://adlnet.gov/expapi/activities/assessment","moreInfo":"interactionType":'
+    b'"object":{"objectType":"Activity","id":"https://verb":{"id":'
+    b'"http://adlnet.gov/expapi/verbs/","display":{"en-US":"completed"answered"experienced'
+    b'"attempted"passed"failed"launched"initialized"terminated"progressed"'
+    b'{"id":"actor":{"objectType":"Agent","name":"mbox":"mailto:","mbox_sha1sum":"openid":'
+    b'"account":{"homePage":"https://","name":"},"member":[{"objectType":"Group",'
+    b'"timestamp":"2026-01-01T00:00:00.000Z","stored":"2026-01-01T00:00:00.000000+00:00",'
+    b'"authority":{"objectType":"Agent","account":{"homePage":"version":"1.0.3"}'
+)
+
+
+def _pack(plain: bytes) -> bytes:
+    packer = zlib.compressobj(1, zdict=_DICTIONARY_V1)
+    return _PACKED_V1 + packer.compress(plain) + packer.flush()
+
+
+def _unpack(data: bytes) -> bytes:
+    """Only ever our own sealed bytes, authenticated by AES-GCM before they get here."""
+    if data[:1] != _PACKED_V1:
+        return data  # sealed before compression
+    unpacker = zlib.decompressobj(zdict=_DICTIONARY_V1)
+    return unpacker.decompress(data[1:]) + unpacker.flush()
+
+
+def _seal_json(key: LearnerKey, plain: bytes) -> str:
+    return _encrypt(key, _pack(plain))
+
+
+def _open_json(key_id: str, secret: bytes, blob: str) -> bytes:
+    return _unpack(_decrypt(key_id, secret, blob))
+
+
 class _AgentWalk:
     """Every place a statement holds an agent, each given to ``agent``: sealing and opening
     visit the same places (actor, object, a SubStatement's, instructor, team, context agents
@@ -145,7 +191,7 @@ class _Sealer(_AgentWalk):
         key = self.key_of(learner)
         self.nested.append(key.key_id)
         return {"objectType": agent.get("objectType", "Agent"),
-                SEALED: [key.key_id, key.pseudonym, _encrypt(key, orjson.dumps(inner))]}
+                SEALED: [key.key_id, key.pseudonym, _seal_json(key, orjson.dumps(inner))]}
 
     def members(self, agent: dict[str, Any], learner: str) -> dict[str, Any]:
         members = agent.get("member")
@@ -165,7 +211,7 @@ def seal(statement: dict[str, Any], key_of: KeyOf) -> dict[str, Any]:
     sealer = _Sealer(key_of, owner)
     body = sealer.statement(statement)
     key = key_of(owner)
-    return {SEALED: [key.key_id, key.pseudonym, _encrypt(key, orjson.dumps(body)),
+    return {SEALED: [key.key_id, key.pseudonym, _seal_json(key, orjson.dumps(body)),
                      sorted(set(sealer.nested))]}
 
 
@@ -218,7 +264,7 @@ def seal_alone(body: bytes, key: LearnerKey) -> bytes:
     """The sealed form's JSON of a statement that names no agent but its actor (and the LRS's
     authority): its JSON is sealed as it is, without being parsed again. Same form as seal()."""
     return b"".join((b'{"', SEALED_MARK[1:-1], b'":["', key.key_id.encode(), b'","',
-                     key.pseudonym.encode(), b'","', _encrypt(key, body).encode(), b'",[]]}'))
+                     key.pseudonym.encode(), b'","', _seal_json(key, body).encode(), b'",[]]}'))
 
 
 # Where an agent other than the actor and the LRS's authority can be (Data 2.4); a statement's
@@ -259,7 +305,7 @@ class _Opener(_AgentWalk):
             secret = self.keys.get(key_id)
             if secret is None:
                 return placeholder(str(agent.get("objectType", "Agent")), who)
-            agent = orjson.loads(_decrypt(key_id, secret, blob))
+            agent = orjson.loads(_open_json(key_id, secret, blob))
         members = agent.get("member")
         if members and any(isinstance(m, dict) and SEALED in m for m in members):
             agent = dict(agent, member=[self.agent(m) for m in members])
@@ -270,7 +316,7 @@ def open_body(statement: dict[str, Any], keys: Mapping[str, bytes]) -> bytes | N
     """A sealed statement's JSON, with nested stubs still sealed (None: its key is gone)."""
     key_id, _, blob, _nested = statement[SEALED]
     secret = keys.get(key_id)
-    return None if secret is None else _decrypt(key_id, secret, blob)
+    return None if secret is None else _open_json(key_id, secret, blob)
 
 
 def unseal(statement: dict[str, Any], keys: Mapping[str, bytes]) -> dict[str, Any] | None:
