@@ -23,7 +23,7 @@ from lrs.domain import (
 from lrs.errors import BadRequest, Conflict, Forbidden, NotFound, StoreRefused
 from lrs.key_ring import KeyRing
 from lrs.sealing import SEALED, SEALED_MARK, is_sealed, needed_keys, open_body, unseal
-from lrs.statement_events import PreparedStatement, StatementEventEncoder
+from lrs.statement_events import PreparedStatement, StatementEventEncoder, seal_ahead
 from lrs.store.erasure import ErasedRows, ErasureSQL
 from lrs.store.index import ExistingStatements, IndexedStatement, StatementIndexReads, StatementQuery
 from lrs.store.learner_key_reads import LearnerKeyReads
@@ -36,6 +36,9 @@ from schemas.compare import same_statement
 log = logging.getLogger(__name__)
 
 COLLISION_RETRIES = 20
+# How stale a worker's idea of the erasure generation may get: until it reads the new one, the
+# writer seals that worker's statements again itself (correct, only slower).
+KEY_GENERATION_MAX_AGE = 1.0
 # The store could not be reached: a batch is not at fault, so none is singled out.
 UNAVAILABLE = (InterfaceError, OperationalError)
 
@@ -55,7 +58,8 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         # for measuring what sealing costs, not for a deployment.
         self.seal_statements = str(self.env.get("LRS_SEAL_STATEMENTS", "true")).lower() not in (
             "false", "0", "no", "off")
-        self.key_ring = KeyRing(lambda: self.keys.key_ring())
+        self.key_ring = KeyRing(lambda: self.keys.key_ring(), lambda: self.keys.key_generation(),
+                                lambda names, day: self.keys.keys_of_day(names, day))
 
     def construct_transcoder(self) -> Transcoder:
         """Encode event state with orjson."""
@@ -236,10 +240,10 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             return
         for _ in range(COLLISION_RETRIES):
             batch = self.key_ring.batch(stored[:10])
-            events = self.statement_events.events(list(statements), stored, now, batch.key_of)
+            events = self.statement_events.events(list(statements), stored, now, batch)
             try:
                 self.recorder.insert_events(events, statement_index=rows, stored=stored,
-                                            learner_keys=list(batch.new.values()),
+                                            learner_keys=batch.keys_to_write(),
                                             key_generation=batch.generation)
             except KeyGenerationChanged:
                 self.key_ring.reload()  # a learner was erased meanwhile: seal again, under keys
@@ -247,6 +251,16 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             self.key_ring.committed(batch)
             return
         raise StoreRefused("learners kept being erased while this batch was written; retry")
+
+    def seal_ahead(self, statements: list[PreparedStatement]) -> list[PreparedStatement]:
+        """The statements sealed where the request is read (lrs/statement_events.py): in
+        `lrs serve --workers N` by several processes at once instead of the single writer."""
+        if not self.seal_statements or not statements:
+            return statements
+        day = format_stored(datetime.now(UTC))[:10]
+        self.key_ring.refresh(KEY_GENERATION_MAX_AGE)
+        self.key_ring.prefetch({k[2:] for p in statements for k in p.row.keys if k[:2] == "a:"}, day)
+        return seal_ahead(statements, self.key_ring.batch(day))
 
     def _raw_statement(self, stored_event: Any) -> dict[str, Any]:
         event = self.mapper.to_domain_event(stored_event)
@@ -359,3 +373,4 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             raise BadRequest("the roster file holds no learners")
         self.save(Roster(entries=[list(e) for e in entries]))
         return len(entries)
+

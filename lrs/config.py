@@ -127,11 +127,12 @@ class Settings(BaseSettings):
         url = self.event_store or f"sqlite:///{(self.store_dir / 'events.sqlite3').resolve()}"
         parsed = urlparse(url)
         if parsed.scheme in ("postgresql", "postgres"):
-            # A store other than `default` is a schema of its own in the same database, and
-            # holds 2 connections per process when idle (10 under load): every store has a pool
-            # in each process of `lrs serve`, and PostgreSQL allows 100 connections by default.
-            schema = {} if self.is_default_store else {
-                "POSTGRES_SCHEMA": self.postgres_schema, "POSTGRES_MAX_OVERFLOW": "8"}
+            # A store other than `default` is a schema of its own in the same database. Each
+            # pool holds 2 connections per process when idle (up to 10 for another store and 20
+            # for `default` under load): every store has a pool in each process of `lrs serve`,
+            # and PostgreSQL allows 100 connections by default; 10 held idle by each process
+            # ran two servers of two workers out of them.
+            schema = {} if self.is_default_store else {"POSTGRES_SCHEMA": self.postgres_schema}
             return {
                 **schema,
                 "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -141,7 +142,8 @@ class Settings(BaseSettings):
                 "POSTGRES_PORT": str(parsed.port or 5432),
                 "POSTGRES_USER": unquote(parsed.username or "postgres"),
                 "POSTGRES_PASSWORD": unquote(parsed.password or ""),
-                "POSTGRES_POOL_SIZE": "10" if self.is_default_store else "2",
+                "POSTGRES_POOL_SIZE": "2",
+                "POSTGRES_MAX_OVERFLOW": "18" if self.is_default_store else "8",
                 "POSTGRES_LOCK_TIMEOUT": "10",
             }
         if parsed.scheme == "sqlite":

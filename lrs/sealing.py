@@ -6,8 +6,12 @@ SubStatement's agents, context.instructor, context.team, context agents and grou
 members) is first replaced by a stub sealed under that agent's own key. Forgetting B then removes
 B's statements and turns B into a placeholder inside A's statements, which stay A's.
 
-The event stores ``{SEALED: [key_id, pseudonym, blob, [key ids of the stubs]]}`` where the
-statement was; events written before sealing existed hold the statement itself, and still read.
+The event stores ``{SEALED: [key_id, pseudonym, blob, [key ids of the stubs], stored,
+timestamp_is_stored]}`` where the statement was: the statement is sealed without ``stored``
+(and without the timestamp that defaults to it), so a request can seal it before the writer
+stamps it, and they are put back when it is opened. Events sealed before that hold the stamped
+statement in four fields; events written before sealing existed hold the statement itself. All
+three still read.
 """
 
 from __future__ import annotations
@@ -314,9 +318,35 @@ class _Opener(_AgentWalk):
 
 def open_body(statement: dict[str, Any], keys: Mapping[str, bytes]) -> bytes | None:
     """A sealed statement's JSON, with nested stubs still sealed (None: its key is gone)."""
-    key_id, _, blob, _nested = statement[SEALED]
+    envelope = statement[SEALED]
+    key_id, blob = envelope[0], envelope[2]
     secret = keys.get(key_id)
-    return None if secret is None else _open_json(key_id, secret, blob)
+    if secret is None:
+        return None
+    body = _open_json(key_id, secret, blob)
+    return body if len(envelope) < 6 else stamped(body, not envelope[5], envelope[4])
+
+
+def stamped(body: bytes, has_timestamp: bool, stored: str) -> bytes:
+    """The statement's JSON with stored set, and timestamp defaulted to it (Data 2.4.7, 2.4.8)."""
+    quoted = orjson.dumps(stored)
+    extra = b',"stored":' + quoted + (b"" if has_timestamp else b',"timestamp":' + quoted)
+    return body[:-1] + extra + b"}"
+
+
+def with_stored(sealed: bytes, stored: str, has_timestamp: bool) -> bytes:
+    """A sealed statement's JSON (as seal_statement gives it) with the stored time the writer
+    gives it, outside the seal: ``stored`` and whether the timestamp is ``stored`` too."""
+    return (sealed[:-2] + b"," + orjson.dumps(stored)
+            + (b",false]}" if has_timestamp else b",true]}"))
+
+
+def seal_statement(body: bytes, index_keys: frozenset[str], key_of: KeyOf) -> bytes:
+    """The sealed form's JSON of a statement's JSON (without stored), ready for with_stored."""
+    actor = lone_actor(index_keys, body)
+    if actor is not None:
+        return seal_alone(body, key_of(actor))
+    return orjson.dumps(seal(orjson.loads(body), key_of))
 
 
 def unseal(statement: dict[str, Any], keys: Mapping[str, bytes]) -> dict[str, Any] | None:

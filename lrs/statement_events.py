@@ -8,7 +8,7 @@ and a template taken from the library's own mapper, so it is the state the mappe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -17,12 +17,25 @@ import orjson
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from lrs.domain import StoredStatement
-from lrs.sealing import KeyOf, lone_actor, seal, seal_alone
+from lrs.key_ring import KeyBatch
+from lrs.sealing import seal_statement, stamped, with_stored
 from lrs.store.keys import IndexRow
+from lrs.store.learner_keys import LearnerKey
 
 _STATEMENT = {"\u0000statement": 0}
 _CREDENTIAL = "\u0000credential"
 _MOMENT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedAhead:
+    """A statement sealed where its request was read, so the single writer need not: taken by
+    the writer only under the generation and stored day it writes with (lrs/key_ring.py)."""
+
+    body: bytes  # seal_statement's JSON, without stored
+    generation: int
+    day: str
+    keys: tuple[tuple[str, LearnerKey], ...]  # (learner, key): the new keys it is sealed under
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +49,7 @@ class PreparedStatement:
     credential: str
     voids: str | None = None  # the statement it voids, if it is a voiding statement
     can_void_any: bool = False
+    sealed: SealedAhead | None = None
 
     def document(self) -> dict[str, Any]:
         """The statement as it was prepared (without stored), for comparing duplicates."""
@@ -46,13 +60,6 @@ def statement_body(document: dict[str, Any]) -> bytes:
     """The JSON the writer splices ``stored`` into; a stored sent by the client is replaced."""
     return orjson.dumps({k: v for k, v in document.items() if k != "stored"} if "stored" in document
                         else document)
-
-
-def stamped(body: bytes, has_timestamp: bool, stored: str) -> bytes:
-    """The statement's JSON with stored set, and timestamp defaulted to it (Data 2.4.7, 2.4.8)."""
-    quoted = orjson.dumps(stored)
-    extra = b',"stored":' + quoted + (b"" if has_timestamp else b',"timestamp":' + quoted)
-    return body[:-1] + extra + b"}"
 
 
 class StatementEventEncoder:
@@ -74,11 +81,12 @@ class StatementEventEncoder:
         self._credentials: dict[str, bytes] = {}
 
     def events(self, statements: list[PreparedStatement], stored: str, now: datetime,
-               key_of: KeyOf | None = None) -> list[StoredEvent]:
-        """With ``key_of``, each statement is sealed under its learners' keys (lrs/sealing.py)."""
+               keys: KeyBatch | None = None) -> list[StoredEvent]:
+        """With ``keys``, each statement is sealed under its learners' keys (lrs/sealing.py),
+        or its sealing done ahead is taken, and the keys that sealing made are carried."""
         if not self._plain:  # a cipher or compressor: the mapper's own path
             return [self.mapper.to_stored_event(StoredStatement.stored(
-                UUID(p.statement_id), self._statement(p, stored, key_of), p.credential, now))
+                UUID(p.statement_id), self._statement(p, stored, keys), p.credential, now))
                 for p in statements]
         head, middle, between, tail = self._parts
         opening = head + now.isoformat().encode() + middle
@@ -87,17 +95,43 @@ class StatementEventEncoder:
             credential = self._credentials.get(p.credential)
             if credential is None:
                 credential = self._credentials[p.credential] = orjson.dumps(p.credential)
-            body = stamped(p.body, p.has_timestamp, stored)
-            if key_of is not None:
-                actor = lone_actor(p.row.keys, body)
-                body = seal_alone(body, key_of(actor)) if actor is not None else \
-                    orjson.dumps(seal(orjson.loads(body), key_of))
+            if keys is None:
+                body = stamped(p.body, p.has_timestamp, stored)
+            else:
+                body = with_stored(self._sealed(p, keys), stored, p.has_timestamp)
             state = b"".join((opening, body, between, credential, tail))
             events.append(StoredEvent(originator_id=UUID(p.statement_id), originator_version=1,
                                       topic=self.topic, state=state))
         return events
 
     @staticmethod
-    def _statement(p: PreparedStatement, stored: str, key_of: KeyOf | None) -> dict[str, Any]:
-        statement: dict[str, Any] = orjson.loads(stamped(p.body, p.has_timestamp, stored))
-        return seal(statement, key_of) if key_of is not None else statement
+    def _sealed(p: PreparedStatement, keys: KeyBatch) -> bytes:
+        ahead = p.sealed
+        if ahead is None:
+            return seal_statement(p.body, p.row.keys, keys.key_of)
+        keys.carry(ahead.keys)
+        if ahead.generation == keys.generation and ahead.day == keys.day:
+            return ahead.body
+        return seal_statement(p.body, p.row.keys, keys.key_of)  # an erasure or midnight between
+
+    @classmethod
+    def _statement(cls, p: PreparedStatement, stored: str,
+                   keys: KeyBatch | None) -> dict[str, Any]:
+        if keys is None:
+            return dict(orjson.loads(stamped(p.body, p.has_timestamp, stored)))
+        return dict(orjson.loads(with_stored(cls._sealed(p, keys), stored, p.has_timestamp)))
+
+
+def seal_ahead(statements: list[PreparedStatement], keys: KeyBatch) -> list[PreparedStatement]:
+    """The statements sealed now, where the request was read (in `lrs serve --workers N`, one
+    of several processes) rather than by the single writer; each carries the new keys it is
+    sealed under, which the writer writes with it."""
+    sealed = []
+    for p in statements:
+        body = seal_statement(p.body, p.row.keys, keys.key_of)
+        # The envelope names its key ids in the clear; a new key may have been made for an
+        # earlier statement of the batch, and each statement carries every new key it needs.
+        used = tuple((learner, key) for learner, key in keys.new.items()
+                     if key.key_id.encode() in body)
+        sealed.append(replace(p, sealed=SealedAhead(body, keys.generation, keys.day, used)))
+    return sealed

@@ -13,15 +13,19 @@ from cryptography.exceptions import InvalidTag
 from lrs.sealing import (
     ERASED_HOME_PAGE,
     SEALED,
+    _encrypt,
     key_ids,
     lone_actor,
+    open_body,
     open_bytes,
     open_text,
     seal,
     seal_alone,
     seal_bytes,
+    seal_statement,
     seal_text,
     unseal,
+    with_stored,
 )
 from lrs.store.learner_keys import LearnerKey
 
@@ -119,3 +123,35 @@ def test_a_sealed_statement_cannot_be_opened_with_another_learners_key() -> None
     swapped = {sealed[SEALED][0]: keys.made[BOB].secret}
     with pytest.raises(InvalidTag):
         unseal(sealed, swapped)
+
+
+def test_stored_is_kept_outside_the_seal_and_put_back_when_opened() -> None:
+    keys = Keys()
+    body = orjson.dumps({**group_work(), "object": {"id": "https://example.org/a"}, "context": {}})
+    sealed = orjson.loads(with_stored(seal_statement(body, frozenset({f"a:{ADA}"}), keys.key_of),
+                                      "2026-12-02T10:00:00.000000Z", has_timestamp=False))
+    assert sealed[SEALED][4:] == ["2026-12-02T10:00:00.000000Z", True]
+    opened = unseal(sealed, keys.table())
+    assert opened is not None
+    assert opened["stored"] == opened["timestamp"] == "2026-12-02T10:00:00.000000Z"
+    assert open_body(sealed, keys.table()) == orjson.dumps(opened)
+
+
+def test_a_statement_sealed_before_compression_and_with_stored_inside_still_opens() -> None:
+    """The form events were sealed in before: four fields, the stamped statement sealed as
+    plain JSON."""
+    keys = Keys()
+    key = keys.key_of(ADA)
+    statement = {**group_work(), "object": {"id": "https://example.org/a"},
+                 "context": {}, "stored": "2026-11-30T09:00:00Z", "timestamp": "2026-11-30T08:00:00Z"}
+    old = {SEALED: [key.key_id, key.pseudonym, _encrypt(key, orjson.dumps(statement)), []]}
+    assert unseal(old, keys.table()) == statement
+    assert open_body(old, keys.table()) == orjson.dumps(statement)
+
+
+def test_sealed_statement_json_is_compressed_before_it_is_sealed() -> None:
+    keys = Keys()
+    body = orjson.dumps({**group_work(), "object": {"id": "https://example.org/a"}, "context": {},
+                         "result": {"response": "the same words " * 40}})
+    sealed = seal_alone(body, keys.key_of(ADA))
+    assert len(sealed) < len(body) / 2
