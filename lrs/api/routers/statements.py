@@ -71,8 +71,11 @@ async def _store(services: StoreServices, body: _Body, principal: PrincipalDep, 
             body.payload = _with_put_id(body.payload, put_id)
         principal.require_write()
         parts = body.parts.parts if body.parts else []
-        batch = services.store.seal_ahead(prepare_statements(
-            body.payload, principal, version, services.settings.max_batch_statements, parts))
+        batch = prepare_statements(body.payload, principal, version,
+                                   services.settings.max_batch_statements, parts)
+        # Off the event loop: it may read the key table (a learner's first statement of the day
+        # in this process), and deflate gives the interpreter lock up while it works.
+        batch = await run_in_threadpool(services.store.seal_ahead, batch)
         # Bodies first: a stored statement never names an attachment the LRS lacks.
         for part in parts:
             await run_in_threadpool(services.attachments.keep, part.path, part.declared_hash)
