@@ -44,13 +44,14 @@ def _principal(store: Any, settings: Any) -> Any:
     return Authenticator(store, settings.authority_home_page).verify(key, secret)
 
 
-def ingest_rate(settings: Any, statements: int, mode: str) -> tuple[float, float]:
+def ingest_rate(settings: Any, statements: int, mode: str) -> tuple[float, float, float]:
     """Statements a second the writer appends, in batches of 100, into a fresh store, and the
     microseconds a statement's sealing ahead took where the request was read.
 
     ``mode``: ``plain`` (LRS_SEAL_STATEMENTS=false), ``writer`` (sealed by the writer: the Kafka
     and CLI path) or ``ahead`` (sealed before the writer, as `lrs serve` does in the process
-    that read the request; with several workers, in parallel with the writer)."""
+    that read the request; with several workers, in parallel with the writer). Also the events'
+    bytes on disk per statement."""
     from ingest.pipeline import prepare_statements
     from lrs.application import LearningRecordStore
     from schemas.validate import parse_json
@@ -73,8 +74,20 @@ def ingest_rate(settings: Any, statements: int, mode: str) -> tuple[float, float
         writing += time.perf_counter() - started
         if isinstance(outcome, Exception):
             raise outcome
+    events_bytes = _events_bytes(store, settings)
     store.close()
-    return statements / writing, sealing / statements * 1e6
+    return statements / writing, sealing / statements * 1e6, events_bytes / statements
+
+
+def _events_bytes(store: Any, settings: Any) -> int:
+    """The events' bytes on disk: the events table's (PostgreSQL) or its share of the file."""
+    if settings.event_store:
+        with store.recorder.datastore.get_connection() as conn:
+            row = conn.execute("SELECT pg_total_relation_size('stored_events') AS size").fetchone()
+            return int(row["size"])
+    with store.recorder.datastore.transaction(commit=False) as c:
+        c.execute("SELECT sum(pgsize) AS size FROM dbstat WHERE name = 'stored_events'")
+        return int(c.fetchone()["size"] or 0)
 
 
 def _fresh(settings: Any, folder: Path) -> Any:
@@ -194,11 +207,12 @@ def main() -> None:
     modes = ("plain", "writer", "ahead")
     rates: dict[str, list[float]] = {mode: [] for mode in modes}
     ahead_us: list[float] = []
+    sizes: dict[str, float] = {}
     for _ in range(args.rounds):
         for mode in modes:
             with tempfile.TemporaryDirectory(dir=args.data_dir.parent) as scratch:
                 settings = _fresh(base, Path(scratch))
-                rate, micros = ingest_rate(settings, args.ingest_statements, mode)
+                rate, micros, sizes[mode] = ingest_rate(settings, args.ingest_statements, mode)
                 rates[mode].append(rate)
                 if mode == "ahead":
                     ahead_us.append(micros)
@@ -212,6 +226,8 @@ def main() -> None:
         ("  sealing cost with sealing ahead (slower by)", f"{(1 - ahead / plain) * 100:.1f} %"),
         ("  sealing ahead: CPU in the request's process (us/statement)",
          f"{min(ahead_us):,.1f}"),
+        ("events on disk, plaintext (bytes/statement)", f"{sizes['plain']:,.0f}"),
+        ("events on disk, sealed (bytes/statement)", f"{sizes['ahead']:,.0f}"),
     ]
     if args.ingest_only:
         _print(store_name, rows)

@@ -23,17 +23,22 @@ from lrs.store.learner_keys import LearnerKey
 
 
 class KeyBatch:
-    """The keys one write uses: those cached and those it makes."""
+    """The keys one write uses: those cached for its day and generation, and those it makes.
 
-    def __init__(self, ring: KeyRing, day: str) -> None:
+    It keeps the cache it was made with: an erasure (a new generation) or another day gives
+    the ring other caches, never changes this one's meaning."""
+
+    def __init__(self, ring: KeyRing, day: str, generation: int,
+                 cache: dict[str, LearnerKey]) -> None:
         self.ring = ring
         self.day = day
-        self.generation = ring.generation
+        self.generation = generation
+        self.cache = cache
         self.new: dict[str, LearnerKey] = {}
         self.carried: dict[str, tuple[str, LearnerKey]] = {}  # key id -> (learner, key)
 
     def key_of(self, learner: str) -> LearnerKey:
-        key = self.ring.cached.get(learner) or self.new.get(learner)
+        key = self.cache.get(learner) or self.new.get(learner)
         if key is None:
             key = self.new[learner] = LearnerKey(os.urandom(8).hex(), self.ring.pseudonym(learner),
                                                  self.day, os.urandom(32))
@@ -50,6 +55,11 @@ class KeyBatch:
 
 
 class KeyRing:
+    """Shared by the writer and the threads that seal requests ahead: every step that reads the
+    generation and then changes a cache holds the lock, so an erasure's reload cannot come
+    between them, and each day has its own cache, so a request read before midnight cannot
+    give a statement stored after it yesterday's key."""
+
     def __init__(self, load: Callable[[], tuple[bytes, int]],
                  generation: Callable[[], int] | None = None,
                  keys_of_day: Callable[[list[str], str], dict[str, LearnerKey]] | None = None
@@ -60,16 +70,16 @@ class KeyRing:
         self._lock = threading.Lock()
         self._secret: bytes | None = None
         self.generation = 0
-        self.day = ""
-        self.cached: dict[str, LearnerKey] = {}  # learner -> key, for self.day
+        self._caches: dict[str, dict[str, LearnerKey]] = {}  # day -> learner -> key
         self._pseudonyms: dict[str, str] = {}
         self._checked = 0.0
 
     def reload(self) -> None:
         """After an erasure somewhere: every cached key may be gone."""
+        secret, generation = self._load()
         with self._lock:
-            self._secret, self.generation = self._load()
-            self.cached = {}
+            self._secret, self.generation = secret, generation
+            self._caches = {}
             self._checked = time.monotonic()
 
     def refresh(self, max_age: float) -> None:
@@ -82,18 +92,21 @@ class KeyRing:
         self._checked = time.monotonic()
 
     def prefetch(self, learners: Iterable[str], day: str) -> None:
-        """Keys the writer already stored for these learners today, read once into the cache:
+        """Keys the writer already stored for these learners that day, read once into the cache:
         sealing ahead, a request cannot know whether the keys it made were written (its
         statements may all have been duplicates), so it keeps none and finds them here."""
         if self._keys_of_day is None:
             return
-        self.batch(day)  # the day's cache
-        cache = self.cached
+        batch = self.batch(day)
         missing = {self.pseudonym(learner): learner for learner in learners
-                   if learner not in cache}
-        if missing:
-            for name, key in self._keys_of_day(list(missing), day).items():
-                cache.setdefault(missing[name], key)
+                   if learner not in batch.cache}
+        if not missing:
+            return
+        found = self._keys_of_day(list(missing), day)
+        with self._lock:
+            if self.generation == batch.generation:  # else they may be erased: read again later
+                for name, key in found.items():
+                    batch.cache.setdefault(missing[name], key)
 
     @property
     def secret(self) -> bytes:
@@ -112,12 +125,20 @@ class KeyRing:
 
     def batch(self, day: str) -> KeyBatch:
         self.secret  # noqa: B018 - loads the secret and generation before the first write
-        if day != self.day:
-            self.day, self.cached = day, {}
-        return KeyBatch(self, day)
+        with self._lock:
+            cache = self._caches.get(day)
+            if cache is None:
+                cache = self._caches[day] = {}
+                for old in sorted(self._caches)[:-2]:  # today's and yesterday's are enough
+                    del self._caches[old]
+            return KeyBatch(self, day, self.generation, cache)
 
     def committed(self, batch: KeyBatch) -> None:
-        if batch.day == self.day and batch.generation == self.generation:
+        """The write committed: its keys are stored, unless an erasure came after it."""
+        with self._lock:
+            if batch.generation != self.generation or self._caches.get(batch.day) is not batch.cache:
+                return
             for learner, key in batch.carried.values():
-                self.cached.setdefault(learner, key)
-            self.cached.update(batch.new)
+                if key.day == batch.day:  # sealed ahead before midnight: stored, not cached
+                    batch.cache.setdefault(learner, key)
+            batch.cache.update(batch.new)
