@@ -121,3 +121,51 @@ def test_a_statement_sealed_ahead_for_today_is_never_sealed_under_a_key_of_anoth
         assert store.statement(doc["id"])[0]["result"]["response"] == "today"
     finally:
         store.close()
+
+
+class _PreemptedOnCommit(dict):  # type: ignore[type-arg]
+    """KeyBatch.carried, whose second values() is KeyRing.committed's, just after its check."""
+
+    def __init__(self, then: Any) -> None:
+        super().__init__()
+        self.then = then
+        self.calls = 0
+
+    def values(self) -> Any:
+        self.calls += 1
+        if self.calls == 2:
+            self.then()
+        return super().values()
+
+
+def test_no_acknowledged_statement_is_sealed_under_a_key_an_erasure_deleted(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KeyRing.committed checks the batch's generation, then fills ring.cached: an erasure whose
+    reload (erase_learner in a request thread, or KeyRing.refresh in a pool thread's seal_ahead)
+    lands between the two leaves the erased learner's deleted key in the new generation's cache.
+    The next statement is sealed under it, passes the generation check, is acknowledged, and
+    can never be read."""
+    from lrs.erasure import learner_of
+    store = store_of(settings)
+    try:
+        now = datetime.now(UTC)
+        ring = store.key_ring
+        real_batch = ring.batch
+        erase = lambda: store.erase_learner(learner_of(ADA.removeprefix("mailto:")), by="admin")  # noqa: E731
+        hooked = {"done": False}
+
+        def batch(day: str) -> Any:
+            made = real_batch(day)
+            if not hooked["done"]:
+                hooked["done"] = True
+                made.carried = _PreemptedOnCommit(erase)
+            return made
+
+        monkeypatch.setattr(ring, "batch", batch)
+        append(store, prepare_statements(said(ADA, "before the forget"), WRITER, "1.0.3", 10), now)
+        monkeypatch.undo()
+        doc = said(ADA, "after the forget")
+        append(store, prepare_statements(doc, WRITER, "1.0.3", 10), datetime.now(UTC))
+        assert store.statement(doc["id"])[0]["result"]["response"] == "after the forget"
+    finally:
+        store.close()
