@@ -123,46 +123,31 @@ def test_a_statement_sealed_ahead_for_today_is_never_sealed_under_a_key_of_anoth
         store.close()
 
 
-class _PreemptedOnCommit(dict):  # type: ignore[type-arg]
-    """KeyBatch.carried, whose second values() is KeyRing.committed's, just after its check."""
-
-    def __init__(self, then: Any) -> None:
-        super().__init__()
-        self.then = then
-        self.calls = 0
-
-    def values(self) -> Any:
-        self.calls += 1
-        if self.calls == 2:
-            self.then()
-        return super().values()
-
-
 def test_no_acknowledged_statement_is_sealed_under_a_key_an_erasure_deleted(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """KeyRing.committed checks the batch's generation, then fills ring.cached: an erasure whose
-    reload (erase_learner in a request thread, or KeyRing.refresh in a pool thread's seal_ahead)
-    lands between the two leaves the erased learner's deleted key in the new generation's cache.
-    The next statement is sealed under it, passes the generation check, is acknowledged, and
-    can never be read."""
+    """An erasure (erase_learner in a request thread, or KeyRing.refresh in a pool thread's
+    seal_ahead) that lands after a write committed and before KeyRing.committed caches its keys
+    must not leave the erased learner's deleted key in the cache: the next statement would be
+    sealed under it, pass the generation check, be acknowledged, and never be read. (Found when
+    committed checked the generation and filled the cache in two unlocked steps; both now hold
+    the ring's lock, so the erasure can only come before the check or after the update.)"""
     from lrs.erasure import learner_of
     store = store_of(settings)
     try:
-        now = datetime.now(UTC)
         ring = store.key_ring
-        real_batch = ring.batch
-        erase = lambda: store.erase_learner(learner_of(ADA.removeprefix("mailto:")), by="admin")  # noqa: E731
+        real_committed = ring.committed
         hooked = {"done": False}
 
-        def batch(day: str) -> Any:
-            made = real_batch(day)
+        def committed(batch: Any) -> None:
             if not hooked["done"]:
                 hooked["done"] = True
-                made.carried = _PreemptedOnCommit(erase)
-            return made
+                assert store.erase_learner(learner_of(ADA.removeprefix("mailto:")),
+                                           by="admin")[1].keys == 1
+            real_committed(batch)
 
-        monkeypatch.setattr(ring, "batch", batch)
-        append(store, prepare_statements(said(ADA, "before the forget"), WRITER, "1.0.3", 10), now)
+        monkeypatch.setattr(ring, "committed", committed)
+        append(store, prepare_statements(said(ADA, "before the forget"), WRITER, "1.0.3", 10),
+               datetime.now(UTC))
         monkeypatch.undo()
         doc = said(ADA, "after the forget")
         append(store, prepare_statements(doc, WRITER, "1.0.3", 10), datetime.now(UTC))
