@@ -83,10 +83,12 @@ def _events_bytes(store: Any, settings: Any) -> int:
     """The events' bytes on disk: the events table's (PostgreSQL) or its share of the file."""
     if settings.event_store:
         with store.recorder.datastore.get_connection() as conn:
-            row = conn.execute("SELECT pg_total_relation_size('stored_events') AS size").fetchone()
+            row = conn.execute("SELECT pg_total_relation_size(%s) AS size",
+                               [store.recorder.events_table_name]).fetchone()
             return int(row["size"])
     with store.recorder.datastore.transaction(commit=False) as c:
-        c.execute("SELECT sum(pgsize) AS size FROM dbstat WHERE name = 'stored_events'")
+        c.execute("SELECT sum(pgsize) AS size FROM dbstat WHERE name = ?",
+                  [store.recorder.events_table_name])
         return int(c.fetchone()["size"] or 0)
 
 
