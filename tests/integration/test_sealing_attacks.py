@@ -77,21 +77,29 @@ def days() -> tuple[datetime, datetime, str]:
     return today, last_evening, format_stored(today)[:10]
 
 
+def ada_yesterday_then_today(store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch
+                             ) -> tuple[dict[str, Any], Any, datetime, str]:
+    """Ada stored a statement at 23:59:59 yesterday; her statement of today is prepared, and the
+    next sealing is preempted by a request read at 23:59:59 yesterday."""
+    today, last_evening, day = days()
+    append(store, prepare_statements(said(ADA, "yesterday"), WRITER, "1.0.3", 10), last_evening)
+    doc = said(ADA, "today")
+    prepared = prepare_statements(doc, WRITER, "1.0.3", 10)
+    interleave(store, last_evening, monkeypatch)
+    return doc, prepared, today, day
+
+
 def test_the_committer_never_seals_a_statement_under_a_key_of_another_day(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """Retention shreds by the key's day: a statement stored today under yesterday's key dies
     with yesterday's statements (acknowledged, indexed, never readable again). The committer
     makes its KeyBatch for today, then a pool thread seals a request read at 23:59:59 yesterday
-    (prefetch switches the shared ring's cache to yesterday and fills Ada's key of yesterday);
-    KeyBatch.key_of reads ring.cached at call time and gets that key."""
+    (prefetch switched the shared ring's one cache to yesterday and filled Ada's key of
+    yesterday; KeyBatch.key_of read the ring's cache at call time and got that key: found by an
+    outside attacker, now each day has its own cache and a batch keeps the one it was made with)."""
     store = store_of(settings)
     try:
-        today, last_evening, day = days()
-        append(store, prepare_statements(said(ADA, "yesterday"), WRITER, "1.0.3", 10),
-               last_evening)
-        doc = said(ADA, "today")
-        prepared = prepare_statements(doc, WRITER, "1.0.3", 10)
-        interleave(store, last_evening, monkeypatch)
+        doc, prepared, today, day = ada_yesterday_then_today(store, monkeypatch)
         append(store, prepared, today)
         store.apply_retention(day, by="admin")  # yesterday's statements and keys go
         assert store.statement(doc["id"])[0]["result"]["response"] == "today"
@@ -106,12 +114,7 @@ def test_a_statement_sealed_ahead_for_today_is_never_sealed_under_a_key_of_anoth
     sealed under Ada's key of yesterday, its SealedAhead says today, and the writer takes it."""
     store = store_of(settings)
     try:
-        today, last_evening, day = days()
-        append(store, prepare_statements(said(ADA, "yesterday"), WRITER, "1.0.3", 10),
-               last_evening)
-        doc = said(ADA, "today")
-        prepared = prepare_statements(doc, WRITER, "1.0.3", 10)
-        interleave(store, last_evening, monkeypatch)
+        doc, prepared, today, day = ada_yesterday_then_today(store, monkeypatch)
         with monkeypatch.context() as m:
             m.setattr(application, "datetime", at(today))
             ahead = store.seal_ahead(prepared)
