@@ -27,7 +27,7 @@ from lrs.statement_events import PreparedStatement, StatementEventEncoder, seal_
 from lrs.store.erasure import ErasedRows, ErasureSQL
 from lrs.store.index import ExistingStatements, IndexedStatement, StatementIndexReads, StatementQuery
 from lrs.store.learner_key_reads import LearnerKeyReads
-from lrs.store.learner_keys import KeyGenerationChanged
+from lrs.store.learner_keys import KeyGenerationChanged, LearnerKey
 from lrs.transcoder import OrjsonTranscoder
 from projections.bkt import parameters_from
 from schemas.actor import IFI_PROPERTIES, Agent, Group, ifi_key
@@ -58,8 +58,7 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         # for measuring what sealing costs, not for a deployment.
         self.seal_statements = str(self.env.get("LRS_SEAL_STATEMENTS", "true")).lower() not in (
             "false", "0", "no", "off")
-        self.key_ring = KeyRing(lambda: self.keys.key_ring(), lambda: self.keys.key_generation(),
-                                lambda names, day: self.keys.keys_of_day(names, day))
+        self.key_ring = KeyRing(lambda: self.keys.key_ring(), lambda: self.keys.key_generation())
 
     def construct_transcoder(self) -> Transcoder:
         """Encode event state with orjson."""
@@ -130,7 +129,7 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         stored = format_stored(now)
         try:
             outcomes, new = self._check_batches(batches)
-            self._append(new, stored, now)
+            self._append(new, stored, now, _carried(batches, outcomes))
             return outcomes
         except UNAVAILABLE:
             raise  # the store itself is down: every batch hears it, and may be sent again
@@ -165,7 +164,7 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             if isinstance(outcome[0], Exception):
                 return outcome[0]
             try:
-                self._append(new, stored, now)
+                self._append(new, stored, now, _carried([batch], outcome))
                 return outcome[0]
             except IntegrityError as exc:
                 ids = {p.statement_id for p in new}
@@ -228,8 +227,11 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             fresh[p.statement_id] = p
         return fresh
 
-    def _append(self, statements: Sequence[PreparedStatement], stored: str, now: datetime) -> None:
-        if not statements:
+    def _append(self, statements: Sequence[PreparedStatement], stored: str, now: datetime,
+                carried: Sequence[tuple[str, LearnerKey]] = ()) -> None:
+        """``carried``: the keys accepted requests were sealed ahead under, duplicates' too
+        (the request's process keeps them once acknowledged), written whatever else is."""
+        if not statements and not carried:
             return
         # New aggregates only, so the events go straight to the recorder in one write (the event
         # store's put would also build a recording per event, which nothing here reads).
@@ -240,6 +242,7 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             return
         for _ in range(COLLISION_RETRIES):
             batch = self.key_ring.batch(stored[:10])
+            batch.carry(carried)
             events = self.statement_events.events(list(statements), stored, now, batch)
             try:
                 self.recorder.insert_events(events, statement_index=rows, stored=stored,
@@ -257,10 +260,16 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         `lrs serve --workers N` by several processes at once instead of the single writer."""
         if not self.seal_statements or not statements:
             return statements
-        day = format_stored(datetime.now(UTC))[:10]
         self.key_ring.refresh(KEY_GENERATION_MAX_AGE)
-        self.key_ring.prefetch({k[2:] for p in statements for k in p.row.keys if k[:2] == "a:"}, day)
-        return seal_ahead(statements, self.key_ring.batch(day))
+        return seal_ahead(statements, self.key_ring.batch(format_stored(datetime.now(UTC))[:10]))
+
+    def sealed_ahead_stored(self, statements: Sequence[PreparedStatement]) -> None:
+        """Their write was acknowledged, so the keys they were sealed under ahead are stored
+        (the writer writes them even for duplicates): this process's later requests use them."""
+        sealed = [p.sealed for p in statements if p.sealed is not None]
+        if sealed:
+            self.key_ring.remember(sealed[0].generation, sealed[0].day,
+                                   [pair for s in sealed for pair in s.keys])
 
     def _raw_statement(self, stored_event: Any) -> dict[str, Any]:
         event = self.mapper.to_domain_event(stored_event)
@@ -374,3 +383,9 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         self.save(Roster(entries=[list(e) for e in entries]))
         return len(entries)
 
+
+def _carried(batches: Sequence[Sequence[PreparedStatement]],
+             outcomes: Sequence[list[str] | Exception]) -> list[tuple[str, LearnerKey]]:
+    return [pair for batch, outcome in zip(batches, outcomes, strict=True)
+            if not isinstance(outcome, Exception)
+            for p in batch if p.sealed is not None for pair in p.sealed.keys]

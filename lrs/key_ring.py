@@ -8,7 +8,8 @@ lrs/store/learner_keys.py), so no statement is sealed under a key that is not, o
 
 A request may seal its statements before they reach the writer (lrs/statement_events.py, in
 the worker that read the request): the writer takes that work only when it was done under its
-own generation and stored day, and writes the keys it was done with beside the events.
+own generation and stored day, and writes the keys it was done with beside the events, for
+duplicates too; the request's process keeps them once the write is acknowledged.
 """
 
 from __future__ import annotations
@@ -61,12 +62,9 @@ class KeyRing:
     give a statement stored after it yesterday's key."""
 
     def __init__(self, load: Callable[[], tuple[bytes, int]],
-                 generation: Callable[[], int] | None = None,
-                 keys_of_day: Callable[[list[str], str], dict[str, LearnerKey]] | None = None
-                 ) -> None:
+                 generation: Callable[[], int] | None = None) -> None:
         self._load = load
         self._generation = generation
-        self._keys_of_day = keys_of_day
         self._lock = threading.Lock()
         self._secret: bytes | None = None
         self.generation = 0
@@ -91,22 +89,13 @@ class KeyRing:
             self.reload()
         self._checked = time.monotonic()
 
-    def prefetch(self, learners: Iterable[str], day: str) -> None:
-        """Keys the writer already stored for these learners that day, read once into the cache:
-        sealing ahead, a request cannot know whether the keys it made were written (its
-        statements may all have been duplicates), so it keeps none and finds them here."""
-        if self._keys_of_day is None:
-            return
-        batch = self.batch(day)
-        missing = {self.pseudonym(learner): learner for learner in learners
-                   if learner not in batch.cache}
-        if not missing:
-            return
-        found = self._keys_of_day(list(missing), day)
+    def remember(self, generation: int, day: str, keys: Iterable[tuple[str, LearnerKey]]) -> None:
+        """Keys made ahead of the writer, once their write is acknowledged (it stored them)."""
         with self._lock:
-            if self.generation == batch.generation:  # else they may be erased: read again later
-                for name, key in found.items():
-                    batch.cache.setdefault(missing[name], key)
+            cache = self._caches.get(day)
+            if generation == self.generation and cache is not None:
+                for learner, key in keys:
+                    cache.setdefault(learner, key)
 
     @property
     def secret(self) -> bytes:

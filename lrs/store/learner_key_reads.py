@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from lrs.store.learner_keys import LearnerKey, LearnerKeySQL
+from lrs.store.learner_keys import LearnerKeySQL
 
 
 class LearnerKeyReads:
@@ -34,10 +34,3 @@ class LearnerKeyReads:
         """The erasure generation alone, read without taking the writer's turn."""
         with self._read_transaction() as c:
             return self.keys.generation(c)
-
-    def keys_of_day(self, pseudonyms: Sequence[str], day: str) -> dict[str, LearnerKey]:
-        """A key of each of these learners for this stored day, where one was written."""
-        if not pseudonyms:
-            return {}
-        with self._read_transaction() as c:
-            return self.keys.of_day(c, pseudonyms, day)

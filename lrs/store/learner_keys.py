@@ -89,18 +89,6 @@ class LearnerKeySQL:
         row = c.fetchone()
         return 0 if row is None else int(row["generation"])
 
-    def of_day(self, c: Cursor, pseudonyms: Sequence[str], day: str) -> dict[str, LearnerKey]:
-        found: dict[str, LearnerKey] = {}
-        names = sorted(set(pseudonyms))
-        for start in range(0, len(names), 5000):
-            chunk = names[start:start + 5000]
-            c.execute(self.sql("SELECT key_id, pseudonym, secret FROM learner_key WHERE day = ?"
-                               f" AND pseudonym IN ({_marks(len(chunk))})"), [day, *chunk])
-            for row in c.fetchall():
-                found.setdefault(row["pseudonym"], LearnerKey(
-                    row["key_id"], row["pseudonym"], day, bytes(row["secret"])))
-        return found
-
     def by_id(self, c: Cursor, key_ids: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
         ids = sorted(set(key_ids))

@@ -94,8 +94,8 @@ def test_the_committer_never_seals_a_statement_under_a_key_of_another_day(
     """Retention shreds by the key's day: a statement stored today under yesterday's key dies
     with yesterday's statements (acknowledged, indexed, never readable again). The committer
     makes its KeyBatch for today, then a pool thread seals a request read at 23:59:59 yesterday
-    (prefetch switched the shared ring's one cache to yesterday and filled Ada's key of
-    yesterday; KeyBatch.key_of read the ring's cache at call time and got that key: found by an
+    (its batch switched the shared ring's one cache to yesterday, where Ada's key of yesterday
+    was; KeyBatch.key_of read the ring's cache at call time and got that key: found by an
     outside attacker, now each day has its own cache and a batch keeps the one it was made with)."""
     store = store_of(settings)
     try:
@@ -110,7 +110,7 @@ def test_the_committer_never_seals_a_statement_under_a_key_of_another_day(
 def test_a_statement_sealed_ahead_for_today_is_never_sealed_under_a_key_of_another_day(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two pool threads at midnight: request B (read today) has its KeyBatch of today when
-    request A (read at 23:59:59 yesterday) prefetches into the shared ring; B's statement is
+    request A (read at 23:59:59 yesterday) switches the shared ring's day; B's statement is
     sealed under Ada's key of yesterday, its SealedAhead says today, and the writer takes it."""
     store = store_of(settings)
     try:
