@@ -1,8 +1,9 @@
 """Seed an event store with millions of statements in minutes, through the ingest pipeline.
 
-The same path as a POST: ``prepare_statements`` (validation, enrichment, index rows) in a pool of
-processes, then ``store_batches`` in the parent in large groups (the group committer's own
-maximum), so the log and the index are exactly what HTTP would have written, without HTTP.
+The same path as a POST: ``prepare_statements`` (validation, enrichment, index rows) and the
+sealing in a pool of processes, then ``store_batches`` in the parent in large groups (the group
+committer's own maximum), so the log and the index are exactly what HTTP would have written,
+without HTTP.
 
     python bench/seed.py --statements 10000000 --data-dir /tmp/lrs-10m [--event-store postgresql://…]
 """
@@ -38,7 +39,7 @@ def _init(settings_json: str) -> None:
     store = LearningRecordStore(env=settings.event_store_env())
     key, _, secret = CREDENTIAL.partition(":")
     _worker["principal"] = Authenticator(store, settings.authority_home_page).verify(key, secret)
-    store.close()
+    _worker["store"] = store  # seals ahead, as a worker of `lrs serve` does
 
 
 def _prepare(job: tuple[int, int]) -> list[Any]:
@@ -48,7 +49,13 @@ def _prepare(job: tuple[int, int]) -> list[Any]:
     seed, count = job
     rng = random.Random(seed)
     body = orjson.dumps([make_statement(rng, 1000, 500) for _ in range(count)])
-    return prepare_statements(parse_json(body), _worker["principal"], "1.0.3", count)
+    store = _worker["store"]
+    sealed = store.seal_ahead(prepare_statements(parse_json(body), _worker["principal"], "1.0.3",
+                                                 count))
+    # Taken as acknowledged now: the parent writes the chunks in this order, each chunk's new
+    # keys with it, and seeding stops at the first refusal.
+    store.sealed_ahead_stored(sealed)
+    return sealed
 
 
 def _jobs(total: int, seed: int) -> Iterator[tuple[int, int]]:
