@@ -208,7 +208,8 @@ class _Sealer(_AgentWalk):
 
 
 def seal(statement: dict[str, Any], key_of: KeyOf) -> dict[str, Any]:
-    """The sealed form of a stamped statement; ``key_of`` gives (or makes) a learner's key."""
+    """The sealed form of a statement (without stored: with_stored adds it outside the seal);
+    ``key_of`` gives (or makes) a learner's key."""
     owner = actor_key(statement.get("actor"))
     if owner is None:  # validation refuses a statement without an identified actor
         raise ValueError("a statement without an actor cannot be sealed")

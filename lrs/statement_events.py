@@ -83,7 +83,7 @@ class StatementEventEncoder:
     def events(self, statements: list[PreparedStatement], stored: str, now: datetime,
                keys: KeyBatch | None = None) -> list[StoredEvent]:
         """With ``keys``, each statement is sealed under its learners' keys (lrs/sealing.py),
-        or its sealing done ahead is taken, and the keys that sealing made are carried."""
+        or its sealing done ahead is taken (the writer carries the keys it made into ``keys``)."""
         if not self._plain:  # a cipher or compressor: the mapper's own path
             return [self.mapper.to_stored_event(StoredStatement.stored(
                 UUID(p.statement_id), self._statement(p, stored, keys), p.credential, now))
@@ -107,12 +107,9 @@ class StatementEventEncoder:
     @staticmethod
     def _sealed(p: PreparedStatement, keys: KeyBatch) -> bytes:
         ahead = p.sealed
-        if ahead is None:
-            return seal_statement(p.body, p.row.keys, keys.key_of)
-        keys.carry(ahead.keys)
-        if ahead.generation == keys.generation and ahead.day == keys.day:
+        if ahead is not None and ahead.generation == keys.generation and ahead.day == keys.day:
             return ahead.body
-        return seal_statement(p.body, p.row.keys, keys.key_of)  # an erasure or midnight between
+        return seal_statement(p.body, p.row.keys, keys.key_of)  # else an erasure or midnight between
 
     @classmethod
     def _statement(cls, p: PreparedStatement, stored: str,

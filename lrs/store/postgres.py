@@ -67,9 +67,9 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         against a concurrent creation (the loser fails on a unique index of the catalogue), and
         a new store is opened at once by a server's parent and each of its workers, as a new
         database is by the nodes of a deployment starting together."""
+        lock = [f"lrs create tables {self.datastore.schema}"]
         with self.datastore.get_connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(hashtext(%s))",
-                         [f"lrs create tables {self.datastore.schema}"])
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", lock)
             try:
                 if self.datastore.schema != "public":  # the library creates types in it first
                     with self.datastore.transaction(commit=True) as curs:
@@ -77,8 +77,7 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
                             Identifier(self.datastore.schema)))
                 super().create_table()
             finally:
-                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))",
-                             [f"lrs create tables {self.datastore.schema}"])
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", lock)
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
         return self.datastore.transaction(commit=False)
