@@ -6,15 +6,21 @@ and `lrs relay kafka` until every event is on the outbound topic. Target: >= 5,0
 into SQLite on a 2-core machine.
 
     python bench/kafka_pipeline.py [--statements 50000] [--bootstrap host:port] [--event-store …]
+        [--sealing on|off|both] [--rounds N]
+
+``--sealing both`` runs each ingester count sealed and in plaintext, one after the other, and
+prints what sealing cost each round (the rate from run to run varies by a fifth here).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,12 +85,14 @@ def fresh_store(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def timed(name: str, commands: list[list[str]], progress: Callable[[], int], total: int) -> None:
+def timed(name: str, commands: list[list[str]], progress: Callable[[], int], total: int,
+          env: dict[str, str] | None = None) -> float:
     """From starting the processes until all ``total`` arrived; and the steady rate, from the
-    first arrival on (start-up, imports and the consumer group's first rebalance excluded)."""
+    first arrival on (start-up, imports and the consumer group's first rebalance excluded),
+    which it returns."""
     started = time.perf_counter()
-    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for c in commands]
+    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=env) for c in commands]
     first: tuple[float, int] | None = None
     try:
         while (done := progress()) < total:
@@ -102,7 +110,8 @@ def timed(name: str, commands: list[list[str]], progress: Callable[[], int], tot
     first = first or (started, 0)
     steady = (total - first[1]) / (ended - first[0])
     print(f"| {name} | {total:,} | {first[0] - started:.1f} | {ended - started:.1f} |"
-          f" {total / (ended - started):,.0f} | {steady:,.0f} |")
+          f" {total / (ended - started):,.0f} | {steady:,.0f} |", flush=True)
+    return steady
 
 
 def run(args: argparse.Namespace, bootstrap: str) -> None:
@@ -125,17 +134,30 @@ def run(args: argparse.Namespace, bootstrap: str) -> None:
           " statements/s, steady |")
     print("|---|---:|---:|---:|---:|---:|")
     settings = Settings()
-    for n in args.ingesters:
-        settings = fresh_store(args)
-        store_flags = ["--data-dir", str(settings.data_dir)]
-        if settings.event_store:
-            store_flags += ["--event-store", settings.event_store]
-        group = f"bench-{uuid.uuid4().hex[:6]}"  # one consumer group: the processes share the topic
-        commands = [[*base, "ingest", "kafka", "--bootstrap", bootstrap, "--topic", topic,
-                     "--group", group, "--instance-id", f"ingester-{i}", *store_flags]
-                    for i in range(n)]
-        timed(f"ingest: topic → log, {n} ingester process{'es' if n > 1 else ''}", commands,
-              partial(stored_count, settings), args.statements)
+    costs: dict[int, list[float]] = {}
+    for _ in range(args.rounds):
+        for n in args.ingesters:
+            rates = {}
+            for sealed in (True, False) if args.sealing == "both" else (args.sealing == "on",):
+                settings = fresh_store(args)
+                store_flags = ["--data-dir", str(settings.data_dir)]
+                if settings.event_store:
+                    store_flags += ["--event-store", settings.event_store]
+                group = f"bench-{uuid.uuid4().hex[:6]}"  # one group: the processes share the topic
+                commands = [[*base, "ingest", "kafka", "--bootstrap", bootstrap, "--topic", topic,
+                             "--group", group, "--instance-id", f"ingester-{i}", *store_flags]
+                            for i in range(n)]
+                env = os.environ | {"LRS_SEAL_STATEMENTS": "true" if sealed else "false"}
+                what = "sealed" if sealed else "plaintext"
+                rates[sealed] = timed(
+                    f"ingest: topic → log, {n} ingester process{'es' if n > 1 else ''}, {what}",
+                    commands, partial(stored_count, settings), args.statements, env)
+            if len(rates) == 2:
+                costs.setdefault(n, []).append(1 - rates[True] / rates[False])
+    for n, cost in costs.items():
+        print(f"\nsealing cost, {n} ingester{'s' if n > 1 else ''}, steady rate, each round:"
+              f" {', '.join(f'{c * 100:.1f} %' for c in cost)}; median"
+              f" {statistics.median(cost) * 100:.1f} %")
     store_flags = ["--data-dir", str(settings.data_dir)]
     if settings.event_store:
         store_flags += ["--event-store", settings.event_store]
@@ -154,6 +176,9 @@ def main() -> None:
     parser.add_argument("--event-store", default=None)
     parser.add_argument("--ingesters", type=int, nargs="+", default=[1, 2],
                         help="ingester processes in the consumer group, one run per value")
+    parser.add_argument("--sealing", choices=("on", "off", "both"), default="on",
+                        help="both: each run sealed and then plaintext (LRS_SEAL_STATEMENTS)")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     if args.bootstrap:
         run(args, args.bootstrap)

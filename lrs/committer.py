@@ -87,6 +87,10 @@ class GroupCommitter:
         """Append one batch and wait until it is durable; raises the error that rejected it."""
         return self.submit(batch).result()
 
+    @property
+    def consistency_in_memory(self) -> bool:
+        return True
+
     def consistent_through(self) -> str:
         return self.in_flight.consistent_through()
 

@@ -20,11 +20,14 @@ import base64
 import hashlib
 import hmac
 import os
+import re
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
+import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lrs.store.learner_keys import LearnerKey
@@ -91,9 +94,12 @@ def _decrypt(key_id: str, secret: bytes, blob: str) -> bytes:
 
 # Statement JSON is compressed before it is sealed: ciphertext does not compress, and base64
 # makes it a third larger, so sealed events were the larger by half and PostgreSQL wrote them
-# 16% slower. A preset dictionary of what every statement spells lets deflate shorten even the
-# first occurrence of a property name. Never change it: a new dictionary needs a new mark.
-_PACKED_V1 = b"\x01"  # no JSON text starts with this byte, so unpacked blobs still read
+# 16% slower. A preset dictionary of what every statement spells lets the compressor shorten
+# even the first occurrence of a property name. Never change it, nor what a mark means: blobs
+# packed with it are read for as long as the log keeps them; a new packing needs a new mark.
+_DEFLATED_V1 = b"\x01"  # deflate (zlib, level 1): the first packing, still read
+_ZSTD_V2 = b"\x02"  # zstd, level 1, a frame without checksum (AES-GCM authenticates it)
+# No JSON text starts with either byte, so blobs sealed before compression still read.
 _DICTIONARY_V1 = (
     b'"extensions":{"http://id.tincanapi.com/extension/"https://w3id.org/xapi/'
     b'"language":"en-US","platform":"","revision":"","instructor":{"statement":{"objectType":'
@@ -111,19 +117,41 @@ _DICTIONARY_V1 = (
     b'"timestamp":"2026-01-01T00:00:00.000Z","stored":"2026-01-01T00:00:00.000000+00:00",'
     b'"authority":{"objectType":"Agent","account":{"homePage":"version":"1.0.3"}'
 )
+_ZSTD_LEVEL = 1
+# zstd with a digested dictionary packs a statement in a third of deflate's time (4.6 against
+# 11-14 us) and smaller (226 against 235 bytes); deflate set its dictionary up for each one.
+_ZSTD_DICTIONARY = zstandard.ZstdCompressionDict(_DICTIONARY_V1,
+                                                 dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+_ZSTD_DICTIONARY.precompute_compress(level=_ZSTD_LEVEL)
+
+
+class _Packers(threading.local):
+    """A compressor and a decompressor per thread: zstandard's may not be shared by threads
+    (requests seal ahead on several), and making one per statement costs more than packing."""
+
+    def __init__(self) -> None:
+        self.packer = zstandard.ZstdCompressor(
+            level=_ZSTD_LEVEL, dict_data=_ZSTD_DICTIONARY, write_checksum=False,
+            write_content_size=True, write_dict_id=False)
+        self.unpacker = zstandard.ZstdDecompressor(dict_data=_ZSTD_DICTIONARY)
+
+
+_packers = _Packers()
 
 
 def _pack(plain: bytes) -> bytes:
-    packer = zlib.compressobj(1, zdict=_DICTIONARY_V1)
-    return _PACKED_V1 + packer.compress(plain) + packer.flush()
+    return _ZSTD_V2 + _packers.packer.compress(plain)
 
 
 def _unpack(data: bytes) -> bytes:
     """Only ever our own sealed bytes, authenticated by AES-GCM before they get here."""
-    if data[:1] != _PACKED_V1:
-        return data  # sealed before compression
-    unpacker = zlib.decompressobj(zdict=_DICTIONARY_V1)
-    return unpacker.decompress(data[1:]) + unpacker.flush()
+    mark = data[:1]
+    if mark == _ZSTD_V2:
+        return _packers.unpacker.decompress(data[1:])
+    if mark == _DEFLATED_V1:
+        unpacker = zlib.decompressobj(zdict=_DICTIONARY_V1)
+        return unpacker.decompress(data[1:]) + unpacker.flush()
+    return data  # sealed before compression
 
 
 def _seal_json(key: LearnerKey, plain: bytes) -> str:
@@ -273,9 +301,10 @@ def seal_alone(body: bytes, key: LearnerKey) -> bytes:
 
 
 # Where an agent other than the actor and the LRS's authority can be (Data 2.4); a statement's
-# JSON as the ingest pipeline writes it (orjson) spells every property name as it is.
-_OTHER_AGENTS = (b'"instructor"', b'"team"', b'"member"', b'"contextAgents"', b'"contextGroups"',
-                 b'"SubStatement"')
+# JSON as the ingest pipeline writes it (orjson) spells every property name as it is. One pass
+# of a pattern: six substring searches took twice as long.
+_OTHER_AGENTS = re.compile(
+    rb'"(?:instructor|team|member|contextAgents|contextGroups|SubStatement)"')
 
 
 def lone_actor(keys: frozenset[str], body: bytes) -> str | None:
@@ -283,7 +312,7 @@ def lone_actor(keys: frozenset[str], body: bytes) -> str | None:
     without parsing it), else None. An agent as object is a second direct key; a word above
     in free text only sends the statement the long way (seal)."""
     direct = [k for k in keys if k[:2] == "a:"]
-    if len(direct) != 1 or any(word in body for word in _OTHER_AGENTS):
+    if len(direct) != 1 or _OTHER_AGENTS.search(body):
         return None
     return direct[0][2:]
 

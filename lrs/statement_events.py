@@ -125,10 +125,25 @@ def seal_ahead(statements: list[PreparedStatement], keys: KeyBatch) -> list[Prep
     sealed under, which the writer writes with it."""
     sealed = []
     for p in statements:
-        body = seal_statement(p.body, p.row.keys, keys.key_of)
-        # The envelope names its key ids in the clear; a new key may have been made for an
-        # earlier statement of the batch, and each statement carries every new key it needs.
-        used = tuple((learner, key) for learner, key in keys.new.items()
-                     if key.key_id.encode() in body)
-        sealed.append(replace(p, sealed=SealedAhead(body, keys.generation, keys.day, used)))
+        asked = _KeysAsked(keys)
+        body = seal_statement(p.body, p.row.keys, asked)
+        sealed.append(replace(p, sealed=SealedAhead(body, keys.generation, keys.day,
+                                                    asked.made_by_batch())))
     return sealed
+
+
+class _KeysAsked:
+    """The keys one statement is sealed under: it carries those of them the batch made (for it
+    or for an earlier statement of the batch), found without scanning all the batch made."""
+
+    def __init__(self, keys: KeyBatch) -> None:
+        self.keys = keys
+        self.asked: dict[str, LearnerKey] = {}
+
+    def __call__(self, learner: str) -> LearnerKey:
+        key = self.asked[learner] = self.keys.key_of(learner)
+        return key
+
+    def made_by_batch(self) -> tuple[tuple[str, LearnerKey], ...]:
+        return tuple((learner, key) for learner, key in self.asked.items()
+                     if self.keys.new.get(learner) is key)

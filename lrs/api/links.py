@@ -128,6 +128,10 @@ class WriterLink:
         result: list[str] = self.submit(batch).result()
         return result
 
+    @property
+    def consistency_in_memory(self) -> bool:
+        return self.in_flight is not None
+
     def consistent_through(self) -> str:
         if self.in_flight is not None:
             return self.in_flight.consistent_through()

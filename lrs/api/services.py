@@ -46,11 +46,15 @@ class Committer(Protocol):
     def consistent_through(self) -> str: ...
     def close(self) -> None: ...
 
+    @property
+    def consistency_in_memory(self) -> bool:
+        """Whether consistent_through() reads memory (else it asks another process)."""
+
 
 async def consistent_through(committer: Committer) -> str:
     """The committer's Consistent-Through, off the event loop when it must ask another process
     (a worker's non-default store asks the parent, which may first have to open the store)."""
-    if getattr(committer, "in_flight", True) is None:
+    if not committer.consistency_in_memory:
         return await run_in_threadpool(committer.consistent_through)
     return committer.consistent_through()
 

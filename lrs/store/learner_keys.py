@@ -69,10 +69,9 @@ class LearnerKeySQL:
 
     def insert(self, c: Cursor, keys: Sequence[LearnerKey], generation: int) -> None:
         """Inside the events' transaction: the keys, after checking no erasure came between."""
-        c.execute("SELECT generation FROM learner_key_ring WHERE id = 1")
-        row = c.fetchone()
-        if row is not None and int(row["generation"]) != generation:
-            raise KeyGenerationChanged(f"erasure generation {row['generation']}, sealed at {generation}")
+        current = self.generation(c)
+        if current != generation:
+            raise KeyGenerationChanged(f"erasure generation {current}, sealed at {generation}")
         if not keys:
             return
         if self.paramstyle == "format":  # one statement: psycopg's executemany is a round trip a row

@@ -4,6 +4,8 @@ in it only with theirs."""
 from __future__ import annotations
 
 import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -11,6 +13,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from lrs.sealing import (
+    _DICTIONARY_V1,
     ERASED_HOME_PAGE,
     SEALED,
     _encrypt,
@@ -155,3 +158,30 @@ def test_sealed_statement_json_is_compressed_before_it_is_sealed() -> None:
                          "result": {"response": "the same words " * 40}})
     sealed = seal_alone(body, keys.key_of(ADA))
     assert len(sealed) < len(body) / 2
+
+
+def test_a_statement_packed_with_deflate_still_opens() -> None:
+    """The packing of events sealed before zstd: a mark byte, then deflate with the dictionary."""
+    keys = Keys()
+    key = keys.key_of(ADA)
+    statement = {**group_work(), "object": {"id": "https://example.org/a"}, "context": {}}
+    packer = zlib.compressobj(1, zdict=_DICTIONARY_V1)
+    packed = b"\x01" + packer.compress(orjson.dumps(statement)) + packer.flush()
+    old = {SEALED: [key.key_id, key.pseudonym, _encrypt(key, packed), [],
+                    "2026-11-30T09:00:00Z", True]}
+    opened = unseal(old, keys.table())
+    assert opened == {**statement, "stored": "2026-11-30T09:00:00Z",
+                      "timestamp": "2026-11-30T09:00:00Z"}
+
+
+def test_statements_sealed_on_many_threads_at_once_each_open_to_their_own() -> None:
+    """Requests seal ahead on several threads; each thread packs with its own compressor."""
+    keys = Keys()
+    key = keys.key_of(ADA)
+    bodies = [orjson.dumps({**group_work(), "object": {"id": f"https://example.org/a/{n}"},
+                            "context": {}, "result": {"response": f"answer {n} " * (n % 50)}})
+              for n in range(2_000)]
+    with ThreadPoolExecutor(8) as pool:
+        sealed = list(pool.map(lambda body: seal_alone(body, key), bodies))
+        opened = list(pool.map(lambda s: open_body(orjson.loads(s), keys.table()), sealed))
+    assert opened == bodies
