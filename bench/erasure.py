@@ -5,6 +5,9 @@ of them on disk, and what sealing costs ingest.
 
 1. Ingest: the writer's append (``store_batches``) of batches of 100 prepared statements, into a
    fresh store, with sealing and with LRS_SEAL_STATEMENTS=false; rounds alternate, best kept.
+   The disk makes these rates vary from run to run by more than sealing costs, so the CPU the
+   writer spends sealing is also measured apart (building the events, with and without), and
+   set against the plaintext writer's time per statement.
 2. Forget: seed ``--statements`` through the ingest pipeline (bench/seed.py), add one learner
    with an email and a name (and other learners' statements naming them), build the views, then
    time ``lrs forget`` and the views' catch-up (with the compaction of their file), and count the
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import mmap
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -80,6 +84,44 @@ def ingest_rate(settings: Any, statements: int, mode: str) -> tuple[float, float
     events_bytes = _events_bytes(store, settings)
     store.close()
     return statements / writing, sealing / statements * 1e6, events_bytes / statements
+
+
+def writer_sealing_us(settings: Any, batches: int = 50, rounds: int = 15) -> tuple[float, float]:
+    """The writer's CPU per statement to build events, plaintext and sealed (every learner's key
+    already made), medians of rounds that alternate: the sealing a writer does itself, measured
+    apart from the disk, which varies from one run to the next more than sealing costs."""
+    from datetime import UTC, datetime
+
+    from ingest.pipeline import prepare_statements
+    from lrs.application import LearningRecordStore
+    from schemas.validate import parse_json
+
+    store = LearningRecordStore(env=settings.event_store_env())
+    principal = _principal(store, settings)
+    rng = random.Random(7)
+    prepared = [prepare_statements(parse_json(orjson.dumps(
+        [make_statement(rng, 1000, 500) for _ in range(BATCH)])), principal, "1.0.3", BATCH)
+        for _ in range(batches)]
+    now = datetime.now(UTC)
+    stored = now.isoformat()
+    encoder, ring = store.statement_events, store.key_ring
+    made = ring.batch(stored[:10])
+    for batch in prepared:
+        encoder.events(batch, stored, now, made)
+    ring.committed(made)  # as after a write: the keys are cached
+
+    def per_statement(sealed: bool) -> float:
+        started = time.process_time()
+        for batch in prepared:
+            encoder.events(batch, stored, now, ring.batch(stored[:10]) if sealed else None)
+        return (time.process_time() - started) / (batches * BATCH) * 1e6
+
+    plain, sealed = [], []
+    for _ in range(rounds):
+        plain.append(per_statement(False))
+        sealed.append(per_statement(True))
+    store.close()
+    return statistics.median(plain), statistics.median(sealed)
 
 
 def _events_bytes(store: Any, settings: Any) -> int:
@@ -223,6 +265,9 @@ def main() -> None:
                 if mode == "ahead":
                     ahead_us.append(micros)
     plain, by_writer, ahead = (max(rates[mode]) for mode in modes)
+    with tempfile.TemporaryDirectory(dir=args.data_dir.parent) as scratch:
+        plain_events_us, sealed_events_us = writer_sealing_us(_fresh(base, Path(scratch)))
+    sealing_us = sealed_events_us - plain_events_us
     store_name = "PostgreSQL" if args.event_store else "SQLite"
     rows = [
         ("ingest, writer only, batch 100, plaintext (statements/s)", f"{plain:,.0f}"),
@@ -232,6 +277,9 @@ def main() -> None:
         ("  sealing cost with sealing ahead (slower by)", f"{(1 - ahead / plain) * 100:.1f} %"),
         ("  sealing ahead: CPU in the request's process (us/statement)",
          f"{min(ahead_us):,.1f}"),
+        ("sealing in the writer: CPU (us/statement, median of 15 rounds)", f"{sealing_us:,.1f}"),
+        ("  against the plaintext writer's time per statement",
+         f"{sealing_us * plain / 1e4:.1f} %"),
         ("events on disk, plaintext (bytes/statement)", f"{sizes['plain']:,.0f}"),
         ("events on disk, sealed (bytes/statement)", f"{sizes['ahead']:,.0f}"),
     ]

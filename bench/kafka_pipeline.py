@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 
 import orjson
+import psutil
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -86,22 +87,26 @@ def fresh_store(args: argparse.Namespace) -> Settings:
 
 
 def timed(name: str, commands: list[list[str]], progress: Callable[[], int], total: int,
-          env: dict[str, str] | None = None) -> float:
+          env: dict[str, str] | None = None) -> tuple[float, float]:
     """From starting the processes until all ``total`` arrived; and the steady rate, from the
-    first arrival on (start-up, imports and the consumer group's first rebalance excluded),
-    which it returns."""
+    first arrival on (start-up, imports and the consumer group's first rebalance excluded).
+    Returns that rate and the processes' CPU per statement over the same span (us), which
+    other work on the machine disturbs less than the rate."""
     started = time.perf_counter()
     processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   env=env) for c in commands]
     first: tuple[float, int] | None = None
+    first_cpu = 0.0
     try:
         while (done := progress()) < total:
             if any(p.poll() is not None for p in processes):
                 raise RuntimeError(f"{name} exited early")
             if first is None and done > 0:
                 first = (time.perf_counter(), done)
+                first_cpu = _cpu(processes)
             time.sleep(0.05)
         ended = time.perf_counter()
+        cpu = _cpu(processes) - first_cpu
     finally:
         for process in processes:
             process.terminate()
@@ -109,9 +114,15 @@ def timed(name: str, commands: list[list[str]], progress: Callable[[], int], tot
             process.wait(timeout=60)
     first = first or (started, 0)
     steady = (total - first[1]) / (ended - first[0])
+    cpu_us = cpu / (total - first[1]) * 1e6
     print(f"| {name} | {total:,} | {first[0] - started:.1f} | {ended - started:.1f} |"
-          f" {total / (ended - started):,.0f} | {steady:,.0f} |", flush=True)
-    return steady
+          f" {total / (ended - started):,.0f} | {steady:,.0f} | {cpu_us:,.0f} |", flush=True)
+    return steady, cpu_us
+
+
+def _cpu(processes: list[subprocess.Popen[bytes]]) -> float:
+    """User and system seconds the processes have used so far."""
+    return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes)
 
 
 def run(args: argparse.Namespace, bootstrap: str) -> None:
@@ -131,10 +142,10 @@ def run(args: argparse.Namespace, bootstrap: str) -> None:
     print(f"## Kafka, {args.statements:,} statements of {sum(sizes) / len(sizes):,.0f} bytes,"
           f" 6 partitions, into {args.event_store or 'SQLite'}\n")
     print("| stage | statements | start-up s | total s | statements/s, total |"
-          " statements/s, steady |")
-    print("|---|---:|---:|---:|---:|---:|")
+          " statements/s, steady | CPU us/statement, steady |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     settings = Settings()
-    costs: dict[int, list[float]] = {}
+    costs: dict[int, list[tuple[float, float]]] = {}
     for _ in range(args.rounds):
         for n in args.ingesters:
             rates = {}
@@ -153,11 +164,16 @@ def run(args: argparse.Namespace, bootstrap: str) -> None:
                     f"ingest: topic → log, {n} ingester process{'es' if n > 1 else ''}, {what}",
                     commands, partial(stored_count, settings), args.statements, env)
             if len(rates) == 2:
-                costs.setdefault(n, []).append(1 - rates[True] / rates[False])
+                (sealed_rate, sealed_cpu), (plain_rate, plain_cpu) = rates[True], rates[False]
+                costs.setdefault(n, []).append((1 - sealed_rate / plain_rate,
+                                                sealed_cpu / plain_cpu - 1))
     for n, cost in costs.items():
-        print(f"\nsealing cost, {n} ingester{'s' if n > 1 else ''}, steady rate, each round:"
-              f" {', '.join(f'{c * 100:.1f} %' for c in cost)}; median"
-              f" {statistics.median(cost) * 100:.1f} %")
+        slower, cpu_more = [c for c, _ in cost], [c for _, c in cost]
+        print(f"\nsealing cost, {n} ingester{'s' if n > 1 else ''}, each round: steady rate"
+              f" slower by {', '.join(f'{c * 100:.1f}' for c in slower)} % (median"
+              f" {statistics.median(slower) * 100:.1f} %); CPU per statement more by"
+              f" {', '.join(f'{c * 100:.1f}' for c in cpu_more)} % (median"
+              f" {statistics.median(cpu_more) * 100:.1f} %)")
     store_flags = ["--data-dir", str(settings.data_dir)]
     if settings.event_store:
         store_flags += ["--event-store", settings.event_store]

@@ -13,6 +13,7 @@ from ingest.enrich import with_authority, with_context_activity_lists, with_id, 
 from ingest.multipart import ReceivedPart, check_part_hashes
 from ingest.signature import verify_signature
 from lrs.errors import BadRequest
+from lrs.sealing import lone_actor
 from lrs.statement_events import PreparedStatement, statement_body
 from lrs.store.keys import index_row
 from schemas.actor import Agent
@@ -83,6 +84,7 @@ def prepare_statements(payload: Any, writer: Writer, version: str, max_batch: in
             credential=writer.key,
             voids=item.model.voids,
             can_void_any=writer.can_void_any,
+            lone_actor=lone_actor(item.model),
         ))
     return prepared
 

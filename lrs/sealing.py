@@ -20,7 +20,6 @@ import base64
 import hashlib
 import hmac
 import os
-import re
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -32,6 +31,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lrs.store.learner_keys import LearnerKey
 from projections.facts import actor_key
+from schemas.actor import Agent, Group, ifi_key
+from schemas.statement import Statement, SubStatement
 
 SEALED = "\u0000sealed"  # no xAPI property can have this name: statements refuse unknown ones
 SEALED_MARK = orjson.dumps(SEALED)  # how it reads in an event's stored JSON
@@ -300,21 +301,22 @@ def seal_alone(body: bytes, key: LearnerKey) -> bytes:
                      key.pseudonym.encode(), b'","', _seal_json(key, body).encode(), b'",[]]}'))
 
 
-# Where an agent other than the actor and the LRS's authority can be (Data 2.4); a statement's
-# JSON as the ingest pipeline writes it (orjson) spells every property name as it is. One pass
-# of a pattern: six substring searches took twice as long.
-_OTHER_AGENTS = re.compile(
-    rb'"(?:instructor|team|member|contextAgents|contextGroups|SubStatement)"')
-
-
-def lone_actor(keys: frozenset[str], body: bytes) -> str | None:
-    """The actor's IFI key when the statement names no other agent (the writer then seals it
-    without parsing it), else None. An agent as object is a second direct key; a word above
-    in free text only sends the statement the long way (seal)."""
-    direct = [k for k in keys if k[:2] == "a:"]
-    if len(direct) != 1 or _OTHER_AGENTS.search(body):
+def lone_actor(statement: Statement) -> str | None:
+    """The actor's IFI key when the statement names no other agent (the LRS's authority aside:
+    it stays inside the seal), else None; such a statement is sealed whole as it was sent,
+    without a walk through its JSON. Found on the validated model where the statement is
+    prepared: a search of its JSON for the places an agent can be took a writer that seals
+    (Kafka, the CLI) a fifth of its sealing time."""
+    actor = statement.actor
+    if isinstance(actor, Group) and actor.member:
         return None
-    return direct[0][2:]
+    if isinstance(statement.object, (Agent, Group, SubStatement)):
+        return None
+    context = statement.context
+    if context is not None and (context.instructor is not None or context.team is not None
+                                or context.contextAgents or context.contextGroups):
+        return None
+    return ifi_key(actor)
 
 
 # --- unsealing -------------------------------------------------------------------------------
@@ -371,11 +373,11 @@ def with_stored(sealed: bytes, stored: str, has_timestamp: bool) -> bytes:
             + (b",false]}" if has_timestamp else b",true]}"))
 
 
-def seal_statement(body: bytes, index_keys: frozenset[str], key_of: KeyOf) -> bytes:
-    """The sealed form's JSON of a statement's JSON (without stored), ready for with_stored."""
-    actor = lone_actor(index_keys, body)
-    if actor is not None:
-        return seal_alone(body, key_of(actor))
+def seal_statement(body: bytes, lone: str | None, key_of: KeyOf) -> bytes:
+    """The sealed form's JSON of a statement's JSON (without stored), ready for with_stored;
+    ``lone``: its actor's IFI key when it names no other agent (lone_actor)."""
+    if lone is not None:
+        return seal_alone(body, key_of(lone))
     return orjson.dumps(seal(orjson.loads(body), key_of))
 
 

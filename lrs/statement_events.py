@@ -49,6 +49,7 @@ class PreparedStatement:
     credential: str
     voids: str | None = None  # the statement it voids, if it is a voiding statement
     can_void_any: bool = False
+    lone_actor: str | None = None  # its actor's IFI key when it names no other agent (sealing)
     sealed: SealedAhead | None = None
 
     def document(self) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class StatementEventEncoder:
         ahead = p.sealed
         if ahead is not None and ahead.generation == keys.generation and ahead.day == keys.day:
             return ahead.body
-        return seal_statement(p.body, p.row.keys, keys.key_of)  # else an erasure or midnight between
+        return seal_statement(p.body, p.lone_actor, keys.key_of)  # else an erasure or midnight between
 
     @classmethod
     def _statement(cls, p: PreparedStatement, stored: str,
@@ -126,7 +127,7 @@ def seal_ahead(statements: list[PreparedStatement], keys: KeyBatch) -> list[Prep
     sealed = []
     for p in statements:
         asked = _KeysAsked(keys)
-        body = seal_statement(p.body, p.row.keys, asked)
+        body = seal_statement(p.body, p.lone_actor, asked)
         sealed.append(replace(p, sealed=SealedAhead(body, keys.generation, keys.day,
                                                     asked.made_by_batch())))
     return sealed

@@ -62,11 +62,11 @@ def interleave(store: LearningRecordStore, moment: datetime,
     real = statement_events.seal_statement
     state = {"done": False}
 
-    def preempted(body: bytes, keys: frozenset[str], key_of: Any) -> bytes:
+    def preempted(body: bytes, lone: str | None, key_of: Any) -> bytes:
         if not state["done"]:
             state["done"] = True
             a_request_read_at(store, moment, monkeypatch)
-        return real(body, keys, key_of)
+        return real(body, lone, key_of)
 
     monkeypatch.setattr(statement_events, "seal_statement", preempted)
 
