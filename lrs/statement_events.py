@@ -135,16 +135,22 @@ def seal_ahead(statements: list[PreparedStatement], keys: KeyBatch) -> list[Prep
 
 class _KeysAsked:
     """The keys one statement is sealed under: it carries those of them the batch made (for it
-    or for an earlier statement of the batch), found without scanning all the batch made."""
+    or for an earlier statement of the batch), found without scanning all the batch made.
+
+    Kept by key, not by learner: a statement may ask for one learner twice (an actor who is a
+    member of their team), and the writer may commit another request of that learner between
+    the two asks, caching the key it made; the second ask then gets that key, and the first,
+    which this batch made, must still be carried or the stub sealed under it never opens."""
 
     def __init__(self, keys: KeyBatch) -> None:
         self.keys = keys
-        self.asked: dict[str, LearnerKey] = {}
+        self.asked: dict[str, tuple[str, LearnerKey]] = {}  # key id -> (learner, key)
 
     def __call__(self, learner: str) -> LearnerKey:
-        key = self.asked[learner] = self.keys.key_of(learner)
+        key = self.keys.key_of(learner)
+        self.asked[key.key_id] = (learner, key)
         return key
 
     def made_by_batch(self) -> tuple[tuple[str, LearnerKey], ...]:
-        return tuple((learner, key) for learner, key in self.asked.items()
+        return tuple((learner, key) for learner, key in self.asked.values()
                      if self.keys.new.get(learner) is key)
