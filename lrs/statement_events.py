@@ -18,6 +18,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 
 from lrs.domain import StoredStatement
 from lrs.key_ring import KeyBatch
+from lrs.pickled import by_fields
 from lrs.sealing import seal_statement, stamped, with_stored
 from lrs.store.keys import IndexRow
 from lrs.store.learner_keys import LearnerKey
@@ -27,6 +28,7 @@ _CREDENTIAL = "\u0000credential"
 _MOMENT = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class SealedAhead:
     """A statement sealed where its request was read, so the single writer need not: taken by
@@ -38,6 +40,7 @@ class SealedAhead:
     keys: tuple[tuple[str, LearnerKey], ...]  # (learner, key): the new keys it is sealed under
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class PreparedStatement:
     """A validated, enriched statement: what the writer needs, and nothing it must compute."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lrs.definitions import definitions_of
+from lrs.pickled import by_fields
 from schemas.activity import Activity
 from schemas.actor import Agent, Group, ifi_key
 from schemas.context import Context, StatementRef
@@ -20,6 +21,7 @@ ATTACHMENT = "h"  # an attachment whose bytes came with the statement: who may b
 _ACTORS = (Agent, Group)  # a tuple: `Agent | Group` builds a union object on every call
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class IndexRow:
     statement_id: str

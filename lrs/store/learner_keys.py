@@ -17,9 +17,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lrs.pickled import by_fields
 from lrs.store.index import Cursor
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class LearnerKey:
     key_id: str

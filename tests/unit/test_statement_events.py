@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -11,8 +13,9 @@ import pytest
 from ingest.enrich import format_stored, with_stored
 from lrs.application import LearningRecordStore
 from lrs.domain import StoredStatement
-from lrs.statement_events import PreparedStatement, statement_body
+from lrs.statement_events import PreparedStatement, SealedAhead, statement_body
 from lrs.store.keys import IndexRow
+from lrs.store.learner_keys import LearnerKey
 
 NOW = datetime(2026, 12, 2, 9, 30, 15, 123456, tzinfo=UTC)
 STORED = format_stored(NOW)
@@ -52,3 +55,19 @@ def test_a_spliced_statement_event_is_the_event_the_mapper_would_store(
     event = app.mapper.to_domain_event(made)
     assert event.statement["stored"] == STORED  # type: ignore[attr-defined]
     assert event.statement["timestamp"] == document.get("timestamp", STORED)  # type: ignore[attr-defined]
+
+
+def test_a_prepared_statement_crosses_to_the_writers_process_whole() -> None:
+    """Workers send prepared statements (sealed ahead, with the keys made for them) to the
+    writer's process by pickle: what arrives equals what was sent, field for field."""
+    key = LearnerKey("k1", "p1", "2026-12-02", b"\x01" * 32)
+    plain = prepared({"id": ID, "actor": {"mbox": "mailto:ada@example.org"}})
+    row = replace(plain.row, keys=frozenset({"a:mbox:ada@example.org", "v:http://e/v"}),
+                  definitions=(("http://e/a", {"name": {"en-US": "A"}}),),
+                  agent_names=(("mbox:ada@example.org", "Ada"),))
+    sent = replace(plain, row=row, lone_actor="mbox:ada@example.org",
+                   sealed=SealedAhead(b'{"sealed":1}', 3, "2026-12-02", (("mbox:ada@example.org", key),)))
+    arrived = pickle.loads(pickle.dumps([sent], protocol=pickle.HIGHEST_PROTOCOL))[0]
+    assert arrived == sent
+    assert arrived.row == sent.row and arrived.row.keys == sent.row.keys
+    assert arrived.sealed is not None and arrived.sealed.keys[0][1] == key
