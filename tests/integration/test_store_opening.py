@@ -37,18 +37,14 @@ def test_a_store_opened_by_several_processes_at_once_opens_in_each(settings: Set
 def _statement_indexes(store: LearningRecordStore, settings: Settings,
                        change: Sequence[str] = ()) -> set[str]:
     """The indexes of the statement table, after running ``change`` on the store's database."""
-    if settings.event_store:
-        with store.recorder.datastore.transaction(commit=True) as c:
-            for statement in change:
-                c.execute(statement)
-            c.execute("SELECT indexname AS name FROM pg_indexes WHERE tablename = 'xapi_statement'"
-                      " AND schemaname = current_schema()")
-            return {row["name"] for row in c.fetchall()}
+    listing = ("SELECT indexname AS name FROM pg_indexes WHERE tablename = 'xapi_statement'"
+               " AND schemaname = current_schema()" if settings.event_store else
+               "SELECT name FROM sqlite_master WHERE type = 'index'"
+               " AND tbl_name = 'xapi_statement'")
     with store.recorder.datastore.transaction(commit=True) as c:
         for statement in change:
             c.execute(statement)
-        c.execute("SELECT name FROM sqlite_master WHERE type = 'index'"
-                  " AND tbl_name = 'xapi_statement'")
+        c.execute(listing)
         return {row["name"] for row in c.fetchall()}
 
 
