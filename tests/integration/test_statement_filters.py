@@ -1,0 +1,121 @@
+"""Communication 2.1.3: a filtered read returns the same statements whichever set drives it.
+
+A read is driven by the statements stored since `since` when those are few, else by the key
+likely to match fewest, with every other key probed per position. Each rule below is checked
+against the statements computed in Python, with each driver forced in turn, on both stores.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ingest.pipeline import prepare_statements
+from lrs.application import LearningRecordStore
+from lrs.auth import Principal
+from lrs.config import Settings
+from lrs.store.index import StatementIndexSQL, StatementQuery
+from lrs.store.keys import ACTIVITY, AGENT, VERB
+from tests.statements import activity, agent, statement, voiding, with_id
+
+WRITER = Principal("writer", "writer", frozenset({"all"}), "urn:lrs:credentials")
+NAMES = ("ada", "bob", "cy")
+VERBS = ("http://adlnet.gov/expapi/verbs/completed", "http://adlnet.gov/expapi/verbs/answered")
+SLUGS = ("a1", "a2", "a3")
+# FEW_STORED 0: the keys (or the newest first) always drive; 10,000: `since` always does.
+DRIVERS = {"keys drive": 0, "since drives": 10_000}
+
+
+@pytest.fixture
+def stored(settings: Settings) -> Iterator[tuple[LearningRecordStore, list[dict[str, Any]]]]:
+    """Six writes of five statements (six `stored` times), then one voiding another."""
+    store = LearningRecordStore(env=settings.event_store_env())
+    docs: list[dict[str, Any]] = []
+    combos = itertools.cycle(itertools.product(NAMES, VERBS, SLUGS))
+    try:
+        for _ in range(6):
+            batch = []
+            for name, verb, slug in itertools.islice(combos, 5):
+                batch.append(with_id(statement(actor=agent(name), verb={"id": verb},
+                                               object=activity(slug))))
+            store.store_batches([prepare_statements(batch, WRITER, "1.0.3", 100)])
+            for doc in batch:
+                _, doc["stored"] = store.statement(doc["id"])
+            docs += batch
+        void = with_id(voiding(docs[7]["id"], actor=agent("cy")))
+        store.store_batches([prepare_statements([void], WRITER, "1.0.3", 100)])
+        _, void["stored"] = store.statement(void["id"])
+        docs[7]["voided"] = True
+        docs.append({**void, "target": docs[7]})
+        yield store, docs
+    finally:
+        store.close()
+
+
+def matches(doc: dict[str, Any], name: str | None, verb: str | None, slug: str | None,
+            since: str | None) -> bool:
+    # A statement that targets another matches that one's filters too.
+    either = [doc, *([doc["target"]] if "target" in doc else [])]
+    return (not doc.get("voided")
+            and (name is None or any(d["actor"]["mbox"] == f"mailto:{name}@example.org"
+                                     for d in either))
+            and (verb is None or any(d["verb"]["id"] == verb for d in either))
+            and (slug is None or any(d["object"]["id"].endswith(f"/{slug}") for d in either))
+            and (since is None or doc["stored"] > since))
+
+
+def read_all(store: LearningRecordStore, keys: tuple[str, ...], since: str | None,
+             ascending: bool) -> list[str]:
+    """Every page of two statements, through the cursor, as the `more` links read them."""
+    bound = store.last_statement_seq()
+    seen: list[str] = []
+    after: int | None = None
+    while True:
+        page = store.statements(StatementQuery(keys=keys, since=since, ascending=ascending,
+                                               limit=2, after_seq=after, bound_seq=bound))
+        seen += [doc["id"] for _, doc in page]
+        if len(page) < 2:
+            return seen
+        after = page[-1][0].seq
+
+
+@pytest.mark.parametrize("few_stored", DRIVERS.values(), ids=DRIVERS.keys())
+def test_a_filtered_read_returns_exactly_the_matching_statements_in_stored_order(
+        stored: tuple[LearningRecordStore, list[dict[str, Any]]], few_stored: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(StatementIndexSQL, "FEW_STORED", few_stored)
+    store, docs = stored
+    times = sorted({doc["stored"] for doc in docs})
+    for name, verb, slug in itertools.product((None, "ada"), (None, VERBS[1]), (None, "a2")):
+        keys = tuple(key for key in (
+            name and f"{AGENT}:mbox:mailto:{name}@example.org", verb and f"{VERB}:{verb}",
+            slug and f"{ACTIVITY}:https://example.org/activities/{slug}") if key)
+        for since, ascending in itertools.product((None, times[0], times[3], times[-1]),
+                                                  (False, True)):
+            expected = [doc["id"] for doc in docs if matches(doc, name, verb, slug, since)]
+            found = read_all(store, keys, since, ascending)
+            assert found == (expected if ascending else expected[::-1]), (keys, since)
+
+
+def test_a_since_that_few_statements_passed_drives_the_read_and_many_do_not(
+        stored: tuple[LearningRecordStore, list[dict[str, Any]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store, docs = stored
+    monkeypatch.setattr(StatementIndexSQL, "FEW_STORED", 6)
+    times = sorted({doc["stored"] for doc in docs})
+    asked: list[bool] = []
+    query_sql = StatementIndexSQL.query_sql
+
+    def recorded(self: StatementIndexSQL, q: StatementQuery, by_stored: bool = False) -> Any:
+        asked.append(by_stored)
+        return query_sql(self, q, by_stored)
+
+    monkeypatch.setattr(StatementIndexSQL, "query_sql", recorded)
+    # Five statements were stored in the last write of six, and the voiding one after it.
+    store.statements(StatementQuery(since=times[-2]))
+    store.statements(StatementQuery(since=times[0]))
+    store.statements(StatementQuery(keys=(f"{AGENT}:mbox:mailto:ada@example.org",)))
+    assert asked == [True, False, False]
