@@ -74,7 +74,7 @@ class StatementIndexSQL:
     """Builds and runs the index's SQL, written once with '?' marks for both databases."""
 
     TRUE = "TRUE"
-    # Below this many statements stored after `since`, those drive a read (then sorted).
+    # Below this many statements stored between `since` and `until`, those drive a read.
     FEW_STORED = 1000
 
     def __init__(self, events_table: str, events_seq_column: str, paramstyle: str) -> None:
@@ -259,18 +259,19 @@ class StatementIndexSQL:
         return None if row is None else _indexed(row)
 
     def query(self, c: Cursor, q: StatementQuery) -> list[IndexedStatement]:
-        text, params = self.query_sql(q, by_stored=self._few_stored_since(c, q))
+        text, params = self.query_sql(q, by_stored=self._few_stored_between(c, q))
         c.execute(text, params)
         return [_indexed(row) for row in c.fetchall()]
 
-    def _few_stored_since(self, c: Cursor, q: StatementQuery) -> bool:
-        """Whether few statements were stored after `since`: an LMS polling for what is new
-        mostly asks for nothing, and a scan of the newest first for the statements that match
-        then passed every statement in the store (200 ms at 1M) to return none."""
-        if q.since is None:
+    def _few_stored_between(self, c: Cursor, q: StatementQuery) -> bool:
+        """Whether few statements were stored between `since` and `until`: an LMS polling for
+        what is new mostly asks for nothing, and reading the newest first for the statements
+        that match then passed every statement in the store (200 ms at 1M) to return none."""
+        if q.since is None and q.until is None:
             return False
-        c.execute(self.sql("SELECT COUNT(*) AS n FROM (SELECT 1 FROM xapi_statement"
-                           " WHERE stored > ? LIMIT ?) AS newer"), [q.since, self.FEW_STORED])
+        window, params = _stored_window(q)
+        c.execute(self.sql(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM xapi_statement WHERE {window}"
+                           " LIMIT ?) AS stored_between"), [*params, self.FEW_STORED])
         row = c.fetchone()
         return int(row["n"]) < self.FEW_STORED
 
@@ -278,16 +279,17 @@ class StatementIndexSQL:
         """The statements a query matches, newest (or oldest) first from a cursor.
 
         One set of statements drives the read in position order, so LIMIT stops it early: the
-        statements stored since `since` when those are few (`by_stored`), else the key likely
-        to match fewest; every other key is probed for each position before the statement row
-        is read, so a position that fails a key costs two index probes and nothing more.
+        statements stored between `since` and `until` when those are few (`by_stored`), else
+        the key likely to match fewest; every other key is probed for each position before the
+        statement row is read, so a position that fails a key costs an index probe and no more.
         """
         params: list[Any] = []
         keys = sorted(q.keys, key=_selectivity_rank)
-        if by_stored:
+        if by_stored and (q.since is not None or q.until is not None):
+            window, bounds = _stored_window(q)
             text = (f"{self._select_events()} WHERE s.seq IN (SELECT seq FROM xapi_statement"
-                    " WHERE stored > ?) AND s.voided = ?")
-            params += [q.since, False]
+                    f" WHERE {window}) AND s.voided = ?")
+            params += [*bounds, False]
             order_column = "s.seq"
         elif keys:
             text = (f"{self._select_events()} JOIN xapi_statement_key k0 ON k0.seq = s.seq"
@@ -363,6 +365,12 @@ class StatementIndexSQL:
 # A registration names one attempt, an agent one person, an activity what a class did, a verb
 # what everybody did; a narrow key before its related_* form (which matches more).
 _LEADING = {REGISTRATION: 0, AGENT: 1, ACTIVITY: 2, AGENT_RELATED: 3, ACTIVITY_RELATED: 4, VERB: 5}
+
+
+def _stored_window(q: StatementQuery) -> tuple[str, list[str]]:
+    clauses = [(clause, value) for clause, value in (("stored > ?", q.since), ("stored <= ?", q.until))
+               if value is not None]
+    return " AND ".join(clause for clause, _ in clauses), [value for _, value in clauses]
 
 
 def _selectivity_rank(key: str) -> int:

@@ -25,7 +25,7 @@ WRITER = Principal("writer", "writer", frozenset({"all"}), "urn:lrs:credentials"
 NAMES = ("ada", "bob", "cy")
 VERBS = ("http://adlnet.gov/expapi/verbs/completed", "http://adlnet.gov/expapi/verbs/answered")
 SLUGS = ("a1", "a2", "a3")
-# FEW_STORED 0: the keys (or the newest first) always drive; 10,000: `since` always does.
+# FEW_STORED 0: the keys (or the newest first) always drive; 10,000: `since`/`until` do.
 DRIVERS = {"keys drive": 0, "since drives": 10_000}
 
 
@@ -56,7 +56,7 @@ def stored(settings: Settings) -> Iterator[tuple[LearningRecordStore, list[dict[
 
 
 def matches(doc: dict[str, Any], name: str | None, verb: str | None, slug: str | None,
-            since: str | None) -> bool:
+            since: str | None, until: str | None) -> bool:
     # A statement that targets another matches that one's filters too.
     either = [doc, *([doc["target"]] if "target" in doc else [])]
     return (not doc.get("voided")
@@ -64,18 +64,20 @@ def matches(doc: dict[str, Any], name: str | None, verb: str | None, slug: str |
                                      for d in either))
             and (verb is None or any(d["verb"]["id"] == verb for d in either))
             and (slug is None or any(d["object"]["id"].endswith(f"/{slug}") for d in either))
-            and (since is None or doc["stored"] > since))
+            and (since is None or doc["stored"] > since)
+            and (until is None or doc["stored"] <= until))
 
 
 def read_all(store: LearningRecordStore, keys: tuple[str, ...], since: str | None,
-             ascending: bool) -> list[str]:
+             until: str | None, ascending: bool) -> list[str]:
     """Every page of two statements, through the cursor, as the `more` links read them."""
     bound = store.last_statement_seq()
     seen: list[str] = []
     after: int | None = None
     while True:
-        page = store.statements(StatementQuery(keys=keys, since=since, ascending=ascending,
-                                               limit=2, after_seq=after, bound_seq=bound))
+        page = store.statements(StatementQuery(keys=keys, since=since, until=until,
+                                               ascending=ascending, limit=2, after_seq=after,
+                                               bound_seq=bound))
         seen += [doc["id"] for _, doc in page]
         if len(page) < 2:
             return seen
@@ -93,14 +95,14 @@ def test_a_filtered_read_returns_exactly_the_matching_statements_in_stored_order
         keys = tuple(key for key in (
             name and f"{AGENT}:mbox:mailto:{name}@example.org", verb and f"{VERB}:{verb}",
             slug and f"{ACTIVITY}:https://example.org/activities/{slug}") if key)
-        for since, ascending in itertools.product((None, times[0], times[3], times[-1]),
-                                                  (False, True)):
-            expected = [doc["id"] for doc in docs if matches(doc, name, verb, slug, since)]
-            found = read_all(store, keys, since, ascending)
-            assert found == (expected if ascending else expected[::-1]), (keys, since)
+        for since, until, ascending in itertools.product(
+                (None, times[0], times[3], times[-1]), (None, times[1], times[4]), (False, True)):
+            expected = [doc["id"] for doc in docs if matches(doc, name, verb, slug, since, until)]
+            found = read_all(store, keys, since, until, ascending)
+            assert found == (expected if ascending else expected[::-1]), (keys, since, until)
 
 
-def test_a_since_that_few_statements_passed_drives_the_read_and_many_do_not(
+def test_a_since_or_until_that_few_statements_pass_drives_the_read_and_many_do_not(
         stored: tuple[LearningRecordStore, list[dict[str, Any]]],
         monkeypatch: pytest.MonkeyPatch) -> None:
     store, docs = stored
@@ -114,8 +116,11 @@ def test_a_since_that_few_statements_passed_drives_the_read_and_many_do_not(
         return query_sql(self, q, by_stored)
 
     monkeypatch.setattr(StatementIndexSQL, "query_sql", recorded)
-    # Five statements were stored in the last write of six, and the voiding one after it.
+    # Five statements a write, six writes, then the voiding one.
     store.statements(StatementQuery(since=times[-2]))
     store.statements(StatementQuery(since=times[0]))
+    store.statements(StatementQuery(until=times[0]))
+    store.statements(StatementQuery(until=times[-2]))
+    store.statements(StatementQuery(since=times[1], until=times[2]))
     store.statements(StatementQuery(keys=(f"{AGENT}:mbox:mailto:ada@example.org",)))
-    assert asked == [True, False, False]
+    assert asked == [True, False, True, False, True, False]
