@@ -124,3 +124,17 @@ def test_a_since_or_until_that_few_statements_pass_drives_the_read_and_many_do_n
     store.statements(StatementQuery(since=times[1], until=times[2]))
     store.statements(StatementQuery(keys=(f"{AGENT}:mbox:mailto:ada@example.org",)))
     assert asked == [True, False, True, False, True, False]
+
+
+@pytest.mark.parametrize("few_stored", DRIVERS.values(), ids=DRIVERS.keys())
+def test_a_credential_that_reads_only_its_own_reads_nothing_of_another_whichever_set_drives(
+        stored: tuple[LearningRecordStore, list[dict[str, Any]]], few_stored: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(StatementIndexSQL, "FEW_STORED", few_stored)
+    store, docs = stored
+    times = sorted({doc["stored"] for doc in docs})
+    for since, until in ((None, None), (times[0], None), (None, times[2]), (times[1], times[3])):
+        own = store.statements(StatementQuery(since=since, until=until, credential=WRITER.key))
+        assert [hit.seq for hit, _ in own] == [hit.seq for hit, _ in store.statements(
+            StatementQuery(since=since, until=until))] != []
+        assert store.statements(StatementQuery(since=since, until=until, credential="other")) == []
