@@ -55,6 +55,16 @@ def stored(settings: Settings) -> Iterator[tuple[LearningRecordStore, list[dict[
         store.close()
 
 
+@pytest.fixture(params=list(DRIVERS.values()), ids=list(DRIVERS))
+def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test with this runs once with each set forced to drive its reads."""
+    monkeypatch.setattr(StatementIndexSQL, "FEW_STORED", request.param)
+
+
+def stored_times(docs: list[dict[str, Any]]) -> list[str]:
+    return sorted({doc["stored"] for doc in docs})
+
+
 def matches(doc: dict[str, Any], name: str | None, verb: str | None, slug: str | None,
             since: str | None, until: str | None) -> bool:
     # A statement that targets another matches that one's filters too.
@@ -84,13 +94,11 @@ def read_all(store: LearningRecordStore, keys: tuple[str, ...], since: str | Non
         after = page[-1][0].seq
 
 
-@pytest.mark.parametrize("few_stored", DRIVERS.values(), ids=DRIVERS.keys())
+@pytest.mark.usefixtures("driver")
 def test_a_filtered_read_returns_exactly_the_matching_statements_in_stored_order(
-        stored: tuple[LearningRecordStore, list[dict[str, Any]]], few_stored: int,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(StatementIndexSQL, "FEW_STORED", few_stored)
+        stored: tuple[LearningRecordStore, list[dict[str, Any]]]) -> None:
     store, docs = stored
-    times = sorted({doc["stored"] for doc in docs})
+    times = stored_times(docs)
     for name, verb, slug in itertools.product((None, "ada"), (None, VERBS[1]), (None, "a2")):
         keys = tuple(key for key in (
             name and f"{AGENT}:mbox:mailto:{name}@example.org", verb and f"{VERB}:{verb}",
@@ -107,7 +115,7 @@ def test_a_since_or_until_that_few_statements_pass_drives_the_read_and_many_do_n
         monkeypatch: pytest.MonkeyPatch) -> None:
     store, docs = stored
     monkeypatch.setattr(StatementIndexSQL, "FEW_STORED", 6)
-    times = sorted({doc["stored"] for doc in docs})
+    times = stored_times(docs)
     asked: list[bool] = []
     query_sql = StatementIndexSQL.query_sql
 
@@ -126,13 +134,11 @@ def test_a_since_or_until_that_few_statements_pass_drives_the_read_and_many_do_n
     assert asked == [True, False, True, False, True, False]
 
 
-@pytest.mark.parametrize("few_stored", DRIVERS.values(), ids=DRIVERS.keys())
+@pytest.mark.usefixtures("driver")
 def test_a_credential_that_reads_only_its_own_reads_nothing_of_another_whichever_set_drives(
-        stored: tuple[LearningRecordStore, list[dict[str, Any]]], few_stored: int,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(StatementIndexSQL, "FEW_STORED", few_stored)
+        stored: tuple[LearningRecordStore, list[dict[str, Any]]]) -> None:
     store, docs = stored
-    times = sorted({doc["stored"] for doc in docs})
+    times = stored_times(docs)
     for since, until in ((None, None), (times[0], None), (None, times[2]), (times[1], times[3])):
         own = store.statements(StatementQuery(since=since, until=until, credential=WRITER.key))
         assert [hit.seq for hit, _ in own] == [hit.seq for hit, _ in store.statements(
