@@ -9,8 +9,12 @@ from uuid import uuid4
 
 
 def format_stored(moment: datetime) -> str:
-    """Fixed-width UTC with microseconds, so text order is time order (Data 2.4.8)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Fixed-width UTC with microseconds, so text order is time order (Data 2.4.8).
+
+    Not strftime: its %Y writes year 999 as '999' on glibc, which sorts after every 2026."""
+    u = moment.astimezone(UTC)
+    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+            f".{u.microsecond:06d}Z")
 
 
 def with_id(statement: dict[str, Any], make_id: Callable[[], str] | None = None) -> dict[str, Any]:

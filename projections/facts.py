@@ -101,7 +101,10 @@ def _utc(text: Any) -> datetime | None:
         return None
     moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # a statement stored before such times were refused: the nearest
+        return datetime.min if moment.year == 1 else datetime.max
 
 
 # --- extraction in DuckDB --------------------------------------------------------------------
@@ -185,8 +188,10 @@ def facts_sql(source: str) -> str:
            s.id AS statement_id,
            learner,
            s.actor.name AS learner_name,
+           -- A client time before year 1 in UTC (stored before such were refused) is year 1,
+           -- as in statement_time: a Python datetime cannot hold it.
            CASE WHEN client_ts IS NULL OR client_ts > stored THEN coalesce(stored, client_ts)
-                ELSE client_ts END AS ts,
+                ELSE greatest(client_ts, TIMESTAMP '0001-01-01') END AS ts,
            s.verb.id AS verb,
            CASE WHEN kind = 'Activity' THEN s.object.id END AS object_id,
            CASE WHEN kind = 'Activity' THEN s.object.definition.type END AS object_type,

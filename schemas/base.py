@@ -130,6 +130,12 @@ def parse_timestamp(value: str) -> datetime:
         raise ValueError(f"is not a valid date and time ({exc})") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    try:
+        # 0001-01-01T00:00:00+01:00 is a valid text of a moment before year 1 in UTC: every
+        # reader that compares times in UTC (filters, views) would fail on it.
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC (years 1 to 9999)") from None
     return parsed
 
 

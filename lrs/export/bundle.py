@@ -19,13 +19,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 from tqdm import tqdm
 
+from ingest.enrich import format_stored
 from lrs import __version__
 from lrs.application import LearningRecordStore
 from lrs.errors import BadRequest
@@ -296,7 +297,7 @@ class DistrictExporter:
         notification = self.store.recorder.select_notifications(position, 1, stop=position)[0]
         event: Any = self.store.mapper.to_domain_event(notification)
         moment: datetime = event.timestamp
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return format_stored(moment)[:-4] + "Z"  # milliseconds
 
     def _write(self, con: Any, folder: Path, request: ExportRequest,
                statements: PseudonymousStatements, position: int, since: int, in_org: set[str] | None,

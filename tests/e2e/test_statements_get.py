@@ -9,6 +9,8 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from lrs.api.statement_params import MORE_LIFETIME, MoreTokens, parse_request
 from tests.conftest import ADMIN_KEY, XAPIClient
 from tests.statements import activity, agent, statement, with_id
@@ -156,6 +158,23 @@ def test_since_and_until_filter_on_stored(xapi: XAPIClient) -> None:
     (second,) = post(xapi, statement())
     assert ids(xapi.get(since=stored)) == [second]
     assert ids(xapi.get(until=stored)) == [first]
+
+
+def test_since_and_until_before_year_1000_compare_as_times(xapi: XAPIClient) -> None:
+    """Found by an attacker: year 999 was written '999-...', which sorts after '2026-...'."""
+    (only,) = post(xapi, statement())
+    assert ids(xapi.get(until="0999-01-01T00:00:00Z")) == []
+    assert ids(xapi.get(since="0999-01-01T00:00:00Z")) == [only]
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_since_or_until_outside_the_years_of_utc_is_refused(xapi: XAPIClient,
+                                                                 moment: str) -> None:
+    for name in ("since", "until"):
+        response = xapi.get(**{name: moment})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["message"].startswith(f"{name}:")
+        assert "out of range once converted to UTC" in response.json()["error"]["message"]
 
 
 def test_since_must_be_a_timestamp(xapi: XAPIClient) -> None:

@@ -38,6 +38,17 @@ def test_client_timestamp_is_kept(xapi: XAPIClient) -> None:
     assert xapi.get(statementId=sid).json()["timestamp"] == "2024-05-01T10:00:00.123+02:00"
 
 
+def test_a_timestamp_outside_the_years_of_utc_is_refused(xapi: XAPIClient) -> None:
+    """0001-01-01T00:00:00+01:00 is a valid text, but of a moment in year 0 in UTC: stored, it
+    would fail every view that reads the statement's time."""
+    for moment in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        response = xapi.post(statement(timestamp=moment))
+        assert response.status_code == 400, response.text
+        message = response.json()["error"]["message"]
+        assert "timestamp" in message and "out of range once converted to UTC" in message
+    assert xapi.get().json()["statements"] == []
+
+
 def test_lrs_overrides_authority_with_the_credential(xapi: XAPIClient) -> None:
     forged = {"mbox": "mailto:forger@example.org"}
     (sid,) = xapi.post(statement(authority=forged)).json()

@@ -43,6 +43,10 @@ def test_a_timestamp_with_an_offset_becomes_utc() -> None:
     assert fact(timestamp="2026-09-07T10:00:00.250+02:00").ts == datetime(2026, 9, 7, 8, 0, 0, 250000)
 
 
+def test_a_timestamp_outside_the_years_of_utc_stored_before_it_was_refused_is_clamped() -> None:
+    assert fact(timestamp="0001-01-01T00:00:00+01:00").ts == datetime.min
+
+
 def test_without_a_timestamp_the_stored_time_is_used() -> None:
     statement = fact()
     without = facts_of([(1, {k: v for k, v in {
