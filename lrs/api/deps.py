@@ -19,7 +19,9 @@ from lrs.config import DEFAULT_STORE
 from lrs.errors import Forbidden, Unauthorized
 
 
-def get_app_services(request: Request) -> Services:
+# Dependencies are `async def` even where nothing is awaited: FastAPI runs a plain `def` in a
+# thread of its pool, and each hand-off cost a request as much as opening a statement.
+async def get_app_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -38,7 +40,7 @@ async def verify_credential(request: Request, services: Services, key: str, secr
     within the failure and request-rate limits (RateLimited over them)."""
     limits: AccessLimits | None = getattr(request.state, "access_limits", None)
     if limits is None:  # an app assembled without AccessLimitMiddleware has no limits
-        return await run_in_threadpool(services.authenticator.verify, key, secret)
+        return await _verified(services, key, secret)
     peer = request.client.host if request.client else None
     # A proxy may append its own header line rather than extend the client's.
     forwarded_for = ", ".join(request.headers.getlist("x-forwarded-for"))
@@ -46,13 +48,22 @@ async def verify_credential(request: Request, services: Services, key: str, secr
     fingerprint = secret_fingerprint(key, secret)
     await limits.before_verify(key, fingerprint, address)
     try:
-        principal = await run_in_threadpool(services.authenticator.verify, key, secret)
+        principal = await _verified(services, key, secret)
     except Unauthorized:
         await limits.after_verify(key, fingerprint, address, ok=False)
         raise
     await limits.after_verify(key, fingerprint, address, ok=True)
     limits.take_request(principal.key)
     return principal
+
+
+async def _verified(services: Services, key: str, secret: str) -> Principal:
+    """A pair verified in the last minutes is answered from memory, on the event loop; only
+    scrypt and the credential read need a thread."""
+    known = services.authenticator.recently_verified(key, secret)
+    if known is not None:
+        return known
+    return await run_in_threadpool(services.authenticator.verify, key, secret)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -99,7 +110,7 @@ def _shown(value: str) -> str:
 ServicesDep = Annotated[StoreServices, Depends(get_services)]
 
 
-def get_version(request: Request) -> str:
+async def get_version(request: Request) -> str:
     version: str = getattr(request.state, "xapi_version", "1.0.3")
     return version
 
