@@ -101,14 +101,25 @@ class StatementIndexSQL:
             "DROP INDEX IF EXISTS xapi_statement_object_ref",
             "DROP INDEX IF EXISTS xapi_statement_voids",
             "CREATE INDEX IF NOT EXISTS xapi_statement_stored ON xapi_statement (stored)",
-            "CREATE TABLE IF NOT EXISTS xapi_statement_key ("
-            f"key TEXT NOT NULL, seq {seq_type} NOT NULL, PRIMARY KEY (key, seq)){without_rowid}",
+            # carried: the key came from a statement this one targets, not from its own body.
+            "CREATE TABLE IF NOT EXISTS xapi_statement_key (key TEXT NOT NULL,"
+            f" seq {seq_type} NOT NULL, carried {bool_type} NOT NULL DEFAULT FALSE,"
+            f" PRIMARY KEY (key, seq)){without_rowid}",
             "CREATE INDEX IF NOT EXISTS xapi_statement_key_seq ON xapi_statement_key (seq)",
             "CREATE TABLE IF NOT EXISTS xapi_activity (activity_id TEXT PRIMARY KEY,"
             " definition TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS xapi_agent_name (ifi TEXT NOT NULL, name TEXT NOT NULL,"
             f" PRIMARY KEY (ifi, name)){without_rowid}",
         ]
+
+    def add_carried_marks(self, c: Cursor, bool_type: str) -> None:
+        """A store made before keys were marked carried gets the mark; it cannot tell which of
+        a referencing statement's keys were its own, so all of them count as carried (a read
+        limited to one credential then finds such a statement by time, not by a filter)."""
+        c.execute(f"ALTER TABLE xapi_statement_key ADD COLUMN carried {bool_type} NOT NULL"
+                  " DEFAULT FALSE")
+        c.execute(f"UPDATE xapi_statement_key SET carried = {self.TRUE} WHERE seq IN"
+                  " (SELECT seq FROM xapi_statement WHERE object_ref IS NOT NULL)")
 
     # --- writing, inside the events' transaction -------------------------------------------
 
@@ -198,9 +209,11 @@ class StatementIndexSQL:
                 " UNION SELECT st.sid, k.key FROM start st"
                 " JOIN xapi_statement t ON t.statement_id = st.ref"
                 " JOIN xapi_statement_key k ON k.seq = t.seq)"
-                " INSERT INTO xapi_statement_key (key, seq)"
-                " SELECT DISTINCT src.key, up.seq FROM src JOIN up ON up.origin = src.origin"
-                " WHERE TRUE ON CONFLICT DO NOTHING"
+                # A statement's own keys are written before any carried to it (in its own
+                # write, first), so a row this inserts is one the statement did not have.
+                " INSERT INTO xapi_statement_key (key, seq, carried)"
+                f" SELECT DISTINCT src.key, up.seq, {self.TRUE} FROM src"
+                " JOIN up ON up.origin = src.origin WHERE TRUE ON CONFLICT DO NOTHING"
             ),
             sorted(involved),
         )
@@ -285,6 +298,10 @@ class StatementIndexSQL:
         """
         params: list[Any] = []
         keys = sorted(q.keys, key=_selectivity_rank)
+        # A read limited to one credential's statements matches their own keys only: a key
+        # carried from another credential's statement (one of theirs that a StatementRef
+        # targets) would tell them what that statement holds, by a hit or by a miss.
+        own = " AND NOT {}.carried" if q.credential is not None else ""
         if by_stored and (q.since is not None or q.until is not None):
             window, bounds = _stored_window(q)
             text = (f"{self._select_events()} WHERE s.seq IN (SELECT seq FROM xapi_statement"
@@ -293,7 +310,7 @@ class StatementIndexSQL:
             order_column = "s.seq"
         elif keys:
             text = (f"{self._select_events()} JOIN xapi_statement_key k0 ON k0.seq = s.seq"
-                    " WHERE k0.key = ? AND s.voided = ?")
+                    f" WHERE k0.key = ?{own.format('k0')} AND s.voided = ?")
             params += [keys[0], False]
             order_column = "k0.seq"
             keys = keys[1:]
@@ -304,7 +321,7 @@ class StatementIndexSQL:
         for key in keys:
             # On the driving column, not s.seq: SQLite then probes before it joins the row.
             text += (" AND EXISTS (SELECT 1 FROM xapi_statement_key k"
-                     f" WHERE k.seq = {order_column} AND k.key = ?)")
+                     f" WHERE k.seq = {order_column} AND k.key = ?{own.format('k')})")
             params.append(key)
         # The cursor and the bound are one range on the column that drives the scan, so page
         # 1,000 starts where page 999 ended instead of skipping 99,900 index entries to get

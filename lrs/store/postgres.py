@@ -76,6 +76,12 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
                         curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
                             Identifier(self.datastore.schema)))
                 super().create_table()
+                with self.datastore.transaction(commit=True) as curs:
+                    curs.execute("SELECT 1 FROM information_schema.columns WHERE table_schema ="
+                                 " current_schema() AND table_name = 'xapi_statement_key'"
+                                 " AND column_name = 'carried'")
+                    if curs.fetchone() is None:
+                        self.index.add_carried_marks(curs, "BOOLEAN")
             finally:
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", lock)
 

@@ -271,6 +271,9 @@ def test_a_more_link_sealed_with_another_stores_key_is_refused(deployment: Deplo
     services = deployment.client.app.state.services  # type: ignore[attr-defined]
     south_links = services.named("south").more_links
     north_key = deployment.keys["north"][0]
+    # Two statements of north's own, so a page of one has a `more` link whichever tests of
+    # this module ran before (with several test processes, maybe none).
+    assert deployment.north.post([north_statement(), north_statement()]).status_code == 200
     own_page = deployment.north.get(limit=1).json()["more"]
     wanted = services.named("north").more_links.read(own_page.split("more=")[1], north_key)
     forged = south_links.issue(wanted, 10**9, 10**9, north_key)

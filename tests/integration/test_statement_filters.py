@@ -144,3 +144,57 @@ def test_a_credential_that_reads_only_its_own_reads_nothing_of_another_whichever
         assert [hit.seq for hit, _ in own] == [hit.seq for hit, _ in store.statements(
             StatementQuery(since=since, until=until))] != []
         assert store.statements(StatementQuery(since=since, until=until, credential="other")) == []
+
+
+@pytest.mark.usefixtures("driver")
+def test_a_read_of_ones_own_statements_learns_nothing_of_another_credentials_through_a_ref(
+        settings: Settings) -> None:
+    """Found by an attacker: a StatementRef carries its target's keys (Communication 2.1.3), so
+    a credential reading only its own statements could test what another's statement holds by
+    referencing its id and filtering its own. Such a read matches its statements' own keys."""
+    store = LearningRecordStore(env=settings.event_store_env())
+    mallory = Principal("mallory", "mallory", frozenset({"statements/write",
+                                                         "statements/read/mine"}),
+                        "urn:lrs:credentials")
+    try:
+        secret = with_id(statement(actor=agent("zed"), object=activity("secret")))
+        store.store_batches([prepare_statements([secret], WRITER, "1.0.3", 100)])
+        ref = with_id(statement(actor=agent("mal"), verb={"id": "http://example.org/v/ref"},
+                                object={"objectType": "StatementRef", "id": secret["id"]}))
+        store.store_batches([prepare_statements([ref], mallory, "1.0.3", 100)])
+
+        def found(key: str, credential: str | None) -> list[str]:
+            return [doc["id"] for _, doc in store.statements(StatementQuery(
+                keys=(key,), credential=credential, since="2000-01-01T00:00:00Z"))]
+
+        zed = f"{AGENT}:mbox:mailto:zed@example.org"
+        mal = f"{AGENT}:mbox:mailto:mal@example.org"
+        secret_activity = f"{ACTIVITY}:https://example.org/activities/secret"
+        for key in (zed, secret_activity, f"{VERB}:http://adlnet.gov/expapi/verbs/completed"):
+            assert found(key, "mallory") == []
+            assert found(key, None) == [ref["id"], secret["id"]]  # a full reader: as the spec says
+        assert found(mal, "mallory") == [ref["id"]]
+    finally:
+        store.close()
+
+
+def test_a_store_made_before_carried_keys_were_marked_counts_every_key_of_a_ref_as_carried(
+        settings: Settings) -> None:
+    store = LearningRecordStore(env=settings.event_store_env())
+    target = with_id(statement())
+    ref = with_id(statement(object={"objectType": "StatementRef", "id": target["id"]}))
+    store.store_batches([prepare_statements([target, ref], WRITER, "1.0.3", 100)])
+    with store.index.datastore.transaction(commit=True) as c:
+        c.execute("ALTER TABLE xapi_statement_key DROP COLUMN carried")
+    store.close()
+    store = LearningRecordStore(env=settings.event_store_env())
+    try:
+        with store.index.datastore.transaction(commit=False) as c:
+            c.execute("SELECT s.statement_id AS sid, k.carried AS carried FROM xapi_statement_key k"
+                      " JOIN xapi_statement s ON s.seq = k.seq")
+            marks = {(row["sid"], bool(row["carried"])) for row in c.fetchall()}
+        assert marks == {(target["id"], False), (ref["id"], True)}
+        assert store.statements(StatementQuery(keys=(f"{AGENT}:mbox:mailto:ada@example.org",),
+                                               credential=WRITER.key)) != []
+    finally:
+        store.close()
