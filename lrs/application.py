@@ -215,15 +215,16 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             target = p.voids
             if target is not None:
                 pending = fresh.get(target) or accepted.get(target)
-                if target in existing.voiding or (pending is not None and pending.voids):
-                    raise BadRequest(f"statement {p.statement_id} voids {target}, which is itself"
-                                     " a voiding statement; voiding statements cannot be voided")
                 owner = pending.credential if pending is not None else existing.credentials.get(target)
+                # Whose it is before what it is: one answer whether another's target exists or
+                # not, and whether it is a voiding statement or not; a 403 must not tell which.
                 if owner != p.credential and not p.can_void_any:
-                    # One answer whether the target exists or not: a 403 must not tell which.
                     raise Forbidden(
                         f"statement {p.statement_id} voids {target}, which this credential did not"
                         " store; only a credential with scope all may void it (Data 2.3.2)")
+                if target in existing.voiding or (pending is not None and pending.voids):
+                    raise BadRequest(f"statement {p.statement_id} voids {target}, which is itself"
+                                     " a voiding statement; voiding statements cannot be voided")
             fresh[p.statement_id] = p
         return fresh
 

@@ -89,8 +89,12 @@ class ErasureSQL:
                       list(chunk))
         alone = []
         for key in sorted(hashes):
-            c.execute(self.sql("SELECT 1 AS found FROM xapi_statement_key WHERE key = ? LIMIT 1"), [key])
+            # Only a statement that came with the bytes keeps them: a reference to one (a row
+            # carried from its target by a store made before such rows were refused) does not.
+            c.execute(self.sql("SELECT 1 AS found FROM xapi_statement_key WHERE key = ?"
+                               " AND NOT carried LIMIT 1"), [key])
             if c.fetchone() is None:
+                c.execute(self.sql("DELETE FROM xapi_statement_key WHERE key = ?"), [key])
                 alone.append(key.split(":", 1)[1])
         return alone
 

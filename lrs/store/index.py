@@ -212,8 +212,11 @@ class StatementIndexSQL:
                 # A statement's own keys are written before any carried to it (in its own
                 # write, first), so a row this inserts is one the statement did not have.
                 " INSERT INTO xapi_statement_key (key, seq, carried)"
+                # Filter keys only: an attachment's key says who may be served its bytes,
+                # and a reference to a statement is no claim to them.
                 f" SELECT DISTINCT src.key, up.seq, {self.TRUE} FROM src"
-                " JOIN up ON up.origin = src.origin WHERE TRUE ON CONFLICT DO NOTHING"
+                " JOIN up ON up.origin = src.origin"
+                f" WHERE substr(src.key, 1, 2) <> '{ATTACHMENT}:' ON CONFLICT DO NOTHING"
             ),
             sorted(involved),
         )
@@ -257,7 +260,7 @@ class StatementIndexSQL:
         rows = self._fetch(
             c, "SELECT k.key FROM xapi_statement_key k JOIN xapi_statement s ON s.seq = k.seq"
                f" WHERE s.statement_id IN ({_marks(len(statement_ids))})"
-               f" AND k.key IN ({_marks(len(keys))})", [*statement_ids, *keys])
+               f" AND k.key IN ({_marks(len(keys))}) AND NOT k.carried", [*statement_ids, *keys])
         return {row["key"].split(":", 1)[1] for row in rows}
 
     def one(self, c: Cursor, statement_id: str, voided: bool,
