@@ -30,16 +30,23 @@ def _post_with_bytes(client: XAPIClient, doc: dict[str, Any], content: bytes) ->
                           headers={"Content-Type": ctype}).status_code == 200
 
 
+def _claiming_reference(xapi: XAPIClient, target: str,
+                        content: bytes) -> tuple[XAPIClient, dict[str, Any]]:
+    """A read/mine credential's StatementRef to the target, declaring its file by a fileUrl."""
+    thief = _credential(xapi, ["statements/write", "statements/read/mine"])
+    claim = {**declared(content), "fileUrl": "https://example.org/not-mine"}
+    ref = with_id(statement(object={"objectType": "StatementRef", "id": target},
+                            attachments=[claim]))
+    assert thief.post(ref).status_code == 200
+    return thief, ref
+
+
 def test_a_ref_does_not_lend_its_targets_attachment_to_a_mine_reader(xapi: XAPIClient) -> None:
     """Declaring the target's hash with a fileUrl on a reference to it proves nothing."""
     owner = _credential(xapi, ["statements/write"])
     victim = with_id(statement(attachments=[declared(SECRET)]))
     _post_with_bytes(owner, victim, SECRET)
-    thief = _credential(xapi, ["statements/write", "statements/read/mine"])
-    claim = {**declared(SECRET), "fileUrl": "https://example.org/not-mine"}
-    ref = with_id(statement(object={"objectType": "StatementRef", "id": victim["id"]},
-                            attachments=[claim]))
-    assert thief.post(ref).status_code == 200
+    thief, ref = _claiming_reference(xapi, victim["id"], SECRET)
     response = thief.get(statementId=ref["id"], attachments="true")
     assert response.status_code == 200
     assert SECRET not in response.content
@@ -57,14 +64,11 @@ def test_forgetting_the_sender_drops_an_attachment_a_ref_to_it_carries(xapi: XAP
     assert not store.has(sha256(ADA_ATTACHMENT))
 
 
-def test_after_forgetting_a_ref_still_serves_the_forgotten_attachment(xapi: XAPIClient) -> None:
+def test_after_forgetting_a_reference_serves_nothing_of_the_forgotten_attachment(
+        xapi: XAPIClient) -> None:
     essay = said(ADA, ADA_NAME, "essay", attachments=[declared(ADA_ATTACHMENT)])
     _post_with_bytes(xapi, essay, ADA_ATTACHMENT)
-    thief = _credential(xapi, ["statements/write", "statements/read/mine"])
-    claim = {**declared(ADA_ATTACHMENT), "fileUrl": "https://example.org/x"}
-    ref = with_id(statement(object={"objectType": "StatementRef", "id": essay["id"]},
-                            attachments=[claim]))
-    assert thief.post(ref).status_code == 200
+    thief, ref = _claiming_reference(xapi, essay["id"], ADA_ATTACHMENT)
     forget(xapi)
     assert ADA_ATTACHMENT not in thief.get(statementId=ref["id"], attachments="true").content
 
