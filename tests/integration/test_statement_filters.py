@@ -29,6 +29,13 @@ SLUGS = ("a1", "a2", "a3")
 DRIVERS = {"keys drive": 0, "since drives": 10_000}
 
 
+def write(store: LearningRecordStore, docs: list[dict[str, Any]],
+          writer: Principal = WRITER) -> None:
+    """One write of these statements, as a POST of them would make it."""
+    [outcome] = store.store_batches([prepare_statements(docs, writer, "1.0.3", 100)])
+    assert not isinstance(outcome, Exception), outcome
+
+
 @pytest.fixture
 def stored(settings: Settings) -> Iterator[tuple[LearningRecordStore, list[dict[str, Any]]]]:
     """Six writes of five statements (six `stored` times), then one voiding another."""
@@ -41,12 +48,12 @@ def stored(settings: Settings) -> Iterator[tuple[LearningRecordStore, list[dict[
             for name, verb, slug in itertools.islice(combos, 5):
                 batch.append(with_id(statement(actor=agent(name), verb={"id": verb},
                                                object=activity(slug))))
-            store.store_batches([prepare_statements(batch, WRITER, "1.0.3", 100)])
+            write(store, batch)
             for doc in batch:
                 _, doc["stored"] = store.statement(doc["id"])
             docs += batch
         void = with_id(voiding(docs[7]["id"], actor=agent("cy")))
-        store.store_batches([prepare_statements([void], WRITER, "1.0.3", 100)])
+        write(store, [void])
         _, void["stored"] = store.statement(void["id"])
         docs[7]["voided"] = True
         docs.append({**void, "target": docs[7]})
@@ -158,10 +165,10 @@ def test_a_read_of_ones_own_statements_learns_nothing_of_another_credentials_thr
                         "urn:lrs:credentials")
     try:
         secret = with_id(statement(actor=agent("zed"), object=activity("secret")))
-        store.store_batches([prepare_statements([secret], WRITER, "1.0.3", 100)])
+        write(store, [secret])
         ref = with_id(statement(actor=agent("mal"), verb={"id": "http://example.org/v/ref"},
                                 object={"objectType": "StatementRef", "id": secret["id"]}))
-        store.store_batches([prepare_statements([ref], mallory, "1.0.3", 100)])
+        write(store, [ref], mallory)
 
         def found(key: str, credential: str | None) -> list[str]:
             return [doc["id"] for _, doc in store.statements(StatementQuery(
@@ -183,13 +190,15 @@ def test_a_store_made_before_carried_keys_were_marked_counts_every_key_of_a_ref_
     store = LearningRecordStore(env=settings.event_store_env())
     target = with_id(statement())
     ref = with_id(statement(object={"objectType": "StatementRef", "id": target["id"]}))
-    store.store_batches([prepare_statements([target, ref], WRITER, "1.0.3", 100)])
-    with store.index.datastore.transaction(commit=True) as c:
+    write(store, [target, ref])
+    recorder: Any = store.index  # either store's recorder: its own connection pool
+    with recorder.datastore.transaction(commit=True) as c:
         c.execute("ALTER TABLE xapi_statement_key DROP COLUMN carried")
     store.close()
     store = LearningRecordStore(env=settings.event_store_env())
     try:
-        with store.index.datastore.transaction(commit=False) as c:
+        recorder = store.index
+        with recorder.datastore.transaction(commit=False) as c:
             c.execute("SELECT s.statement_id AS sid, k.carried AS carried FROM xapi_statement_key k"
                       " JOIN xapi_statement s ON s.seq = k.seq")
             marks = {(row["sid"], bool(row["carried"])) for row in c.fetchall()}
