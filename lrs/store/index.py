@@ -112,11 +112,15 @@ class StatementIndexSQL:
             f" PRIMARY KEY (ifi, name)){without_rowid}",
         ]
 
-    def add_carried_marks(self, c: Cursor, bool_type: str) -> None:
-        """A store made before keys were marked carried gets the mark; it cannot tell which of
-        a referencing statement's keys were its own, so all of them count as carried (a read
-        limited to one credential then finds such a statement by time, not by a filter)."""
-        c.execute(f"ALTER TABLE xapi_statement_key ADD COLUMN carried {bool_type} NOT NULL"
+    def ensure_carried_marks(self, c: Cursor, carried_column_sql: str) -> None:
+        """A store made before keys were marked carried (the query finds no such column) gets
+        the mark; it cannot tell which of a referencing statement's keys were its own, so all of
+        them count as carried (a read limited to one credential then finds such a statement by
+        time, not by a filter)."""
+        c.execute(carried_column_sql)
+        if c.fetchone() is not None:
+            return
+        c.execute("ALTER TABLE xapi_statement_key ADD COLUMN carried BOOLEAN NOT NULL"
                   " DEFAULT FALSE")
         c.execute(f"UPDATE xapi_statement_key SET carried = {self.TRUE} WHERE seq IN"
                   " (SELECT seq FROM xapi_statement WHERE object_ref IS NOT NULL)")
@@ -283,9 +287,9 @@ class StatementIndexSQL:
         """Whether few statements were stored between `since` and `until`: an LMS polling for
         what is new mostly asks for nothing, and reading the newest first for the statements
         that match then passed every statement in the store (200 ms at 1M) to return none."""
-        if q.since is None and q.until is None:
-            return False
         window, params = _stored_window(q)
+        if not window:
+            return False
         c.execute(self.sql(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM xapi_statement WHERE {window}"
                            " LIMIT ?) AS stored_between"), [*params, self.FEW_STORED])
         row = c.fetchone()
@@ -305,8 +309,8 @@ class StatementIndexSQL:
         # carried from another credential's statement (one of theirs that a StatementRef
         # targets) would tell them what that statement holds, by a hit or by a miss.
         own = " AND NOT {}.carried" if q.credential is not None else ""
-        if by_stored and (q.since is not None or q.until is not None):
-            window, bounds = _stored_window(q)
+        window, bounds = _stored_window(q)
+        if by_stored and window:
             text = (f"{self._select_events()} WHERE s.seq IN (SELECT seq FROM xapi_statement"
                     f" WHERE {window}) AND s.voided = ?")
             params += [*bounds, False]

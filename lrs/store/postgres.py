@@ -77,11 +77,10 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
                             Identifier(self.datastore.schema)))
                 super().create_table()
                 with self.datastore.transaction(commit=True) as curs:
-                    curs.execute("SELECT 1 FROM information_schema.columns WHERE table_schema ="
-                                 " current_schema() AND table_name = 'xapi_statement_key'"
-                                 " AND column_name = 'carried'")
-                    if curs.fetchone() is None:
-                        self.index.add_carried_marks(curs, "BOOLEAN")
+                    self.index.ensure_carried_marks(
+                        curs, "SELECT 1 FROM information_schema.columns WHERE table_schema ="
+                              " current_schema() AND table_name = 'xapi_statement_key'"
+                              " AND column_name = 'carried'")
             finally:
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", lock)
 

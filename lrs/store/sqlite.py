@@ -133,10 +133,8 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
         with self._turn.held():
             super().create_table()
             with self.datastore.transaction(commit=True) as c:
-                c.execute("SELECT 1 FROM pragma_table_info('xapi_statement_key')"
-                          " WHERE name = 'carried'")
-                if c.fetchone() is None:
-                    self.index.add_carried_marks(c, "BOOLEAN")
+                self.index.ensure_carried_marks(c, "SELECT 1 FROM pragma_table_info("
+                                                   "'xapi_statement_key') WHERE name = 'carried'")
 
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
