@@ -8,6 +8,7 @@ filtered GET table at each stored size, on stores seeded through the ingest pipe
 
     python bench/ingest.py [--workers 2] [--stored 1000000 10000000] [--seconds 15]
                            [--postgres postgresql://…] [--seeded-dir /var/tmp/lrs-bench]
+                           [--env LRS_PROJECTIONS=off ...]
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def post_table(event_store: str | None, args: argparse.Namespace) -> None:
           f" {args.connections} connections, {args.seconds} s each, load from {generator}\n")
     print("| batch | statements/s | requests/s | p50 ms | p95 ms | CPU s by process |")
     print("|---:|---:|---:|---:|---:|---|")
-    with running_server(event_store, env={"LRS_WORKERS": str(args.workers)}) as server:
+    with running_server(event_store, env={"LRS_WORKERS": str(args.workers), **dict(args.env)}) as server:
         for batch in (1, 10, 100):
             cpu = ProcessCPU(server.pid)
             if shutil.which("wrk"):
@@ -300,4 +301,7 @@ if __name__ == "__main__":
                         help="a PostgreSQL server URL, or '' to measure SQLite only")
     parser.add_argument("--tables", choices=("all", "post", "get"), default="all")
     parser.add_argument("--seeded-dir", type=Path, default=Path("/var/tmp/lrs-bench"))
+    parser.add_argument("--env", type=lambda x: tuple(x.split("=", 1)), action="append", default=[],
+                        metavar="LRS_NAME=VALUE",
+                        help="more settings for the POST tables' server, e.g. LRS_PROJECTIONS=off")
     main(parser.parse_args())

@@ -31,6 +31,7 @@ from lrs.domain import AlignmentSet, LearnerErasure, ParameterFit, Retention, Ro
 from lrs.sealing import ERASED_HOME_PAGE
 from projections.bkt import BKTParameters
 from projections.facts import Fact, create_fact_macros, facts_sql
+from projections.lag import EventsBehind
 from projections.learner import LearnerFold, LearnerRows
 from projections.page_items import PageItems, checked_parameters
 from projections.saved_folds import SavedFolds
@@ -99,6 +100,8 @@ class ProjectionRunner:
     def __init__(self, store: LearningRecordStore, database: str | Path, page_size: int = 5000,
                  connection: Any = None) -> None:
         self.store = store
+        self.events_behind = EventsBehind(
+            lambda after, through: store.index.events_after(after, TOPICS, through))
         self.page_size = page_size
         self.con = connection if connection is not None else duckdb.connect(str(database))
         self.lock = threading.Lock()
@@ -131,7 +134,7 @@ class ProjectionRunner:
         if behind:
             event: Any = self.store.mapper.to_domain_event(behind[0])
             seconds = max((datetime.now(event.timestamp.tzinfo) - event.timestamp).total_seconds(), 0)
-        pending = self.store.index.events_after(position, TOPICS) if behind else 0
+        pending = max(self.events_behind(position, log_position), 1) if behind else 0
         return {"position": position, "log_position": log_position, "events_behind": pending,
                 "learners_to_refresh": int(dirty), "seconds_behind": round(seconds, 3)}
 
@@ -232,9 +235,13 @@ class ProjectionRunner:
             [position]).fetchall()]
 
     def run(self, interval: float = 0.2) -> None:
+        """Follow the log, applying what arrived in each ``interval`` together. Caught up after
+        every few statements, as under steady batch-1 ingest, a catch-up's fixed cost (the
+        refresh, DuckDB's transactions) took 0.9 ms of CPU a statement, a quarter of the
+        machine's, from the server; a full page still goes on at once."""
         while not self.stop.is_set():
             try:
-                if self.catch_up() == 0:
+                if self.catch_up() < self.page_size:
                     self.stop.wait(interval)
             except Exception:  # logged; the page is retried, nothing was half-applied
                 log.exception("projection page failed")

@@ -159,8 +159,7 @@ class DistrictExporter:
                 scratch = tempfile.TemporaryDirectory(prefix="lrs-export-views-")
                 runner = _bounded(ProjectionRunner(self.store, Path(scratch.name) / "views.duckdb",
                                                    page_size=5000))
-            behind = self.store.index.events_after(runner.position(), TOPICS) - \
-                self.store.index.events_after(position, TOPICS)
+            behind = self.store.index.events_after(runner.position(), TOPICS, through=position)
             present = _learner_orgs(runner.con)
             start = runner.position()
             with self._bar(behind, "projections", "events") as bar:
@@ -338,8 +337,7 @@ class DistrictExporter:
                           in_org: set[str] | None) -> int:
         low, high = request.period()
         count, start = 0, since + 1
-        total = self.store.index.events_after(since, [STATEMENT_TOPIC]) - \
-            self.store.index.events_after(position, [STATEMENT_TOPIC])
+        total = self.store.index.events_after(since, [STATEMENT_TOPIC], through=position)
         forgotten = _Forgotten(self.store, position)
         with path.open("wb") as out, self._bar(total, "statements", "statements") as bar:
             while position and start <= position:

@@ -362,10 +362,12 @@ class StatementIndexSQL:
         c.execute(self.sql("SELECT name FROM xapi_agent_name WHERE ifi = ? ORDER BY name"), [ifi])
         return [row["name"] for row in c.fetchall()]
 
-    def count_events_after(self, c: Cursor, position: int, topics: Sequence[str]) -> int:
+    def count_events_after(self, c: Cursor, position: int, topics: Sequence[str],
+                           through: int | None = None) -> int:
+        upper = f" AND {self.events_seq} <= ?" if through is not None else ""
         c.execute(self.sql(f"SELECT COUNT(*) AS n FROM {self.events_table}"
-                           f" WHERE {self.events_seq} > ? AND topic IN ({_marks(len(topics))})"),
-                  [position, *topics])
+                           f" WHERE {self.events_seq} > ?{upper} AND topic IN ({_marks(len(topics))})"),
+                  [position, *([through] if through is not None else []), *topics])
         row = c.fetchone()
         return int(row["n"])
 
@@ -461,10 +463,11 @@ class StatementIndexReads:
         with self._read_transaction() as c:
             return self.index.agent_names(c, ifi)
 
-    def events_after(self, position: int, topics: Sequence[str]) -> int:
-        """How many events of these topics the log holds after a position (without reading them)."""
+    def events_after(self, position: int, topics: Sequence[str], through: int | None = None) -> int:
+        """How many events of these topics the log holds after a position, up to ``through``
+        if given (without reading them)."""
         with self._read_transaction() as c:
-            return self.index.count_events_after(c, position, topics)
+            return self.index.count_events_after(c, position, topics, through)
 
     def event_states(self, start: int, limit: int, topics: Sequence[str],
                      stop: int | None = None) -> list[tuple[int, str, bytes]]:

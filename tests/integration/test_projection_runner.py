@@ -186,6 +186,56 @@ def test_lag_reports_events_and_seconds_behind(sqlite_store: LearningRecordStore
     assert runner.lag() == {**runner.lag(), "events_behind": 0, "seconds_behind": 0.0}
 
 
+def test_lag_counts_each_range_of_the_log_once_and_stays_exact(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted: list[tuple[int, int | None]] = []
+    count = sqlite_store.index.events_after
+
+    def counting(position: int, topics: Any, through: int | None = None) -> int:
+        counted.append((position, through))
+        return count(position, topics, through)
+
+    monkeypatch.setattr(sqlite_store.index, "events_after", counting)
+    append(sqlite_store, [answer(f"p{n}", 1, True) for n in range(20)])
+    assert runner.lag()["events_behind"] == 20
+    runner.catch_up(until=7, refresh=False)
+    append(sqlite_store, [answer(f"q{n}", 2, True) for n in range(5)])
+    assert runner.lag()["events_behind"] == 25 - 7
+    assert runner.lag()["events_behind"] == 25 - 7
+    # The second count read only the 7 events applied and the 5 appended, the third nothing.
+    assert counted == [(0, 20), (0, 7), (20, 25)]
+    runner.catch_up()
+    assert runner.lag()["events_behind"] == 0
+    append(sqlite_store, [answer("r", 3, True)])
+    assert runner.lag()["events_behind"] == 1
+
+
+def test_following_the_log_waits_an_interval_after_less_than_a_page_and_not_after_a_full_one(
+    sqlite_store: LearningRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up has a fixed cost (the refresh, DuckDB's transactions): statements that
+    trickle in are applied together, once an interval, while a backlog goes on at once."""
+    runner = ProjectionRunner(sqlite_store, tmp_path / "views.duckdb", page_size=10)
+    applied = iter([3, 10, 25, 0, 9])
+    steps: list[str] = []
+
+    def catch_up() -> int:
+        count = next(applied, None)
+        if count is None:
+            runner.stop.set()
+            return 0
+        steps.append(f"applied {count}")
+        return count
+
+    monkeypatch.setattr(runner, "catch_up", catch_up)
+    monkeypatch.setattr(runner.stop, "wait", lambda seconds: runner.stop.is_set()
+                        or steps.append(f"waited {seconds}"))
+    runner.run(interval=0.5)
+    assert steps == ["applied 3", "waited 0.5", "applied 10", "applied 25", "applied 0",
+                     "waited 0.5", "applied 9", "waited 0.5"]
+
+
 def test_analysts_can_read_the_views_with_plain_duckdb(sqlite_store: LearningRecordStore,
                                                        tmp_path: Path) -> None:
     runner = ProjectionRunner(sqlite_store, tmp_path / "views.duckdb")
