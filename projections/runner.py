@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -45,6 +46,7 @@ ROSTER_TOPIC = get_topic(Roster.Loaded)
 FIT_TOPIC = get_topic(ParameterFit.Fitted)
 ERASED_TOPIC = get_topic(LearnerErasure.LearnerErased)
 RETENTION_TOPIC = get_topic(Retention.RetentionApplied)
+FOLLOW_SHARE = 4.0  # the following loop waits this many times a catch-up's time (see run)
 TOPICS = [STATEMENT_TOPIC, get_topic(AlignmentSet.Loaded), ROSTER_TOPIC, FIT_TOPIC, ERASED_TOPIC,
           RETENTION_TOPIC]
 # Every table that keys rows by learner: an erased learner leaves each of them.
@@ -107,6 +109,7 @@ class ProjectionRunner:
         self.lock = threading.Lock()
         create_schema(self.con)
         self.stop = threading.Event()
+        self.clock: Callable[[], float] = time.monotonic
         self.folds = SavedFolds()
         self.path = None if str(database) == ":memory:" else Path(database)
         self.erased = False  # an erasure was applied since the file was last compacted
@@ -235,14 +238,18 @@ class ProjectionRunner:
             [position]).fetchall()]
 
     def run(self, interval: float = 0.2) -> None:
-        """Follow the log, applying what arrived in each ``interval`` together. Caught up after
-        every few statements, as under steady batch-1 ingest, a catch-up's fixed cost (the
-        refresh, DuckDB's transactions) took 0.9 ms of CPU a statement, a quarter of the
-        machine's, from the server; a full page still goes on at once."""
+        """Follow the log, applying what arrived meanwhile together. A catch-up has a fixed
+        cost (the refresh, DuckDB's transactions: ~90 ms of CPU for one statement on a
+        2-core machine): caught up after every few statements, as under steady batch-1 ingest,
+        the views took half a core. After less than a page the loop waits ``interval``, or
+        FOLLOW_SHARE times the catch-up's own time if longer (at most a fifth of a core on
+        catch-ups); a full page goes on at once."""
         while not self.stop.is_set():
             try:
-                if self.catch_up() < self.page_size:
-                    self.stop.wait(interval)
+                started = self.clock()
+                applied = self.catch_up()
+                if applied < self.page_size:
+                    self.stop.wait(max(interval, (self.clock() - started) * FOLLOW_SHARE))
             except Exception:  # logged; the page is retried, nothing was half-applied
                 log.exception("projection page failed")
                 self.stop.wait(2.0)

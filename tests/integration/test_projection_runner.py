@@ -211,29 +211,33 @@ def test_lag_counts_each_range_of_the_log_once_and_stays_exact(
     assert runner.lag()["events_behind"] == 1
 
 
-def test_following_the_log_waits_an_interval_after_less_than_a_page_and_not_after_a_full_one(
+def test_following_the_log_waits_after_less_than_a_page_and_not_after_a_full_one(
     sqlite_store: LearningRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A catch-up has a fixed cost (the refresh, DuckDB's transactions): statements that
-    trickle in are applied together, once an interval, while a backlog goes on at once."""
+    trickle in are applied together, waiting the interval or, after a slow catch-up, four
+    times its time; a backlog goes on at once."""
     runner = ProjectionRunner(sqlite_store, tmp_path / "views.duckdb", page_size=10)
-    applied = iter([3, 10, 25, 0, 9])
+    # (statements applied, seconds the catch-up took)
+    catch_ups = iter([(3, 0.01), (10, 0.2), (25, 0.3), (0, 0.01), (9, 0.5)])
+    now = [0.0]
     steps: list[str] = []
 
     def catch_up() -> int:
-        count = next(applied, None)
-        if count is None:
+        applied, seconds = next(catch_ups, (0, 0.0))
+        if seconds == 0.0:
             runner.stop.set()
-            return 0
-        steps.append(f"applied {count}")
-        return count
+        now[0] += seconds
+        steps.append(f"applied {applied}")
+        return applied
 
     monkeypatch.setattr(runner, "catch_up", catch_up)
+    monkeypatch.setattr(runner, "clock", lambda: now[0])
     monkeypatch.setattr(runner.stop, "wait", lambda seconds: runner.stop.is_set()
-                        or steps.append(f"waited {seconds}"))
+                        or steps.append(f"waited {seconds:g}"))
     runner.run(interval=0.5)
     assert steps == ["applied 3", "waited 0.5", "applied 10", "applied 25", "applied 0",
-                     "waited 0.5", "applied 9", "waited 0.5"]
+                     "waited 0.5", "applied 9", "waited 2", "applied 0"]
 
 
 def test_analysts_can_read_the_views_with_plain_duckdb(sqlite_store: LearningRecordStore,
