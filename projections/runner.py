@@ -47,6 +47,7 @@ FIT_TOPIC = get_topic(ParameterFit.Fitted)
 ERASED_TOPIC = get_topic(LearnerErasure.LearnerErased)
 RETENTION_TOPIC = get_topic(Retention.RetentionApplied)
 FOLLOW_SHARE = 4.0  # the following loop waits this many times a catch-up's time (see run)
+FOLLOW_MAX_WAIT = 0.5
 TOPICS = [STATEMENT_TOPIC, get_topic(AlignmentSet.Loaded), ROSTER_TOPIC, FIT_TOPIC, ERASED_TOPIC,
           RETENTION_TOPIC]
 # Every table that keys rows by learner: an erased learner leaves each of them.
@@ -243,13 +244,15 @@ class ProjectionRunner:
         2-core machine): caught up after every few statements, as under steady batch-1 ingest,
         the views took half a core. After less than a page the loop waits ``interval``, or
         FOLLOW_SHARE times the catch-up's own time if longer (at most a fifth of a core on
-        catch-ups); a full page goes on at once."""
+        catch-ups), but never past FOLLOW_MAX_WAIT: a statement is in the views within a
+        second of its write. A full page goes on at once."""
         while not self.stop.is_set():
             try:
                 started = self.clock()
                 applied = self.catch_up()
                 if applied < self.page_size:
-                    self.stop.wait(max(interval, (self.clock() - started) * FOLLOW_SHARE))
+                    spent = self.clock() - started
+                    self.stop.wait(max(interval, min(spent * FOLLOW_SHARE, FOLLOW_MAX_WAIT)))
             except Exception:  # logged; the page is retried, nothing was half-applied
                 log.exception("projection page failed")
                 self.stop.wait(2.0)
