@@ -67,6 +67,8 @@ def test_the_child_follows_the_log_the_parent_appends_to(settings: Settings,
     assert views.process.pid != os.getpid()
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE") or not Path("/proc/self/task").exists(),
+                    reason="thread scheduling policies are Linux's")
 def test_the_child_follows_the_log_only_on_time_the_server_leaves_and_answers_niced(
     settings: Settings, views: ViewsProcess,
 ) -> None:
