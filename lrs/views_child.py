@@ -126,36 +126,6 @@ def _cap_memory(limit: str) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
 
 
-def _follow_on_idle_time() -> None:
-    """Follow the log on the CPU time the server leaves. Niced alone, the child still held a
-    core when a worker woke for a request (the worker waited for the scheduler to preempt it):
-    under batch-1 ingest the server answered a quarter fewer requests with the views following
-    the log than without. A SCHED_IDLE thread gives way the moment another wakes; the threads
-    started after this (DuckDB's among them) inherit it, the query threads started before do
-    not: a teacher's page is answered at the niced priority, not only when the cores idle."""
-    if hasattr(os, "sched_setscheduler"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except OSError:
-            log.warning("could not lower the projections' priority to SCHED_IDLE; niced only")
-
-
-class _Opened:
-    """The runner, handed to the query threads once it is open (they start before it is)."""
-
-    def __init__(self) -> None:
-        self._ready = threading.Event()
-        self.runner: ProjectionRunner | None = None
-
-    def set(self, runner: ProjectionRunner | None) -> None:
-        self.runner = runner
-        self._ready.set()
-
-    def wait(self) -> ProjectionRunner | None:
-        self._ready.wait()
-        return self.runner
-
-
 def serve(settings: Settings, connections: list[Connection], ready: Connection,
           stop: Connection, published: PublishedLag) -> None:
     """The child: follow the log into the views, and answer queries until told to stop.
@@ -173,17 +143,11 @@ def serve(settings: Settings, connections: list[Connection], ready: Connection,
     from lrs.cli.common import tune_gc
 
     gate = QueryGate()
-    opened = _Opened()
-    for connection in connections:
-        threading.Thread(target=_answer, args=(opened, gate, connection), daemon=True,
-                         name="lrs-views-query").start()
-    _follow_on_idle_time()
     try:
         store = LearningRecordStore(env=settings.event_store_env())
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         runner = open_sandboxed_runner(store, settings)
     except Exception as exc:  # told to the parent, which fails to start with the reason
-        opened.set(None)
         ready.send(f"{type(exc).__name__}: {exc}")
         return
     # After an erasure the runner compacts its file; queries wait, and the copy is sandboxed too.
@@ -193,7 +157,9 @@ def serve(settings: Settings, connections: list[Connection], ready: Connection,
     ready.send("")
     ready.close()
     tune_gc()
-    opened.set(runner)
+    for connection in connections:
+        threading.Thread(target=_answer, args=(runner, gate, connection), daemon=True,
+                         name="lrs-views-query").start()
     threading.Thread(target=_publish, args=(runner, gate, published), daemon=True,
                      name="lrs-views-lag").start()
 
@@ -278,10 +244,7 @@ def _publish_once(runner: ProjectionRunner, gate: QueryGate, published: Publishe
     return False
 
 
-def _answer(opened: _Opened, gate: QueryGate, connection: Connection) -> None:
-    runner = opened.wait()
-    if runner is None:  # it did not open; the parent hears why from `ready`
-        return
+def _answer(runner: ProjectionRunner, gate: QueryGate, connection: Connection) -> None:
     while True:
         try:
             fn, args, limit = connection.recv()

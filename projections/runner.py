@@ -244,8 +244,8 @@ class ProjectionRunner:
         2-core machine): caught up after every few statements, as under steady batch-1 ingest,
         the views took half a core. After less than a page the loop waits ``interval``, or
         FOLLOW_SHARE times the catch-up's own time if longer (at most a fifth of a core on
-        catch-ups), but never past FOLLOW_MAX_WAIT: a statement is in the views within a
-        second of its write. A full page goes on at once."""
+        catch-ups), but never past FOLLOW_MAX_WAIT: on a machine with a moment free, a
+        statement is in the views within a second of its write. A full page goes on at once."""
         while not self.stop.is_set():
             try:
                 started = self.clock()

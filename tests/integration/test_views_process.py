@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from lrs import views_child, views_process
+from lrs import views_process
 from lrs.application import LearningRecordStore
 from lrs.config import Settings
 from lrs.errors import NotFound
@@ -65,22 +65,6 @@ def test_the_child_follows_the_log_the_parent_appends_to(settings: Settings,
     wait_until(lambda: caught_up(views) and views.lag()["position"] > 0)
     assert views.call(queries.learner_profile, ADA)["statements"] == 2
     assert views.process.pid != os.getpid()
-
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE") or not Path("/proc/self/task").exists(),
-                    reason="thread scheduling policies are Linux's")
-def test_the_child_follows_the_log_only_on_time_the_server_leaves_and_answers_niced(
-    settings: Settings, views: ViewsProcess,
-) -> None:
-    pid = views.process.pid
-    assert pid is not None
-    views.lag()  # answered: the child is up, its threads (DuckDB's among them) started
-    policies = [os.sched_getscheduler(int(t.name)) for t in Path(f"/proc/{pid}/task").iterdir()]
-    assert os.sched_getscheduler(pid) == os.SCHED_IDLE  # the thread that follows the log
-    # One thread per query pipe keeps the ordinary policy, niced: a page waits for no idle core.
-    assert policies.count(os.SCHED_OTHER) == settings.view_query_slots + settings.sql_slots
-    assert policies.count(os.SCHED_IDLE) == len(policies) - policies.count(os.SCHED_OTHER)
-    assert os.getpriority(os.PRIO_PROCESS, pid) == views_child.NICENESS
 
 
 def test_a_query_error_in_the_child_is_raised_in_the_parent(views: ViewsProcess) -> None:
