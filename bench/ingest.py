@@ -289,6 +289,13 @@ def _ensure_database(url: str, name: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.startswith("LRS_"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give LRS_NAME=VALUE")
+    return name, value
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -301,7 +308,7 @@ if __name__ == "__main__":
                         help="a PostgreSQL server URL, or '' to measure SQLite only")
     parser.add_argument("--tables", choices=("all", "post", "get"), default="all")
     parser.add_argument("--seeded-dir", type=Path, default=Path("/var/tmp/lrs-bench"))
-    parser.add_argument("--env", type=lambda x: tuple(x.split("=", 1)), action="append", default=[],
+    parser.add_argument("--env", type=_setting, action="append", default=[],
                         metavar="LRS_NAME=VALUE",
                         help="more settings for the POST tables' server, e.g. LRS_PROJECTIONS=off")
     main(parser.parse_args())
