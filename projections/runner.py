@@ -48,6 +48,9 @@ ERASED_TOPIC = get_topic(LearnerErasure.LearnerErased)
 RETENTION_TOPIC = get_topic(Retention.RetentionApplied)
 FOLLOW_SHARE = 4.0  # the following loop waits this many times a catch-up's time (see run)
 FOLLOW_MAX_WAIT = 0.5
+# A refresh's transaction holds this many resumed folds per full one: each of ~25 DuckDB
+# statements costs a transaction 1-2 ms, and a resumed fold reads only its new facts.
+RESUMED_PER_FULL = 10
 TOPICS = [STATEMENT_TOPIC, get_topic(AlignmentSet.Loaded), ROSTER_TOPIC, FIT_TOPIC, ERASED_TOPIC,
           RETENTION_TOPIC]
 # Every table that keys rows by learner: an erased learner leaves each of them.
@@ -162,6 +165,11 @@ class ProjectionRunner:
             applied += len(page)
             if progress is not None:
                 progress(len(page))
+            if len(page) < self.page_size:
+                # The head as it was: what arrived meanwhile waits for the next catch-up.
+                # Under steady ingest there is always more, and pages of a few statements
+                # each (~25 ms of DuckDB apiece) never reached the refresh.
+                break
         if refresh:
             self.refresh()
         if self.erased and self.path is not None:
@@ -200,7 +208,9 @@ class ProjectionRunner:
             self.erased = False
 
     def refresh(self, chunk: int = 200) -> None:
-        """Recompute the dirty learners, a chunk per transaction (a chunk's facts are in memory)."""
+        """Recompute the dirty learners, a chunk per transaction (a chunk's facts are in memory):
+        at most ``chunk`` learners folded from their first fact, and up to RESUMED_PER_FULL
+        times as many resumed from a saved fold, which read only their facts since."""
         with _collector_paused():
             self._refresh(chunk)
 
@@ -208,14 +218,16 @@ class ProjectionRunner:
         while True:
             dirty = dict(self.con.execute(
                 "SELECT learner, bool_or(refold) FROM dirty_learners GROUP BY learner ORDER BY learner"
-                " LIMIT ?", [chunk]).fetchall())
+                " LIMIT ?", [chunk * RESUMED_PER_FULL]).fetchall())
             if not dirty:
                 return
+            saved = self.folds.get(self.con, [a for a, refold in dirty.items() if not refold])
+            dirty = _with_full_folds_up_to(chunk, dirty, saved)
             learners = list(dirty)
             with self.lock:
                 self.con.execute("BEGIN TRANSACTION")
                 try:
-                    written = self._recompute(dirty)
+                    written = self._recompute(dirty, saved)
                     self.con.execute("DELETE FROM dirty_learners WHERE learner IN (SELECT unnest(?))",
                                      [learners])
                     self.con.execute("COMMIT")
@@ -450,14 +462,14 @@ class ProjectionRunner:
         insert_rows(self.con, "roster", ("learner", "class_id", "org", "seq"), rows)
         return {row[0]: row[-1] for row in rows}
 
-    def _recompute(self, dirty: dict[str, bool]) -> dict[str, tuple[int, str] | None]:
+    def _recompute(self, dirty: dict[str, bool], saved: dict[str, tuple[int, str]]
+                   ) -> dict[str, tuple[int, str] | None]:
         """Fold each dirty learner's facts: from the first fact when flagged full (or never
-        folded), else on from the saved fold with only the facts after it. Returns the saved
+        folded), else on from its saved fold with only the facts after it. Returns the saved
         folds written (None: removed, every statement voided), for the cache once the
         transaction commits."""
         learners = sorted(dirty)
         alignments, parameters = self.alignments(), self.parameters()
-        saved = self.folds.get(self.con, [a for a in learners if not dirty[a]])
         full = [a for a in learners if dirty[a] or a not in saved]
         resumed = [a for a in learners if a not in set(full)]
         by_learner = self._facts_of(full)
@@ -625,6 +637,20 @@ def _zero(path: Path) -> None:
 
 def _columns(table: str) -> list[str]:
     return [part.split()[0] for part in TABLES[table].replace("\n", " ").split(",")]
+
+
+def _with_full_folds_up_to(count: int, dirty: dict[str, bool], saved: dict[str, tuple[int, str]]
+                           ) -> dict[str, bool]:
+    """The dirty learners (in order) before the one that would make ``count`` + 1 full folds."""
+    chosen: dict[str, bool] = {}
+    full = 0
+    for learner, refold in dirty.items():
+        if refold or learner not in saved:
+            if full == count:
+                break
+            full += 1
+        chosen[learner] = refold
+    return chosen
 
 
 def _folded(fold: LearnerFold, facts: Iterable[Fact], failed: dict[str, str]) -> bool:

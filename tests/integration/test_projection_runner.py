@@ -112,8 +112,8 @@ def test_a_crash_while_refreshing_recomputes_the_learners_next_time(
     clean.catch_up()
     original = runner._recompute
 
-    def crash(learners: list[str]) -> None:
-        original(learners)
+    def crash(*chunk: Any) -> None:
+        original(*chunk)
         raise RuntimeError("power cut")
 
     runner._recompute = crash  # type: ignore[method-assign]
@@ -273,6 +273,55 @@ def test_folds_resumed_after_every_batch_give_the_same_tables_as_a_rebuild(
         append(sqlite_store, statements[start:start + 9])
         runner.catch_up()
     assert runner.con.execute("SELECT count(*) FROM learner_state").fetchone() == (6,)
+    assert tables(runner.con) == rebuilt_tables(sqlite_store, tmp_path)
+
+
+def test_a_catch_up_ends_at_the_head_it_reached_and_refreshes_under_steady_ingest(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner
+) -> None:
+    append(sqlite_store, [answer("ada", 1, True)])
+    read_page = sqlite_store.index.event_states
+    arriving = [answer("bob", day, True) for day in (2, 3, 4)]
+
+    def read_while_statements_arrive(*args: Any, **kwargs: Any) -> Any:
+        if arriving:
+            append(sqlite_store, [arriving.pop(0)])
+        return read_page(*args, **kwargs)
+
+    sqlite_store.index.event_states = read_while_statements_arrive  # type: ignore[method-assign]
+    runner.catch_up()
+    # The first page was short of a full one: the head. Bob's later statements wait for the
+    # next catch-up, and the learners applied so far are refreshed now, not after the stream.
+    assert runner.con.execute("SELECT count(*) FROM statement_facts").fetchone() == (2,)
+    assert runner.con.execute("SELECT count(*) FROM dirty_learners").fetchone() == (0,)
+    assert runner.con.execute("SELECT count(*) FROM learner_profile").fetchone() == (2,)
+    sqlite_store.index.event_states = read_page  # type: ignore[method-assign]
+    append(sqlite_store, arriving)
+    runner.catch_up()
+    assert runner.con.execute("SELECT count(*) FROM statement_facts").fetchone() == (4,)
+
+
+def test_a_refresh_transaction_holds_few_full_folds_and_many_resumed_ones(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner, tmp_path: Path
+) -> None:
+    folded = [f"a{n:02d}" for n in range(25)]
+    append(sqlite_store, [answer(name, 1, True) for name in folded])
+    runner.catch_up()
+    append(sqlite_store, [answer(name, 2, False) for name in folded]
+           + [answer(f"new{n}", 2, True) for n in range(5)])
+    runner.catch_up(refresh=False)
+    chunks: list[int] = []
+    committed = runner.folds.committed
+
+    def commit_counted(written: dict[str, tuple[int, str] | None]) -> None:
+        chunks.append(len(written))  # one commit per refresh transaction
+        committed(written)
+
+    runner.folds.committed = commit_counted  # type: ignore[method-assign]
+    runner.refresh(chunk=2)
+    # Ordered by key, the 25 resumed learners ("mbox:mailto:a00@…") come first: 20 in the
+    # first transaction, with no full fold; then the last 5 with two of the new learners.
+    assert chunks == [20, 7, 2, 1]
     assert tables(runner.con) == rebuilt_tables(sqlite_store, tmp_path)
 
 
