@@ -149,32 +149,53 @@ class ProjectionRunner:
 
     def catch_up(self, until: int | None = None,
                  progress: Callable[[int], object] | None = None, refresh: bool = True) -> int:
-        """Apply every page available now (or up to log position ``until``), then refresh
-        (unless told not to: facts only); returns how many events were applied. ``progress``
-        hears each page's size."""
+        """Apply the log up to its head as it is now (or up to log position ``until``), then
+        refresh (unless told not to: facts only); returns how many events were applied.
+        ``progress`` hears each page's size.
+
+        What arrives meanwhile waits for the next catch-up: under steady ingest there is
+        always more, and pages of a few statements each (~25 ms of DuckDB apiece) never
+        reached the refresh. The position then passes the events the views do not read
+        (documents, credentials) up to the head, or every poll would read them again."""
         applied = 0
-        while not self.stop.is_set():
-            start = self.position() + 1
-            if until is not None and start > until:
-                break
-            page = self.store.index.event_states(start, self.page_size, TOPICS, stop=until)
-            if not page:
-                break
-            with _collector_paused():
-                self.apply_page(page)
-            applied += len(page)
-            if progress is not None:
-                progress(len(page))
+        head = self.store.recorder.max_notification_id() or 0
+        if until is not None:
+            head = min(head, until)
+        while not self.stop.is_set() and self.position() < head:
+            page = self.store.index.event_states(self.position() + 1, self.page_size, TOPICS,
+                                                 stop=head)
+            if page:
+                with _collector_paused():
+                    self.apply_page(page)
+                applied += len(page)
+                if progress is not None:
+                    progress(len(page))
             if len(page) < self.page_size:
-                # The head as it was: what arrived meanwhile waits for the next catch-up.
-                # Under steady ingest there is always more, and pages of a few statements
-                # each (~25 ms of DuckDB apiece) never reached the refresh.
+                self._pass_to(head)  # nothing more for the views up to the head
                 break
         if refresh:
             self.refresh()
         if self.erased and self.path is not None:
             self.compact()
         return applied
+
+    def _pass_to(self, position: int) -> None:
+        if self.position() >= position:
+            return
+        with self.lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                self._record_position(position)
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+
+    def _record_position(self, position: int) -> None:
+        """Inside the caller's transaction; the position never goes back."""
+        position = max(position, self.position())
+        self.con.execute("DELETE FROM projection_state WHERE name = ?", [NAME])
+        self.con.execute("INSERT INTO projection_state VALUES (?, ?)", [NAME, position])
 
     def _open_file(self) -> Any:
         con = duckdb.connect(str(self.path))
@@ -334,9 +355,7 @@ class ProjectionRunner:
                 insert_rows(self.con, "dirty_learners", ("learner", "refold"),
                             [(a, True) for a in sorted(refold)])
                 self._record_versions(dict.fromkeys(refold, position))
-                self.con.execute("DELETE FROM projection_state WHERE name = ?", [NAME])
-                self.con.execute("INSERT INTO projection_state VALUES (?, ?)",
-                                 [NAME, max(position, self.position())])
+                self._record_position(position)
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")
@@ -373,9 +392,7 @@ class ProjectionRunner:
                 insert_rows(self.con, "dirty_learners", ("learner", "refold"),
                             [(a, a in full) for a in sorted(versions)])
                 self._record_versions(versions)
-                position = max(position, self.position())
-                self.con.execute("DELETE FROM projection_state WHERE name = ?", [NAME])
-                self.con.execute("INSERT INTO projection_state VALUES (?, ?)", [NAME, position])
+                self._record_position(position)
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")

@@ -290,15 +290,33 @@ def test_a_catch_up_ends_at_the_head_it_reached_and_refreshes_under_steady_inges
 
     sqlite_store.index.event_states = read_while_statements_arrive  # type: ignore[method-assign]
     runner.catch_up()
-    # The first page was short of a full one: the head. Bob's later statements wait for the
+    # The head was Ada's statement when the catch-up began. Bob's statements wait for the
     # next catch-up, and the learners applied so far are refreshed now, not after the stream.
-    assert runner.con.execute("SELECT count(*) FROM statement_facts").fetchone() == (2,)
+    assert runner.con.execute("SELECT count(*) FROM statement_facts").fetchone() == (1,)
     assert runner.con.execute("SELECT count(*) FROM dirty_learners").fetchone() == (0,)
-    assert runner.con.execute("SELECT count(*) FROM learner_profile").fetchone() == (2,)
+    assert runner.con.execute("SELECT count(*) FROM learner_profile").fetchone() == (1,)
     sqlite_store.index.event_states = read_page  # type: ignore[method-assign]
     append(sqlite_store, arriving)
     runner.catch_up()
     assert runner.con.execute("SELECT count(*) FROM statement_facts").fetchone() == (4,)
+
+
+def test_the_position_passes_events_the_views_do_not_read(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner
+) -> None:
+    append(sqlite_store, [answer("ada", 1, True)])
+    runner.catch_up()
+    for n in range(3):  # credentials: events of the log that no view reads
+        sqlite_store.ensure_credential(f"key-{n}", "a-secret-of-enough-length", ["all"], name="tool")
+    head = sqlite_store.recorder.max_notification_id()
+    assert runner.position() < head
+    runner.catch_up()
+    # Else every poll of the follow loop and of the lag reads those events again.
+    assert runner.position() == head
+    assert runner.lag()["events_behind"] == 0
+    append(sqlite_store, [answer("bob", 2, True)])
+    runner.catch_up()
+    assert runner.con.execute("SELECT count(*) FROM statement_facts").fetchone() == (2,)
 
 
 def test_a_refresh_transaction_holds_few_full_folds_and_many_resumed_ones(
