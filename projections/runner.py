@@ -48,9 +48,11 @@ ERASED_TOPIC = get_topic(LearnerErasure.LearnerErased)
 RETENTION_TOPIC = get_topic(Retention.RetentionApplied)
 FOLLOW_SHARE = 4.0  # the following loop waits this many times a catch-up's time (see run)
 FOLLOW_MAX_WAIT = 0.5
-# A refresh's transaction holds this many resumed folds per full one: each of ~25 DuckDB
-# statements costs a transaction 1-2 ms, and a resumed fold reads only its new facts.
+# A refresh transaction's share of resumed folds, per full fold it may hold: up to this many
+# learners (each of its ~25 DuckDB statements costs a transaction 1-2 ms, whatever its size),
+# and this many of their new facts (a fact is ~2 KB in Python while it is folded).
 RESUMED_PER_FULL = 10
+RESUMED_FACTS_PER_FULL = 100
 TOPICS = [STATEMENT_TOPIC, get_topic(AlignmentSet.Loaded), ROSTER_TOPIC, FIT_TOPIC, ERASED_TOPIC,
           RETENTION_TOPIC]
 # Every table that keys rows by learner: an erased learner leaves each of them.
@@ -117,6 +119,9 @@ class ProjectionRunner:
         self.folds = SavedFolds()
         self.path = None if str(database) == ":memory:" else Path(database)
         self.erased = False  # an erasure was applied since the file was last compacted
+        # Statements applied since every dirty learner was last refreshed (None: not known, as
+        # when the file was opened): no resumed fold can have more new facts than that.
+        self.applied_since_refresh: int | None = None
         # How the views file is opened again after a compaction, and what must hold meanwhile
         # (the views process: no query under way); see compact().
         self.reopen: Callable[[], Any] = self._open_file
@@ -230,8 +235,9 @@ class ProjectionRunner:
 
     def refresh(self, chunk: int = 200) -> None:
         """Recompute the dirty learners, a chunk per transaction (a chunk's facts are in memory):
-        at most ``chunk`` learners folded from their first fact, and up to RESUMED_PER_FULL
-        times as many resumed from a saved fold, which read only their facts since."""
+        at most ``chunk`` learners folded from their first fact, and learners resumed from a
+        saved fold (which read only their facts since) within RESUMED_PER_FULL and
+        RESUMED_FACTS_PER_FULL times ``chunk``."""
         with _collector_paused():
             self._refresh(chunk)
 
@@ -241,9 +247,10 @@ class ProjectionRunner:
                 "SELECT learner, bool_or(refold) FROM dirty_learners GROUP BY learner ORDER BY learner"
                 " LIMIT ?", [chunk * RESUMED_PER_FULL]).fetchall())
             if not dirty:
+                self.applied_since_refresh = 0
                 return
             saved = self.folds.get(self.con, [a for a, refold in dirty.items() if not refold])
-            dirty = _with_full_folds_up_to(chunk, dirty, saved)
+            dirty = self._one_transaction_of(dirty, saved, chunk)
             learners = list(dirty)
             with self.lock:
                 self.con.execute("BEGIN TRANSACTION")
@@ -256,6 +263,32 @@ class ProjectionRunner:
                     self.con.execute("ROLLBACK")
                     raise
                 self.folds.committed(written)
+
+    def _one_transaction_of(self, dirty: dict[str, bool], saved: dict[str, tuple[int, str]],
+                            chunk: int) -> dict[str, bool]:
+        """The first of the dirty learners (in order) that one refresh transaction can hold;
+        never none."""
+        resumed = [a for a, refold in dirty.items() if not refold and a in saved]
+        new_facts: dict[str, int] = {}
+        budget = chunk * RESUMED_FACTS_PER_FULL
+        if resumed and (self.applied_since_refresh is None or self.applied_since_refresh > budget):
+            after = [saved[a][0] for a in resumed]
+            new_facts = dict(self.con.execute(
+                "SELECT f.learner, count(*) FROM statement_facts f JOIN (SELECT unnest($learners)"
+                " AS learner, unnest($after) AS after) a USING (learner)"
+                " WHERE f.seq > a.after AND f.seq > $earliest GROUP BY f.learner",
+                {"learners": resumed, "after": after, "earliest": min(after)}).fetchall())
+        chosen: dict[str, bool] = {}
+        full = facts = 0
+        for learner, refold in dirty.items():
+            if not refold and learner in saved:
+                facts += new_facts.get(learner, 0)
+            else:
+                full += 1
+            if chosen and (full > chunk or facts > budget):
+                break
+            chosen[learner] = refold
+        return chosen
 
     def rebuild(self) -> int:
         """Every view from position 0."""
@@ -397,6 +430,8 @@ class ProjectionRunner:
             except BaseException:
                 self.con.execute("ROLLBACK")
                 raise
+            if self.applied_since_refresh is not None:
+                self.applied_since_refresh += len(items.states)
 
     def _apply_facts(self, states: list[tuple[int, bytes]],
                      skip_known: bool) -> tuple[dict[str, int], set[str]]:
@@ -654,20 +689,6 @@ def _zero(path: Path) -> None:
 
 def _columns(table: str) -> list[str]:
     return [part.split()[0] for part in TABLES[table].replace("\n", " ").split(",")]
-
-
-def _with_full_folds_up_to(count: int, dirty: dict[str, bool], saved: dict[str, tuple[int, str]]
-                           ) -> dict[str, bool]:
-    """The dirty learners (in order) before the one that would make ``count`` + 1 full folds."""
-    chosen: dict[str, bool] = {}
-    full = 0
-    for learner, refold in dirty.items():
-        if refold or learner not in saved:
-            if full == count:
-                break
-            full += 1
-        chosen[learner] = refold
-    return chosen
 
 
 def _folded(fold: LearnerFold, facts: Iterable[Fact], failed: dict[str, str]) -> bool:

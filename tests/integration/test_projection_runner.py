@@ -12,7 +12,7 @@ import pytest
 from ingest.pipeline import prepare_statements
 from lrs.application import LearningRecordStore
 from lrs.auth import Principal
-from projections.runner import ProjectionRunner
+from projections.runner import RESUMED_FACTS_PER_FULL, ProjectionRunner
 from projections.schema import DERIVED
 from tests.statements import agent
 
@@ -340,6 +340,32 @@ def test_a_refresh_transaction_holds_few_full_folds_and_many_resumed_ones(
     # Ordered by key, the 25 resumed learners ("mbox:mailto:a00@…") come first: 20 in the
     # first transaction, with no full fold; then the last 5 with two of the new learners.
     assert chunks == [20, 7, 2, 1]
+    assert tables(runner.con) == rebuilt_tables(sqlite_store, tmp_path)
+
+
+def test_a_refresh_transaction_reads_a_bounded_number_of_new_facts(
+    sqlite_store: LearningRecordStore, runner: ProjectionRunner, tmp_path: Path
+) -> None:
+    folded = [f"a{n:02d}" for n in range(20)]
+    append(sqlite_store, [answer(name, 1, True) for name in folded])
+    runner.catch_up()
+    # A backlog: 30 new statements for each learner (the views were stopped for a while).
+    append(sqlite_store, [answer(name, day, day % 2 == 0, hour=hour) for name in folded
+                          for day in range(2, 12) for hour in (9, 10, 11)])
+    runner.catch_up(refresh=False)
+    held: list[int] = []
+    facts_of = runner._facts_of
+
+    def counted(*args: Any, **kwargs: Any) -> dict[str, list[Any]]:
+        found = facts_of(*args, **kwargs)
+        held.append(sum(map(len, found.values())))
+        return found
+
+    runner._facts_of = counted  # type: ignore[method-assign]
+    runner.refresh(chunk=2)
+    # chunk 2: up to 20 resumed learners, but no more than 200 of their new facts at once.
+    assert max(held) <= 2 * RESUMED_FACTS_PER_FULL
+    assert sum(held) == 20 * 30
     assert tables(runner.con) == rebuilt_tables(sqlite_store, tmp_path)
 
 
