@@ -43,6 +43,16 @@ class PageItems:
         self.roster += [(e[0], e[1], e[2] if len(e) > 2 else None, position) for e in entries]
 
 
+def latest_loads(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows of the newest load (the last field: its log position) of each first field (a
+    learner, an activity, a competency): a later load replaces an earlier one in the same page
+    as it does across pages, so the views do not depend on where pages break."""
+    newest: dict[Any, Any] = {}
+    for row in rows:
+        newest[row[0]] = max(newest.get(row[0], row[-1]), row[-1])
+    return [row for row in rows if row[-1] == newest[row[0]]]
+
+
 def checked_parameters(parameters: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """competency_parameters rows of the parameters that follow the rules. Loads are checked
     before they are recorded, but the log may hold older ones that were not: those are left

@@ -34,7 +34,7 @@ from projections.bkt import BKTParameters
 from projections.facts import Fact, create_fact_macros, facts_sql
 from projections.lag import EventsBehind
 from projections.learner import LearnerFold, LearnerRows
-from projections.page_items import PageItems, checked_parameters
+from projections.page_items import PageItems, checked_parameters, latest_loads
 from projections.saved_folds import SavedFolds
 from projections.schema import MACROS, SCHEMA_VERSION, TABLES, VIEWS
 
@@ -497,9 +497,10 @@ class ProjectionRunner:
     def _apply_alignments(self, alignments: list[tuple[Any, ...]],
                           parameters: list[tuple[Any, ...]]) -> set[str]:
         # The latest load of an activity (or a competency's parameters) replaces earlier ones.
+        alignments = latest_loads(alignments)
         for activity in {row[0] for row in alignments}:
             self.con.execute("DELETE FROM alignments WHERE activity_id = ?", [activity])
-        checked = checked_parameters(parameters)
+        checked = latest_loads(checked_parameters(parameters))
         for competency in {row[0] for row in checked}:
             self.con.execute("DELETE FROM competency_parameters WHERE competency_id = ?", [competency])
         insert_rows(self.con, "alignments", ("activity_id", "competency_id", "framework", "seq"),
@@ -509,6 +510,7 @@ class ProjectionRunner:
             "SELECT DISTINCT learner FROM statement_facts").fetchall()}
 
     def _apply_roster(self, rows: list[tuple[Any, ...]]) -> dict[str, int]:
+        rows = latest_loads(rows)
         learners = sorted({row[0] for row in rows})
         self.con.execute("DELETE FROM roster WHERE learner IN (SELECT unnest(?))", [learners])
         insert_rows(self.con, "roster", ("learner", "class_id", "org", "seq"), rows)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 # Bumped whenever a table changes shape or a rule changes its rows (6: mastered from 0.98; 7:
-# each learner's own learning speed); a views file of another version is rebuilt from the log.
-SCHEMA_VERSION = 7
+# each learner's own learning speed; 8: a later roster or alignment load in the same page
+# replaces an earlier one); a views file of another version is rebuilt from the log.
+SCHEMA_VERSION = 8
 
 # Derived tables have no primary keys: each page deletes and re-inserts a learner's rows, which
 # DuckDB's index checks do not allow within one transaction.

@@ -19,6 +19,7 @@ from tests.statements import agent
 WRITER = Principal("tool", "tool", frozenset({"all"}), "urn:lrs:credentials")
 FRACTIONS = "https://example.org/c/fractions"
 OBJECTIVE = "http://adlnet.gov/expapi/activities/objective"
+PARAMETERS = {"prior": 0.3, "learn": 0.1, "guess": 0.2, "slip": 0.1}
 
 
 def answer(learner: str, day: int, success: bool, hour: int = 10, **extra: Any) -> dict[str, Any]:
@@ -261,6 +262,43 @@ def test_a_roster_puts_learners_in_their_class(sqlite_store: LearningRecordStore
     runner.catch_up()
     assert runner.con.execute("SELECT class_id, learners FROM class_engagement").fetchone() == (
         "sis:class-42", 1)
+
+
+def test_a_later_roster_load_replaces_an_earlier_one_in_the_same_page(
+    sqlite_store: LearningRecordStore, tmp_path: Path
+) -> None:
+    ada = "mbox:mailto:ada@example.org"
+    sqlite_store.load_roster([(ada, "sis:class-1", "org-a"), ("mbox:mailto:bob@example.org",
+                                                              "sis:class-1", "org-a")])
+    sqlite_store.load_roster([(ada, "sis:class-2", "org-b"), (ada, "sis:class-3", "org-b")])
+    read = "SELECT learner, class_id, org FROM roster ORDER BY ALL"
+    one_page = ProjectionRunner(sqlite_store, tmp_path / "one.duckdb", page_size=5000)
+    one_page.catch_up()
+    page_each = ProjectionRunner(sqlite_store, tmp_path / "each.duckdb", page_size=1)
+    page_each.catch_up()
+    # A district export picks an org's learners from the roster: Ada has left org-a.
+    assert one_page.con.execute(read).fetchall() == [
+        (ada, "sis:class-2", "org-b"), (ada, "sis:class-3", "org-b"),
+        ("mbox:mailto:bob@example.org", "sis:class-1", "org-a")]
+    assert page_each.con.execute(read).fetchall() == one_page.con.execute(read).fetchall()
+
+
+def test_a_later_alignment_load_replaces_an_earlier_one_in_the_same_page(
+    sqlite_store: LearningRecordStore, tmp_path: Path
+) -> None:
+    question = "https://example.org/q/1"
+    decimals = "https://example.org/c/decimals"
+    sqlite_store.load_alignments("fw", [(question, FRACTIONS)], {FRACTIONS: PARAMETERS | {"prior": 0.2}})
+    sqlite_store.load_alignments("fw", [(question, decimals)], {FRACTIONS: PARAMETERS | {"prior": 0.4}})
+    one_page = ProjectionRunner(sqlite_store, tmp_path / "one.duckdb", page_size=5000)
+    one_page.catch_up()
+    page_each = ProjectionRunner(sqlite_store, tmp_path / "each.duckdb", page_size=1)
+    page_each.catch_up()
+    for read in ("SELECT activity_id, competency_id FROM alignments ORDER BY ALL",
+                 "SELECT competency_id, prior FROM competency_parameters ORDER BY ALL"):
+        assert one_page.con.execute(read).fetchall() == page_each.con.execute(read).fetchall()
+    assert one_page.con.execute("SELECT competency_id FROM alignments").fetchall() == [(decimals,)]
+    assert one_page.con.execute("SELECT prior FROM competency_parameters").fetchall() == [(0.4,)]
 
 
 def test_folds_resumed_after_every_batch_give_the_same_tables_as_a_rebuild(
