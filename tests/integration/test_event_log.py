@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.utils import get_topic
 
 from lrs.domain import StoredStatement
@@ -142,3 +145,19 @@ def test_sqlite_writers_take_turns_and_one_gives_up_at_the_lock_timeout(tmp_path
         pass
     with second.held():
         pass
+
+
+def test_the_log_keeps_each_events_bytes_and_gives_positions_in_the_events_order(
+    store_of: Any,
+) -> None:
+    events = [StoredEvent(uuid.uuid4(), 1, "tests:Opaque", bytes(range(256)) + os.urandom(n))
+              for n in range(300)]
+    positions = store_of.recorder.insert_events(events)
+    assert positions == sorted(positions) and len(set(positions)) == 300
+    read = store_of.recorder.select_notifications(positions[0], 300, topics=["tests:Opaque"])
+    assert [(n.id, n.originator_id, n.state) for n in read] == [
+        (p, e.originator_id, e.state) for p, e in zip(positions, events, strict=True)]
+    with pytest.raises(IntegrityError):  # the same aggregate version twice: nothing written
+        store_of.recorder.insert_events([StoredEvent(uuid.uuid4(), 1, "tests:Opaque", b"x"),
+                                         events[0]])
+    assert store_of.recorder.max_notification_id() == positions[-1]

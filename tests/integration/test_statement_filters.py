@@ -207,3 +207,25 @@ def test_a_store_made_before_carried_keys_were_marked_counts_every_key_of_a_ref_
                                                credential=WRITER.key)) != []
     finally:
         store.close()
+
+
+def test_an_index_key_and_row_keep_every_character_a_statement_may_hold(settings: Settings) -> None:
+    """The index rows go to PostgreSQL as JSON text: quotes, backslashes, control characters,
+    line separators and characters beyond the BMP come back as they went in."""
+    odd = 'q"\\t\t\n\r\x01\u2028\u00e9\U0001F600{}[],:'
+    actor = {"objectType": "Agent", "account": {"homePage": "https://sis.example.org",
+                                                "name": f"s-{odd}"}}
+    target = {"objectType": "Activity", "id": "https://example.org/a/\u00e9\U0001F600'(),:;"}
+    doc = with_id(statement(actor=actor, object=target,
+                            context={"registration": "6fbd600f-d17c-4c74-801a-2ec2e53231c7"}))
+    store = LearningRecordStore(env=settings.event_store_env())
+    try:
+        write(store, [statement(), doc])
+        for key in (f"{AGENT}:account:https://sis.example.org|s-{odd}", f"{ACTIVITY}:{target['id']}",
+                    "r:6fbd600f-d17c-4c74-801a-2ec2e53231c7"):
+            found = store.statements(StatementQuery(keys=(key,)))
+            assert [d["id"] for _, d in found] == [doc["id"]], key
+        [(row, _)] = store.statements(StatementQuery(keys=(f"{ACTIVITY}:{target['id']}",)))
+        assert row.seq == store.last_statement_seq()
+    finally:
+        store.close()
