@@ -66,15 +66,26 @@ class InFlight:
 class _Request:
     batch: Sequence[PreparedStatement]
     result: Future[list[str]] = field(default_factory=Future)
+    size: int = 0  # bytes of statement JSON
+
+    def __post_init__(self) -> None:
+        self.size = sum(len(s.body) for s in self.batch)
 
 
 class GroupCommitter:
+    """``max_bytes`` bounds a group's statement JSON as ``max_statements`` bounds its count: many
+    requests near the body limit once made a write past PostgreSQL's 1 GB message limit, and
+    every request of the group was refused while the library retried it for two minutes. A
+    request larger than either still goes, alone."""
+
     def __init__(self, app: LearningRecordStore, max_statements: int = 5000,
-                 in_flight: InFlight | None = None) -> None:
+                 in_flight: InFlight | None = None, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.app = app
         self.max_statements = max_statements
+        self.max_bytes = max_bytes
         self.in_flight = in_flight or InFlight()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._held: _Request | None = None  # taken from the queue, first of the next group
         self._thread = threading.Thread(target=self._run, name="lrs-group-commit", daemon=True)
         self._thread.start()
 
@@ -99,21 +110,27 @@ class GroupCommitter:
         self._thread.join(timeout=10)
 
     def _take_group(self, first: _Request) -> tuple[list[_Request], bool]:
-        group, count = [first], len(first.batch)
-        while count < self.max_statements:
+        """The first request and those waiting behind it, while the group stays within both
+        bounds; the request that would pass one starts the next group."""
+        group, count, size = [first], len(first.batch), first.size
+        while True:
             try:
                 nxt = self._queue.get_nowait()
             except queue.Empty:
                 break
             if nxt is None:
                 return group, True
+            if count + len(nxt.batch) > self.max_statements or size + nxt.size > self.max_bytes:
+                self._held = nxt
+                break
             group.append(nxt)
-            count += len(nxt.batch)
+            count, size = count + len(nxt.batch), size + nxt.size
         return group, False
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            first = self._held if self._held is not None else self._queue.get()
+            self._held = None
             if first is None:
                 return
             group, closing = self._take_group(first)

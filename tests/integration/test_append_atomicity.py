@@ -212,6 +212,38 @@ def test_the_group_committer_answers_only_the_refused_request_with_its_error(
     committer.close()
 
 
+def test_a_group_commit_stays_within_its_bounds_and_a_larger_request_goes_alone(
+        store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    writing, go_on = threading.Event(), threading.Event()
+    store_batches = store.store_batches
+    groups: list[list[int]] = []
+
+    def held(batches: Any, now: Any = None) -> Any:
+        groups.append([len(b) for b in batches])
+        writing.set()
+        go_on.wait(30)
+        return store_batches(batches, now)
+
+    monkeypatch.setattr(store, "store_batches", held)
+    padding = {"http://example.org/extension/notes": "x" * 1000}
+    requests = [prepare_statements([with_id(statement(context={"extensions": padding}))
+                                    for _ in range(n)], WRITER, "1.0.3", 100)
+                for n in (2, 2, 2, 5, 1, 3, 3)]
+    one = sum(len(s.body) for s in requests[0]) // 2  # bytes of one statement
+    committer = GroupCommitter(store, max_statements=6, max_bytes=4 * one + one // 2)
+    first = committer.submit(prepared(with_id(statement())))
+    assert writing.wait(30)
+    futures = [committer.submit(r) for r in requests]
+    go_on.set()
+    assert len(first.result(timeout=30)) == 1
+    for request, future in zip(requests, futures, strict=True):
+        assert future.result(timeout=30) == [s.statement_id for s in request]
+    # Four statements' bytes fit a group; five statements (over the bytes) go alone; three and
+    # three would pass six statements.
+    assert groups == [[1], [2, 2], [2], [5], [1, 3], [3]]
+    committer.close()
+
+
 def test_a_store_that_cannot_be_reached_fails_every_batch_without_singling_one_out(
         store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
     def unreachable(*_: Any, **__: Any) -> None:
