@@ -48,6 +48,15 @@ def history(store: LearningRecordStore) -> None:
                        for n, name in enumerate(learners) if (day + n) % 4 != 0])
 
 
+def folded_then_applied(store: LearningRecordStore, runner: ProjectionRunner,
+                        learners: list[str], later: list[dict[str, Any]]) -> None:
+    """Each learner's first statement folded, then ``later`` applied but not yet refreshed."""
+    append(store, [answer(name, 1, True) for name in learners])
+    runner.catch_up()
+    append(store, later)
+    runner.catch_up(refresh=False)
+
+
 def tables(con: Any) -> dict[str, list[Any]]:
     return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
             for t in ("statement_facts", *DERIVED)}
@@ -361,11 +370,8 @@ def test_a_refresh_transaction_holds_few_full_folds_and_many_resumed_ones(
     sqlite_store: LearningRecordStore, runner: ProjectionRunner, tmp_path: Path
 ) -> None:
     folded = [f"a{n:02d}" for n in range(25)]
-    append(sqlite_store, [answer(name, 1, True) for name in folded])
-    runner.catch_up()
-    append(sqlite_store, [answer(name, 2, False) for name in folded]
-           + [answer(f"new{n}", 2, True) for n in range(5)])
-    runner.catch_up(refresh=False)
+    folded_then_applied(sqlite_store, runner, folded, [answer(name, 2, False) for name in folded]
+                        + [answer(f"new{n}", 2, True) for n in range(5)])
     chunks: list[int] = []
     committed = runner.folds.committed
 
@@ -385,12 +391,10 @@ def test_a_refresh_transaction_reads_a_bounded_number_of_new_facts(
     sqlite_store: LearningRecordStore, runner: ProjectionRunner, tmp_path: Path
 ) -> None:
     folded = [f"a{n:02d}" for n in range(20)]
-    append(sqlite_store, [answer(name, 1, True) for name in folded])
-    runner.catch_up()
     # A backlog: 30 new statements for each learner (the views were stopped for a while).
-    append(sqlite_store, [answer(name, day, day % 2 == 0, hour=hour) for name in folded
-                          for day in range(2, 12) for hour in (9, 10, 11)])
-    runner.catch_up(refresh=False)
+    folded_then_applied(sqlite_store, runner, folded, [
+        answer(name, day, day % 2 == 0, hour=hour) for name in folded for day in range(2, 12)
+        for hour in (9, 10, 11)])
     held: list[int] = []
     facts_of = runner._facts_of
 
