@@ -12,7 +12,8 @@ import pytest
 from ingest.pipeline import prepare_statements
 from lrs.application import LearningRecordStore
 from lrs.auth import Principal
-from projections.runner import RESUMED_FACTS_PER_FULL, ProjectionRunner
+from projections.refresh import RESUMED_FACTS_PER_FULL
+from projections.runner import ProjectionRunner
 from projections.schema import DERIVED
 from tests.statements import agent
 
