@@ -34,9 +34,9 @@ log = logging.getLogger("lrs.projections")
 RESUMED_PER_FULL = 10
 RESUMED_FACTS_PER_FULL = 100
 FACT_COLUMNS = ("seq", "statement_id", "learner", "learner_name", "ts", "verb", "object_id",
-                 "object_type", "success", "scaled", "duration_s", "response", "registration",
-                 "class_id", "competencies", "voids", "peer", "goal_target", "stored",
-                 "timestamp_in_future", "interaction_type")
+                "object_type", "success", "scaled", "duration_s", "response", "registration",
+                "class_id", "competencies", "voids", "peer", "goal_target", "stored",
+                "timestamp_in_future", "interaction_type")
 
 
 def insert_columns(con: Any, table: str, columns: dict[str, list[Any]]) -> None:
