@@ -190,10 +190,13 @@ def test_consistent_through_never_passes_a_statement_that_is_not_yet_visible(
             thread.start()
         try:
             # Reads go on until the writers have stored plenty, however slowly they start on
-            # a loaded machine (60 reads once ended before 30 statements were written).
+            # a loaded machine (60 reads once ended before 30 statements were written), and
+            # until they have seen the store at more than ten sizes (group commits of all four
+            # writers at once once gave exactly ten by 200 statements).
             deadline = time.monotonic() + 120
             with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
-                while len(answers) < 60 or len(answers[-1][1]) < 200:
+                while (len(answers) < 60 or len(answers[-1][1]) < 200
+                       or len({len(ids) for _, ids in answers}) <= 10):
                     assert time.monotonic() < deadline, "the writers stored too little to test"
                     page = http.get("/xAPI/statements", params={"limit": 0})
                     answers.append((page.headers["X-Experience-API-Consistent-Through"],
