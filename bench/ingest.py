@@ -152,10 +152,10 @@ def post_table(event_store: str | None, args: argparse.Namespace) -> None:
             drained = views_caught_up(server)
             views = sum(seconds for pid, seconds in cpu.used().items()
                         if names.get(pid) == "projections")
-            per_1k = views / (result["requests"] * batch) * 1000
+            ms_per_1k = views * 1000 / (result["requests"] * batch) * 1000
             print(f"| {batch} | {rate * batch:,.0f} | {rate:,.0f} | {result['p50_ms']:.1f} |"
                   f" {result['p95_ms']:.1f} | {spent} | {drained:.1f} s later |"
-                  f" {per_1k * 1000:,.0f} ms |", flush=True)
+                  f" {ms_per_1k:,.0f} ms |", flush=True)
 
 
 def views_caught_up(server: Server, timeout: float = 600.0) -> float:

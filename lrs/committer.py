@@ -66,7 +66,7 @@ class InFlight:
 class _Request:
     batch: Sequence[PreparedStatement]
     result: Future[list[str]] = field(default_factory=Future)
-    size: int = 0  # bytes of statement JSON
+    size: int = field(init=False)  # bytes of statement JSON
 
     def __post_init__(self) -> None:
         self.size = sum(len(s.body) for s in self.batch)

@@ -147,17 +147,19 @@ class ProjectionRunner(LearnerRefresh):
         head = self.store.recorder.max_notification_id() or 0
         if until is not None:
             head = min(head, until)
-        while not self.stop.is_set() and self.position() < head:
-            page = self.store.index.event_states(self.position() + 1, self.page_size, TOPICS,
-                                                 stop=head)
+        position = self.position()
+        while not self.stop.is_set() and position < head:
+            page = self.store.index.event_states(position + 1, self.page_size, TOPICS, stop=head)
             if page:
                 with collector_paused():
                     self.apply_page(page)
                 applied += len(page)
                 if progress is not None:
                     progress(len(page))
+                position = self.position()
             if len(page) < self.page_size:
-                self._pass_to(head)  # nothing more for the views up to the head
+                if position < head:  # nothing more for the views up to the head
+                    self._pass_to(head)
                 break
         if refresh:
             self.refresh()
@@ -166,8 +168,6 @@ class ProjectionRunner(LearnerRefresh):
         return applied
 
     def _pass_to(self, position: int) -> None:
-        if self.position() >= position:
-            return
         with self.lock:
             self.con.execute("BEGIN TRANSACTION")
             try:
