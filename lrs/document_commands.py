@@ -11,7 +11,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 
 from ingest.enrich import format_stored
-from lrs.document_writes import DocumentWrites
+from lrs.document_writes import DocumentWriter, DocumentWrites
 from lrs.documents import (
     JSON_TYPE,
     DocumentKey,
@@ -43,7 +43,12 @@ class DocumentCommands(Application[UUID]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.document_writes = DocumentWrites(self.events)
+        self.document_writes: DocumentWriter = DocumentWrites(self.events)
+
+    def write_documents_through(self, writer: DocumentWriter) -> None:
+        """Document events go to ``writer`` instead of this process's own group commit."""
+        self.document_writes.close()
+        self.document_writes = writer
 
     def close(self) -> None:
         self.document_writes.close()

@@ -2,7 +2,8 @@
 
 A document PUT is one small event, so its cost is the commit (SQLite's fsync, PostgreSQL's round
 trips and table lock), not the write. One thread per process drains whatever writes are waiting
-and appends them in one transaction. When that transaction is refused (two requests changed the
+and appends them in one transaction (in `lrs serve --workers N`, the parent's thread, for every
+worker: lrs/api/links.py). When that transaction is refused (two requests changed the
 same document, or the store failed), each write is tried again alone, so one request's conflict
 never fails another's write, and each hears its own outcome.
 """
@@ -15,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from lrs.store.documents import DocumentChange
 from lrs.store.learner_keys import LearnerKey
@@ -37,6 +38,16 @@ class _Write:
         return {"document_changes": list(self.changes), **sealed}
 
 
+class DocumentWriter(Protocol):
+    def submit(self, events: Sequence[Any], changes: Sequence[DocumentChange],
+               keys: Sequence[LearnerKey] = (), generation: int | None = None) -> Future[None]: ...
+
+    def put(self, events: Sequence[Any], changes: Sequence[DocumentChange],
+            keys: Sequence[LearnerKey] = (), generation: int | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class DocumentWrites:
     """Appends document events with their view rows, many requests to a transaction."""
 
@@ -47,14 +58,18 @@ class DocumentWrites:
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
+    def submit(self, events: Sequence[Any], changes: Sequence[DocumentChange],
+               keys: Sequence[LearnerKey] = (), generation: int | None = None) -> Future[None]:
+        write = _Write(events, changes, keys, generation)
+        self._ensure_thread()
+        self._queue.put(write)
+        return write.done
+
     def put(self, events: Sequence[Any], changes: Sequence[DocumentChange],
             keys: Sequence[LearnerKey] = (), generation: int | None = None) -> None:
         """Append one request's events; returns once they are durable, raises what refused them
         (KeyGenerationChanged: a learner was erased since they were sealed; seal again)."""
-        write = _Write(events, changes, keys, generation)
-        self._ensure_thread()
-        self._queue.put(write)
-        write.done.result()
+        self.submit(events, changes, keys, generation).result()
 
     def close(self) -> None:
         with self._start:

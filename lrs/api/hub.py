@@ -1,11 +1,12 @@
 """The parent's side of `lrs serve --workers N`: it answers each worker's pipe (lrs/api/links.py).
 
 Statements go to the one group committer, so a write holds every worker's waiting requests and
-ids are checked once for all of them. View queries and analysts' SQL go to the projections
-process, each kind through threads as many as its slots, so LRS_VIEW_QUERY_SLOTS and
-LRS_SQL_SLOTS bound each store across every worker (one store's queries never take another's
-turn) and SQL never takes a learner view's turn; health has a thread of its own. Failed
-authentications are counted here, for every worker at once.
+ids are checked once for all of them; document events go to the one document writer likewise.
+View queries and analysts' SQL go to the projections process, each kind through threads as many
+as its slots, so LRS_VIEW_QUERY_SLOTS and LRS_SQL_SLOTS bound each store across every worker
+(one store's queries never take another's turn) and SQL never takes a learner view's turn;
+health has a thread of its own. Failed authentications are counted here, for every worker at
+once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from lrs.api.links import CONSISTENT, HEALTH, LIMITS, SQL, STORE, VIEWS
+from lrs.api.links import CONSISTENT, DOCUMENTS, HEALTH, LIMITS, SQL, STORE, VIEWS
 from lrs.api.ratelimit import AccessLimits
 from lrs.views_process import SLOT_WAIT, ViewsBusy, ViewsUnavailable
 
@@ -90,7 +91,7 @@ class WorkerHub:
             except (EOFError, OSError):
                 outbox.put(None)
                 return
-            if kind in (STORE, VIEWS, SQL, HEALTH, CONSISTENT):
+            if kind in (STORE, DOCUMENTS, VIEWS, SQL, HEALTH, CONSISTENT):
                 future = self._for_store(kind, payload[0], payload[1:])
             elif kind == LIMITS:
                 future = Future()
@@ -126,6 +127,8 @@ class WorkerHub:
         views = services.views
         if kind == STORE:
             return services.committer.submit(payload[0])
+        if kind == DOCUMENTS:
+            return services.store.document_writes.submit(*payload)
         if kind == CONSISTENT:
             future = Future()
             future.set_result(services.committer.consistent_through())

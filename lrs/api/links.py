@@ -1,8 +1,9 @@
 """A worker process's side of `lrs serve --workers N`: the writer and the views are the parent's.
 
 Each worker answers HTTP (reading the body, validating, preparing statements, queries, documents)
-on its own core; the prepared statements go to the one writer in the parent, whose group commit
-then spans every worker's requests, and view queries go to the parent's projections process. Both
+on its own core; the prepared statements and the document events go to the one writer in the
+parent, whose group commit then spans every worker's requests, and view queries go to the
+parent's projections process. Both
 travel over one pipe to the parent, multiplexed by request number (lrs/api/hub.py answers them).
 """
 
@@ -22,6 +23,8 @@ from lrs.api.ratelimit import MAX_SUBJECTS, AccessLimits
 from lrs.committer import InFlight
 from lrs.config import Settings
 from lrs.statement_events import PreparedStatement
+from lrs.store.documents import DocumentChange
+from lrs.store.learner_keys import LearnerKey
 from lrs.views_process import (
     ANSWER_GRACE,
     PIPE_WAIT,
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STORE, VIEWS, SQL, HEALTH, LIMITS = "store", "views", "sql", "health", "limits"
-CONSISTENT = "consistent"
+CONSISTENT, DOCUMENTS = "consistent", "documents"
 KNOWN_SECRET_REFRESH = 3600.0  # how long a worker trusts its copy of "this secret was accepted"
 PARENT_GRACE = 10.0  # the parent's own queue of view queries, from every worker
 
@@ -140,6 +143,29 @@ class WriterLink:
 
     def close(self) -> None:
         self.link.close()
+
+
+class DocumentWritesLink:
+    """The DocumentWrites interface in a worker, answered by the parent's writer of the named
+    store. With a writer in each worker, the two took turns at the store's file lock, a
+    transaction each, and most transactions held one write; in the parent, one transaction
+    holds what every worker has waiting (lrs/document_writes.py)."""
+
+    def __init__(self, link: ParentLink, store: str) -> None:
+        self.link = link
+        self.store_name = store
+
+    def submit(self, events: Sequence[Any], changes: Sequence[DocumentChange],
+               keys: Sequence[LearnerKey] = (), generation: int | None = None) -> Future[None]:
+        return self.link.ask(DOCUMENTS, self.store_name, list(events), list(changes), list(keys),
+                             generation)
+
+    def put(self, events: Sequence[Any], changes: Sequence[DocumentChange],
+            keys: Sequence[LearnerKey] = (), generation: int | None = None) -> None:
+        self.submit(events, changes, keys, generation).result()
+
+    def close(self) -> None:
+        pass  # the writer is the parent's to stop
 
 
 class LinkedAccessLimits(AccessLimits):

@@ -151,16 +151,18 @@ class Services(StoreServices):
     @classmethod
     def for_worker(cls, settings: Settings, link: ParentLink, in_flight: InFlight,
                    changes: CredentialChanges) -> Services:
-        """A worker of `lrs serve --workers N`: reads and documents here; appends and views
-        through the parent (lrs/api/workers.py), each message naming its store."""
-        from lrs.api.links import ViewsLink, WriterLink
+        """A worker of `lrs serve --workers N`: reads here; appends (statements and documents)
+        and views through the parent (lrs/api/workers.py), each message naming its store."""
+        from lrs.api.links import DocumentWritesLink, ViewsLink, WriterLink
 
         settings = settings.for_store(DEFAULT_STORE)
         store = LearningRecordStore(env=settings.event_store_env())
+        store.write_documents_through(DocumentWritesLink(link, DEFAULT_STORE))
         authenticator = Authenticator(store, settings.authority_home_page, changes=changes)
 
         def open_linked(store_settings: Settings) -> StoreServices:
             store_app = LearningRecordStore(env=store_settings.event_store_env())
+            store_app.write_documents_through(DocumentWritesLink(link, store_settings.store))
             return StoreServices(
                 settings=store_settings, store=store_app,
                 committer=WriterLink(link, None, store_settings.store),

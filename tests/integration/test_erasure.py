@@ -345,6 +345,17 @@ def test_a_forget_through_serve_with_two_workers_reaches_the_log_and_the_embedde
         assert httpx.post(f"{url}/xAPI/statements", json=again, headers=AUTH).status_code == 200
         assert httpx.get(f"{url}/xAPI/statements", params={"statementId": again["id"]},
                          headers=AUTH).status_code == 200
+        # Her documents too, on fresh connections (either worker, whichever key ring it
+        # holds): the parent's writer refuses keys of the erased generation, the worker seals
+        # again, and each write is stored once.
+        state = {"activityId": "http://example.org/activity/1", "stateId": "bookmark",
+                 "agent": json.dumps({"mbox": f"mailto:{ADA}"})}
+        for n in range(8):
+            put = httpx.put(f"{url}/xAPI/activities/state", params=state, headers=AUTH,
+                            json={"page": n})
+            assert put.status_code == 204, put.text
+            got = httpx.get(f"{url}/xAPI/activities/state", params=state, headers=AUTH)
+            assert got.json() == {"page": n}
 
 
 def eventually(condition: Any, timeout: float = 30) -> None:

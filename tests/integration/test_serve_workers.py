@@ -8,6 +8,7 @@ batch is never half stored, whether one process or several answered it.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -139,6 +140,122 @@ def test_an_acknowledged_statement_survives_kill_9_of_every_process_of_the_serve
     assert acknowledged <= found, f"{len(acknowledged - found)} acknowledged statements were lost"
     for batch in sent:  # all or nothing, acknowledged or not
         assert len(found & set(batch)) in (0, len(batch)), "a batch was half stored"
+
+
+STATE = "/xAPI/activities/state"
+
+
+def state_params(n: int) -> dict[str, str]:
+    return {"activityId": f"http://example.org/activity/{n % 11}", "stateId": f"bookmark-{n}",
+            "agent": json.dumps({"mbox": f"mailto:learner{n % 7}@example.org"})}
+
+
+def stored_document(data_dir: Path, event_store: str | None, n: int) -> bytes | None:
+    from lrs.documents import STATE as STATE_RESOURCE
+    from lrs.documents import DocumentKey
+    from lrs.errors import NotFound
+    from schemas.actor import Agent, ifi_key
+
+    params = state_params(n)
+    key = DocumentKey(STATE_RESOURCE, params["stateId"], params["activityId"],
+                      ifi_key(Agent(mbox=f"mailto:learner{n % 7}@example.org")))
+    store = LearningRecordStore(env=Settings(data_dir=data_dir,
+                                             event_store=event_store).event_store_env())
+    try:
+        return store.document(key).content
+    except NotFound:
+        return None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_acknowledged_document_survives_kill_9_of_every_process_of_the_server(
+        tmp_path: Path, event_store: str | None, workers: int) -> None:
+    """A worker's document writes are appended by the parent's writer: a 204 still means stored."""
+    data_dir = tmp_path / "data"
+    acknowledged: dict[int, bytes] = {}
+    numbers = iter(range(1_000_000))
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def client(url: str) -> None:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
+            while not stop.is_set():
+                with lock:
+                    n = next(numbers)
+                body = json.dumps({"page": n}).encode()
+                try:
+                    response = http.put(STATE, params=state_params(n), content=body,
+                                        headers={"Content-Type": "application/json"})
+                except httpx.TransportError:
+                    return  # the server was killed under this request
+                if response.status_code == 204:
+                    with lock:
+                        acknowledged[n] = body
+
+    with serving(data_dir, event_store, workers) as (process, url):
+        threads = [threading.Thread(target=client, args=(url,)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        process.communicate(timeout=30)
+        assert group_ends(process.pid)
+
+    assert len(acknowledged) >= 200
+    lost = [n for n, body in acknowledged.items()
+            if stored_document(data_dir, event_store, n) != body]
+    assert not lost, f"{len(lost)} acknowledged documents were lost"
+
+
+def test_conditional_writes_of_one_document_through_several_workers_lose_no_update(
+        tmp_path: Path, event_store: str | None) -> None:
+    """Read, change, write with If-Match from many connections: each 204 is one increment that
+    every later write saw; a write that raced another is refused (412), never applied twice."""
+    params = state_params(0)
+    written: list[int] = []
+    lock = threading.Lock()
+    with serving(tmp_path / "data", event_store, workers=2) as (_, url):
+        with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+            assert http.put(STATE, params=params, content=b'{"count": 0}',
+                            headers={"Content-Type": "application/json"}).status_code == 204
+
+        def client() -> None:
+            refused = 0
+            with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+                while True:
+                    with lock:
+                        if len(written) >= 60:
+                            return
+                    current = http.get(STATE, params=params)
+                    count = current.json()["count"] + 1
+                    answer = http.put(STATE, params=params, content=json.dumps(
+                        {"count": count}).encode(), headers={
+                            "Content-Type": "application/json",
+                            "If-Match": current.headers["ETag"]})
+                    if answer.status_code == 204:
+                        with lock:
+                            written.append(count)
+                    else:
+                        assert answer.status_code == 412, answer.text
+                        refused += 1
+                        assert refused < 10_000
+
+        threads = [threading.Thread(target=client) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+            final = http.get(STATE, params=params).json()["count"]
+    assert sorted(written) == list(range(1, len(written) + 1))
+    assert final == len(written)
 
 
 def test_every_statement_posted_through_several_workers_is_stored_once_and_readable(
