@@ -36,8 +36,9 @@ function response(status, headers, body)
 end
 
 done = function(summary, latency, requests)
-  io.write(string.format("JSON {\"requests\": %d, \"seconds\": %f, \"errors\": %d, \"p50_ms\": %f, \"p95_ms\": %f}\n",
+  io.write(string.format("JSON {\"requests\": %d, \"seconds\": %f, \"errors\": %d, \"p50_ms\": %f, \"p95_ms\": %f, \"p99_ms\": %f, \"max_ms\": %f}\n",
     summary.requests, summary.duration / 1e6,
     summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000))
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
 end

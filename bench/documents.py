@@ -27,6 +27,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import running_server
+from bench.seed import settle_postgres
 from ingest.enrich import format_stored
 from lrs.application import LearningRecordStore
 from lrs.config import Settings
@@ -59,6 +60,8 @@ def seed(settings: Settings, count: int) -> None:
                                           format_stored(now), 1))
         store.events.put(events, document_changes=changes)
     store.close()
+    if settings.event_store:
+        settle_postgres(settings.event_store)
 
 
 def pct(values: list[float], p: int) -> float:
@@ -104,17 +107,18 @@ async def main(args: argparse.Namespace) -> None:
         headers["Content-Type"] = "application/json"
         print(f"## State documents at {args.stored:,} stored ({args.event_store or 'SQLite'}),"
               f" concurrency {args.concurrency}\n")
-        print("| request | requests | requests/s | p50 ms | p95 ms |")
-        print("|---|---:|---:|---:|---:|")
+        print("| request | requests | requests/s | p50 ms | p95 ms | p99 ms | max ms |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for method, count in (("GET", args.requests), ("PUT", args.requests // 2)):
             if shutil.which("wrk"):  # a load from C leaves both cores to the server
                 done = wrk(server.url, server.headers["Authorization"], method, args)
                 print(f"| {method} (wrk, {args.seconds} s) | {done['requests']} |"
                       f" {done['requests'] / done['seconds']:,.0f} | {done['p50_ms']:.1f} |"
-                      f" {done['p95_ms']:.1f} |")
+                      f" {done['p95_ms']:.1f} | {done['p99_ms']:.1f} | {done['max_ms']:.0f} |")
                 continue
             rate, lat = await load(server.url, headers, method, count, args.concurrency, args.stored)
-            print(f"| {method} | {count} | {rate:,.0f} | {pct(lat, 50):.1f} | {pct(lat, 95):.1f} |")
+            print(f"| {method} | {count} | {rate:,.0f} | {pct(lat, 50):.1f} | {pct(lat, 95):.1f} |"
+                  f" {pct(lat, 99):.1f} | {max(lat) * 1000:.0f} |")
 
 
 def wrk(url: str, authorization: str, method: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -125,7 +129,8 @@ def wrk(url: str, authorization: str, method: str, args: argparse.Namespace) -> 
     line = next(x for x in run.stdout.splitlines() if x.startswith("JSON "))
     result: dict[str, Any] = json.loads(line[5:])
     if result["errors"]:
-        raise RuntimeError(f"wrk saw {result['errors']} errors: {run.stderr[-2000:]}")
+        raise RuntimeError(f"wrk saw {result['errors']} errors: {run.stdout[-2000:]}"
+                           f" {run.stderr[-2000:]}")
     return result
 
 

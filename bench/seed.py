@@ -88,16 +88,23 @@ def seed_store(settings: Any, total: int, seed: int = 1, processes: int | None =
         done += _append(store, group)
     store.close()
     if settings.event_store:
-        # What autovacuum does soon after a bulk insert (and never where it is off, as on these
-        # machines): planner statistics, and a visibility map, without which every index scan
-        # of the key table also read the table's pages (agent+verb+activity at 1M: 155 ms).
-        import psycopg
-
-        with psycopg.connect(settings.event_store, autocommit=True) as conn:
-            conn.execute("VACUUM (ANALYZE)")
+        settle_postgres(settings.event_store)
     if progress:
         print()
     return time.perf_counter() - started
+
+
+def settle_postgres(url: str) -> None:
+    """What autovacuum does soon after a bulk insert (and never where it is off, as on these
+    machines): planner statistics, and a visibility map, without which every index scan of the
+    key table also read the table's pages (agent+verb+activity at 1M: 155 ms). Hint bits too:
+    left to the first reads, setting them stalled document reads for up to 1.5 s in the first
+    seconds of a benchmark."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+        conn.execute("CHECKPOINT")
 
 
 def _append(store: Any, group: list[Any]) -> int:

@@ -135,3 +135,95 @@ def test_a_credential_revoked_in_one_worker_stops_working_in_every_worker_at_onc
             second.verify(key, secret)
     finally:
         store.close()
+
+
+@pytest.fixture
+def counted_scrypt(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every scrypt check the authenticator runs, by the hash it checked against."""
+    import lrs.auth
+
+    checked: list[str] = []
+    verify = lrs.auth.verify_secret
+
+    def counted(secret: str, stored: str) -> bool:
+        checked.append(stored)
+        return verify(secret, stored)
+
+    monkeypatch.setattr(lrs.auth, "verify_secret", counted)
+    return checked
+
+
+def test_a_pair_checked_again_after_its_ttl_skips_scrypt_while_the_credential_keeps_its_hash(
+        settings: Settings, counted_scrypt: list[str]) -> None:
+    """scrypt would answer the same; re-run by every request in flight when the TTL ran out, it
+    stalled each worker for 100-200 ms every 30 s."""
+    from lrs.application import LearningRecordStore
+    from lrs.auth import Authenticator
+    from lrs.errors import Unauthorized
+
+    store = LearningRecordStore(env=settings.event_store_env())
+    try:
+        key, secret = store.issue_credential("tool", ["statements/read"])
+        auth = Authenticator(store, "urn:lrs:credentials", ttl_seconds=0)  # always expired
+        assert auth.verify(key, secret).scopes == {"statements/read"}
+        store.issue_credential("tool", ["all"], key=key, secret=secret)  # new scopes, new salt
+        assert auth.verify(key, secret).scopes == {"all"}  # the new hash: checked by scrypt
+        assert auth.verify(key, secret).scopes == {"all"}
+        assert len(counted_scrypt) == 2
+        _, new_secret = store.issue_credential("tool", ["all"], key=key)
+        with pytest.raises(Unauthorized):
+            auth.verify(key, secret)
+        assert auth.verify(key, new_secret).key == key
+    finally:
+        store.close()
+
+
+def test_a_credential_revoked_by_another_process_is_refused_once_the_ttl_runs_out(
+        settings: Settings) -> None:
+    from lrs.application import LearningRecordStore
+    from lrs.auth import Authenticator
+    from lrs.errors import Unauthorized
+
+    store = LearningRecordStore(env=settings.event_store_env())
+    other = LearningRecordStore(env=settings.event_store_env())  # the CLI, say
+    try:
+        key, secret = store.issue_credential("tool", ["all"])
+        auth = Authenticator(store, "urn:lrs:credentials", ttl_seconds=0)
+        assert auth.verify(key, secret).key == key
+        other.revoke_credential(key)
+        with pytest.raises(Unauthorized):
+            auth.verify(key, secret)
+    finally:
+        other.close()
+        store.close()
+
+
+def test_concurrent_first_requests_of_one_pair_run_scrypt_once_and_each_wrong_secret_is_refused(
+        settings: Settings, counted_scrypt: list[str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lrs.application import LearningRecordStore
+    from lrs.auth import Authenticator
+    from lrs.errors import Unauthorized
+
+    store = LearningRecordStore(env=settings.event_store_env())
+    try:
+        key, secret = store.issue_credential("tool", ["all"])
+        auth = Authenticator(store, "urn:lrs:credentials")
+
+        def attempt(pair: tuple[str, str]) -> str:
+            try:
+                return auth.verify(*pair).key
+            except Unauthorized:
+                return "refused"
+
+        with ThreadPoolExecutor(8) as pool:
+            right = list(pool.map(attempt, [(key, secret)] * 8))
+        assert right == [key] * 8
+        assert len(counted_scrypt) == 1
+        with ThreadPoolExecutor(8) as pool:
+            wrong = list(pool.map(attempt, [(key, "guess")] * 4 + [(key, secret)] * 4))
+        assert wrong == ["refused"] * 4 + [key] * 4
+        assert len(counted_scrypt) == 1 + 4  # every guess paid for its own check
+    finally:
+        store.close()
