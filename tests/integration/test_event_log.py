@@ -147,6 +147,36 @@ def test_sqlite_writers_take_turns_and_one_gives_up_at_the_lock_timeout(tmp_path
         pass
 
 
+def test_sqlite_connections_keep_their_prepared_statements(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """eventsourcing opens them with cached_statements=True, which sqlite3 reads as a cache of
+    one statement: every statement of a write was parsed and planned again."""
+    import sqlite3
+
+    from lrs.application import LearningRecordStore
+    from lrs.config import Settings
+    from lrs.store.sqlite import STATEMENT_CACHE
+
+    opened: list[dict[str, Any]] = []
+    connect = sqlite3.connect
+
+    def recorded(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(kwargs)
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", recorded)
+    store = LearningRecordStore(env=Settings(data_dir=tmp_path).event_store_env())
+    try:
+        key, _ = store.issue_credential("tool", ["all"])  # a write
+        assert store.credential(key) is not None  # and a read
+        assert store.recorder.datastore.pool.is_journal_mode_wal  # type: ignore[attr-defined]
+    finally:
+        store.close()
+    assert opened, "the store opened no SQLite connection through sqlite3.connect"
+    assert [kwargs["cached_statements"] for kwargs in opened] == [STATEMENT_CACHE] * len(opened)
+    assert STATEMENT_CACHE >= 128
+
+
 def test_the_log_keeps_each_events_bytes_and_gives_positions_in_the_events_order(
     store_of: Any,
 ) -> None:
