@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -33,6 +34,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http_error(_: Request, exc: HTTPException) -> JSON:
         return error_response(exc.status_code, str(exc.detail))
+
+    async def _store_unavailable(_: Request, exc: Exception) -> JSON:
+        # The event store is down or unreachable (a lost connection, a lock not granted in
+        # time): the client may send the same request again, so 503, not 500.
+        log.warning("the event store is unavailable: %s", exc)
+        answer = error_response(503, "the event store is unavailable; retry shortly (nothing"
+                                     " of this request was acknowledged)")
+        answer.headers["Retry-After"] = "1"
+        return answer
+
+    app.add_exception_handler(OperationalError, _store_unavailable)
+    app.add_exception_handler(InterfaceError, _store_unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSON:
