@@ -61,3 +61,36 @@ def test_a_request_the_event_store_cannot_answer_is_503_with_retry_after(
         assert http.put("/xAPI/activities/state", params=STATE, headers=HEADERS,
                         json={"page": 2}).status_code == 204
         assert http.get("/xAPI/statements", headers=HEADERS).json()["statements"] == []
+
+
+def test_a_write_that_cannot_take_the_sqlite_writers_turn_is_503_with_retry_after(
+        tmp_path: Path) -> None:
+    """Another process (a Kafka ingester, a CLI) holds the store's write lock past the lock
+    timeout: SQLite's "database is locked", which the same request sent later gets past."""
+    import fcntl
+
+    settings = Settings(data_dir=tmp_path / "data", projections="off",
+                        bootstrap_credential=f"{ADMIN_KEY}:{ADMIN_SECRET}")
+    with TestClient(create_app(settings)) as http:
+        store = http.app.state.services.store  # type: ignore[attr-defined]
+        store.recorder._turn.timeout = 0.3  # the lock timeout is 30 s; the rule is the same
+        assert http.put("/xAPI/activities/state", params=STATE, headers=HEADERS,
+                        json={"page": 1}).status_code == 204
+        lock_file = Path(f"{store.recorder.datastore.pool.db_name}.write-lock")
+        with lock_file.open("a+b") as other_process:
+            fcntl.flock(other_process.fileno(), fcntl.LOCK_EX)
+            answer = http.put("/xAPI/activities/state", params=STATE, headers=HEADERS,
+                              json={"page": 2})
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["Retry-After"] == "1"
+            posted = http.post("/xAPI/statements", headers=HEADERS, json={
+                "actor": {"mbox": "mailto:ada@example.org"},
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+                "object": {"id": "http://example.org/activity/1"}})
+            assert posted.status_code == 503, posted.text
+            fcntl.flock(other_process.fileno(), fcntl.LOCK_UN)
+        assert http.get("/xAPI/activities/state", params=STATE,
+                        headers=HEADERS).json() == {"page": 1}
+        assert http.get("/xAPI/statements", headers=HEADERS).json()["statements"] == []
+        assert http.put("/xAPI/activities/state", params=STATE, headers=HEADERS,
+                        json={"page": 2}).status_code == 204
