@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sized
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -87,13 +87,41 @@ def statement(sid: str, n: int = 0) -> dict[str, Any]:
             "object": {"id": f"http://example.org/activity/{n % 11}"}}
 
 
-def stored_ids(data_dir: Path, event_store: str | None, ids: set[str]) -> set[str]:
-    settings = Settings(data_dir=data_dir, event_store=event_store)
-    store = LearningRecordStore(env=settings.event_store_env())
+@contextmanager
+def opened_store(data_dir: Path, event_store: str | None) -> Iterator[LearningRecordStore]:
+    """The server's store, opened afresh as after a restart."""
+    store = LearningRecordStore(env=Settings(data_dir=data_dir,
+                                             event_store=event_store).event_store_env())
     try:
-        return set(store.index.existing_statements(ids).events)
+        yield store
     finally:
         store.close()
+
+
+def stored_ids(data_dir: Path, event_store: str | None, ids: set[str]) -> set[str]:
+    with opened_store(data_dir, event_store) as store:
+        return set(store.index.existing_statements(ids).events)
+
+
+def killed_while_writing(data_dir: Path, event_store: str | None, workers: int,
+                         client: Callable[[str, int], None], stop: threading.Event,
+                         acknowledged: Sized, enough: int) -> None:
+    """Six clients write until ``enough`` writes are acknowledged (or 30 s pass); then every
+    process of the server is killed at once, mid-write."""
+    with serving(data_dir, event_store, workers) as (process, url):
+        threads = [threading.Thread(target=client, args=(url, n)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < enough and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        process.communicate(timeout=30)
+        assert group_ends(process.pid)
+    assert len(acknowledged) >= enough
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -120,21 +148,7 @@ def test_an_acknowledged_statement_survives_kill_9_of_every_process_of_the_serve
                     with lock:
                         acknowledged.update(response.json())
 
-    with serving(data_dir, event_store, workers) as (process, url):
-        threads = [threading.Thread(target=client, args=(url, n)) for n in range(6)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 30
-        while len(acknowledged) < 500 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGKILL)  # every process of the server, mid-write
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
-        process.communicate(timeout=30)
-        assert group_ends(process.pid)
-
-    assert len(acknowledged) >= 500
+    killed_while_writing(data_dir, event_store, workers, client, stop, acknowledged, 500)
     everything = {sid for batch in sent for sid in batch}
     found = stored_ids(data_dir, event_store, everything)
     assert acknowledged <= found, f"{len(acknowledged - found)} acknowledged statements were lost"
@@ -159,14 +173,11 @@ def stored_document(data_dir: Path, event_store: str | None, n: int) -> bytes | 
     params = state_params(n)
     key = DocumentKey(STATE_RESOURCE, params["stateId"], params["activityId"],
                       ifi_key(Agent(mbox=f"mailto:learner{n % 7}@example.org")))
-    store = LearningRecordStore(env=Settings(data_dir=data_dir,
-                                             event_store=event_store).event_store_env())
-    try:
-        return store.document(key).content
-    except NotFound:
-        return None
-    finally:
-        store.close()
+    with opened_store(data_dir, event_store) as store:
+        try:
+            return store.document(key).content
+        except NotFound:
+            return None
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -179,7 +190,7 @@ def test_an_acknowledged_document_survives_kill_9_of_every_process_of_the_server
     stop = threading.Event()
     lock = threading.Lock()
 
-    def client(url: str) -> None:
+    def client(url: str, _: int) -> None:
         with httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
             while not stop.is_set():
                 with lock:
@@ -194,21 +205,7 @@ def test_an_acknowledged_document_survives_kill_9_of_every_process_of_the_server
                     with lock:
                         acknowledged[n] = body
 
-    with serving(data_dir, event_store, workers) as (process, url):
-        threads = [threading.Thread(target=client, args=(url,)) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 30
-        while len(acknowledged) < 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGKILL)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
-        process.communicate(timeout=30)
-        assert group_ends(process.pid)
-
-    assert len(acknowledged) >= 200
+    killed_while_writing(data_dir, event_store, workers, client, stop, acknowledged, 200)
     lost = [n for n, body in acknowledged.items()
             if stored_document(data_dir, event_store, n) != body]
     assert not lost, f"{len(lost)} acknowledged documents were lost"
