@@ -3,8 +3,8 @@
 Each worker answers HTTP (reading the body, validating, preparing statements, queries, documents)
 on its own core; the prepared statements and the document events go to the one writer in the
 parent, whose group commit then spans every worker's requests, and view queries go to the
-parent's projections process. Both
-travel over one pipe to the parent, multiplexed by request number (lrs/api/hub.py answers them).
+parent's projections process. All travel over one pipe to the parent, multiplexed by request
+number (lrs/api/hub.py answers them).
 """
 
 from __future__ import annotations
