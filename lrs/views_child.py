@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import re
 import resource
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrs.config import Settings
 from lrs.errors import LRSError
+from lrs.interrupts import ignore_interrupts
 from lrs.views_process import LAG, RETRY_VIEWS, PublishedLag, ViewsBusy, ViewsUnavailable
 
 if TYPE_CHECKING:
@@ -130,9 +130,9 @@ def serve(settings: Settings, connections: list[Connection], ready: Connection,
           stop: Connection, published: PublishedLag) -> None:
     """The child: follow the log into the views, and answer queries until told to stop.
 
-    Ctrl-C reaches every process of the terminal's group; the server stops this child itself,
-    after its own requests, so the child ignores the interrupt."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    Ctrl-C is ignored: the server stops this child itself, after its own requests
+    (lrs/interrupts.py)."""
+    ignore_interrupts()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.nice(NICENESS)

@@ -30,6 +30,7 @@ import anyio.to_thread
 
 from lrs.config import Settings
 from lrs.errors import LRSError
+from lrs.interrupts import children_start_deaf
 from projections.queries import SQLLimits, read_only_sql
 
 if TYPE_CHECKING:
@@ -145,7 +146,8 @@ class ViewsProcess:
             target=serve, name="lrs-projections", daemon=True,
             args=(self.settings, [child for _, child in pairs], ready_child, stop_child,
                   self._published))
-        self.process.start()
+        with children_start_deaf():
+            self.process.start()
         self._started = time.monotonic()
         ready_child.close()
         stop_child.close()

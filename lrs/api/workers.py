@@ -29,6 +29,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from lrs.config import Settings
+from lrs.interrupts import children_start_deaf, ignore_interrupts
 
 log = logging.getLogger("lrs.workers")
 
@@ -104,7 +105,8 @@ def serve_workers(settings: Settings) -> int:
         ours, theirs = context.Pipe()
         process = context.Process(target=run_worker, name=f"lrs-worker-{number}", daemon=True,
                                   args=(share, sockets[number], theirs, shared, os.getpid()))
-        process.start()
+        with children_start_deaf():
+            process.start()
         theirs.close()
         hub.serve(ours, f"worker-{number}")
         return process, ours
@@ -143,7 +145,9 @@ def serve_workers(settings: Settings) -> int:
 def run_worker(settings: Settings, sock: socket.socket, connection: Connection,
                shared: tuple[Any, Any],
                parent: int) -> None:
-    """A worker: the HTTP application, with the writer and views reached through the parent."""
+    """A worker: the HTTP application, with the writer and views reached through the parent.
+    Ctrl-C is ignored until uvicorn takes it over for its graceful shutdown (lrs/interrupts.py)."""
+    ignore_interrupts()
     from lrs.api.links import LinkedAccessLimits, ParentLink
     from lrs.api.main import create_app
     from lrs.api.server import build_server

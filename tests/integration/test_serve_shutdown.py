@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -74,3 +75,38 @@ def group_ends(group: int, seconds: float = 15.0) -> bool:
         time.sleep(0.1)
     os.killpg(group, signal.SIGKILL)
     return False
+
+
+@pytest.mark.parametrize("starting", [1, 3])
+def test_ctrl_c_while_the_children_start_stops_lrs_serve_quietly(tmp_path: Path,
+                                                                 starting: int) -> None:
+    """Ctrl-C the moment ``starting`` child processes exist (the projections process first,
+    then the workers), each still importing its modules: a child interrupted there printed a
+    KeyboardInterrupt traceback, and the parent then failed to start the projections."""
+    import psutil
+
+    env = {**os.environ, "LRS_DATA_DIR": str(tmp_path / "data"), "LRS_PORT": str(free_port()),
+           "LRS_BOOTSTRAP_CREDENTIAL": "admin:admin-secret", "LRS_WORKERS": "2"}
+    process = subprocess.Popen([sys.executable, "-m", "lrs.cli.main", "serve"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    parent = psutil.Process(process.pid)
+    deadline = time.monotonic() + 60
+    while True:
+        with suppress(psutil.Error):
+            spawned = [c for c in parent.children()
+                       if "spawn_main" in " ".join(c.cmdline())]
+            if len(spawned) >= starting:
+                break
+        assert process.poll() is None and time.monotonic() < deadline, "no child started"
+        time.sleep(0.002)
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError("lrs serve did not stop within 60 s") from None
+    for word in NOISE:
+        assert word not in stderr, stderr[-3000:]
+    assert process.returncode in (0, 130), stderr[-3000:]
+    assert group_ends(process.pid), "a process of lrs serve's group outlived it"
