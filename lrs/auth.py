@@ -183,10 +183,7 @@ class Authenticator:
     def recently_verified(self, key: str, secret: str) -> Principal | None:
         """The credential if this very key and secret were verified within the TTL and no
         credential has changed since; None if they must be verified (without blocking)."""
-        cached = self._remembered(secret_fingerprint(key, secret))
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        return None
+        return self._unexpired(secret_fingerprint(key, secret))
 
     def verify(self, key: str, secret: str) -> Principal:
         """The credential for this key and secret, or Unauthorized.
@@ -197,25 +194,24 @@ class Authenticator:
         before against the hash the credential still holds is not run through scrypt again:
         scrypt would answer the same. The credential itself is read afresh either way, so a
         revocation or a reissue by another process still takes effect within the TTL."""
-        remembered = self.recently_verified(key, secret)
+        fingerprint = secret_fingerprint(key, secret)
+        remembered = self._unexpired(fingerprint)
         if remembered is not None:
             return remembered
-        fingerprint = secret_fingerprint(key, secret)
         with self._lock:
             if len(self._verifying) > 10_000:
                 self._verifying.clear()
             turn = self._verifying.setdefault(fingerprint, threading.Lock())
         with turn:
-            remembered = self.recently_verified(key, secret)  # the request before this one's
-            if remembered is not None:
-                return remembered
+            before = self._remembered(fingerprint)
             now = time.monotonic()
+            if before is not None and before[0] > now:  # verified by the request before this one
+                return before[1]
             info = self.app.credential(key)
             # An unknown or revoked key costs the same scrypt as a known one: answered at once,
             # it told an attacker which keys exist (1.4 ms against 43 ms).
             known = info is not None and not info.revoked
             stored = info.secret_hash if info is not None and known else _unknown_key_hash()
-            before = self._remembered(fingerprint)
             checked_before = known and before is not None and before[2] == stored
             if not checked_before and (not verify_secret(secret, stored) or not known):
                 raise Unauthorized("unknown key, wrong secret or revoked credential")
@@ -226,6 +222,12 @@ class Authenticator:
                     self._verified.clear()
                 self._verified[fingerprint] = (now + self.ttl, principal, stored)
             return principal
+
+    def _unexpired(self, fingerprint: bytes) -> Principal | None:
+        cached = self._remembered(fingerprint)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
 
     def _remembered(self, fingerprint: bytes) -> tuple[float, Principal, str] | None:
         """What this pair was last verified as, expired or not; nothing once any credential

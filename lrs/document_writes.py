@@ -39,16 +39,22 @@ class _Write:
 
 
 class DocumentWriter(Protocol):
+    """What appends document events: this process's group commit, or a worker's link to the
+    parent's (lrs/api/links.py)."""
+
     def submit(self, events: Sequence[Any], changes: Sequence[DocumentChange],
                keys: Sequence[LearnerKey] = (), generation: int | None = None) -> Future[None]: ...
 
-    def put(self, events: Sequence[Any], changes: Sequence[DocumentChange],
-            keys: Sequence[LearnerKey] = (), generation: int | None = None) -> None: ...
-
     def close(self) -> None: ...
 
+    def put(self, events: Sequence[Any], changes: Sequence[DocumentChange],
+            keys: Sequence[LearnerKey] = (), generation: int | None = None) -> None:
+        """Append one request's events; returns once they are durable, raises what refused them
+        (KeyGenerationChanged: a learner was erased since they were sealed; seal again)."""
+        self.submit(events, changes, keys, generation).result()
 
-class DocumentWrites:
+
+class DocumentWrites(DocumentWriter):
     """Appends document events with their view rows, many requests to a transaction."""
 
     def __init__(self, events: Any, max_writes: int = 256) -> None:
@@ -64,12 +70,6 @@ class DocumentWrites:
         self._ensure_thread()
         self._queue.put(write)
         return write.done
-
-    def put(self, events: Sequence[Any], changes: Sequence[DocumentChange],
-            keys: Sequence[LearnerKey] = (), generation: int | None = None) -> None:
-        """Append one request's events; returns once they are durable, raises what refused them
-        (KeyGenerationChanged: a learner was erased since they were sealed; seal again)."""
-        self.submit(events, changes, keys, generation).result()
 
     def close(self) -> None:
         with self._start:

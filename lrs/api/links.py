@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from lrs.api.ratelimit import MAX_SUBJECTS, AccessLimits
 from lrs.committer import InFlight
 from lrs.config import Settings
+from lrs.document_writes import DocumentWriter
 from lrs.statement_events import PreparedStatement
 from lrs.store.documents import DocumentChange
 from lrs.store.learner_keys import LearnerKey
@@ -145,7 +146,7 @@ class WriterLink:
         self.link.close()
 
 
-class DocumentWritesLink:
+class DocumentWritesLink(DocumentWriter):
     """The DocumentWrites interface in a worker, answered by the parent's writer of the named
     store. With a writer in each worker, the two took turns at the store's file lock, a
     transaction each, and most transactions held one write; in the parent, one transaction
@@ -159,10 +160,6 @@ class DocumentWritesLink:
                keys: Sequence[LearnerKey] = (), generation: int | None = None) -> Future[None]:
         return self.link.ask(DOCUMENTS, self.store_name, list(events), list(changes), list(keys),
                              generation)
-
-    def put(self, events: Sequence[Any], changes: Sequence[DocumentChange],
-            keys: Sequence[LearnerKey] = (), generation: int | None = None) -> None:
-        self.submit(events, changes, keys, generation).result()
 
     def close(self) -> None:
         pass  # the writer is the parent's to stop
