@@ -272,9 +272,21 @@ def seeded(base: Path, event_store: str | None, stored: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\nseeding {stored:,} statements into {name} (once; kept in {folder})")
     seconds = seed_store(Settings(data_dir=folder, event_store=event_store), stored)
-    print(f"seeded in {seconds:,.0f} s ({stored / seconds:,.0f} statements/s)")
+    print(f"seeded in {seconds:,.0f} s ({stored / seconds:,.0f} statements/s);"
+          f" the store takes {store_bytes(folder, event_store) / 1e9:,.2f} GB")
     marker.write_text(event_store or "")
     return folder
+
+
+def store_bytes(folder: Path, event_store: str | None) -> int:
+    """The event store's size on disk: the SQLite files, or the PostgreSQL database."""
+    if event_store is None:
+        return sum(p.stat().st_size for p in folder.glob("events.sqlite3*"))
+    import psycopg
+
+    with psycopg.connect(event_store) as conn:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(row[0]) if row else 0
 
 
 def fresh_database(url: str, name: str) -> str:

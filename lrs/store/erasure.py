@@ -1,8 +1,8 @@
 """What forgetting a learner deletes from the event store's database, in the erasure's transaction.
 
 The log keeps the learner's events, sealed under keys this deletes; everything else that names
-the learner in the clear goes: their statements' index rows, the index keys and agent names that
-hold their IFI, their documents' current state, and their keys. Retention does the same by day.
+the learner goes: their statements' index rows, the index keys of their IFI (its hashes), the
+agent names that hold it, their documents' current state, and their keys. Retention does the same by day.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lrs.sealing import is_sealed, sealed_learner
-from lrs.store.index import Cursor, StatementIndexSQL
-from lrs.store.keys import AGENT, AGENT_RELATED, ATTACHMENT
-from lrs.store.learner_keys import LearnerKeySQL, rowcount
+from lrs.store.index import Cursor, StatementIndexSQL, rowcount
+from lrs.store.keys import AGENT, AGENT_RELATED
+from lrs.store.learner_keys import LearnerKeySQL
 from projections.facts import actor_key
 
 CHUNK = 5000
@@ -55,7 +55,7 @@ class ErasureSQL:
             f"SELECT s.seq AS seq, e.state AS state FROM xapi_statement_key k"
             f" JOIN xapi_statement s ON s.seq = k.seq"
             f" JOIN {self.index.events_table} e ON e.{self.index.events_seq} = s.seq"
-            " WHERE k.key = ?"), [f"{AGENT}:{learner}"])
+            " WHERE k.key_hash = ?"), [self.index.key_hash(f"{AGENT}:{learner}")])
         own: list[int] = []
         for row in c.fetchall():
             statement = decode(bytes(row["state"]))["statement"]
@@ -68,8 +68,9 @@ class ErasureSQL:
         erased.statements = len(own)
         erased.attachments = self._drop_statements(c, own)
         # Statements of others that name the learner keep their rows, not the learner's IFI.
-        c.execute(self.sql("DELETE FROM xapi_statement_key WHERE key IN (?, ?)"),
-                  [f"{AGENT}:{learner}", f"{AGENT_RELATED}:{learner}"])
+        c.execute(self.sql("DELETE FROM xapi_statement_key WHERE key_hash IN (?, ?)"),
+                  [self.index.key_hash(f"{AGENT}:{learner}"),
+                   self.index.key_hash(f"{AGENT_RELATED}:{learner}")])
         c.execute(self.sql("DELETE FROM xapi_agent_name WHERE ifi = ?"), [learner])
         c.execute(self.sql("DELETE FROM xapi_document WHERE agent = ?"), [learner])
         erased.documents = rowcount(c)
@@ -80,22 +81,18 @@ class ErasureSQL:
         """Delete statements' index rows; returns the attachment hashes only they carried."""
         hashes: set[str] = set()
         for chunk in _chunks(sorted(seqs)):
-            c.execute(self.sql(f"SELECT key FROM xapi_statement_key WHERE seq IN ({_marks(len(chunk))})"
-                               " AND key LIKE ?"), [*chunk, f"{ATTACHMENT}:%"])
-            hashes |= {row["key"] for row in c.fetchall()}
-            c.execute(self.sql(f"DELETE FROM xapi_statement_key WHERE seq IN ({_marks(len(chunk))})"),
+            marks = _marks(len(chunk))
+            c.execute(self.sql(f"SELECT sha2 FROM xapi_statement_attachment WHERE seq IN ({marks})"),
                       list(chunk))
-            c.execute(self.sql(f"DELETE FROM xapi_statement WHERE seq IN ({_marks(len(chunk))})"),
-                      list(chunk))
+            hashes |= {row["sha2"] for row in c.fetchall()}
+            for table in ("xapi_statement_attachment", "xapi_statement_key", "xapi_statement"):
+                c.execute(self.sql(f"DELETE FROM {table} WHERE seq IN ({marks})"), list(chunk))
         alone = []
-        for key in sorted(hashes):
-            # Only a statement that came with the bytes keeps them: a reference to one (a row
-            # carried from its target by a store made before such rows were refused) does not.
-            c.execute(self.sql("SELECT 1 AS found FROM xapi_statement_key WHERE key = ?"
-                               " AND NOT carried LIMIT 1"), [key])
+        for sha2 in sorted(hashes):
+            c.execute(self.sql("SELECT 1 AS found FROM xapi_statement_attachment WHERE sha2 = ?"
+                               " LIMIT 1"), [sha2])
             if c.fetchone() is None:
-                c.execute(self.sql("DELETE FROM xapi_statement_key WHERE key = ?"), [key])
-                alone.append(key.split(":", 1)[1])
+                alone.append(sha2)
         return alone
 
     def statements_before(self, c: Cursor, day: str) -> tuple[int, int]:
@@ -115,7 +112,22 @@ class ErasureSQL:
         erased.statements = len(seqs)
         erased.attachments = self._drop_statements(c, seqs)
         erased.keys = self.keys.delete_before(c, day)
-        # Names of agents no remaining statement mentions.
-        c.execute(self.sql(f"DELETE FROM xapi_agent_name WHERE NOT EXISTS (SELECT 1 FROM"
-                           f" xapi_statement_key k WHERE k.key = '{AGENT_RELATED}:' || ifi)"))
+        self._forget_unnamed_agents(c)
         return erased
+
+    def _forget_unnamed_agents(self, c: Cursor) -> None:
+        """Names of agents no remaining statement mentions (every agent a statement names is
+        among its related agents)."""
+        c.execute(self.sql("SELECT DISTINCT ifi FROM xapi_agent_name"))
+        by_hash = {self.index.key_hash(f"{AGENT_RELATED}:{row['ifi']}"): row["ifi"]
+                   for row in c.fetchall()}
+        hashes = sorted(by_hash)
+        for chunk in _chunks(hashes):
+            c.execute(self.sql("SELECT DISTINCT key_hash FROM xapi_statement_key"
+                               f" WHERE key_hash IN ({_marks(len(chunk))})"), list(chunk))
+            for row in c.fetchall():
+                by_hash.pop(row["key_hash"], None)
+        gone = sorted(by_hash.values())
+        for chunk in _chunks(gone):
+            c.execute(self.sql(f"DELETE FROM xapi_agent_name WHERE ifi IN ({_marks(len(chunk))})"),
+                      list(chunk))

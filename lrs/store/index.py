@@ -7,7 +7,9 @@ statement bodies are not copied: queries join back to the stored events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,12 +24,13 @@ from lrs.store.keys import (
     ACTIVITY_RELATED,
     AGENT,
     AGENT_RELATED,
-    ATTACHMENT,
     REGISTRATION,
     VERB,
     IndexRow,
+    key_hasher,
 )
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class StatementQuery:
@@ -66,6 +69,11 @@ class Cursor(Protocol):
     def fetchone(self) -> Any: ...
 
 
+def rowcount(c: Cursor) -> int:
+    """Rows the last statement changed (the library's SQLite cursor wraps sqlite3's)."""
+    return int(getattr(getattr(c, "sqlite_cursor", c), "rowcount", 0) or 0)
+
+
 def _marks(count: int) -> str:
     return ",".join("?" * count)
 
@@ -81,12 +89,33 @@ class StatementIndexSQL:
         self.events_table = events_table
         self.events_seq = events_seq_column
         self.paramstyle = paramstyle
+        self._key_hash: Callable[[str], int] | None = None
+
+    def key_hash(self, key: str) -> int:
+        if self._key_hash is None:
+            raise RuntimeError("the statement index's secret is read when the store is opened")
+        return self._key_hash(key)
+
+    def use_secret(self, c: Cursor) -> bytes:
+        """The store's index secret (made by the first process to open it); returns it."""
+        c.execute(self.sql("INSERT INTO xapi_index_secret (id, secret) VALUES (1, ?)"
+                           " ON CONFLICT (id) DO NOTHING"), [os.urandom(32)])
+        c.execute("SELECT secret FROM xapi_index_secret WHERE id = 1")
+        secret = bytes(c.fetchone()["secret"])
+        self.hash_with(secret)
+        return secret
+
+    def hash_with(self, secret: bytes) -> None:
+        self._key_hash = key_hasher(secret)
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s") if self.paramstyle == "format" else text
 
-    def create_statements(self, seq_type: str, bool_type: str, without_rowid: str) -> list[str]:
+    def create_statements(self, seq_type: str, bool_type: str, without_rowid: str,
+                          blob_type: str) -> list[str]:
         return [
+            "CREATE TABLE IF NOT EXISTS xapi_index_secret (id INTEGER PRIMARY KEY,"
+            f" secret {blob_type} NOT NULL)",
             "CREATE TABLE IF NOT EXISTS xapi_statement ("
             f"seq {seq_type} PRIMARY KEY, statement_id TEXT NOT NULL UNIQUE, stored TEXT NOT NULL, "
             "verb_id TEXT NOT NULL, object_ref TEXT, voids TEXT, registration TEXT, "
@@ -101,29 +130,61 @@ class StatementIndexSQL:
             "DROP INDEX IF EXISTS xapi_statement_object_ref",
             "DROP INDEX IF EXISTS xapi_statement_voids",
             "CREATE INDEX IF NOT EXISTS xapi_statement_stored ON xapi_statement (stored)",
-            # carried: the key came from a statement this one targets, not from its own body.
-            "CREATE TABLE IF NOT EXISTS xapi_statement_key (key TEXT NOT NULL,"
-            f" seq {seq_type} NOT NULL, carried {bool_type} NOT NULL DEFAULT FALSE,"
-            f" PRIMARY KEY (key, seq)){without_rowid}",
-            "CREATE INDEX IF NOT EXISTS xapi_statement_key_seq ON xapi_statement_key (seq)",
+            *self.key_table_statements(seq_type, bool_type, without_rowid),
+            # Who may be served an attachment's bytes: the statements they came with.
+            "CREATE TABLE IF NOT EXISTS xapi_statement_attachment (sha2 TEXT NOT NULL,"
+            f" seq {seq_type} NOT NULL, PRIMARY KEY (sha2, seq)){without_rowid}",
+            "CREATE INDEX IF NOT EXISTS xapi_statement_attachment_seq"
+            " ON xapi_statement_attachment (seq)",
             "CREATE TABLE IF NOT EXISTS xapi_activity (activity_id TEXT PRIMARY KEY,"
             " definition TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS xapi_agent_name (ifi TEXT NOT NULL, name TEXT NOT NULL,"
             f" PRIMARY KEY (ifi, name)){without_rowid}",
         ]
 
-    def ensure_carried_marks(self, c: Cursor, carried_column_sql: str) -> None:
-        """A store made before keys were marked carried (the query finds no such column) gets
-        the mark; it cannot tell which of a referencing statement's keys were its own, so all of
-        them count as carried (a read limited to one credential then finds such a statement by
-        time, not by a filter)."""
-        c.execute(carried_column_sql)
-        if c.fetchone() is not None:
-            return
-        c.execute("ALTER TABLE xapi_statement_key ADD COLUMN carried BOOLEAN NOT NULL"
-                  " DEFAULT FALSE")
-        c.execute(f"UPDATE xapi_statement_key SET carried = {self.TRUE} WHERE seq IN"
-                  " (SELECT seq FROM xapi_statement WHERE object_ref IS NOT NULL)")
+    @staticmethod
+    def key_table_statements(seq_type: str, bool_type: str, without_rowid: str) -> list[str]:
+        # carried: the key came from a statement this one targets, not from its own body.
+        return [
+            "CREATE TABLE IF NOT EXISTS xapi_statement_key (key_hash BIGINT NOT NULL,"
+            f" seq {seq_type} NOT NULL, carried {bool_type} NOT NULL DEFAULT FALSE,"
+            f" PRIMARY KEY (key_hash, seq)){without_rowid}",
+            "CREATE INDEX IF NOT EXISTS xapi_statement_key_seq ON xapi_statement_key (seq)",
+        ]
+
+    def upgrade_text_keys(self, c: Cursor, columns_sql: str, hash_sql: str, hash_params: list[Any],
+                          seq_type: str, bool_type: str, without_rowid: str) -> int:
+        """A store made when the key table held each key's text gets its hashes instead, and
+        the attachments' keys move to their own table; returns the rows rewritten (0 when the
+        store has hashes already). ``columns_sql`` lists the key table's columns, ``hash_sql``
+        (with ``hash_params``) is key_hash of the column ``key`` in this database's SQL. A store
+        made before keys were marked carried cannot tell which of a referencing statement's keys
+        were its own: all of them count as carried (a read limited to one credential then finds
+        such a statement by time, not by a filter). Rows sorted by hash: in key order, each
+        insert lands beside the one before."""
+        c.execute(columns_sql)
+        columns = {row["name"] for row in c.fetchall()}
+        if "key" not in columns:
+            return 0
+        carried = ("carried" if "carried" in columns else
+                   "seq IN (SELECT seq FROM xapi_statement WHERE object_ref IS NOT NULL)")
+        c.execute("DROP INDEX IF EXISTS xapi_statement_key_seq")
+        c.execute("ALTER TABLE xapi_statement_key RENAME TO xapi_statement_key_text")
+        for statement in self.key_table_statements(seq_type, bool_type, without_rowid):
+            c.execute(statement)
+        c.execute(f"INSERT INTO xapi_statement_key (key_hash, seq, carried) SELECT {hash_sql},"
+                  f" seq, {carried} FROM xapi_statement_key_text WHERE substr(key, 1, 2) <> 'h:'"
+                  " ORDER BY 1, 2 ON CONFLICT DO NOTHING", hash_params)
+        moved = rowcount(c)
+        # A reference's copy of its target's attachment key never let anyone have the bytes.
+        c.execute("INSERT INTO xapi_statement_attachment (sha2, seq) SELECT substr(key, 3), seq"
+                  f" FROM xapi_statement_key_text WHERE substr(key, 1, 2) = 'h:' AND NOT ({carried})"
+                  " ON CONFLICT DO NOTHING")
+        moved += rowcount(c)
+        c.execute("DROP TABLE xapi_statement_key_text")
+        log.warning("upgraded the statement index: %d key rows rewritten, each filter key as its"
+                    " hash", moved)
+        return moved
 
     # --- writing, inside the events' transaction -------------------------------------------
 
@@ -133,7 +194,13 @@ class StatementIndexSQL:
              r.credential)
             for r, seq in zip(rows, seqs, strict=True)
         ])
-        self.insert_keys(c, [(key, seq) for r, seq in zip(rows, seqs, strict=True) for key in r.keys])
+        hashed = self.key_hash
+        self.insert_keys(c, [(hashed(key), seq) for r, seq in zip(rows, seqs, strict=True)
+                             for key in r.keys])
+        attachments = [(sha2, seq) for r, seq in zip(rows, seqs, strict=True) for sha2 in r.attachments]
+        if attachments:
+            c.executemany(self.sql("INSERT INTO xapi_statement_attachment (sha2, seq) VALUES (?,?)"
+                                   " ON CONFLICT DO NOTHING"), attachments)
         self._apply_voiding(c, rows)
         self._propagate_reference_keys(c, rows)
         self._merge_definitions(c, rows)
@@ -172,8 +239,8 @@ class StatementIndexSQL:
             rows,
         )
 
-    def insert_keys(self, c: Cursor, keys: list[tuple[str, int]]) -> None:
-        c.executemany(self.sql("INSERT INTO xapi_statement_key (key, seq) VALUES (?,?)"), keys)
+    def insert_keys(self, c: Cursor, keys: list[tuple[int, int]]) -> None:
+        c.executemany(self.sql("INSERT INTO xapi_statement_key (key_hash, seq) VALUES (?,?)"), keys)
 
     def _apply_voiding(self, c: Cursor, rows: Sequence[IndexRow]) -> None:
         # A voiding statement may arrive before or after its target (Data 2.3.2).
@@ -208,19 +275,18 @@ class StatementIndexSQL:
                 " SELECT seq, sid, sid FROM start"
                 " UNION SELECT r.seq, r.statement_id, up.origin FROM xapi_statement r"
                 " JOIN up ON r.object_ref = up.sid),"
-                " src(origin, key) AS ("
-                " SELECT st.sid, k.key FROM start st JOIN xapi_statement_key k ON k.seq = st.seq"
-                " UNION SELECT st.sid, k.key FROM start st"
+                " src(origin, key_hash) AS ("
+                " SELECT st.sid, k.key_hash FROM start st JOIN xapi_statement_key k ON k.seq = st.seq"
+                " UNION SELECT st.sid, k.key_hash FROM start st"
                 " JOIN xapi_statement t ON t.statement_id = st.ref"
                 " JOIN xapi_statement_key k ON k.seq = t.seq)"
                 # A statement's own keys are written before any carried to it (in its own
                 # write, first), so a row this inserts is one the statement did not have.
-                " INSERT INTO xapi_statement_key (key, seq, carried)"
-                # Filter keys only: an attachment's key says who may be served its bytes,
-                # and a reference to a statement is no claim to them.
-                f" SELECT DISTINCT src.key, up.seq, {self.TRUE} FROM src"
-                " JOIN up ON up.origin = src.origin"
-                f" WHERE substr(src.key, 1, 2) <> '{ATTACHMENT}:' ON CONFLICT DO NOTHING"
+                # Filter keys only (attachments are not among them): a reference to a
+                # statement is no claim to the bytes that came with it.
+                " INSERT INTO xapi_statement_key (key_hash, seq, carried)"
+                f" SELECT DISTINCT src.key_hash, up.seq, {self.TRUE} FROM src"
+                " JOIN up ON up.origin = src.origin WHERE TRUE ON CONFLICT DO NOTHING"
             ),
             sorted(involved),
         )
@@ -258,14 +324,13 @@ class StatementIndexSQL:
         return found
 
     def carried(self, c: Cursor, statement_ids: Sequence[str], hashes: Sequence[str]) -> set[str]:
-        keys = [f"{ATTACHMENT}:{h}" for h in hashes]
-        if not statement_ids or not keys:
+        if not statement_ids or not hashes:
             return set()
         rows = self._fetch(
-            c, "SELECT k.key FROM xapi_statement_key k JOIN xapi_statement s ON s.seq = k.seq"
-               f" WHERE s.statement_id IN ({_marks(len(statement_ids))})"
-               f" AND k.key IN ({_marks(len(keys))}) AND NOT k.carried", [*statement_ids, *keys])
-        return {row["key"].split(":", 1)[1] for row in rows}
+            c, "SELECT a.sha2 FROM xapi_statement_attachment a JOIN xapi_statement s"
+               f" ON s.seq = a.seq WHERE s.statement_id IN ({_marks(len(statement_ids))})"
+               f" AND a.sha2 IN ({_marks(len(hashes))})", [*statement_ids, *hashes])
+        return {row["sha2"] for row in rows}
 
     def one(self, c: Cursor, statement_id: str, voided: bool,
             credential: str | None) -> IndexedStatement | None:
@@ -317,8 +382,8 @@ class StatementIndexSQL:
             order_column = "s.seq"
         elif keys:
             text = (f"{self._select_events()} JOIN xapi_statement_key k0 ON k0.seq = s.seq"
-                    f" WHERE k0.key = ?{own.format('k0')} AND s.voided = ?")
-            params += [keys[0], False]
+                    f" WHERE k0.key_hash = ?{own.format('k0')} AND s.voided = ?")
+            params += [self.key_hash(keys[0]), False]
             order_column = "k0.seq"
             keys = keys[1:]
         else:
@@ -328,8 +393,8 @@ class StatementIndexSQL:
         for key in keys:
             # On the driving column, not s.seq: SQLite then probes before it joins the row.
             text += (" AND EXISTS (SELECT 1 FROM xapi_statement_key k"
-                     f" WHERE k.seq = {order_column} AND k.key = ?{own.format('k')})")
-            params.append(key)
+                     f" WHERE k.seq = {order_column} AND k.key_hash = ?{own.format('k')})")
+            params.append(self.key_hash(key))
         # The cursor and the bound are one range on the column that drives the scan, so page
         # 1,000 starts where page 999 ended instead of skipping 99,900 index entries to get
         # there (given two upper bounds, a planner may range on the looser one).

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lrs.pickled import by_fields
-from lrs.store.index import Cursor
+from lrs.store.index import Cursor, rowcount
 
 
 @by_fields
@@ -32,11 +32,6 @@ class LearnerKey:
 
 class KeyGenerationChanged(Exception):
     """An erasure committed since the writer read its keys: they may be deleted; seal again."""
-
-
-def rowcount(c: Cursor) -> int:
-    """Rows the last statement changed (the library's SQLite cursor wraps sqlite3's)."""
-    return int(getattr(getattr(c, "sqlite_cursor", c), "rowcount", 0) or 0)
 
 
 def _marks(count: int) -> str:

@@ -21,8 +21,12 @@ from lrs.store.index import StatementIndexReads, StatementIndexSQL
 from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import LearnerKeySQL
 
-SCRUBBED_TABLES = ("xapi_statement", "xapi_statement_key", "xapi_agent_name", "xapi_document",
-                   "learner_key")
+SCRUBBED_TABLES = ("xapi_statement", "xapi_statement_key", "xapi_statement_attachment",
+                   "xapi_agent_name", "xapi_document", "learner_key")
+# key_hasher (lrs/store/keys.py) of the column `key`, the secret its parameter: the first 8 bytes
+# of SHA-256(secret + key), signed.
+KEY_HASH_SQL = ("('x' || left(encode(sha256(%s::bytea || convert_to(key, 'UTF8')), 'hex'), 16))"
+                "::bit(64)::bigint")
 
 
 class PostgresIndexSQL(StatementIndexSQL):
@@ -39,9 +43,9 @@ class PostgresIndexSQL(StatementIndexSQL):
             [orjson.dumps(rows).decode()],
         )
 
-    def insert_keys(self, c: Any, keys: list[tuple[str, int]]) -> None:
+    def insert_keys(self, c: Any, keys: list[tuple[int, int]]) -> None:
         c.execute(
-            "INSERT INTO xapi_statement_key (key, seq) SELECT r->>0, (r->>1)::bigint"
+            "INSERT INTO xapi_statement_key (key_hash, seq) SELECT (r->>0)::bigint, (r->>1)::bigint"
             " FROM json_array_elements(%s::json) AS r",
             [orjson.dumps(keys).decode()],
         )
@@ -70,7 +74,7 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name),
                  id_type=SQL(datastore.originator_id_type))  # 'uuid' or 'text', as the library checked
         self.sql_create_statements.extend(
-            SQL(text).format() for text in self.index.create_statements("BIGINT", "BOOLEAN", "")
+            SQL(text).format() for text in self.index.create_statements("BIGINT", "BOOLEAN", "", "BYTEA")
             + self.documents.create_statements("BYTEA", "BOOLEAN") + self.keys.create_statements()
         )
 
@@ -89,10 +93,11 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
                             Identifier(self.datastore.schema)))
                 super().create_table()
                 with self.datastore.transaction(commit=True) as curs:
-                    self.index.ensure_carried_marks(
-                        curs, "SELECT 1 FROM information_schema.columns WHERE table_schema ="
-                              " current_schema() AND table_name = 'xapi_statement_key'"
-                              " AND column_name = 'carried'")
+                    secret = self.index.use_secret(curs)
+                    self.index.upgrade_text_keys(
+                        curs, "SELECT column_name AS name FROM information_schema.columns WHERE"
+                              " table_schema = current_schema() AND table_name = 'xapi_statement_key'",
+                        KEY_HASH_SQL, [secret], "BIGINT", "BOOLEAN", "")
             finally:
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", lock)
 

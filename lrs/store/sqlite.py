@@ -29,6 +29,7 @@ from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import LearnerKeySQL
 
 WRITER_CACHE_KIB = 128 * 1024
+OPEN_TIMEOUT = 3600.0
 # A commit of a thousand statements writes more WAL pages than SQLite's default checkpoint
 # threshold (1,000 pages), so every commit also copied its pages into the database and synced it.
 # Checkpointing every 64 MiB of WAL writes each hot index page once for many commits.
@@ -59,9 +60,9 @@ class SQLiteIndexSQL(StatementIndexSQL):
         insert_many(c, "INSERT INTO xapi_statement (seq, statement_id, stored, verb_id, object_ref,"
                        " voids, registration, credential)", rows, 8)
 
-    def insert_keys(self, c: Any, keys: list[tuple[str, int]]) -> None:
+    def insert_keys(self, c: Any, keys: list[tuple[int, int]]) -> None:
         # In key order, consecutive rows land on the same B-tree pages.
-        insert_many(c, "INSERT INTO xapi_statement_key (key, seq)", sorted(keys), 2)
+        insert_many(c, "INSERT INTO xapi_statement_key (key_hash, seq)", sorted(keys), 2)
 
 
 class WriterTurn:
@@ -76,14 +77,16 @@ class WriterTurn:
         self._file = None if memory else open(f"{db_name}.write-lock", "a+b")  # noqa: SIM115
 
     @contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self, timeout: float | None = None) -> Iterator[None]:
+        """``timeout``: seconds to wait for the turn, the store's lock timeout if not given."""
+        timeout = self.timeout if timeout is None else timeout
         if self._file is None:
             yield
             return
-        if not self._thread_lock.acquire(timeout=self.timeout):
+        if not self._thread_lock.acquire(timeout=timeout):
             raise OperationalError("database is locked (another writer of this process)")
         try:
-            deadline = time.monotonic() + self.timeout
+            deadline = time.monotonic() + timeout
             while True:
                 try:
                     fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -170,16 +173,23 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
     def create_table(self) -> None:
         # Several processes open a new store at once (a server's parent and its workers); in
         # SQLite's deferred transaction the loser's schema read cannot become a write, and it
-        # fails at once with "database is locked" rather than wait.
-        with self._turn.held():
+        # fails at once with "database is locked" rather than wait. Opening waits as long as an
+        # upgrade of the index in another process may take (minutes for millions of statements).
+        with self._turn.held(timeout=OPEN_TIMEOUT):
             super().create_table()
             with self.datastore.transaction(commit=True) as c:
-                self.index.ensure_carried_marks(c, "SELECT 1 FROM pragma_table_info("
-                                                   "'xapi_statement_key') WHERE name = 'carried'")
+                self.index.use_secret(c)
+                # The key table's old pages held IFIs: freed, they are overwritten with zeros.
+                c.execute("PRAGMA secure_delete = ON")
+                c.sqlite_cursor.connection.create_function("lrs_key_hash", 1, self.index.key_hash,
+                                                           deterministic=True)
+                self.index.upgrade_text_keys(
+                    c, "SELECT name FROM pragma_table_info('xapi_statement_key')",
+                    "lrs_key_hash(key)", [], "INTEGER", "BOOLEAN", " WITHOUT ROWID")
 
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
-        return (statements + self.index.create_statements("INTEGER", "BOOLEAN", " WITHOUT ROWID")
+        return (statements + self.index.create_statements("INTEGER", "BOOLEAN", " WITHOUT ROWID", "BLOB")
                 + self.documents.create_statements("BLOB", "BOOLEAN")
                 + self.keys.create_statements())
 

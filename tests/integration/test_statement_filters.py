@@ -185,30 +185,6 @@ def test_a_read_of_ones_own_statements_learns_nothing_of_another_credentials_thr
         store.close()
 
 
-def test_a_store_made_before_carried_keys_were_marked_counts_every_key_of_a_ref_as_carried(
-        settings: Settings) -> None:
-    store = LearningRecordStore(env=settings.event_store_env())
-    target = with_id(statement())
-    ref = with_id(statement(object={"objectType": "StatementRef", "id": target["id"]}))
-    write(store, [target, ref])
-    recorder: Any = store.index  # either store's recorder: its own connection pool
-    with recorder.datastore.transaction(commit=True) as c:
-        c.execute("ALTER TABLE xapi_statement_key DROP COLUMN carried")
-    store.close()
-    store = LearningRecordStore(env=settings.event_store_env())
-    try:
-        recorder = store.index
-        with recorder.datastore.transaction(commit=False) as c:
-            c.execute("SELECT s.statement_id AS sid, k.carried AS carried FROM xapi_statement_key k"
-                      " JOIN xapi_statement s ON s.seq = k.seq")
-            marks = {(row["sid"], bool(row["carried"])) for row in c.fetchall()}
-        assert marks == {(target["id"], False), (ref["id"], True)}
-        assert store.statements(StatementQuery(keys=(f"{AGENT}:mbox:mailto:ada@example.org",),
-                                               credential=WRITER.key)) != []
-    finally:
-        store.close()
-
-
 def test_an_index_key_and_row_keep_every_character_a_statement_may_hold(settings: Settings) -> None:
     """The index rows go to PostgreSQL as JSON text: quotes, backslashes, control characters,
     line separators and characters beyond the BMP come back as they went in."""

@@ -63,6 +63,7 @@ def test_a_prepared_statement_crosses_to_the_writers_process_whole() -> None:
     key = LearnerKey("k1", "p1", "2026-12-02", b"\x01" * 32)
     plain = prepared({"id": ID, "actor": {"mbox": "mailto:ada@example.org"}})
     row = replace(plain.row, keys=frozenset({"a:mbox:ada@example.org", "v:http://e/v"}),
+                  attachments=("5e3a0c1f" * 8,),
                   definitions=(("http://e/a", {"name": {"en-US": "A"}}),),
                   agent_names=(("mbox:ada@example.org", "Ada"),))
     sent = replace(plain, row=row, lone_actor="mbox:ada@example.org",
@@ -70,4 +71,5 @@ def test_a_prepared_statement_crosses_to_the_writers_process_whole() -> None:
     arrived = pickle.loads(pickle.dumps([sent], protocol=pickle.HIGHEST_PROTOCOL))[0]
     assert arrived == sent
     assert arrived.row == sent.row and arrived.row.keys == sent.row.keys
+    assert arrived.row.attachments == sent.row.attachments
     assert arrived.sealed is not None and arrived.sealed.keys[0][1] == key
