@@ -32,6 +32,7 @@ from lrs.store.keys import (
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class StatementQuery:
     """A filtered, paged read of the statement index (Communication 2.1.3)."""
