@@ -154,10 +154,10 @@ class StatementIndexSQL:
         ]
 
     def upgrade_text_keys(self, c: Cursor, columns_sql: str, hash_sql: str, hash_params: list[Any],
-                          seq_type: str, bool_type: str, without_rowid: str) -> int:
+                          seq_type: str, bool_type: str, without_rowid: str) -> None:
         """A store made when the key table held each key's text gets its hashes instead, and
-        the attachments' keys move to their own table; returns the rows rewritten (0 when the
-        store has hashes already). ``columns_sql`` lists the key table's columns, ``hash_sql``
+        the attachments' keys move to their own table (logged with the rows rewritten; nothing
+        when the store has hashes already). ``columns_sql`` lists the key table's columns, ``hash_sql``
         (with ``hash_params``) is key_hash of the column ``key`` in this database's SQL. A store
         made before keys were marked carried cannot tell which of a referencing statement's keys
         were its own: all of them count as carried (a read limited to one credential then finds
@@ -166,7 +166,7 @@ class StatementIndexSQL:
         c.execute(columns_sql)
         columns = {row["name"] for row in c.fetchall()}
         if "key" not in columns:
-            return 0
+            return
         carried = ("carried" if "carried" in columns else
                    "seq IN (SELECT seq FROM xapi_statement WHERE object_ref IS NOT NULL)")
         c.execute("DROP INDEX IF EXISTS xapi_statement_key_seq")
@@ -185,7 +185,6 @@ class StatementIndexSQL:
         c.execute("DROP TABLE xapi_statement_key_text")
         log.warning("upgraded the statement index: %d key rows rewritten, each filter key as its"
                     " hash", moved)
-        return moved
 
     # --- writing, inside the events' transaction -------------------------------------------
 
