@@ -401,9 +401,14 @@ class StatementIndexSQL:
         low, high = (q.after_seq, q.bound_seq) if q.ascending else (None, q.bound_seq)
         if not q.ascending and q.after_seq is not None:
             high = q.after_seq - 1 if high is None else min(high, q.after_seq - 1)
+        # The range goes on each table's position too: PostgreSQL carries an equality across a
+        # join but not a range, and with the range on the driving key alone it merge-joined
+        # from the newest statement down to the cursor (page 1,000 of a verb at 10M: 0.5 s).
+        ranged = dict.fromkeys((order_column, "s.seq", f"e.{self.events_seq}"))
         for clause, value in (("s.stored > ?", q.since), ("s.stored <= ?", q.until),
                               ("s.credential = ?", q.credential),
-                              (f"{order_column} > ?", low), (f"{order_column} <= ?", high)):
+                              *((f"{column} > ?", low) for column in ranged),
+                              *((f"{column} <= ?", high) for column in ranged)):
             if value is not None:
                 text += f" AND {clause}"
                 params.append(value)

@@ -29,6 +29,23 @@ KEY_HASH_SQL = ("('x' || left(encode(sha256(%s::bytea || convert_to(key, 'UTF8')
                 "::bit(64)::bigint")
 
 
+def _session_options(schema: str) -> list[str]:
+    """Settings every connection of a store's pool starts with.
+
+    No JIT: every query here is an index read or a write of a few milliseconds, which JIT cannot
+    speed up, and PostgreSQL compiles any query whose estimated cost passes jit_above_cost. No
+    read measured at 10M statements passed the defaults, but compiling is 70-175 ms (the
+    agent+verb+activity read at 10M, thresholds at zero: a 3 ms read took 73-500 ms), and only
+    a plan's estimate would stand between a read and that cost.
+    A store of its own (POSTGRES_SCHEMA): the library names its schema in every statement; the
+    index and document tables are found through the search path, so every connection of this
+    store's pool sees its own schema and no other."""
+    options = ["-c jit=off"]
+    if schema != "public":
+        options.append(f"-c search_path={schema}")
+    return options
+
+
 class PostgresIndexSQL(StatementIndexSQL):
     """Row inserts as one statement over a JSON array of rows: psycopg's executemany pays a
     round trip a row, and its array parameters are built in Python an element at a time (2.6 ms
@@ -54,13 +71,9 @@ class PostgresIndexSQL(StatementIndexSQL):
 class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKeyReads,
                                 PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
-        if datastore.schema != "public":
-            # A store of its own (POSTGRES_SCHEMA): the library names its schema in every
-            # statement; the index and document tables are found through the search path, so
-            # every connection of this store's pool sees its own schema and no other.
-            kwargs = datastore.pool.kwargs
-            assert isinstance(kwargs, dict)  # the library gives its pool a dict
-            kwargs["options"] = f"-c search_path={datastore.schema}"
+        kwargs = datastore.pool.kwargs
+        assert isinstance(kwargs, dict)  # the library gives its pool a dict
+        kwargs["options"] = " ".join(_session_options(datastore.schema))
         super().__init__(datastore, events_table_name=events_table_name)
         self.index = PostgresIndexSQL(events_table_name, "notification_id", paramstyle="format")
         self.documents = DocumentViewSQL(paramstyle="format")
@@ -102,7 +115,10 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", lock)
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
-        return self.datastore.transaction(commit=False)
+        # No BEGIN: under READ COMMITTED each statement reads a snapshot of its own inside a
+        # transaction as outside one, so BEGIN and ROLLBACK were two round trips a read paid
+        # for nothing (six of a statement page's nine).
+        return self.datastore.cursor()
 
     def _write_transaction(self) -> AbstractContextManager[Any]:
         return self.datastore.transaction(commit=True)
