@@ -20,6 +20,7 @@ from lrs.store.erasure import ErasureSQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
 from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import LearnerKeySQL
+from lrs.store.postgres_scrub import scrub_tables
 
 SCRUBBED_TABLES = ("xapi_statement", "xapi_statement_key", "xapi_statement_attachment",
                    "xapi_agent_name", "xapi_document", "learner_key")
@@ -179,6 +180,4 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         their files (a plain VACUUM only marks the space free). The server's write-ahead log and
         its archives, if any, are the server's: they keep what they recorded until recycled."""
         with self.datastore.get_connection() as conn:
-            for table in SCRUBBED_TABLES:
-                conn.execute(SQL(f"VACUUM FULL {table}").format())
-        return "tables rewritten (VACUUM FULL)"
+            return scrub_tables(conn, SCRUBBED_TABLES)

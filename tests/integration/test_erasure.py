@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from lrs.application import LearningRecordStore
 from lrs.cli.main import main
 from lrs.config import Settings
 from lrs.sealing import ERASED_HOME_PAGE
+from lrs.store import postgres_scrub
 from projections.runner import ProjectionRunner
 from projections.schema import DERIVED
 from tests.attachments import declared, multipart, sha256
@@ -539,3 +542,40 @@ def test_forgetting_in_one_store_leaves_the_same_learner_in_another(xapi: XAPICl
     assert unknown.status_code == 404
     refused = north.request("POST", "/admin/forget", json={"learner": ADA})
     assert refused.status_code == 403
+
+
+@pytest.fixture
+def open_elsewhere(postgres_server: str) -> Iterator[psycopg.Connection[Any]]:
+    """A write transaction open in another database of the same PostgreSQL server, as another
+    store's writer or a long export would hold one while a learner is forgotten here."""
+    with psycopg.connect(postgres_server) as conn:
+        conn.execute("SELECT pg_current_xact_id()")  # a transaction id of its own, as a write has
+        yield conn
+
+
+def test_a_transaction_open_elsewhere_on_the_server_is_waited_for_before_the_rewrite(
+        xapi: XAPIClient, settings: Settings, open_elsewhere: psycopg.Connection[Any]) -> None:
+    if not settings.event_store:
+        pytest.skip("PostgreSQL's own files")
+    school(xapi)
+    threading.Timer(1.0, open_elsewhere.commit).start()
+    report = forget(xapi)
+    assert report["scrub"] == "tables rewritten (VACUUM FULL)"
+    assert relation_files_holding(settings.event_store, TRACES) == {}
+
+
+def test_a_rewrite_held_back_past_its_wait_says_which_transaction_holds_the_learner(
+        xapi: XAPIClient, settings: Settings, open_elsewhere: psycopg.Connection[Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if not settings.event_store:
+        pytest.skip("PostgreSQL's own files")
+    monkeypatch.setattr(postgres_scrub, "SCRUB_WAIT_SECONDS", 0.3)
+    school(xapi)
+    holder = open_elsewhere.info.backend_pid
+    report = forget(xapi)
+    assert "the deleted rows stay in their files" in report["scrub"], report
+    assert f"pid {holder} " in report["scrub"], report
+    assert relation_files_holding(settings.event_store, TRACES)  # as the report says
+    open_elsewhere.commit()
+    assert forget(xapi)["scrub"] == "tables rewritten (VACUUM FULL)"
+    assert relation_files_holding(settings.event_store, TRACES) == {}

@@ -1,0 +1,61 @@
+"""Rewriting PostgreSQL's tables after an erasure, so the deleted rows' bytes leave their files.
+
+VACUUM FULL copies into the new files every row version some open transaction may still see:
+one begun before the erasure committed, in any database of the server (the rewrite's own
+snapshot holds back the horizon for them all), or a replication slot's standby. Rewriting while
+one is open keeps the learner's rows, so the scrub first waits for them to end, and says so
+when they have not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg.sql import SQL, Identifier
+
+# Long enough for the writes and reads of a busy server to end; an admin's erasure may wait.
+SCRUB_WAIT_SECONDS = 10.0
+
+
+def scrub_tables(conn: Any, tables: Sequence[str], wait: float | None = None) -> str:
+    """VACUUM FULL of these tables once no transaction older than now is open (or ``wait``
+    seconds have passed); what it did."""
+    # Every transaction that may see the deleted rows began before this snapshot's xmax.
+    horizon = conn.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x"
+                           ).fetchone()["x"]
+    deadline = time.monotonic() + (SCRUB_WAIT_SECONDS if wait is None else wait)
+    while not _horizon_passed(conn, horizon) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    holders = _holders(conn, horizon)
+    for table in tables:
+        conn.execute(SQL("VACUUM FULL {}").format(Identifier(table)))
+    if not holders:
+        return "tables rewritten (VACUUM FULL)"
+    return ("tables rewritten (VACUUM FULL), but the deleted rows stay in their files while "
+            + "; ".join(holders) + " stays open; run it again once it has ended")
+
+
+def _horizon_passed(conn: Any, horizon: str) -> bool:
+    return bool(conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= %s::xid8 AS ok",
+                             [horizon]).fetchone()["ok"])
+
+
+def _holders(conn: Any, horizon: str) -> list[str]:
+    """What still holds rows older than the horizon: transactions, then replication slots. Another
+    role's transactions are hidden unless this role may read all statistics (pg_read_all_stats):
+    then the holder is named only as a transaction."""
+    found: list[str] = []
+    if not _horizon_passed(conn, horizon):
+        rows = conn.execute(
+            "SELECT pid, datname, xact_start FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+            " AND (age(backend_xid) >= age(xid(%s::xid8)) OR age(backend_xmin) >= age(xid(%s::xid8)))"
+            " ORDER BY xact_start NULLS LAST LIMIT 3", [horizon, horizon]).fetchall()
+        found += [f"transaction of pid {r['pid']} in database {r['datname'] or '(hidden)'}"
+                  + (f" open since {r['xact_start']:%Y-%m-%d %H:%M:%S%z}" if r["xact_start"] else "")
+                  for r in rows] or ["a transaction begun before the erasure"]
+    slots = conn.execute("SELECT slot_name FROM pg_replication_slots WHERE xmin IS NOT NULL"
+                         " AND age(xmin) > age(xid(%s::xid8))", [horizon]).fetchall()
+    found += [f"replication slot {r['slot_name']}" for r in slots]
+    return found
