@@ -38,10 +38,12 @@ def _session_options(schema: str) -> list[str]:
     read measured at 10M statements passed the defaults, but compiling is 70-175 ms (the
     agent+verb+activity read at 10M, thresholds at zero: a 3 ms read took 73-500 ms), and only
     a plan's estimate would stand between a read and that cost.
+    READ COMMITTED whatever the database's default: a read runs without BEGIN, each statement
+    on a snapshot of its own, which is what READ COMMITTED gives inside a transaction too.
     A store of its own (POSTGRES_SCHEMA): the library names its schema in every statement; the
     index and document tables are found through the search path, so every connection of this
     store's pool sees its own schema and no other."""
-    options = ["-c jit=off"]
+    options = ["-c jit=off", r"-c default_transaction_isolation=read\ committed"]
     if schema != "public":
         options.append(f"-c search_path={schema}")
     return options

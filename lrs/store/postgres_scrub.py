@@ -38,22 +38,32 @@ def scrub_tables(conn: Any, tables: Sequence[str], wait: float | None = None) ->
 
 
 def _horizon_passed(conn: Any, horizon: str) -> bool:
-    return bool(conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= %s::xid8 AS ok",
-                             [horizon]).fetchone()["ok"])
+    """No transaction begun before the horizon runs anywhere on the server, and no snapshot
+    taken before it is held in this database (a read holds one without a transaction id) or by
+    a standby's feedback."""
+    return bool(conn.execute(
+        "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= %s::xid8 AND NOT EXISTS ("
+        " SELECT 1 FROM pg_stat_activity WHERE (datname = current_database()"
+        "  OR backend_type = 'walsender')"  # a standby's feedback holds every database's rows
+        " AND pid <> pg_backend_pid() AND age(backend_xmin) > age(xid(%s::xid8))) AS ok",
+        [horizon, horizon]).fetchone()["ok"])
 
 
 def _holders(conn: Any, horizon: str) -> list[str]:
-    """What still holds rows older than the horizon: transactions, then replication slots. Another
-    role's transactions are hidden unless this role may read all statistics (pg_read_all_stats):
-    then the holder is named only as a transaction."""
+    """What still holds rows older than the horizon: transactions, then replication slots (a
+    transaction's start shows only to its own role, or to one with pg_read_all_stats)."""
     found: list[str] = []
     if not _horizon_passed(conn, horizon):
         rows = conn.execute(
-            "SELECT pid, datname, xact_start FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
-            " AND (age(backend_xid) >= age(xid(%s::xid8)) OR age(backend_xmin) >= age(xid(%s::xid8)))"
+            "SELECT pid, datname = current_database() AS here, xact_start FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid()"
+            " AND (age(backend_xid) > age(xid(%s::xid8)) OR (age(backend_xmin) > age(xid(%s::xid8))"
+            "      AND (datname = current_database() OR backend_type = 'walsender')))"
             " ORDER BY xact_start NULLS LAST LIMIT 3", [horizon, horizon]).fetchall()
-        found += [f"transaction of pid {r['pid']} in database {r['datname'] or '(hidden)'}"
-                  + (f" open since {r['xact_start']:%Y-%m-%d %H:%M:%S%z}" if r["xact_start"] else "")
+        # Another database's name is the server's, not this store's to tell.
+        found += [f"transaction of pid {r['pid']} in"
+                  f" {'this database' if r['here'] else 'another database'}"
+                  + (f" open since {r['xact_start']:%H:%M:%S %Z}" if r["xact_start"] else "")
                   for r in rows] or ["a transaction begun before the erasure"]
     slots = conn.execute("SELECT slot_name FROM pg_replication_slots WHERE xmin IS NOT NULL"
                          " AND age(xmin) > age(xid(%s::xid8))", [horizon]).fetchall()

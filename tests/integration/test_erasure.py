@@ -544,13 +544,23 @@ def test_forgetting_in_one_store_leaves_the_same_learner_in_another(xapi: XAPICl
     assert refused.status_code == 403
 
 
-@pytest.fixture
-def open_elsewhere(postgres_server: str) -> Iterator[psycopg.Connection[Any]]:
-    """A write transaction open in another database of the same PostgreSQL server, as another
-    store's writer or a long export would hold one while a learner is forgotten here."""
-    with psycopg.connect(postgres_server) as conn:
-        conn.execute("SELECT pg_current_xact_id()")  # a transaction id of its own, as a write has
-        yield conn
+@pytest.fixture(params=["a write in another database", "a snapshot read in this database"])
+def open_elsewhere(request: pytest.FixtureRequest, postgres_server: str,
+                   settings: Settings) -> Iterator[psycopg.Connection[Any]]:
+    """A transaction that may still see the learner's rows while they are forgotten here: a
+    write open in another database of the same server (another store's writer), or a read of
+    this database holding its snapshot (a long export, pg_dump)."""
+    if not settings.event_store:
+        pytest.skip("PostgreSQL's own files")
+    if request.param == "a write in another database":
+        with psycopg.connect(postgres_server) as conn:
+            conn.execute("SELECT pg_current_xact_id()")  # a transaction id, as a write has
+            yield conn
+    else:
+        with psycopg.connect(settings.event_store) as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            conn.execute("SELECT count(*) FROM xapi_statement")  # its snapshot, and no id
+            yield conn
 
 
 def test_a_transaction_open_elsewhere_on_the_server_is_waited_for_before_the_rewrite(

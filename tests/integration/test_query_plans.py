@@ -158,3 +158,23 @@ def test_a_statement_read_is_never_jit_compiled(tmp_path: Any, postgres_database
         store.close()
     assert "xapi_statement_key" in found, found
     assert "JIT" not in found, found
+
+
+def test_a_read_runs_read_committed_whatever_the_databases_default(
+        tmp_path: Any, postgres_database: str) -> None:
+    """Reads run without BEGIN, each statement on a snapshot of its own: what READ COMMITTED
+    gives inside a transaction too, and what the store asks for even where a DBA made another
+    level the database's default."""
+    name = postgres_database.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_isolation = serializable')
+    store = LearningRecordStore(env=Settings(data_dir=tmp_path, event_store=postgres_database)
+                                .event_store_env())
+    try:
+        with store.index.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+            level = conn.execute("SHOW default_transaction_isolation").fetchone()
+    finally:
+        store.close()
+        with psycopg.connect(postgres_database, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" RESET default_transaction_isolation')
+    assert level["default_transaction_isolation"] == "read committed", level
