@@ -13,10 +13,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from psycopg.sql import SQL, Identifier
 
 # Long enough for the writes and reads of a busy server to end; an admin's erasure may wait.
 SCRUB_WAIT_SECONDS = 10.0
+# How long a rewrite waits for its table's lock before leaving that table for a rerun.
+LOCK_WAIT_SECONDS = 2.0
 
 
 def scrub_tables(conn: Any, tables: Sequence[str], wait: float | None = None) -> str:
@@ -29,12 +32,27 @@ def scrub_tables(conn: Any, tables: Sequence[str], wait: float | None = None) ->
     while not _horizon_passed(conn, horizon) and time.monotonic() < deadline:
         time.sleep(0.05)
     holders = _holders(conn, horizon)
-    for table in tables:
-        conn.execute(SQL("VACUUM FULL {}").format(Identifier(table)))
-    if not holders:
+    busy = []
+    # The rewrite waits for the table's lock, and every read and write of the table queues
+    # behind it meanwhile: behind a long export, that would stall the whole store.
+    conn.execute(SQL("SET lock_timeout = {}").format(f"{int(LOCK_WAIT_SECONDS * 1000)}ms"))
+    try:
+        for table in tables:
+            try:
+                conn.execute(SQL("VACUUM FULL {}").format(Identifier(table)))
+            except psycopg.errors.LockNotAvailable:
+                busy.append(table)
+    finally:
+        conn.execute("RESET lock_timeout")
+    if not holders and not busy:
         return "tables rewritten (VACUUM FULL)"
-    return ("tables rewritten (VACUUM FULL), but the deleted rows stay in their files while "
-            + "; ".join(holders) + " stays open; run it again once it has ended")
+    told = []
+    if busy:
+        told.append(f"{', '.join(busy)} in use past {LOCK_WAIT_SECONDS:g} s, not rewritten")
+    if holders:
+        told.append("the deleted rows stay in their files while " + "; ".join(holders)
+                    + " stays open")
+    return "tables rewritten (VACUUM FULL), but " + "; ".join(told) + "; run it again once it has ended"
 
 
 def _horizon_passed(conn: Any, horizon: str) -> bool:
