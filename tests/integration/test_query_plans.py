@@ -78,11 +78,13 @@ def test_a_later_page_merge_joined_starts_every_tables_scan_at_the_cursor(
         store.close()
     assert "Merge Join" in found, found
     cursor = "> 500000" if ascending else "<= 499999"
-    for scan in (" using xapi_statement_key_pkey ", " using xapi_statement_pkey ",
+    for scan in (" using xapi_statement_key_pkey", " using xapi_statement_pkey ",
                  "_notification_id_idx "):
         lines = found.splitlines()
-        [at] = [i for i, line in enumerate(lines) if scan in line]
+        at = next((i for i, line in enumerate(lines) if scan in line), None)
+        assert at is not None, found
         assert cursor in lines[at + 1] and "Index Cond" in lines[at + 1], found
+
 
 def test_the_key_likely_to_match_fewest_statements_drives_the_scan() -> None:
     sql = StatementIndexSQL("stored_events", "rowid", "qmark")
