@@ -22,16 +22,27 @@ SCRUB_WAIT_SECONDS = 10.0
 LOCK_WAIT_SECONDS = 2.0
 
 
-def scrub_tables(conn: Any, tables: Sequence[str], wait: float | None = None) -> str:
-    """VACUUM FULL of these tables once no transaction older than now is open (or ``wait``
-    seconds have passed); what it did."""
+# A session holding back the horizon: a transaction begun before it, anywhere on the server,
+# or a snapshot taken before it in this database (a read holds one without a transaction id)
+# or by a standby's feedback (its walsender holds every database's rows).
+_HOLDS_ROWS = (
+    "pid <> pg_backend_pid() AND (age(backend_xid) > age(xid(%(h)s::xid8))"
+    " OR (age(backend_xmin) > age(xid(%(h)s::xid8))"
+    "     AND (datname = current_database() OR backend_type = 'walsender')))")
+
+
+def scrub_tables(conn: Any, tables: Sequence[str]) -> str:
+    """VACUUM FULL of these tables once nothing older than now holds their rows (or
+    SCRUB_WAIT_SECONDS have passed); what it did."""
     # Every transaction that may see the deleted rows began before this snapshot's xmax.
     horizon = conn.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x"
                            ).fetchone()["x"]
-    deadline = time.monotonic() + (SCRUB_WAIT_SECONDS if wait is None else wait)
-    while not _horizon_passed(conn, horizon) and time.monotonic() < deadline:
+    deadline = time.monotonic() + SCRUB_WAIT_SECONDS
+    passed = _horizon_passed(conn, horizon)
+    while not passed and time.monotonic() < deadline:
         time.sleep(0.05)
-    holders = _holders(conn, horizon)
+        passed = _horizon_passed(conn, horizon)
+    holders = ([] if passed else _transactions_holding(conn, horizon)) + _slots_holding(conn, horizon)
     busy = []
     # The rewrite waits for the table's lock, and every read and write of the table queues
     # behind it meanwhile: behind a long export, that would stall the whole store.
@@ -56,34 +67,28 @@ def scrub_tables(conn: Any, tables: Sequence[str], wait: float | None = None) ->
 
 
 def _horizon_passed(conn: Any, horizon: str) -> bool:
-    """No transaction begun before the horizon runs anywhere on the server, and no snapshot
-    taken before it is held in this database (a read holds one without a transaction id) or by
-    a standby's feedback."""
+    """Nothing holds rows older than the horizon: the snapshot's xmin also covers prepared
+    transactions, which pg_stat_activity does not list."""
     return bool(conn.execute(
-        "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= %s::xid8 AND NOT EXISTS ("
-        " SELECT 1 FROM pg_stat_activity WHERE (datname = current_database()"
-        "  OR backend_type = 'walsender')"  # a standby's feedback holds every database's rows
-        " AND pid <> pg_backend_pid() AND age(backend_xmin) > age(xid(%s::xid8))) AS ok",
-        [horizon, horizon]).fetchone()["ok"])
+        "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= %(h)s::xid8 AND NOT EXISTS ("
+        f" SELECT 1 FROM pg_stat_activity WHERE {_HOLDS_ROWS}) AS ok", {"h": horizon}
+    ).fetchone()["ok"])
 
 
-def _holders(conn: Any, horizon: str) -> list[str]:
-    """What still holds rows older than the horizon: transactions, then replication slots (a
-    transaction's start shows only to its own role, or to one with pg_read_all_stats)."""
-    found: list[str] = []
-    if not _horizon_passed(conn, horizon):
-        rows = conn.execute(
-            "SELECT pid, datname = current_database() AS here, xact_start FROM pg_stat_activity"
-            " WHERE pid <> pg_backend_pid()"
-            " AND (age(backend_xid) > age(xid(%s::xid8)) OR (age(backend_xmin) > age(xid(%s::xid8))"
-            "      AND (datname = current_database() OR backend_type = 'walsender')))"
-            " ORDER BY xact_start NULLS LAST LIMIT 3", [horizon, horizon]).fetchall()
-        # Another database's name is the server's, not this store's to tell.
-        found += [f"transaction of pid {r['pid']} in"
-                  f" {'this database' if r['here'] else 'another database'}"
-                  + (f" open since {r['xact_start']:%H:%M:%S %Z}" if r["xact_start"] else "")
-                  for r in rows] or ["a transaction begun before the erasure"]
+def _transactions_holding(conn: Any, horizon: str) -> list[str]:
+    """The sessions holding rows older than the horizon (a transaction's start shows only to
+    its own role, or to one with pg_read_all_stats)."""
+    rows = conn.execute(
+        "SELECT pid, datname = current_database() AS here, xact_start FROM pg_stat_activity"
+        f" WHERE {_HOLDS_ROWS} ORDER BY xact_start NULLS LAST LIMIT 3", {"h": horizon}).fetchall()
+    # Another database's name is the server's, not this store's to tell.
+    return [f"transaction of pid {r['pid']} in"
+            f" {'this database' if r['here'] else 'another database'}"
+            + (f" open since {r['xact_start']:%H:%M:%S %Z}" if r["xact_start"] else "")
+            for r in rows] or ["a transaction begun before the erasure"]
+
+
+def _slots_holding(conn: Any, horizon: str) -> list[str]:
     slots = conn.execute("SELECT slot_name FROM pg_replication_slots WHERE xmin IS NOT NULL"
                          " AND age(xmin) > age(xid(%s::xid8))", [horizon]).fetchall()
-    found += [f"replication slot {r['slot_name']}" for r in slots]
-    return found
+    return [f"replication slot {r['slot_name']}" for r in slots]

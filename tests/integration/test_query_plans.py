@@ -55,7 +55,6 @@ def test_a_later_page_starts_its_index_scan_at_the_cursor(settings: Settings,
         assert f"SEARCH k0 USING PRIMARY KEY (key_hash=? AND {lower}seq<?)" in found, found
 
 
-
 @pytest.mark.parametrize("ascending", [False, True], ids=["newest first", "ascending"])
 def test_a_later_page_merge_joined_starts_every_tables_scan_at_the_cursor(
         settings: Settings, ascending: bool) -> None:
@@ -78,9 +77,9 @@ def test_a_later_page_merge_joined_starts_every_tables_scan_at_the_cursor(
         store.close()
     assert "Merge Join" in found, found
     cursor = "> 500000" if ascending else "<= 499999"
+    lines = found.splitlines()
     for scan in (" using xapi_statement_key_pkey", " using xapi_statement_pkey ",
                  "_notification_id_idx "):
-        lines = found.splitlines()
         at = next((i for i, line in enumerate(lines) if scan in line), None)
         assert at is not None, found
         assert cursor in lines[at + 1] and "Index Cond" in lines[at + 1], found
