@@ -72,7 +72,7 @@ def ingest_rate(settings: Any, statements: int, mode: str) -> tuple[float, float
             [make_statement(rng, 1000, 500) for _ in range(BATCH)])), principal, "1.0.3", BATCH)
         if mode == "ahead":  # each batch as its request would: after the writes before it
             started = time.perf_counter()
-            batch = store.seal_ahead(batch)
+            batch = store.work_ahead(batch)
             sealing += time.perf_counter() - started
         started = time.perf_counter()
         outcome = store.store_batches([batch])[0]

@@ -50,7 +50,7 @@ def _prepare(job: tuple[int, int]) -> list[Any]:
     rng = random.Random(seed)
     body = orjson.dumps([make_statement(rng, 1000, 500) for _ in range(count)])
     store = _worker["store"]
-    sealed = store.seal_ahead(prepare_statements(parse_json(body), _worker["principal"], "1.0.3",
+    sealed = store.work_ahead(prepare_statements(parse_json(body), _worker["principal"], "1.0.3",
                                                  count))
     # Taken as acknowledged now: the parent writes the chunks in this order, each chunk's new
     # keys with it, and seeding stops at the first refusal.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -256,10 +257,14 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             return
         raise StoreRefused("learners kept being erased while this batch was written; retry")
 
-    def seal_ahead(self, statements: list[PreparedStatement]) -> list[PreparedStatement]:
-        """The statements sealed where the request is read (lrs/statement_events.py): in
-        `lrs serve --workers N` by several processes at once instead of the single writer."""
-        if not self.seal_statements or not statements:
+    def work_ahead(self, statements: list[PreparedStatement]) -> list[PreparedStatement]:
+        """What the write needs that can be done where the request is read, done there: in
+        `lrs serve --workers N` by several processes at once instead of the single writer. The
+        index keys hashed; the statements sealed (lrs/statement_events.py)."""
+        if not statements:
+            return statements
+        statements = [replace(p, row=self.index.index.hashed_ahead(p.row)) for p in statements]
+        if not self.seal_statements:
             return statements
         self.key_ring.refresh(KEY_GENERATION_MAX_AGE)
         return seal_ahead(statements, self.key_ring.batch(format_stored(datetime.now(UTC))[:10]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,8 @@ class ServerConfig(Config):
     def __init__(self, app: ASGIApp, timeouts: ClientTimeouts, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.client_timeouts = timeouts
+        # Told when a connection opens or closes (lrs/api/balance.py counts them).
+        self.connections_changed: Callable[[], None] | None = None
 
 
 class DeadlineProtocol(HttpToolsProtocol):
@@ -63,10 +66,14 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._message_begun = False
         self._body_began = self._body_last = self._rate_since = 0.0
         self._body_bytes = 0
+        self._connections_changed = (config.connections_changed if isinstance(config, ServerConfig)
+                                     else None)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._start_headers_clock()
+        if self._connections_changed is not None:
+            self._connections_changed()
 
     def data_received(self, data: bytes) -> None:
         # Bytes between requests begin the next one (uvicorn drops its keep-alive timer here).
@@ -101,6 +108,8 @@ class DeadlineProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_clocks()
         super().connection_lost(exc)
+        if self._connections_changed is not None:
+            self._connections_changed()
 
     def _stop_clocks(self) -> None:
         for timer in (self._headers_timer, self._body_timer):
@@ -193,9 +202,9 @@ class ClientGoneMiddleware:
                      scope.get("method"), scope.get("path"))
 
 
-def build_server(app: ASGIApp, settings: Settings) -> uvicorn.Server:
-    """The server for `app`, on LRS_HOST:LRS_PORT, within the configured client limits."""
-    config = ServerConfig(
+def server_config(app: ASGIApp, settings: Settings) -> ServerConfig:
+    """The server's configuration for `app`, on LRS_HOST:LRS_PORT, within the client limits."""
+    return ServerConfig(
         app, ClientTimeouts.from_settings(settings), host=settings.host, port=settings.port,
         http=DeadlineProtocol, log_level="info", access_log=False,
         # uvicorn answers 503 once open connections, counting the asking one, reach the limit.
@@ -204,4 +213,7 @@ def build_server(app: ASGIApp, settings: Settings) -> uvicorn.Server:
         # uvicorn would otherwise believe it from 127.0.0.1.
         proxy_headers=False,
     )
-    return uvicorn.Server(config)
+
+
+def build_server(app: ASGIApp, settings: Settings) -> uvicorn.Server:
+    return uvicorn.Server(server_config(app, settings))

@@ -1,10 +1,11 @@
 """`lrs serve` on several cores: worker processes answer HTTP, the parent writes.
 
 Validating and preparing statements is Python work, and one interpreter runs it on one core. With
-LRS_WORKERS > 1 the parent binds the socket and spawns that many workers, which accept on it in
-turn and do everything a request needs except the append: that goes to the parent's one group
-committer (so a write still gathers every waiting request, ids are still checked once, a batch is
-still all or nothing, acknowledged means durable). The projections process stays the parent's.
+LRS_WORKERS > 1 the parent binds the socket and spawns that many workers, which accept on it (the
+least busy first: lrs/api/balance.py) and do everything a request needs except the append: that
+goes to the parent's one group committer (so a write still gathers every waiting request, ids
+are still checked once, a batch is still all or nothing, acknowledged means durable). The
+projections process stays the parent's.
 
 The limits hold for the server as a whole: failed authentications and accepted secrets are
 counted by the parent (lrs/api/hub.py), the view and SQL slots are the parent's, and each
@@ -28,6 +29,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from lrs.api.balance import ABSENT
 from lrs.config import Settings
 from lrs.interrupts import children_start_deaf, ignore_interrupts
 
@@ -43,34 +45,16 @@ def worker_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"max_connections": share})
 
 
-def _socket(settings: Settings, reuse_port: bool) -> socket.socket:
+def listening_socket(settings: Settings) -> socket.socket:
+    """The one socket every worker accepts on, taken before anything else and kept by the parent
+    while the server runs: a worker that dies leaves the connections waiting in its backlog to
+    the others and to its replacement. Which worker accepts: lrs/api/balance.py."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((settings.host, settings.port))
+    sock.listen(2048)
     return sock
-
-
-def listening_sockets(settings: Settings, count: int) -> list[socket.socket]:
-    """One listening socket per worker on the same port, taken before anything else and kept by
-    the parent while the server runs.
-
-    The kernel spreads new connections between the sockets (on one shared socket, the worker
-    that woke first accepted a whole burst of them). Sockets with SO_REUSEPORT share a port with
-    any other such socket of the same user, so the port is first checked without it: another
-    server on it (an LRS too) is an error, not a partner; once ours listen, a later server's
-    check fails. A worker that dies leaves its socket to its replacement: connections that
-    arrive meanwhile wait in its backlog instead of being refused.
-    """
-    _socket(settings, reuse_port=False).close()
-    sockets = []
-    for _ in range(count):
-        sock = _socket(settings, reuse_port=True)
-        sock.listen(2048)
-        sockets.append(sock)
-    return sockets
 
 
 def serve_workers(settings: Settings) -> int:
@@ -87,7 +71,7 @@ def serve_workers(settings: Settings) -> int:
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        sockets = listening_sockets(settings, settings.workers)
+        sock = listening_socket(settings)
     except OSError as exc:
         print(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
         return 1
@@ -99,12 +83,13 @@ def serve_workers(settings: Settings) -> int:
     context = multiprocessing.get_context("spawn")
     shared = (committer.in_flight.shared, services.authenticator.changes.shared)
     share = worker_settings(settings)
+    loads = context.RawArray("i", [ABSENT] * settings.workers)
     workers: list[tuple[BaseProcess, Connection]] = []
 
     def start(number: int) -> tuple[BaseProcess, Connection]:
         ours, theirs = context.Pipe()
         process = context.Process(target=run_worker, name=f"lrs-worker-{number}", daemon=True,
-                                  args=(share, sockets[number], theirs, shared, os.getpid()))
+                                  args=(share, sock, theirs, shared, os.getpid(), loads, number))
         with children_start_deaf():
             process.start()
         theirs.close()
@@ -120,6 +105,7 @@ def serve_workers(settings: Settings) -> int:
                     log.error("worker %d exited (code %s); starting it again", number,
                               process.exitcode)
                     connection.close()
+                    loads[number] = ABSENT  # the others stop leaving connections to it
                     time.sleep(RESTART_PAUSE)
                     workers[number] = start(number)
     finally:
@@ -135,22 +121,21 @@ def serve_workers(settings: Settings) -> int:
             connection.close()
         hub.close()
         services.close()
-        for sock in sockets:
-            sock.close()
+        sock.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0
 
 
 def run_worker(settings: Settings, sock: socket.socket, connection: Connection,
-               shared: tuple[Any, Any],
-               parent: int) -> None:
+               shared: tuple[Any, Any], parent: int, loads: Any, number: int) -> None:
     """A worker: the HTTP application, with the writer and views reached through the parent.
     Ctrl-C is ignored until uvicorn takes it over for its graceful shutdown (lrs/interrupts.py)."""
     ignore_interrupts()
+    from lrs.api.balance import BalancedServer, WorkerLoads
     from lrs.api.links import LinkedAccessLimits, ParentLink
     from lrs.api.main import create_app
-    from lrs.api.server import build_server
+    from lrs.api.server import server_config
     from lrs.api.services import Services
     from lrs.auth import CredentialChanges
     from lrs.cli.common import tune_gc
@@ -162,10 +147,10 @@ def run_worker(settings: Settings, sock: socket.socket, connection: Connection,
     app = create_app(settings, lambda: Services.for_worker(settings, link, InFlight(clock),
                                                            CredentialChanges(changes)),
                      limits=LinkedAccessLimits(settings, link))
-    server = build_server(app, settings)
+    server = BalancedServer(server_config(app, settings), sock, WorkerLoads(loads, number))
     tune_gc()
     with contextlib.suppress(KeyboardInterrupt):
-        server.run(sockets=[sock])
+        server.run()
 
 
 def _exit_with(parent: int) -> None:

@@ -32,6 +32,7 @@ class IndexRow:
     registration: str | None
     credential: str
     keys: frozenset[str]  # the filter keys
+    key_hashes: tuple[int, ...] | None = None  # the keys as the index holds them, if hashed ahead
     attachments: tuple[str, ...] = ()  # SHA-2 of each attachment whose bytes came with it
     definitions: tuple[tuple[str, dict[str, Any] | None], ...] = ()
     agent_names: tuple[tuple[str, str], ...] = ()

@@ -39,7 +39,7 @@ def append(store: LearningRecordStore, prepared: Any) -> list[str]:
 def post(worker: LearningRecordStore, writer: LearningRecordStore, doc: dict[str, Any]) -> None:
     """What `lrs serve` does with a request: sealed ahead where it is read, written by the
     writer, and the keys it was sealed under kept by the reading process once acknowledged."""
-    ahead = worker.seal_ahead(prepare_statements(doc, WRITER, "1.0.3", 10))
+    ahead = worker.work_ahead(prepare_statements(doc, WRITER, "1.0.3", 10))
     append(writer, ahead)
     worker.sealed_ahead_stored(ahead)
 
@@ -60,7 +60,7 @@ def test_the_writer_takes_sealing_done_ahead_under_its_own_generation_and_day(
     store = store_of(settings)
     try:
         doc = said(ADA, "one half")
-        ahead = store.seal_ahead(prepare_statements(doc, WRITER, "1.0.3", 10))
+        ahead = store.work_ahead(prepare_statements(doc, WRITER, "1.0.3", 10))
         assert ahead[0].sealed is not None
         append(store, ahead)
         stored = envelope(store, doc["id"])
@@ -78,9 +78,9 @@ def test_a_statement_sealed_ahead_under_a_key_erased_meanwhile_is_sealed_again(
     Stored as sealed, the statement could never be read: the writer must seal it again."""
     store = store_of(settings)
     try:
-        append(store, store.seal_ahead(prepare_statements(said(ADA, "first"), WRITER, "1.0.3", 10)))
+        append(store, store.work_ahead(prepare_statements(said(ADA, "first"), WRITER, "1.0.3", 10)))
         late = said(ADA, "sent as the forget ran")
-        ahead = store.seal_ahead(prepare_statements(late, WRITER, "1.0.3", 10))
+        ahead = store.work_ahead(prepare_statements(late, WRITER, "1.0.3", 10))
         assert store.erase_learner(learner_of(ADA.removeprefix("mailto:")), by="admin")[1].keys == 1
         append(store, ahead)
         assert read(store, late["id"])["result"]["response"] == "sent as the forget ran"
@@ -100,7 +100,7 @@ def test_a_statement_sealed_ahead_by_a_process_that_missed_an_erasure_is_sealed_
         erased = writer.erase_learner(learner_of(ADA.removeprefix("mailto:")), by="admin")[1]
         assert (erased.statements, erased.keys) == (1, 1)  # the worker's ring still holds that key
         late = said(ADA, "after the forget")
-        ahead = worker.seal_ahead(prepare_statements(late, WRITER, "1.0.3", 10))
+        ahead = worker.work_ahead(prepare_statements(late, WRITER, "1.0.3", 10))
         append(writer, ahead)
         assert read(writer, late["id"])["result"]["response"] == "after the forget"
         assert read(worker, late["id"])["result"]["response"] == "after the forget"
@@ -133,7 +133,7 @@ def test_a_statement_sealed_ahead_on_another_day_than_stored_is_sealed_again(
     store = store_of(settings)
     try:
         doc = said(ADA, "at midnight")
-        ahead = store.seal_ahead(prepare_statements(doc, WRITER, "1.0.3", 10))
+        ahead = store.work_ahead(prepare_statements(doc, WRITER, "1.0.3", 10))
         tomorrow = datetime.now(UTC).replace(hour=0, minute=0, second=1).timestamp() + 86_400
         outcome = store.store_batches([ahead], now=datetime.fromtimestamp(tomorrow, UTC))[0]
         assert not isinstance(outcome, Exception)

@@ -48,10 +48,10 @@ def at(moment: datetime) -> type:
 
 def a_request_read_at(store: LearningRecordStore, moment: datetime,
                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """What another pool thread does for a request read at ``moment``: store.seal_ahead."""
+    """What another pool thread does for a request read at ``moment``: store.work_ahead."""
     with monkeypatch.context() as m:
         m.setattr(application, "datetime", at(moment))
-        store.seal_ahead(prepare_statements(said(ADA, "read just before midnight"), WRITER,
+        store.work_ahead(prepare_statements(said(ADA, "read just before midnight"), WRITER,
                                             "1.0.3", 10))
 
 
@@ -117,7 +117,7 @@ def test_a_statement_sealed_ahead_for_today_is_never_sealed_under_a_key_of_anoth
         doc, prepared, today, day = ada_yesterday_then_today(store, monkeypatch)
         with monkeypatch.context() as m:
             m.setattr(application, "datetime", at(today))
-            ahead = store.seal_ahead(prepared)
+            ahead = store.work_ahead(prepared)
         monkeypatch.undo()
         append(store, ahead, today)
         store.apply_retention(day, by="admin")

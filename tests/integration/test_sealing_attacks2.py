@@ -75,7 +75,7 @@ def test_every_key_a_statement_sealed_ahead_is_sealed_under_is_written_with_it(
             second, nth, sender = f"mbox:{BOB}", 2, BOB  # Bob's: as object, then as instructor
         prepared = prepare_statements(doc, WRITER, "1.0.3", 10)
         another_request_committed_before_asking(store, second, nth, sender, monkeypatch)
-        ahead = store.seal_ahead(prepared)
+        ahead = store.work_ahead(prepared)
         monkeypatch.undo()
         append(store, ahead)
         opened = store.statement(doc["id"])[0]
@@ -182,10 +182,10 @@ def test_statements_packed_before_zstd_open_beside_new_ones_and_forget_their_age
     try:
         with monkeypatch.context() as m:
             m.setattr(sealing, "_pack", _deflated if packing == "deflate" else bytes)
-            append(store, store.seal_ahead(prepare_statements(old[:2], WRITER, "1.0.3", 10)))
+            append(store, store.work_ahead(prepare_statements(old[:2], WRITER, "1.0.3", 10)))
             append(store, prepare_statements(old[2], WRITER, "1.0.3", 10))  # the writer seals
         new = said(ADA, "zstd", context=instructor)
-        append(store, store.seal_ahead(prepare_statements(new, WRITER, "1.0.3", 10)))
+        append(store, store.work_ahead(prepare_statements(new, WRITER, "1.0.3", 10)))
         for doc in [*old, new]:
             assert store.statement(doc["id"])[0]["result"] == doc["result"]
         assert store.statement(old[1]["id"])[0]["context"]["instructor"]["mbox"] == BOB

@@ -30,25 +30,32 @@ DRIVERS = {"keys drive": 0, "since drives": 10_000}
 
 
 def write(store: LearningRecordStore, docs: list[dict[str, Any]],
-          writer: Principal = WRITER) -> None:
-    """One write of these statements, as a POST of them would make it."""
-    [outcome] = store.store_batches([prepare_statements(docs, writer, "1.0.3", 100)])
+          writer: Principal = WRITER, ahead: bool = False) -> None:
+    """One write of these statements, as a POST of them would make it; ``ahead``: with the keys
+    hashed and the statements sealed where the request is read, as `lrs serve` does (a
+    statement from Kafka has them hashed by the writer)."""
+    prepared = prepare_statements(docs, writer, "1.0.3", 100)
+    if ahead:
+        prepared = store.work_ahead(prepared)
+        assert all(p.row.key_hashes for p in prepared)
+    [outcome] = store.store_batches([prepared])
     assert not isinstance(outcome, Exception), outcome
 
 
 @pytest.fixture
 def stored(settings: Settings) -> Iterator[tuple[LearningRecordStore, list[dict[str, Any]]]]:
-    """Six writes of five statements (six `stored` times), then one voiding another."""
+    """Six writes of five statements (six `stored` times; every other one's keys hashed ahead,
+    the others' by the writer), then one voiding another."""
     store = LearningRecordStore(env=settings.event_store_env())
     docs: list[dict[str, Any]] = []
     combos = itertools.cycle(itertools.product(NAMES, VERBS, SLUGS))
     try:
-        for _ in range(6):
+        for n in range(6):
             batch = []
             for name, verb, slug in itertools.islice(combos, 5):
                 batch.append(with_id(statement(actor=agent(name), verb={"id": verb},
                                                object=activity(slug))))
-            write(store, batch)
+            write(store, batch, ahead=n % 2 == 0)
             for doc in batch:
                 _, doc["stored"] = store.statement(doc["id"])
             docs += batch

@@ -75,7 +75,7 @@ async def _store(services: StoreServices, body: _Body, principal: PrincipalDep, 
                                    services.settings.max_batch_statements, parts)
         # Here, like the validation: a hop to the thread pool cost batch-1 traffic 10 %; its
         # only read (the erasure generation) is once a second.
-        batch = services.store.seal_ahead(batch)
+        batch = services.store.work_ahead(batch)
         # Bodies first: a stored statement never names an attachment the LRS lacks.
         for part in parts:
             await run_in_threadpool(services.attachments.keep, part.path, part.declared_hash)
