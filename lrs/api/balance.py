@@ -8,14 +8,15 @@ or worse in another quarter; the busier worker then ran out of core while the ot
 Here every worker counts its open connections in memory the workers share, and one that has
 more than another waits a moment before accepting, so that the other takes the connection;
 if the other has not within DEFER_MAX (it may be in the middle of a long request), it takes
-the connection itself. A new server's workers begin to accept together, once all have started;
-a worker that died is left out until its replacement starts.
+the connection itself, and whatever else waits. A new server's workers begin to accept together,
+once all have started; a worker that died or is stopping is left out until its replacement
+starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import logging
 import socket
 from collections.abc import Sequence
@@ -31,7 +32,9 @@ ABSENT = -1  # a worker that does not accept: not started yet, stopping or dead
 STARTUP_WAIT = 30.0  # for the other workers to start, before the first accept
 DEFER_STEP = 0.001
 DEFER_MAX = 0.02
-ACCEPT_FAILED_PAUSE = 0.1
+ACCEPT_BURST = 64  # connections accepted per wake-up at most, so requests under way still run
+ACCEPT_FAILED_PAUSE = 1.0
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class WorkerLoads:
@@ -57,58 +60,84 @@ class WorkerLoads:
 class BalancedServer(uvicorn.Server):
     """uvicorn's server, accepting from the shared socket only when it is the least busy."""
 
-    def __init__(self, config: ServerConfig, sock: socket.socket, loads: WorkerLoads) -> None:
+    def __init__(self, config: ServerConfig, sock: socket.socket, loads: WorkerLoads,
+                 first_start: bool) -> None:
         super().__init__(config)
         config.connections_changed = self.connections_changed
         self.sock = sock
         self.loads = loads
+        self.first_start = first_start
+        self._stopping = False
         self._accepting: asyncio.Task[None] | None = None
 
     def connections_changed(self) -> None:
-        self.loads.set(len(self.server_state.connections))
+        if not self._stopping:  # a stopping worker's closing connections must not advertise it
+            self.loads.set(len(self.server_state.connections))
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # the app and its lifespan, with no listener of uvicorn's
         if self.should_exit:
             return
         self.sock.setblocking(False)
-        self.connections_changed()
         self._accepting = asyncio.get_running_loop().create_task(self._accept_loop())
+        self._accepting.add_done_callback(self._accepting_ended)
+
+    def _accepting_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # A worker that no longer accepts would look idle to the others for ever: it stops,
+            # and the parent starts another.
+            log.error("the accept loop failed; the worker stops", exc_info=task.exception())
+            self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._stopping = True
+        self.loads.set(ABSENT)
         if self._accepting is not None:
             self._accepting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._accepting
-        self.loads.set(ABSENT)
+            await asyncio.gather(self._accepting, return_exceptions=True)
         await super().shutdown(sockets=None)
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
         factory = self._protocol_factory()
-        # The first connections of a new server are taken by whichever worker started first,
-        # and kept: so no worker accepts until all have started.
-        waited = 0.0
-        while not self.loads.all_started() and waited < STARTUP_WAIT:
-            await asyncio.sleep(DEFER_STEP * 10)
-            waited += DEFER_STEP * 10
+        if self.first_start:
+            # The first connections of a new server would be taken by whichever worker started
+            # first, and kept: so they wait until all workers have started (or STARTUP_WAIT).
+            self.loads.set(0)
+            deadline = loop.time() + STARTUP_WAIT
+            while not self.loads.all_started() and loop.time() < deadline:
+                await asyncio.sleep(DEFER_STEP * 10)
+            if not self.loads.all_started():
+                log.warning("not every worker started within %.0f s; accepting without them",
+                            STARTUP_WAIT)
+        self.connections_changed()
         while True:
             await _readable(loop, self.sock)
-            waited = 0.0
-            while self.loads.busier_than_another() and waited < DEFER_MAX:
+            await self._accept_waiting(loop, factory)
+
+    async def _accept_waiting(self, loop: asyncio.AbstractEventLoop, factory: Any) -> None:
+        """Accept the connections waiting, one at a time while no other worker is less busy.
+
+        Once a less busy worker has left one waiting for DEFER_MAX (its loop may be busy with a
+        long request), this worker takes what waits, up to ACCEPT_BURST."""
+        deadline = loop.time() + DEFER_MAX
+        for _ in range(ACCEPT_BURST):
+            if self.loads.busier_than_another() and loop.time() < deadline:
                 await asyncio.sleep(DEFER_STEP)
-                waited += DEFER_STEP
+                continue
             try:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
-                continue  # another worker took it
-            except OSError as exc:  # out of file descriptors: wait for connections to close
-                log.warning("accepting a connection failed: %s", exc)
-                await asyncio.sleep(ACCEPT_FAILED_PAUSE)
-                continue
+                return  # none waits (another worker took it)
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:  # wait for connections to close, as asyncio does
+                    log.warning("accepting connections paused for %.0f s: %s",
+                                ACCEPT_FAILED_PAUSE, exc)
+                    await asyncio.sleep(ACCEPT_FAILED_PAUSE)
+                return  # else the client gave up before its connection was accepted
             try:
                 await loop.connect_accepted_socket(factory, conn)
-            except OSError as exc:  # the client left between its connect and our accept
+            except OSError as exc:
                 log.info("an accepted connection closed before it was served: %s", exc)
                 conn.close()
 

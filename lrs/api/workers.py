@@ -86,10 +86,11 @@ def serve_workers(settings: Settings) -> int:
     loads = context.RawArray("i", [ABSENT] * settings.workers)
     workers: list[tuple[BaseProcess, Connection]] = []
 
-    def start(number: int) -> tuple[BaseProcess, Connection]:
+    def start(number: int, first_start: bool) -> tuple[BaseProcess, Connection]:
         ours, theirs = context.Pipe()
         process = context.Process(target=run_worker, name=f"lrs-worker-{number}", daemon=True,
-                                  args=(share, sock, theirs, shared, os.getpid(), loads, number))
+                                  args=(share, sock, theirs, shared, os.getpid(),
+                                        (loads, number, first_start)))
         with children_start_deaf():
             process.start()
         theirs.close()
@@ -97,7 +98,7 @@ def serve_workers(settings: Settings) -> int:
         return process, ours
 
     try:
-        workers = [start(n) for n in range(settings.workers)]
+        workers = [start(n, first_start=True) for n in range(settings.workers)]
         log.info("%d workers answer on %s:%d", settings.workers, settings.host, settings.port)
         while not stopping.wait(0.5):
             for number, (process, connection) in enumerate(workers):
@@ -107,7 +108,7 @@ def serve_workers(settings: Settings) -> int:
                     connection.close()
                     loads[number] = ABSENT  # the others stop leaving connections to it
                     time.sleep(RESTART_PAUSE)
-                    workers[number] = start(number)
+                    workers[number] = start(number, first_start=False)
     finally:
         for process, _ in workers:
             if process.is_alive():
@@ -128,9 +129,11 @@ def serve_workers(settings: Settings) -> int:
 
 
 def run_worker(settings: Settings, sock: socket.socket, connection: Connection,
-               shared: tuple[Any, Any], parent: int, loads: Any, number: int) -> None:
+               shared: tuple[Any, Any], parent: int, place: tuple[Any, int, bool]) -> None:
     """A worker: the HTTP application, with the writer and views reached through the parent.
-    Ctrl-C is ignored until uvicorn takes it over for its graceful shutdown (lrs/interrupts.py)."""
+    Ctrl-C is ignored until uvicorn takes it over for its graceful shutdown (lrs/interrupts.py).
+    ``place``: the workers' shared connection counts, this worker's slot, and whether it is one
+    of the server's first workers or a replacement (lrs/api/balance.py)."""
     ignore_interrupts()
     from lrs.api.balance import BalancedServer, WorkerLoads
     from lrs.api.links import LinkedAccessLimits, ParentLink
@@ -147,7 +150,9 @@ def run_worker(settings: Settings, sock: socket.socket, connection: Connection,
     app = create_app(settings, lambda: Services.for_worker(settings, link, InFlight(clock),
                                                            CredentialChanges(changes)),
                      limits=LinkedAccessLimits(settings, link))
-    server = BalancedServer(server_config(app, settings), sock, WorkerLoads(loads, number))
+    loads, number, first_start = place
+    server = BalancedServer(server_config(app, settings), sock, WorkerLoads(loads, number),
+                            first_start)
     tune_gc()
     with contextlib.suppress(KeyboardInterrupt):
         server.run()

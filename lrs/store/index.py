@@ -112,6 +112,8 @@ class StatementIndexSQL:
     def hashed_ahead(self, row: IndexRow) -> IndexRow:
         """The row with its keys hashed where the statement is read, so the one writer does not
         (in `lrs serve --workers N`, hashing was a tenth of the writer's time at batch 100)."""
+        if row.key_hashes is not None:
+            return row
         return replace(row, keys=frozenset(), key_hashes=tuple(self.key_hash(k) for k in row.keys))
 
     def sql(self, text: str) -> str:

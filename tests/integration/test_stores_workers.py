@@ -57,6 +57,7 @@ def test_two_stores_through_two_workers_keep_their_own_statements_and_views(
             headers[name] = auth(issued["key"], issued["secret"])
         shared = str(uuid.uuid4())  # the same id in both stores: each takes it
         sent: dict[str, set[str]] = {"north": {shared}, "south": {shared}}
+        learner3: dict[str, set[str]] = {"north": set(), "south": set()}
         for name, count in (("north", 30), ("south", 20)):
             for n in range(count):  # one request each: new connections land on either worker
                 sid = str(uuid.uuid4())
@@ -65,6 +66,8 @@ def test_two_stores_through_two_workers_keep_their_own_statements_and_views(
                                           json=statement(sid, n))
                 assert response.status_code == 200, response.text
                 sent[name].add(sid)
+                if n % 7 == 3:
+                    learner3[name].add(sid)
             response = http.put("/xAPI/statements", headers=headers[name],
                                 params={"statementId": shared}, json=statement(shared, count))
             assert response.status_code == 204, response.text
@@ -77,6 +80,10 @@ def test_two_stores_through_two_workers_keep_their_own_statements_and_views(
                 page = http.get(page.json()["more"], headers=headers[name])
                 got |= {s["id"] for s in page.json()["statements"]}
             assert got == sent[name]
+            # A filter finds them by keys the worker hashed, in the store's own secret.
+            page = http.get("/xAPI/statements", headers=headers[name], params={
+                "agent": '{"mbox": "mailto:learner3@example.org"}', "limit": 0})
+            assert {s["id"] for s in page.json()["statements"]} == learner3[name]
             sql_count(http, headers[name], len(sent[name]))
     every = sent["north"] | sent["south"]
     for name in ("north", "south"):
