@@ -1,8 +1,9 @@
 """`lrs serve` with several workers keeps the promises the README makes for the whole server.
 
-Real processes, real sockets. Each client below opens a new connection per request, so the
-kernel (SO_REUSEPORT) spreads its requests over the workers as it would an attacker's or a
-school's. The rules are about the server, not the event store, so they run on SQLite.
+Real processes, real sockets. Each client below opens a new connection per request, so its
+requests land on whichever worker accepts first (lrs/api/balance.py: with no connection open,
+the workers race for each), as an attacker's or a school's would. The rules are about the
+server, not the event store, so they run on SQLite.
 """
 
 from __future__ import annotations
