@@ -100,17 +100,16 @@ class BalancedServer(uvicorn.Server):
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
         factory = self._protocol_factory()
+        self.connections_changed()  # started: no longer ABSENT to the others
         if self.first_start:
             # The first connections of a new server would be taken by whichever worker started
             # first, and kept: so they wait until all workers have started (or STARTUP_WAIT).
-            self.loads.set(0)
             deadline = loop.time() + STARTUP_WAIT
             while not self.loads.all_started() and loop.time() < deadline:
                 await asyncio.sleep(DEFER_STEP * 10)
             if not self.loads.all_started():
                 log.warning("not every worker started within %.0f s; accepting without them",
                             STARTUP_WAIT)
-        self.connections_changed()
         while True:
             await _readable(loop, self.sock)
             await self._accept_waiting(loop, factory)

@@ -14,8 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import psutil
@@ -38,19 +37,11 @@ def held_by_worker(server: int, port: int) -> Counter[int]:
 
 def answered_connection(port: int, stack: ExitStack) -> None:
     """A keep-alive connection that has had one answer, left open."""
-    conn = stack.enter_context(_closing(http.client.HTTPConnection("127.0.0.1", port, timeout=60)))
+    conn = stack.enter_context(closing(http.client.HTTPConnection("127.0.0.1", port, timeout=60)))
     conn.request("GET", "/xAPI/about", headers={"X-Experience-API-Version": "1.0.3"})
     answer = conn.getresponse()
     answer.read()
     assert answer.status == 200
-
-
-@contextmanager
-def _closing(conn: http.client.HTTPConnection) -> Iterator[http.client.HTTPConnection]:
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def spread(server: int, port: int, expected: int) -> list[int]:
@@ -98,7 +89,7 @@ def test_connections_that_arrive_while_the_server_starts_are_spread_over_every_w
                     assert process.poll() is None and time.monotonic() < deadline, "not listening"
                     time.sleep(0.01)
                     continue
-                sockets.append(stack.enter_context(_closing(conn)))
+                sockets.append(stack.enter_context(closing(conn)))
             for conn in sockets:
                 conn.request("GET", "/xAPI/about", headers={"X-Experience-API-Version": "1.0.3"})
             for conn in sockets:
