@@ -16,6 +16,7 @@ one worker, so splitting it would refuse an honest client.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -147,9 +148,12 @@ def run_worker(settings: Settings, sock: socket.socket, connection: Connection,
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     link = ParentLink(connection)
     clock, changes = shared  # the in-flight write's time and the credential changes
-    app = create_app(settings, lambda: Services.for_worker(settings, link, InFlight(clock),
-                                                           CredentialChanges(changes)),
-                     limits=LinkedAccessLimits(settings, link))
+
+    def start() -> Services:
+        link.attach(asyncio.get_running_loop())  # the lifespan runs on the server's loop
+        return Services.for_worker(settings, link, InFlight(clock), CredentialChanges(changes))
+
+    app = create_app(settings, start, limits=LinkedAccessLimits(settings, link))
     loads, number, first_start = place
     server = BalancedServer(server_config(app, settings), sock, WorkerLoads(loads, number),
                             first_start)

@@ -1,0 +1,216 @@
+"""A worker's pipe to the parent of `lrs serve --workers N` is written and read by its event loop
+(lrs/api/links.py). The parent's side here is a thread with a real multiprocessing Connection, as
+the hub's is (lrs/api/hub.py), over a real pipe."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import pickle
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pytest
+
+from lrs.api.links import ParentGone, ParentLink, framed, take_messages
+
+Parent = Callable[[Connection], None]
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[Connection, Connection]]:
+    parent_end, worker_end = multiprocessing.get_context("spawn").Pipe()
+    yield parent_end, worker_end
+    parent_end.close()
+    worker_end.close()
+
+
+def run_parent(connection: Connection, parent: Parent) -> threading.Thread:
+    thread = threading.Thread(target=parent, args=(connection,), daemon=True)
+    thread.start()
+    return thread
+
+
+def echo(connection: Connection) -> None:
+    """Answers each request with its payload, until the worker's end closes."""
+    while True:
+        try:
+            kind, number, *payload = connection.recv()
+        except (EOFError, OSError):
+            return
+        connection.send((number, True, (kind, *payload)))
+
+
+async def attached(worker_end: Connection) -> ParentLink:
+    link = ParentLink(worker_end)
+    link.attach(asyncio.get_running_loop())
+    return link
+
+
+async def answer(future: Future[Any]) -> Any:
+    return await asyncio.wait_for(asyncio.wrap_future(future), 30)
+
+
+def test_each_answer_reaches_the_request_it_answers(pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe
+
+    def backwards(connection: Connection) -> None:  # answers the second request first
+        first, second = connection.recv(), connection.recv()
+        for _, number, value in (second, first):
+            connection.send((number, True, value))
+
+    run_parent(parent_end, backwards)
+
+    async def scenario() -> list[Any]:
+        link = await attached(worker_end)
+        return [await answer(f) for f in (link.ask("views", "a"), link.ask("views", "b"))]
+
+    assert asyncio.run(scenario()) == ["a", "b"]
+
+
+def test_a_large_answer_arrives_whole_while_the_loop_goes_on(
+        pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe
+    big = bytes(range(256)) * (32 * 1024)  # 8 MB: many reads of the pipe
+
+    def large(connection: Connection) -> None:
+        _, number, *_ = connection.recv()
+        connection.send((number, True, big))
+
+    run_parent(parent_end, large)
+
+    async def scenario() -> tuple[bytes, int]:
+        link = await attached(worker_end)
+        ticks_with_part_read = 0
+        future = link.ask("sql", "default", "SELECT 1")
+        while not future.done():
+            ticks_with_part_read += bool(link._received)
+            await asyncio.sleep(0)
+        return await answer(future), ticks_with_part_read
+
+    received, ticks_with_part_read = asyncio.run(scenario())
+    assert received == big
+    assert ticks_with_part_read > 0  # the loop ran while only a piece of it had been read
+
+
+def test_a_request_larger_than_the_pipe_is_sent_whole_without_blocking_the_loop(
+        pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe
+    big = b"x" * (4 * 1024 * 1024)  # far more than a socket pair holds
+    asked = threading.Event()
+    blocked: list[bool] = []
+
+    def slow(connection: Connection) -> None:  # reads only once ask() has returned
+        blocked.append(not asked.wait(10))
+        echo(connection)
+
+    run_parent(parent_end, slow)
+
+    async def scenario() -> Any:
+        link = await attached(worker_end)
+        future = link.ask("store", "default", big)
+        asked.set()
+        return await answer(future)
+
+    assert asyncio.run(scenario()) == ("store", "default", big)
+    assert blocked == [False]
+
+
+def test_a_request_from_another_thread_goes_through_the_loop(
+        pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe
+    run_parent(parent_end, echo)
+
+    async def scenario() -> Any:
+        link = await attached(worker_end)
+        # A view query asks from a thread of the pool and waits there for its answer.
+        return await asyncio.to_thread(lambda: link.ask("views", "default", 42).result(30))
+
+    assert asyncio.run(scenario()) == ("views", "default", 42)
+
+
+def test_every_waiting_request_fails_with_503_when_the_parent_closes_the_pipe(
+        pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe
+
+    def gone(connection: Connection) -> None:
+        connection.recv()
+        connection.recv()
+        connection.close()
+
+    run_parent(parent_end, gone)
+
+    async def scenario() -> list[BaseException | None]:
+        link = await attached(worker_end)
+        waiting = [asyncio.wrap_future(link.ask("store", "default", n)) for n in range(2)]
+        outcomes = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 30)
+        after = link.ask("store", "default", 3)  # and so does any request after it
+        return [*outcomes, after.exception(timeout=30)]
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(o, ParentGone) for o in outcomes), outcomes
+    assert ParentGone("").status == 503
+
+
+def test_a_request_that_will_not_pickle_fails_alone(pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe
+    run_parent(parent_end, echo)
+
+    async def scenario() -> tuple[BaseException | None, Any]:
+        link = await attached(worker_end)
+        refused = link.ask("views", "default", lambda: None)
+        return refused.exception(timeout=30), await answer(link.ask("views", "default", 1))
+
+    error, answered = asyncio.run(scenario())
+    assert isinstance(error, (pickle.PicklingError, AttributeError, TypeError))
+    assert answered == ("views", "default", 1)
+
+
+def test_messages_are_framed_as_a_multiprocessing_connection_frames_them(
+        pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe
+    sent = [(1, True, "small"), (2, True, b"y" * 100_000), (3, False, ValueError("no"))]
+    for message in sent:
+        parent_end.send(message)
+    buffer, taken = bytearray(), list[Any]()
+    while len(taken) < len(sent):
+        for byte in os.read(worker_end.fileno(), 1 << 20):  # the worst split: a byte at a time
+            buffer.append(byte)
+            taken += [pickle.loads(m) for m in take_messages(buffer)]
+    assert [t[:2] for t in taken] == [(1, True), (2, True), (3, False)]
+    assert taken[1][2] == b"y" * 100_000 and str(taken[2][2]) == "no"
+    assert buffer == bytearray()
+    for message in sent:  # and what the worker frames, the parent's Connection reads
+        os.write(worker_end.fileno(), framed(pickle.dumps(message)))
+        received = parent_end.recv()
+        assert received[:2] == message[:2] and str(received[2]) == str(message[2])
+
+
+def test_a_request_whose_caller_stopped_waiting_leaves_the_other_answers_whole(
+        pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe
+    both_asked = threading.Event()
+
+    def together(connection: Connection) -> None:  # both answers in one write, once cancelled
+        first, second = connection.recv(), connection.recv()
+        both_asked.wait(30)
+        connection._send(b"".join(  # type: ignore[attr-defined]
+            framed(pickle.dumps((m[1], True, m[2]))) for m in (first, second)))
+
+    run_parent(parent_end, together)
+
+    async def scenario() -> Any:
+        link = await attached(worker_end)
+        gone = asyncio.ensure_future(asyncio.wrap_future(link.ask("views", "gone")))
+        kept = link.ask("views", "kept")
+        await asyncio.sleep(0)
+        gone.cancel()  # as a server's stop cancels a request's task
+        await asyncio.sleep(0)
+        both_asked.set()
+        return await asyncio.wait_for(asyncio.wrap_future(kept), 10)
+
+    assert asyncio.run(scenario()) == "kept"
