@@ -134,6 +134,13 @@ class GroupCommitter:
             if first is None:
                 return
             group, closing = self._take_group(first)
+            # A request whose caller was cancelled (its awaiting task, at a server's stop) is not
+            # written; the others can no longer be cancelled, so each hears its outcome.
+            group = [r for r in group if r.result.set_running_or_notify_cancel()]
+            if not group:
+                if closing:
+                    return
+                continue
             now = self.in_flight.begin()
             try:
                 outcomes = self.app.store_batches([r.batch for r in group], now=now)

@@ -103,7 +103,10 @@ class DocumentWrites(DocumentWriter):
                     closing = True
                     break
                 group.append(nxt)
-            self._append(group)
+            # A write whose caller was cancelled is not appended (lrs/committer.py).
+            group = [w for w in group if w.done.set_running_or_notify_cancel()]
+            if group:
+                self._append(group)
             if closing:
                 return
 

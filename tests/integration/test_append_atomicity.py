@@ -8,10 +8,12 @@ agent names, documents). Then every table must be exactly as it was before the w
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -23,9 +25,11 @@ from lrs.application import LearningRecordStore
 from lrs.auth import Principal
 from lrs.committer import GroupCommitter
 from lrs.config import Settings
-from lrs.documents import STATE, DocumentKey, Preconditions
+from lrs.documents import STATE, DocumentKey, Preconditions, etag_of
+from lrs.domain import DOCUMENT_TOPIC, Document
 from lrs.errors import PreconditionFailed, StoreRefused
 from lrs.statement_events import PreparedStatement
+from lrs.store.documents import DocumentChange
 from tests.statements import activity, statement, voiding, with_id
 
 TABLES = ("stored_events", "xapi_statement", "xapi_statement_key", "xapi_activity",
@@ -154,13 +158,15 @@ def test_a_failure_at_any_step_of_a_document_write_leaves_nothing_of_it(
         store: LearningRecordStore, database: Database, step: str) -> None:
     key = DocumentKey(STATE, "progress", activity_id="https://example.org/a",
                       agent="mbox:mailto:ada@example.org")
-    store.write_document(key, b'{"page": 1}', "application/json", merge=False,
-                         conditions=Preconditions(None, None), must_be_conditional=False)
+    asyncio.run(store.write_document(key, b'{"page": 1}', "application/json", merge=False,
+                                     conditions=Preconditions(None, None),
+                                     must_be_conditional=False))
     before = database.snapshot()
     database.fail_on(step)
     with pytest.raises(Exception, match="injected failure"):
-        store.write_document(key, b'{"page": 2}', "application/json", merge=True,
-                             conditions=Preconditions(None, None), must_be_conditional=False)
+        asyncio.run(store.write_document(key, b'{"page": 2}', "application/json", merge=True,
+                                         conditions=Preconditions(None, None),
+                                         must_be_conditional=False))
     assert database.snapshot() == before
     assert store.document(key).content == b'{"page": 1}'
 
@@ -241,6 +247,37 @@ def test_a_group_commit_stays_within_its_bounds_and_a_larger_request_goes_alone(
     # Four statements' bytes fit a group; five statements (over the bytes) go alone; three and
     # three would pass six statements.
     assert groups == [[1], [2, 2], [2], [5], [1, 3], [3]]
+    committer.close()
+
+
+def test_a_request_cancelled_before_its_write_is_not_written_and_the_committer_goes_on(
+        store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request's caller stopped waiting (its task was cancelled): a cancelled future once
+    reached set_result, which raised in the committer's thread and ended it."""
+    writing, go_on = threading.Event(), threading.Event()
+    store_batches = store.store_batches
+    groups: list[int] = []
+
+    def held(batches: Any, now: Any = None) -> Any:
+        groups.append(len(batches))
+        writing.set()
+        go_on.wait(30)
+        return store_batches(batches, now)
+
+    monkeypatch.setattr(store, "store_batches", held)
+    committer = GroupCommitter(store)
+    first = committer.submit(prepared(with_id(statement())))
+    assert writing.wait(30)
+    gone, kept = prepared(with_id(statement())), prepared(with_id(statement()))
+    cancelled, waiting = committer.submit(gone), committer.submit(kept)
+    assert cancelled.cancel()
+    go_on.set()
+    assert len(first.result(timeout=30)) == 1
+    assert waiting.result(timeout=30) == [kept[0].statement_id]
+    later = prepared(with_id(statement()))
+    assert committer.submit(later).result(timeout=30) == [later[0].statement_id]
+    assert groups == [1, 1, 1]
+    assert store.index.existing_statements([gone[0].statement_id]).events == {}
     committer.close()
 
 
@@ -328,8 +365,8 @@ UNCONDITIONAL = Preconditions(None, None)
 
 def _put(store: LearningRecordStore, key: DocumentKey, body: bytes,
          conditions: Preconditions = UNCONDITIONAL) -> Any:
-    return store.write_document(key, body, "application/json", merge=False,
-                                conditions=conditions, must_be_conditional=False)
+    return asyncio.run(store.write_document(key, body, "application/json", merge=False,
+                                            conditions=conditions, must_be_conditional=False))
 
 
 def _when_queued(store: LearningRecordStore, count: int) -> None:
@@ -376,6 +413,28 @@ def test_a_document_write_the_store_refuses_fails_alone_in_its_transaction(
     for name in ("honest-1", "honest-2", "honest-3"):
         assert store.document(_state(name)).content == b'{"a": 1}'
     assert store.document_view.document(_state("poison")) == (None, 0)
+
+
+def test_a_document_write_cancelled_before_its_turn_is_not_written_and_the_writer_goes_on(
+        store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes, writing, go_on = _held_document_writes(store, monkeypatch)
+    first, _ = _in_thread(lambda: _put(store, _state("first"), b"{}"))
+    assert writing.wait(30)
+    gone = _state("gone")
+    event = Document.Created(  # type: ignore[call-arg]
+        originator_id=gone.aggregate_id, originator_version=1, timestamp=datetime.now(UTC),
+        originator_topic=DOCUMENT_TOPIC, resource=STATE, scope=gone.scope(), content=b"{}",
+        content_type="application/json", etag=etag_of(b"{}"))
+    change = DocumentChange(gone, b"{}", "application/json", etag_of(b"{}"), "2026-12-01", 1)
+    assert store.document_writes.submit([event], [change]).cancel()
+    go_on.set()
+    first.join(30)
+    after, outcome = _in_thread(lambda: _put(store, _state("after"), b'{"a": 1}'))
+    after.join(30)
+    assert outcome and not isinstance(outcome[0], Exception), outcome  # the writer went on
+    assert sizes == [1, 1]
+    assert store.document_view.document(gone) == (None, 0)
+    assert store.document(_state("after")).content == b'{"a": 1}'
 
 
 def test_two_creations_of_one_document_in_one_transaction_let_exactly_one_win(

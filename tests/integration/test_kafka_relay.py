@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any
 
@@ -80,8 +81,8 @@ def test_document_events_are_relayed_keyed_by_agent(
     store: LearningRecordStore, kafka_bootstrap: str, outbound: str  # noqa: F811
 ) -> None:
     key = DocumentKey(STATE, "bookmark", "https://example.org/a", "mbox:mailto:ada@example.org")
-    store.write_document(key, b'{"page": 1}', "application/json", merge=False,
-                         conditions=Preconditions(), must_be_conditional=False)
+    asyncio.run(store.write_document(key, b'{"page": 1}', "application/json", merge=False,
+                                     conditions=Preconditions(), must_be_conditional=False))
     store.delete_documents([store.document(key)], Preconditions())
     assert relay_once(store, kafka_bootstrap, outbound) == 2
     bodies = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, outbound, 2)]

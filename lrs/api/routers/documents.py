@@ -114,10 +114,9 @@ def _handlers(resource: Resource, path: str) -> None:
         # (the client MUST send one); some clients (TinCanPython) never do, hence the setting.
         new_conditional = (resource.conditional_put and version == "1.0.3" and
                            services.settings.profile_put_without_precondition == "refuse")
-        doc = await run_in_threadpool(
-            lambda: services.store.write_document(
-                key, body, content_type, merge=merge, conditions=_conditions(request),
-                must_be_conditional=conditional, new_must_be_conditional=new_conditional))
+        doc = await services.store.write_document(
+            key, body, content_type, merge=merge, conditions=_conditions(request),
+            must_be_conditional=conditional, new_must_be_conditional=new_conditional)
         return Response(status_code=204, headers={"ETag": f'"{doc.etag}"'})
 
     async def put(request: Request, services: ServicesDep, principal: PrincipalDep,
@@ -135,8 +134,8 @@ def _handlers(resource: Resource, path: str) -> None:
         if resource.id_param in params:
             if "since" in params:
                 raise BadRequest(f"since: only applies when listing ids (without {resource.id_param})")
-            doc = await run_in_threadpool(services.store.document, resource.key(params))
-            return _document_response(doc, head)
+            # One row by its key: read here, as a write reads it (lrs/document_commands.py).
+            return _document_response(services.store.document(resource.key(params)), head)
         docs = await run_in_threadpool(services.store.documents, resource.selection(params))
         headers = {"Last-Modified": http_date(max(d.updated for d in docs))} if docs else {}
         ids = sorted({d.key.document_id for d in docs})
