@@ -19,10 +19,18 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from multiprocessing.connection import Connection
-from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
-from lrs.api.links import CONSISTENT, DOCUMENTS, HEALTH, LIMITS, SQL, STORE, VIEWS
+from lrs.api.links import (
+    CONSISTENT,
+    DOCUMENTS,
+    HEALTH,
+    LIMITS,
+    SQL,
+    STORE,
+    VIEWS,
+    answer_message,
+)
 from lrs.api.ratelimit import AccessLimits
 from lrs.views_process import SLOT_WAIT, ViewsBusy, ViewsUnavailable
 
@@ -157,14 +165,8 @@ def _pass_on(outer: Future[Any], inner: Future[Any]) -> None:
 
 def _send_answers(connection: Connection, outbox: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
     while (reply := outbox.get()) is not None:
-        try:
-            try:
-                message = ForkingPickler.dumps(reply)
-            except Exception as exc:  # e.g. a driver's error that will not pickle: its request
-                # alone hears so; this thread answers every request of the worker.
-                message = ForkingPickler.dumps((reply[0], False, RuntimeError(
-                    f"the answer could not be sent to the worker ({type(exc).__name__})")))
-            connection.send_bytes(message)
+        try:  # an answer that will not pickle fails its own request, not this thread
+            connection.send_bytes(answer_message(*reply))
         except (OSError, ValueError):
             return  # the worker is gone; its client's connection went with it
 

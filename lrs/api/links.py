@@ -76,7 +76,8 @@ class ParentLink:
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Called on ``loop``'s thread, before the first request: the loop owns the pipe."""
-        # A socket of its own (a duplicate descriptor): closing it leaves the Connection's.
+        # A socket of its own (a duplicate descriptor): closing it leaves the Connection's. The
+        # two share one open file, so the Connection is non-blocking too: nothing may use it.
         sock = socket.socket(fileno=os.dup(self.connection.fileno()))
         sock.setblocking(False)
         self._sock, self._loop, self._loop_thread = sock, loop, threading.get_ident()
@@ -168,8 +169,7 @@ class ParentLink:
             return
         self._received += chunk
         for message in take_messages(self._received):
-            number, ok, value = ForkingPickler.loads(message)
-            self._answer(number, ok, value)
+            self._answer(*read_answer(message))
 
     def _answer(self, number: int, ok: bool, value: Any) -> None:
         with self._lock:
@@ -190,6 +190,29 @@ class ParentLink:
 
 
 RECEIVE_CHUNK = 1 << 20  # a large answer is read this much at a time, between other work
+_NUMBER = struct.Struct("!Q")
+
+
+def answer_message(number: int, ok: bool, value: Any) -> bytes:
+    """An answer as the parent sends it: the request's number ahead of the pickle, so that an
+    answer that cannot be read back (an exception whose class will not unpickle) still fails
+    its own request, and only it."""
+    try:
+        pickled = ForkingPickler.dumps((ok, value))
+    except Exception as exc:  # e.g. a driver's error holding a handle
+        pickled = ForkingPickler.dumps((False, RuntimeError(
+            f"the answer could not be sent to the worker ({type(exc).__name__})")))
+    return b"".join((_NUMBER.pack(number), pickled))
+
+
+def read_answer(message: bytes) -> tuple[int, bool, Any]:
+    (number,) = _NUMBER.unpack_from(message)
+    try:
+        ok, value = ForkingPickler.loads(message[_NUMBER.size:])
+    except Exception as exc:
+        return number, False, RuntimeError(
+            f"the parent's answer could not be read ({type(exc).__name__}: {exc})")
+    return number, ok, value
 
 
 def framed(message: bytes | memoryview) -> bytes:

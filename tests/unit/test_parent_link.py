@@ -1,6 +1,6 @@
 """A worker's pipe to the parent of `lrs serve --workers N` is written and read by its event loop
-(lrs/api/links.py). The parent's side here is a thread with a real multiprocessing Connection, as
-the hub's is (lrs/api/hub.py), over a real pipe."""
+(lrs/api/links.py). The parent's side here is a thread with a real multiprocessing Connection
+answering as the hub does (lrs/api/hub.py, answer_message), over a real pipe."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from lrs.api.links import ParentGone, ParentLink, framed, take_messages
+from lrs.api.links import ParentGone, ParentLink, answer_message, framed, take_messages
 
 Parent = Callable[[Connection], None]
 
@@ -42,7 +42,7 @@ def echo(connection: Connection) -> None:
             kind, number, *payload = connection.recv()
         except (EOFError, OSError):
             return
-        connection.send((number, True, (kind, *payload)))
+        connection.send_bytes(answer_message(number, True, (kind, *payload)))
 
 
 async def attached(worker_end: Connection) -> ParentLink:
@@ -61,7 +61,7 @@ def test_each_answer_reaches_the_request_it_answers(pipe: tuple[Connection, Conn
     def backwards(connection: Connection) -> None:  # answers the second request first
         first, second = connection.recv(), connection.recv()
         for _, number, value in (second, first):
-            connection.send((number, True, value))
+            connection.send_bytes(answer_message(number, True, value))
 
     run_parent(parent_end, backwards)
 
@@ -79,7 +79,7 @@ def test_a_large_answer_arrives_whole_while_the_loop_goes_on(
 
     def large(connection: Connection) -> None:
         _, number, *_ = connection.recv()
-        connection.send((number, True, big))
+        connection.send_bytes(answer_message(number, True, big))
 
     run_parent(parent_end, large)
 
@@ -199,7 +199,7 @@ def test_a_request_whose_caller_stopped_waiting_leaves_the_other_answers_whole(
         first, second = connection.recv(), connection.recv()
         both_asked.wait(30)
         connection._send(b"".join(  # type: ignore[attr-defined]
-            framed(pickle.dumps((m[1], True, m[2]))) for m in (first, second)))
+            framed(answer_message(m[1], True, m[2])) for m in (first, second)))
 
     run_parent(parent_end, together)
 
@@ -214,3 +214,32 @@ def test_a_request_whose_caller_stopped_waiting_leaves_the_other_answers_whole(
         return await asyncio.wait_for(asyncio.wrap_future(kept), 10)
 
     assert asyncio.run(scenario()) == "kept"
+
+
+class Unreadable(Exception):
+    """Pickles, but its class cannot be made again from what it pickled (two arguments)."""
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what}: {why}")
+
+
+def test_an_answer_that_cannot_be_read_back_fails_its_request_and_not_the_others(
+        pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe
+
+    def one_bad(connection: Connection) -> None:  # both answers in one write
+        first, second = connection.recv(), connection.recv()
+        connection._send(b"".join((  # type: ignore[attr-defined]
+            framed(answer_message(first[1], False, Unreadable("views", "down"))),
+            framed(answer_message(second[1], True, "fine")))))
+
+    run_parent(parent_end, one_bad)
+
+    async def scenario() -> list[Any]:
+        link = await attached(worker_end)
+        asked = [asyncio.wrap_future(link.ask("views", n)) for n in (1, 2)]
+        return await asyncio.wait_for(asyncio.gather(*asked, return_exceptions=True), 10)
+
+    error, answered = asyncio.run(scenario())
+    assert isinstance(error, RuntimeError) and "could not be read" in str(error)
+    assert answered == "fine"

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from lrs.api.hub import _send_answers
+from lrs.api.links import read_answer
 
 
 def test_an_answer_that_will_not_pickle_fails_its_own_request_and_the_next_one_arrives() -> None:
@@ -21,9 +22,9 @@ def test_an_answer_that_will_not_pickle_fails_its_own_request_and_the_next_one_a
     outbox.put(None)
     sender.join(30)
     assert worker_end.poll(30)
-    number, ok, error = worker_end.recv()
+    number, ok, error = read_answer(worker_end.recv_bytes())
     assert (number, ok) == (1, False)
     assert "could not be sent to the worker" in str(error)
-    assert worker_end.recv() == (2, True, "answered")
+    assert read_answer(worker_end.recv_bytes()) == (2, True, "answered")
     parent_end.close()
     worker_end.close()
