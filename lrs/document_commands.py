@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -25,11 +26,14 @@ from lrs.documents import (
 from lrs.documents import merge as merge_documents
 from lrs.domain import DOCUMENT_TOPIC, Document
 from lrs.errors import Conflict, NotFound, PreconditionFailed, StoreRefused
-from lrs.key_ring import KeyRing
+from lrs.key_ring import KeyBatch, KeyRing
 from lrs.sealing import open_bytes, seal_bytes, seal_text, sealed_key_id
 from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewReads
 from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import KeyGenerationChanged
+
+INLINE_BODY_BYTES = 64 * 1024
+_T = TypeVar("_T")
 
 
 class DocumentCommands(Application[UUID]):
@@ -87,28 +91,39 @@ class DocumentCommands(Application[UUID]):
                              new_must_be_conditional: bool = False) -> StoredDocument:
         """PUT replaces and POST merges; a concurrent change in between fails the precondition.
 
-        A coroutine of the request's own event loop: the read and the sealing take microseconds,
-        and the writer's answer is awaited, not waited for by a thread (handing a request to a
-        thread and back cost it more than its read, its sealing and its share of the commit)."""
+        The writer's answer is awaited on the request's loop, where a thread of the pool was
+        held for the length of the commit; the read, the checks and the sealing run there too
+        when they are small and local (``_on_loop``)."""
         for _ in range(3):
-            existing, version = self.document_view.document(key)
-            check_preconditions(existing, conditions, must_be_conditional and not merge,
-                                new_must_be_conditional and not merge)
-            if not merge:
-                check_json_document(content, content_type)
-            body = merge_documents(existing, content, content_type) if merge else content
-            kind = JSON_TYPE if merge else content_type
+            write = await self._on_loop(
+                len(content) if not merge else None, self._prepared_write, key, content,
+                content_type, merge, conditions, must_be_conditional, new_must_be_conditional)
             try:
-                return await self._record_document(key, body, kind, version,
-                                                   "post" if merge else "put")
+                return await self._written(write)
             except IntegrityError as exc:
-                if self.document_view.document(key)[1] == version:  # nobody wrote it meanwhile
+                _, now = await self._on_loop(0, self.document_view.document, key)
+                if now == write.version:  # nobody wrote it meanwhile
                     raise StoreRefused(f"the event store refused this document write ({exc});"
                                        " nothing of it was stored") from exc
                 if conditions.given:
                     raise PreconditionFailed("the document changed while this request was being"
                                              " handled; fetch it again and retry") from None
         raise Conflict("the document is being changed by other requests; retry")
+
+    async def read_document(self, key: DocumentKey) -> StoredDocument:
+        """One document by its key, for a request's loop (``_on_loop``)."""
+        return await self._on_loop(0, self.document, key)
+
+    async def _on_loop(self, body_bytes: int | None, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` on the calling loop when its read is local (SQLite) and its body at
+        most INLINE_BODY_BYTES (None: unknown, as a merge's stored document), else in a thread.
+        Handing a small PUT to a thread and back cost it a fifth of its throughput; but a read
+        that waits on a network (PostgreSQL, an outage: up to its connect timeout) or a check
+        of megabytes of JSON would stall every request of the worker."""
+        if (self.document_view.reads_are_local and body_bytes is not None
+                and body_bytes <= INLINE_BODY_BYTES):
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
 
     def delete_documents(self, documents: Sequence[StoredDocument], conditions: Preconditions) -> None:
         """Delete each document as an event of its own, all in one write."""
@@ -128,31 +143,57 @@ class DocumentCommands(Application[UUID]):
                 raise PreconditionFailed("a document changed while it was being deleted;"
                                          " fetch it again and retry") from None
 
-    async def _record_document(self, key: DocumentKey, content: bytes, content_type: str,
-                               version: int, operation: str) -> StoredDocument:
-        now = datetime.now(UTC)
+    def _prepared_write(self, key: DocumentKey, content: bytes, content_type: str, merge: bool,
+                        conditions: Preconditions, must_be_conditional: bool,
+                        new_must_be_conditional: bool) -> _DocumentWrite:
+        existing, version = self.document_view.document(key)
+        check_preconditions(existing, conditions, must_be_conditional and not merge,
+                            new_must_be_conditional and not merge)
+        if not merge:
+            check_json_document(content, content_type)
+        body = merge_documents(existing, content, content_type) if merge else content
+        return self._sealed(_DocumentWrite(key, body, JSON_TYPE if merge else content_type,
+                                           version, "post" if merge else "put"))
+
+    def _sealed(self, write: _DocumentWrite) -> _DocumentWrite:
+        """The write's event, its content and agent sealed under the agent's key when it has one."""
+        key, content, version = write.key, write.content, write.version
         etag = etag_of(content)
-        updated = format_stored(now)
-        changes = [DocumentChange(key, content, content_type, etag, updated, version + 1)]
+        write.stored = StoredDocument(key, content, write.content_type, etag,
+                                      format_stored(write.now), version + 1)
+        write.changes = [DocumentChange(key, content, write.content_type, etag,
+                                        write.stored.updated, version + 1)]
         if key.agent is None or not self.seal_statements:
-            event = self._document_event(key, content, key.scope(), content_type, etag, version,
-                                         operation, now)
-            await asyncio.wrap_future(self.document_writes.submit([event], changes))
-            return StoredDocument(key, content, content_type, etag, updated, version + 1)
+            write.events = [self._document_event(key, content, key.scope(), write.content_type,
+                                                 etag, version, write.operation, write.now)]
+            return write
+        batch = write.batch = self.key_ring.batch(write.stored.updated[:10])
+        sealing = batch.key_of(key.agent)
+        scope = dict(key.scope(), agent=seal_text(sealing, key.agent))
+        write.events = [self._document_event(key, seal_bytes(sealing, content), scope,
+                                             write.content_type, etag, version, write.operation,
+                                             write.now)]
+        return write
+
+    def _sealed_again(self, write: _DocumentWrite) -> _DocumentWrite:
+        self.key_ring.reload()  # a learner was erased meanwhile: every cached key may be gone
+        return self._sealed(write)
+
+    async def _written(self, write: _DocumentWrite) -> StoredDocument:
         for _ in range(20):
-            batch = self.key_ring.batch(updated[:10])
-            sealing = batch.key_of(key.agent)
-            scope = dict(key.scope(), agent=seal_text(sealing, key.agent))
-            event = self._document_event(key, seal_bytes(sealing, content), scope, content_type,
-                                         etag, version, operation, now)
+            batch = write.batch
+            keys, generation = ((), None) if batch is None else (list(batch.new.values()),
+                                                                 batch.generation)
             try:
                 await asyncio.wrap_future(self.document_writes.submit(
-                    [event], changes, list(batch.new.values()), batch.generation))
+                    write.events, write.changes, keys, generation))
             except KeyGenerationChanged:
-                self.key_ring.reload()  # a learner was erased meanwhile: seal again
+                write = await self._on_loop(len(write.content), self._sealed_again, write)
                 continue
-            self.key_ring.committed(batch)
-            return StoredDocument(key, content, content_type, etag, updated, version + 1)
+            if batch is not None:
+                self.key_ring.committed(batch)
+            assert write.stored is not None  # set by _sealed
+            return write.stored
         raise StoreRefused("learners kept being erased while this document was written; retry")
 
     @staticmethod
@@ -166,3 +207,19 @@ class DocumentCommands(Application[UUID]):
         return Document.Written(  # type: ignore[call-arg]
             originator_id=key.aggregate_id, originator_version=version + 1, timestamp=now,
             content=content, content_type=content_type, etag=etag, operation=operation)
+
+
+@dataclass(slots=True)
+class _DocumentWrite:
+    """One request's document write, as it goes to the writer."""
+
+    key: DocumentKey
+    content: bytes
+    content_type: str
+    version: int  # the version it replaces (0: a new document)
+    operation: str
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    events: list[Any] = field(default_factory=list)
+    changes: list[DocumentChange] = field(default_factory=list)
+    batch: KeyBatch | None = None
+    stored: StoredDocument | None = None

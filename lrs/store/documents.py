@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from lrs.documents import DocumentKey, StoredDocument
 from lrs.store.index import Cursor
@@ -107,6 +107,9 @@ def _document(row: Any) -> StoredDocument:
 
 class DocumentViewReads:
     documents: DocumentViewSQL
+    # A read waits on a local file, never on a network or a server's outage (SQLite): a
+    # request's event loop may make it rather than hand it to a thread (lrs/document_commands.py).
+    reads_are_local: ClassVar[bool] = False
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
         raise NotImplementedError

@@ -134,6 +134,7 @@ class StatementCachingPool(SQLiteConnectionPool):
 
 class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKeyReads,
                               SQLiteApplicationRecorder):
+    reads_are_local = True
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.index = SQLiteIndexSQL(events_table_name, "rowid", paramstyle="qmark")
         self.documents = DocumentViewSQL(paramstyle="qmark")

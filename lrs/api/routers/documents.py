@@ -134,8 +134,8 @@ def _handlers(resource: Resource, path: str) -> None:
         if resource.id_param in params:
             if "since" in params:
                 raise BadRequest(f"since: only applies when listing ids (without {resource.id_param})")
-            # One row by its key: read here, as a write reads it (lrs/document_commands.py).
-            return _document_response(services.store.document(resource.key(params)), head)
+            doc = await services.store.read_document(resource.key(params))
+            return _document_response(doc, head)
         docs = await run_in_threadpool(services.store.documents, resource.selection(params))
         headers = {"Last-Modified": http_date(max(d.updated for d in docs))} if docs else {}
         ids = sorted({d.key.document_id for d in docs})
