@@ -8,7 +8,6 @@ agent names, documents). Then every table must be exactly as it was before the w
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 import uuid
@@ -30,6 +29,7 @@ from lrs.domain import DOCUMENT_TOPIC, Document
 from lrs.errors import PreconditionFailed, StoreRefused
 from lrs.statement_events import PreparedStatement
 from lrs.store.documents import DocumentChange
+from tests.loops import run
 from tests.statements import activity, statement, voiding, with_id
 
 TABLES = ("stored_events", "xapi_statement", "xapi_statement_key", "xapi_activity",
@@ -158,13 +158,13 @@ def test_a_failure_at_any_step_of_a_document_write_leaves_nothing_of_it(
         store: LearningRecordStore, database: Database, step: str) -> None:
     key = DocumentKey(STATE, "progress", activity_id="https://example.org/a",
                       agent="mbox:mailto:ada@example.org")
-    asyncio.run(store.write_document(key, b'{"page": 1}', "application/json", merge=False,
+    run(store.write_document(key, b'{"page": 1}', "application/json", merge=False,
                                      conditions=Preconditions(None, None),
                                      must_be_conditional=False))
     before = database.snapshot()
     database.fail_on(step)
     with pytest.raises(Exception, match="injected failure"):
-        asyncio.run(store.write_document(key, b'{"page": 2}', "application/json", merge=True,
+        run(store.write_document(key, b'{"page": 2}', "application/json", merge=True,
                                          conditions=Preconditions(None, None),
                                          must_be_conditional=False))
     assert database.snapshot() == before
@@ -365,7 +365,7 @@ UNCONDITIONAL = Preconditions(None, None)
 
 def _put(store: LearningRecordStore, key: DocumentKey, body: bytes,
          conditions: Preconditions = UNCONDITIONAL) -> Any:
-    return asyncio.run(store.write_document(key, body, "application/json", merge=False,
+    return run(store.write_document(key, body, "application/json", merge=False,
                                             conditions=conditions, must_be_conditional=False))
 
 

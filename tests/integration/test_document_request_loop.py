@@ -5,7 +5,6 @@ large body's JSON check and a merge go to a thread (lrs/document_commands.py).""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +16,7 @@ from lrs.application import LearningRecordStore
 from lrs.config import Settings
 from lrs.document_commands import INLINE_BODY_BYTES
 from lrs.documents import STATE, DocumentKey, Preconditions
+from tests.loops import run
 
 KEY = DocumentKey(STATE, "bookmark", activity_id="https://example.org/a",
                   agent="mbox:mailto:ada@example.org")
@@ -45,7 +45,7 @@ def _reads_on_loop(store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch,
         await request()
         return threading.get_ident()
 
-    loop_thread = asyncio.run(on_loop())
+    loop_thread = run(on_loop())
     return [thread == loop_thread for thread in threads]
 
 
@@ -69,13 +69,13 @@ def test_a_large_put_is_checked_in_a_thread(
 
 def test_a_merge_reads_the_stored_document_in_a_thread(
         store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    asyncio.run(_put(store, b'{"page": 1}')())
+    run(_put(store, b'{"page": 1}')())
     assert _reads_on_loop(store, monkeypatch, _put(store, b'{"done": true}', merge=True)) == [False]
     assert orjson.loads(store.document(KEY).content) == {"page": 1, "done": True}
 
 
 def test_a_single_get_reads_on_its_loop_only_from_a_local_store(
         store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    asyncio.run(_put(store, b'{"page": 1}')())
+    run(_put(store, b'{"page": 1}')())
     local = settings.event_store is None
     assert _reads_on_loop(store, monkeypatch, lambda: store.read_document(KEY)) == [local]

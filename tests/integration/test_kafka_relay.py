@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from typing import Any
 
@@ -16,6 +15,7 @@ from lrs.auth import Principal
 from lrs.documents import STATE, DocumentKey, Preconditions
 from lrs.relay import KafkaRelay, learner_key
 from tests.kafka_broker import kafka_bootstrap, new_topic, read_topic  # noqa: F401
+from tests.loops import run
 from tests.statements import agent, statement
 
 
@@ -81,7 +81,7 @@ def test_document_events_are_relayed_keyed_by_agent(
     store: LearningRecordStore, kafka_bootstrap: str, outbound: str  # noqa: F811
 ) -> None:
     key = DocumentKey(STATE, "bookmark", "https://example.org/a", "mbox:mailto:ada@example.org")
-    asyncio.run(store.write_document(key, b'{"page": 1}', "application/json", merge=False,
+    run(store.write_document(key, b'{"page": 1}', "application/json", merge=False,
                                      conditions=Preconditions(), must_be_conditional=False))
     store.delete_documents([store.document(key)], Preconditions())
     assert relay_once(store, kafka_bootstrap, outbound) == 2

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from lrs.api.links import ParentGone, ParentLink, answer_message, framed, take_messages
+from tests.loops import run as run_coroutine
 
 Parent = Callable[[Connection], None]
 
@@ -69,7 +70,7 @@ def test_each_answer_reaches_the_request_it_answers(pipe: tuple[Connection, Conn
         link = await attached(worker_end)
         return [await answer(f) for f in (link.ask("views", "a"), link.ask("views", "b"))]
 
-    assert asyncio.run(scenario()) == ["a", "b"]
+    assert run_coroutine(scenario()) == ["a", "b"]
 
 
 def test_a_large_answer_arrives_whole_while_the_loop_goes_on(
@@ -92,7 +93,7 @@ def test_a_large_answer_arrives_whole_while_the_loop_goes_on(
             await asyncio.sleep(0)
         return await answer(future), ticks_with_part_read
 
-    received, ticks_with_part_read = asyncio.run(scenario())
+    received, ticks_with_part_read = run_coroutine(scenario())
     assert received == big
     assert ticks_with_part_read > 0  # the loop ran while only a piece of it had been read
 
@@ -116,7 +117,7 @@ def test_a_request_larger_than_the_pipe_is_sent_whole_without_blocking_the_loop(
         asked.set()
         return await answer(future)
 
-    assert asyncio.run(scenario()) == ("store", "default", big)
+    assert run_coroutine(scenario()) == ("store", "default", big)
     assert blocked == [False]
 
 
@@ -130,7 +131,7 @@ def test_a_request_from_another_thread_goes_through_the_loop(
         # A view query asks from a thread of the pool and waits there for its answer.
         return await asyncio.to_thread(lambda: link.ask("views", "default", 42).result(30))
 
-    assert asyncio.run(scenario()) == ("views", "default", 42)
+    assert run_coroutine(scenario()) == ("views", "default", 42)
 
 
 def test_every_waiting_request_fails_with_503_when_the_parent_closes_the_pipe(
@@ -151,7 +152,7 @@ def test_every_waiting_request_fails_with_503_when_the_parent_closes_the_pipe(
         after = link.ask("store", "default", 3)  # and so does any request after it
         return [*outcomes, after.exception(timeout=30)]
 
-    outcomes = asyncio.run(scenario())
+    outcomes = run_coroutine(scenario())
     assert all(isinstance(o, ParentGone) for o in outcomes), outcomes
     assert ParentGone("").status == 503
 
@@ -165,7 +166,7 @@ def test_a_request_that_will_not_pickle_fails_alone(pipe: tuple[Connection, Conn
         refused = link.ask("views", "default", lambda: None)
         return refused.exception(timeout=30), await answer(link.ask("views", "default", 1))
 
-    error, answered = asyncio.run(scenario())
+    error, answered = run_coroutine(scenario())
     assert isinstance(error, (pickle.PicklingError, AttributeError, TypeError))
     assert answered == ("views", "default", 1)
 
@@ -213,7 +214,7 @@ def test_a_request_whose_caller_stopped_waiting_leaves_the_other_answers_whole(
         both_asked.set()
         return await asyncio.wait_for(asyncio.wrap_future(kept), 10)
 
-    assert asyncio.run(scenario()) == "kept"
+    assert run_coroutine(scenario()) == "kept"
 
 
 class Unreadable(Exception):
@@ -240,6 +241,6 @@ def test_an_answer_that_cannot_be_read_back_fails_its_request_and_not_the_others
         asked = [asyncio.wrap_future(link.ask("views", n)) for n in (1, 2)]
         return await asyncio.wait_for(asyncio.gather(*asked, return_exceptions=True), 10)
 
-    error, answered = asyncio.run(scenario())
+    error, answered = run_coroutine(scenario())
     assert isinstance(error, RuntimeError) and "could not be read" in str(error)
     assert answered == "fine"

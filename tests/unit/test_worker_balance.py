@@ -11,6 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from lrs.api.balance import ABSENT, DEFER_MAX, BalancedServer, WorkerLoads
 from lrs.api.server import ClientTimeouts, DeadlineProtocol, ServerConfig
+from tests.loops import run as run_coroutine
 
 
 async def hello(scope: Scope, receive: Receive, send: Send) -> None:
@@ -51,7 +52,7 @@ def serving(server: BalancedServer, body: Callable[[], Awaitable[None]]) -> None
             server.should_exit = True
             await asyncio.wait_for(task, 10)
 
-    asyncio.run(run())
+    run_coroutine(run())
 
 
 def test_a_worker_counts_its_open_connections_where_the_others_read_them() -> None:
@@ -144,6 +145,6 @@ def test_a_worker_whose_accept_loop_fails_stops() -> None:
         with socket.create_connection(sock.getsockname(), timeout=5):
             await asyncio.wait_for(task, 10)  # ends by itself
 
-    asyncio.run(run())
+    run_coroutine(run())
     assert slots[0] == ABSENT
     sock.close()
