@@ -187,24 +187,40 @@ def test_a_batch_the_store_refuses_fails_alone_in_its_group(
     assert events == rows == 3
 
 
-def test_the_group_committer_answers_only_the_refused_request_with_its_error(
-        store: LearningRecordStore, database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    database.fail_on("xapi_statement", "INSERT", f"NEW.verb_id = '{POISON_VERB}'")
-    # The writer is held inside a first write while four requests queue, so they form one group.
-    writing, go_on = threading.Event(), threading.Event()
+class _Gate(threading.Event):
+    """Set to let the held writer go on; ``writing`` is set once it holds its first write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = threading.Event()
+
+
+def _held_statement_writes(store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch
+                           ) -> tuple[list[int], _Gate]:
+    """The committer is held inside each write (the number of batches it holds is recorded)
+    until the gate opens, so the requests sent meanwhile queue behind it."""
+    go_on = _Gate()
     store_batches = store.store_batches
     groups: list[int] = []
 
     def held(batches: Any, now: Any = None) -> Any:
         groups.append(len(batches))
-        writing.set()
+        go_on.writing.set()
         go_on.wait(30)
         return store_batches(batches, now)
 
     monkeypatch.setattr(store, "store_batches", held)
+    return groups, go_on
+
+
+def test_the_group_committer_answers_only_the_refused_request_with_its_error(
+        store: LearningRecordStore, database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    database.fail_on("xapi_statement", "INSERT", f"NEW.verb_id = '{POISON_VERB}'")
+    # The writer is held inside a first write while four requests queue, so they form one group.
+    groups, go_on = _held_statement_writes(store, monkeypatch)
     committer = GroupCommitter(store)
     first = committer.submit(prepared(with_id(statement())))
-    assert writing.wait(30)
+    assert go_on.writing.wait(30)
     honest = [prepared(with_id(statement())) for _ in range(3)]
     poison = prepared(with_id(statement(verb={"id": POISON_VERB})))
     futures = [committer.submit(b) for b in (honest[0], poison, honest[1], honest[2])]
@@ -254,20 +270,10 @@ def test_a_request_cancelled_before_its_write_is_not_written_and_the_committer_g
         store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """A request's caller stopped waiting (its task was cancelled): a cancelled future once
     reached set_result, which raised in the committer's thread and ended it."""
-    writing, go_on = threading.Event(), threading.Event()
-    store_batches = store.store_batches
-    groups: list[int] = []
-
-    def held(batches: Any, now: Any = None) -> Any:
-        groups.append(len(batches))
-        writing.set()
-        go_on.wait(30)
-        return store_batches(batches, now)
-
-    monkeypatch.setattr(store, "store_batches", held)
+    groups, go_on = _held_statement_writes(store, monkeypatch)
     committer = GroupCommitter(store)
     first = committer.submit(prepared(with_id(statement())))
-    assert writing.wait(30)
+    assert go_on.writing.wait(30)
     gone, kept = prepared(with_id(statement())), prepared(with_id(statement()))
     cancelled, waiting = committer.submit(gone), committer.submit(kept)
     assert cancelled.cancel()
