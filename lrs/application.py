@@ -269,6 +269,13 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         self.key_ring.refresh(KEY_GENERATION_MAX_AGE)
         return seal_ahead(statements, self.key_ring.batch(format_stored(datetime.now(UTC))[:10]))
 
+    def work_ahead_waits_on_a_network(self) -> bool:
+        """Whether ``work_ahead`` would now read the store over a network: a worker's loop
+        hands it to a thread then (lrs/request_loop.py). It reads only the erasure generation,
+        once a second, and a local file (SQLite) never stalls the loop for long."""
+        return (self.seal_statements and not self.document_view.reads_are_local
+                and self.key_ring.due(KEY_GENERATION_MAX_AGE))
+
     def sealed_ahead_stored(self, statements: Sequence[PreparedStatement]) -> None:
         """Their write was acknowledged, so the keys they were sealed under ahead are stored
         (the writer writes them even for duplicates): this process's later requests use them."""

@@ -27,12 +27,12 @@ from lrs.documents import merge as merge_documents
 from lrs.domain import DOCUMENT_TOPIC, Document
 from lrs.errors import Conflict, NotFound, PreconditionFailed, StoreRefused
 from lrs.key_ring import KeyBatch, KeyRing
+from lrs.request_loop import fits_inline, on_loop_if
 from lrs.sealing import open_bytes, seal_bytes, seal_text, sealed_key_id
 from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewReads
 from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import KeyGenerationChanged
 
-INLINE_BODY_BYTES = 64 * 1024
 _T = TypeVar("_T")
 
 
@@ -115,15 +115,10 @@ class DocumentCommands(Application[UUID]):
         return await self._on_loop(0, self.document, key)
 
     async def _on_loop(self, body_bytes: int | None, fn: Callable[..., _T], *args: Any) -> _T:
-        """``fn(*args)`` on the calling loop when its read is local (SQLite) and its body at
-        most INLINE_BODY_BYTES (None: unknown, as a merge's stored document), else in a thread.
-        Handing a small PUT to a thread and back cost it a fifth of its throughput; but a read
-        that waits on a network (PostgreSQL, an outage: up to its connect timeout) or a check
-        of megabytes of JSON would stall every request of the worker."""
-        if (self.document_view.reads_are_local and body_bytes is not None
-                and body_bytes <= INLINE_BODY_BYTES):
-            return fn(*args)
-        return await asyncio.to_thread(fn, *args)
+        """``fn(*args)`` on the calling loop when its read is local (SQLite) and its body small
+        (None: unknown, as a merge's stored document), else in a thread (lrs/request_loop.py)."""
+        inline = self.document_view.reads_are_local and fits_inline(body_bytes)
+        return await on_loop_if(inline, fn, *args)
 
     def delete_documents(self, documents: Sequence[StoredDocument], conditions: Preconditions) -> None:
         """Delete each document as an event of its own, all in one write."""

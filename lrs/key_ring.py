@@ -80,10 +80,14 @@ class KeyRing:
             self._caches = {}
             self._checked = time.monotonic()
 
+    def due(self, max_age: float) -> bool:
+        """Whether ``refresh(max_age)`` would read the store now."""
+        return self._secret is None or time.monotonic() - self._checked >= max_age
+
     def refresh(self, max_age: float) -> None:
         """For a ring that seals ahead of the writer (a worker's), which no failed write tells
         of an erasure: the generation read again once it is older than ``max_age`` seconds."""
-        if self._secret is not None and time.monotonic() - self._checked < max_age:
+        if not self.due(max_age):
             return
         if self._secret is None or self._generation is None or self._generation() != self.generation:
             self.reload()

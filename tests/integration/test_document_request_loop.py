@@ -14,8 +14,8 @@ import pytest
 
 from lrs.application import LearningRecordStore
 from lrs.config import Settings
-from lrs.document_commands import INLINE_BODY_BYTES
 from lrs.documents import STATE, DocumentKey, Preconditions
+from lrs.request_loop import INLINE_BODY_BYTES
 from tests.loops import run
 
 KEY = DocumentKey(STATE, "bookmark", activity_id="https://example.org/a",
