@@ -105,6 +105,11 @@ class GroupCommitter:
     def consistent_through(self) -> str:
         return self.in_flight.consistent_through()
 
+    def consistent_through_later(self) -> Future[str]:
+        done: Future[str] = Future()
+        done.set_result(self.consistent_through())
+        return done
+
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=10)

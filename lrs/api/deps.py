@@ -15,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 from lrs.api.ratelimit import AccessLimits
 from lrs.api.services import Services, StoreServices
 from lrs.auth import Principal, parse_basic, secret_fingerprint
-from lrs.config import DEFAULT_STORE
 from lrs.errors import Forbidden, Unauthorized
 
 
@@ -86,11 +85,11 @@ async def get_services(request: Request, services: AppServicesDep,
 
 
 async def _resolve(request: Request, services: Services, principal: Principal) -> StoreServices:
+    """The store's services; a thread only when that needs a read or an opening (``ready``)."""
     wanted = request.headers.get(STORE_HEADER)
     if wanted is None or wanted == principal.store:
-        if principal.store == DEFAULT_STORE:  # no catalogue to read: not worth a thread
-            return services
-        return await run_in_threadpool(services.of, principal)
+        ready = services.ready(principal.store)
+        return ready if ready is not None else await run_in_threadpool(services.of, principal)
     if (request.method, request.url.path.rstrip("/")) not in DISTRICT_READS:
         raise Forbidden(f"{STORE_HEADER} names another store only on GET /xAPI/statements, for"
                         " a district's credential granted that store")
@@ -99,8 +98,10 @@ async def _resolve(request: Request, services: Services, principal: Principal) -
         raise Forbidden(f"this credential may not read store '{_shown(wanted)}' (a district's"
                         " credential reads the stores it was granted, lrs credentials add"
                         " --reads-stores)")
-    await run_in_threadpool(services.require_active, principal.store)
-    return await run_in_threadpool(services.named, wanted)
+    if not services.known_active(principal.store):  # read it, or 403
+        await run_in_threadpool(services.require_active, principal.store)
+    ready = services.ready(wanted)
+    return ready if ready is not None else await run_in_threadpool(services.named, wanted)
 
 
 def _shown(value: str) -> str:

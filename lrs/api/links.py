@@ -266,8 +266,15 @@ class WriterLink:
     def consistent_through(self) -> str:
         if self.in_flight is not None:
             return self.in_flight.consistent_through()
-        answer: str = self.link.ask(CONSISTENT, self.store_name).result(timeout=PIPE_WAIT + 30)
+        answer: str = self.consistent_through_later().result(timeout=PIPE_WAIT + 30)
         return answer
+
+    def consistent_through_later(self) -> Future[str]:
+        if self.in_flight is None:
+            return self.link.ask(CONSISTENT, self.store_name)
+        done: Future[str] = Future()
+        done.set_result(self.in_flight.consistent_through())
+        return done
 
     def close(self) -> None:
         self.link.close()

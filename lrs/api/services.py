@@ -9,6 +9,7 @@ its own store's data and no other by construction.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,8 +17,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-
-from starlette.concurrency import run_in_threadpool
 
 from lrs.api.statement_params import MoreTokens, more_key
 from lrs.application import LearningRecordStore
@@ -27,7 +26,7 @@ from lrs.config import DEFAULT_STORE, Settings
 from lrs.errors import Forbidden, NotFound
 from lrs.statement_events import PreparedStatement
 from lrs.store.attachments import AttachmentStore, attachment_store
-from lrs.views_process import ViewsProcess
+from lrs.views_process import PIPE_WAIT, ViewsProcess
 
 if TYPE_CHECKING:
     from lrs.api.links import ParentLink
@@ -36,6 +35,8 @@ if TYPE_CHECKING:
 # How long a store's archived-or-not is trusted: archiving through the server takes effect at
 # once (it bumps the credential changes), through the CLI within this time, as a revocation.
 CATALOGUE_TTL = 30.0
+# How long a worker waits for the parent's Consistent-Through: it may first open the store.
+CONSISTENT_WAIT = PIPE_WAIT + 30
 
 
 class Committer(Protocol):
@@ -44,6 +45,7 @@ class Committer(Protocol):
     def submit(self, batch: Sequence[PreparedStatement]) -> Future[list[str]]: ...
     def store(self, batch: Sequence[PreparedStatement]) -> list[str]: ...
     def consistent_through(self) -> str: ...
+    def consistent_through_later(self) -> Future[str]: ...
     def close(self) -> None: ...
 
     @property
@@ -52,10 +54,12 @@ class Committer(Protocol):
 
 
 async def consistent_through(committer: Committer) -> str:
-    """The committer's Consistent-Through, off the event loop when it must ask another process
-    (a worker's non-default store asks the parent, which may first have to open the store)."""
+    """The committer's Consistent-Through. A worker's non-default store asks the parent (which
+    may first have to open the store); the answer is awaited on the loop: a thread to wait in
+    cost each request to such a store a fifth of its throughput at batch 1."""
     if not committer.consistency_in_memory:
-        return await run_in_threadpool(committer.consistent_through)
+        return await asyncio.wait_for(asyncio.wrap_future(committer.consistent_through_later()),
+                                      CONSISTENT_WAIT)
     return committer.consistent_through()
 
 
@@ -223,21 +227,43 @@ class Services(StoreServices):
         with self._lock:
             return name == DEFAULT_STORE or name in self._stores
 
-    def _is_archived(self, name: str) -> bool:
-        now = time.monotonic()
+    def ready(self, name: str) -> StoreServices | None:
+        """A store's services when handing them out reads nothing: open, and known active
+        within the last CATALOGUE_TTL seconds. A request's loop takes them itself; None
+        sends it to ``named`` in a thread (a catalogue read, an opening, or the 403)."""
+        if name == DEFAULT_STORE:
+            return self
+        if not self.known_active(name):
+            return None
+        with self._lock:
+            return self._stores.get(name)
+
+    def known_active(self, name: str) -> bool:
+        """Read as not archived in the last CATALOGUE_TTL seconds (False: not known)."""
+        return name == DEFAULT_STORE or self._cached_archived(name) is False
+
+    def _cached_archived(self, name: str) -> bool | None:
+        """Whether the store is archived, as read in the last CATALOGUE_TTL seconds (None: not
+        read since, or a store was archived through the server meanwhile)."""
         changes = self.authenticator.changes.count
         with self._lock:
             if changes != self._changes_seen:  # a store was archived through the server
                 self._changes_seen = changes
                 self._archived.clear()
             cached = self._archived.get(name)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        return None
+
+    def _is_archived(self, name: str) -> bool:
+        cached = self._cached_archived(name)
+        if cached is not None:
+            return cached
         info = self.store.store_info(name)
         if info is None:  # a credential names only a store that exists: never reached by one
             raise NotFound(f"no store named '{name}'")
         with self._lock:
-            self._archived[name] = (now + CATALOGUE_TTL, info.archived)
+            self._archived[name] = (time.monotonic() + CATALOGUE_TTL, info.archived)
         return info.archived
 
     def opened(self) -> list[StoreServices]:

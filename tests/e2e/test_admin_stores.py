@@ -174,3 +174,39 @@ def test_a_stores_services_open_on_its_first_request(xapi: XAPIClient) -> None:
     assert tool.get().status_code == 200
     assert services.is_open("north")
     assert [s.name for s in services.opened()] == ["default", "north"]
+
+
+def test_an_open_active_stores_requests_resolve_it_without_a_read_or_a_thread(
+        xapi: XAPIClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Known active (within the catalogue's TTL) and open: the request's loop hands out the
+    store's services itself; only the first request reads the catalogue and opens them."""
+    services = xapi.http.app.state.services  # type: ignore[attr-defined]
+    for name in ("north", "south"):
+        create(xapi, name)
+    tool = issue(xapi, "north", ["all"])
+    (sid,) = issue(xapi, "south", ["all"]).post(statement()).json()
+    district = issue(xapi, "north", ["statements/read"], reads_stores=["south"])
+    assert tool.post(statement()).status_code == 200
+    assert district.get(headers={"X-LRS-Store": "south"}).status_code == 200
+
+    def no_read(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the catalogue was read, or the services looked up in a thread")
+
+    for name in ("of", "named", "require_active"):
+        monkeypatch.setattr(services, name, no_read)
+    monkeypatch.setattr(services.store, "store_info", no_read)
+    assert tool.post(statement()).status_code == 200
+    page = district.get(headers={"X-LRS-Store": "south"}).json()["statements"]
+    assert [s["id"] for s in page] == [sid]
+
+
+def test_a_district_credential_is_refused_a_granted_store_once_it_is_archived(
+        xapi: XAPIClient) -> None:
+    create(xapi, "south")
+    issue(xapi, "south", ["all"]).post(statement())
+    district = issue(xapi, "default", ["statements/read"], reads_stores=["south"])
+    assert district.get(headers={"X-LRS-Store": "south"}).status_code == 200
+    xapi.request("POST", "/admin/stores/south/archive")
+    response = district.get(headers={"X-LRS-Store": "south"})
+    assert response.status_code == 403
+    assert "store 'south' is archived" in response.json()["error"]["message"]
