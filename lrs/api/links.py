@@ -109,11 +109,21 @@ class ParentLink:
         return future
 
     def close(self) -> None:
-        if self._loop is not None and self._sock is not None and not self._loop.is_closed():
-            if threading.get_ident() == self._loop_thread:
-                self._detach()
-            else:
-                self._loop.call_soon_threadsafe(self._detach)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            # No loop reads answers any more: a thread still waiting for one learns it now,
+            # rather than wait out its timeout (or for ever, without one).
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+            self._fail_all()
+        elif threading.get_ident() == self._loop_thread:
+            self._detach()
+        else:
+            try:
+                loop.call_soon_threadsafe(self._detach)
+            except RuntimeError:  # it closed meanwhile
+                self._fail_all()
 
     def _detach(self) -> None:
         if self._sock is None or self._loop is None:

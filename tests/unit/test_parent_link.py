@@ -244,3 +244,26 @@ def test_an_answer_that_cannot_be_read_back_fails_its_request_and_not_the_others
     error, answered = run_coroutine(scenario())
     assert isinstance(error, RuntimeError) and "could not be read" in str(error)
     assert answered == "fine"
+
+
+def test_a_thread_waiting_for_an_answer_fails_with_503_when_the_link_closes_after_its_loop(
+        pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe  # a parent that never answers
+    link = ParentLink(worker_end)
+    loop = asyncio.new_event_loop()
+    asked: Future[Future[Any]] = Future()
+
+    async def ask_from_a_thread() -> None:
+        link.attach(asyncio.get_running_loop())
+        pending = await asyncio.to_thread(link.ask, "views", "q")
+        await asyncio.sleep(0.05)  # the request leaves through the loop
+        asked.set_result(pending)
+
+    loop.run_until_complete(ask_from_a_thread())
+    loop.close()  # the worker's loop ended without closing the link (a crash, a signal)
+    pending = asked.result()
+    assert not pending.done()
+    link.close()
+    with pytest.raises(ParentGone):
+        pending.result(timeout=5)
+    assert parent_end.recv()[0] == "views"  # it had been sent
