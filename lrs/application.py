@@ -257,16 +257,22 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             return
         raise StoreRefused("learners kept being erased while this batch was written; retry")
 
-    def work_ahead(self, statements: list[PreparedStatement]) -> list[PreparedStatement]:
+    def work_ahead(self, statements: list[PreparedStatement],
+                   on_loop: bool = False) -> list[PreparedStatement]:
         """What the write needs that can be done where the request is read, done there: in
         `lrs serve --workers N` by several processes at once instead of the single writer. The
-        index keys hashed; the statements sealed (lrs/statement_events.py)."""
+        index keys hashed; the statements sealed (lrs/statement_events.py).
+
+        ``on_loop``: called on a request's event loop, which reads the erasure generation only
+        from a local store. One that came due since the caller looked is read by a later
+        request, in a thread; meanwhile the writer seals again what a newer one needs."""
         if not statements:
             return statements
         statements = [replace(p, row=self.index.index.hashed_ahead(p.row)) for p in statements]
         if not self.seal_statements:
             return statements
-        self.key_ring.refresh(KEY_GENERATION_MAX_AGE)
+        if not on_loop or self.document_view.reads_are_local:
+            self.key_ring.refresh(KEY_GENERATION_MAX_AGE)
         return seal_ahead(statements, self.key_ring.batch(format_stored(datetime.now(UTC))[:10]))
 
     def work_ahead_waits_on_a_network(self) -> bool:

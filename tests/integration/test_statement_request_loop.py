@@ -1,7 +1,8 @@
-"""A statement request's loop serves every request of its worker: it parses, validates and seals
-a batch itself only when that cannot stall it, a small JSON body whose sealing reads nothing over
-a network; a large body, one with attachments and a sealing that must read the erasure
-generation from PostgreSQL go to a thread (lrs/request_loop.py). What is stored is the same."""
+"""A statement request's loop serves every request of its worker: it validates and seals a batch
+itself only when that cannot stall it, a few statements in a small JSON body whose sealing reads
+nothing over a network; many statements, a large body, attachments and a sealing that must read
+the erasure generation from PostgreSQL go to a thread (lrs/request_loop.py). What is stored is
+the same."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
+import ingest.pipeline
 import lrs.application
 from lrs.config import Settings
-from lrs.request_loop import INLINE_BODY_BYTES
+from lrs.request_loop import INLINE_BODY_BYTES, INLINE_ITEMS
 from tests.attachments import declared, multipart
 from tests.conftest import XAPIClient
 from tests.statements import statement, with_id
@@ -23,32 +25,36 @@ ESSAY = b"My essay on fractions.\n" * 20
 
 
 def _large_batch() -> list[dict[str, Any]]:
-    """40 statements (a test store takes at most 50 in a batch) of 2 KB answers each."""
-    return [with_id(statement(result={"response": "x" * 2048})) for _ in range(40)]
+    """A few statements (a test store takes at most 50 in a batch) of 2 KB answers each."""
+    return [with_id(statement(result={"response": "x" * 2048})) for _ in range(INLINE_ITEMS)]
 
 
-def _prepared_on_loop(server: TestClient, monkeypatch: pytest.MonkeyPatch,
-                      send: Any) -> list[bool]:
-    """For each batch the request prepared: was it on the loop that handed it to the writer?"""
-    services = server.app.state.services  # type: ignore[attr-defined]
-    store, committer = services.store, services.committer
-    work_ahead, submit = store.work_ahead, committer.submit
-    prepared_in: list[int] = []
-    submitted_from: list[int] = []
+class Threads:
+    """Where a request validated its statements, where it sealed them, and its loop."""
 
-    def recorded_work_ahead(batch: Any) -> Any:
-        prepared_in.append(threading.get_ident())
-        return work_ahead(batch)
+    def __init__(self, server: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.validated: list[int] = []
+        self.sealed: list[int] = []
+        self.loop: list[int] = []
+        store = server.app.state.services.store  # type: ignore[attr-defined]
+        validate, work_ahead, stored = (ingest.pipeline.validate_statements, store.work_ahead,
+                                        store.sealed_ahead_stored)
 
-    def recorded_submit(batch: Any) -> Any:
-        submitted_from.append(threading.get_ident())
-        return submit(batch)
+        def recorded(calls: list[int], fn: Any) -> Any:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                calls.append(threading.get_ident())
+                return fn(*args, **kwargs)
+            return call
 
-    monkeypatch.setattr(store, "work_ahead", recorded_work_ahead)
-    monkeypatch.setattr(committer, "submit", recorded_submit)
-    send()
-    assert len(prepared_in) == len(submitted_from) == 1
-    return [prepared == loop for prepared, loop in zip(prepared_in, submitted_from, strict=True)]
+        monkeypatch.setattr(ingest.pipeline, "validate_statements", recorded(self.validated, validate))
+        monkeypatch.setattr(store, "work_ahead", recorded(self.sealed, work_ahead))
+        # Called once the writer has answered: on the request's loop in any case.
+        monkeypatch.setattr(store, "sealed_ahead_stored", recorded(self.loop, stored))
+
+    def on_loop(self) -> tuple[bool, bool]:
+        """(validated on the loop, sealed on the loop), for the one request sent."""
+        assert len(self.validated) == len(self.sealed) == len(self.loop) == 1
+        return self.validated[0] == self.loop[0], self.sealed[0] == self.loop[0]
 
 
 def _generation_fresh(monkeypatch: pytest.MonkeyPatch, fresh: bool) -> None:
@@ -56,58 +62,98 @@ def _generation_fresh(monkeypatch: pytest.MonkeyPatch, fresh: bool) -> None:
     monkeypatch.setattr(lrs.application, "KEY_GENERATION_MAX_AGE", 3600.0 if fresh else 0.0)
 
 
-def _post_ok(xapi: XAPIClient, body: Any) -> Any:
-    def send() -> None:
-        response = xapi.post(body)
-        assert response.status_code == 200, response.text
-    return send
-
-
-def test_a_small_batch_is_prepared_on_its_loop_when_it_reads_nothing_over_a_network(
-        xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    xapi.post(with_id(statement()))  # the generation is read once, when the ring is new
+def _generation_read(xapi: XAPIClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ring read its generation (a new ring reads it on its first write) a moment ago."""
+    _posted(xapi, with_id(statement()))
     _generation_fresh(monkeypatch, True)
-    batch = [with_id(statement()) for _ in range(10)]
-    assert _prepared_on_loop(server, monkeypatch, _post_ok(xapi, batch)) == [True]
+
+
+def _posted(xapi: XAPIClient, body: Any) -> None:
+    response = xapi.post(body)
+    assert response.status_code == 200, response.text
+
+
+def test_a_few_small_statements_are_prepared_on_their_loop_when_nothing_is_read_over_a_network(
+        xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    _generation_read(xapi, monkeypatch)
+    threads = Threads(server, monkeypatch)
+    _posted(xapi, [with_id(statement()) for _ in range(10)])
+    assert threads.on_loop() == (True, True)
 
 
 def test_a_batch_whose_sealing_reads_the_generation_is_prepared_on_its_loop_only_from_a_local_store(
         xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch,
         settings: Settings) -> None:
     _generation_fresh(monkeypatch, False)
+    threads = Threads(server, monkeypatch)
+    _posted(xapi, with_id(statement()))
     local = settings.event_store is None
-    assert _prepared_on_loop(server, monkeypatch, _post_ok(xapi, with_id(statement()))) == [local]
+    assert threads.on_loop() == (local, local)
 
 
-def test_a_large_batch_is_prepared_in_a_thread(
+def test_a_generation_that_comes_due_while_a_batch_is_checked_on_its_loop_is_not_read_there(
+        xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch,
+        settings: Settings) -> None:
+    store = server.app.state.services.store  # type: ignore[attr-defined]
+    xapi.post(with_id(statement()))
+    read_in: list[int] = []
+    generation = store.key_ring._generation
+
+    def read(*args: Any) -> Any:
+        read_in.append(threading.get_ident())
+        return generation(*args)
+
+    # Fresh when the loop decided where to check the batch, due by the time it seals it.
+    monkeypatch.setattr(store, "work_ahead_waits_on_a_network", lambda: False)
+    monkeypatch.setattr(store.key_ring, "due", lambda max_age: True)
+    monkeypatch.setattr(store.key_ring, "_generation", read)
+    threads = Threads(server, monkeypatch)
+    _posted(xapi, with_id(statement()))
+    assert threads.on_loop() == (True, True)
+    local = settings.event_store is None
+    assert read_in == (threads.loop if local else [])  # PostgreSQL's waits for a thread
+
+
+def test_many_statements_in_a_small_body_are_prepared_in_a_thread(
         xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    _generation_fresh(monkeypatch, True)
+    _generation_read(xapi, monkeypatch)
+    batch = [with_id(statement()) for _ in range(INLINE_ITEMS + 1)]
+    assert len(orjson.dumps(batch)) <= INLINE_BODY_BYTES
+    threads = Threads(server, monkeypatch)
+    _posted(xapi, batch)
+    assert threads.on_loop() == (False, False)
+
+
+def test_a_large_body_is_prepared_in_a_thread(
+        xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    _generation_read(xapi, monkeypatch)
     batch = _large_batch()
     assert len(orjson.dumps(batch)) > INLINE_BODY_BYTES
-    assert _prepared_on_loop(server, monkeypatch, _post_ok(xapi, batch)) == [False]
+    threads = Threads(server, monkeypatch)
+    _posted(xapi, batch)
+    assert threads.on_loop() == (False, False)
     assert all(xapi.get(statementId=s["id"]).status_code == 200 for s in batch)
 
 
 def test_a_batch_with_attachments_is_prepared_in_a_thread(
         xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    _generation_fresh(monkeypatch, True)
+    _generation_read(xapi, monkeypatch)
     doc = with_id(statement(attachments=[declared(ESSAY)]))
     body, content_type = multipart(doc, (ESSAY, "text/plain"))
-
-    def send() -> None:
-        response = xapi.request("POST", "/xAPI/statements", content=body,
-                                headers={"Content-Type": content_type})
-        assert response.status_code == 200, response.text
-    assert _prepared_on_loop(server, monkeypatch, send) == [False]
+    threads = Threads(server, monkeypatch)
+    response = xapi.request("POST", "/xAPI/statements", content=body,
+                            headers={"Content-Type": content_type})
+    assert response.status_code == 200, response.text
+    assert threads.on_loop() == (False, False)
     assert xapi.get(statementId=doc["id"]).status_code == 200
 
 
 def test_an_invalid_large_batch_prepared_in_a_thread_is_refused_naming_the_statement_and_rule(
-        xapi: XAPIClient, server: TestClient) -> None:
+        xapi: XAPIClient) -> None:
     batch = _large_batch()
-    del batch[30]["verb"]
+    del batch[20]["verb"]
     assert len(orjson.dumps(batch)) > INLINE_BODY_BYTES
     response = xapi.post(batch)
     assert response.status_code == 400
-    assert "statements[30]" in response.text and "verb" in response.text
+    assert "statements[20]" in response.text and "verb" in response.text
     assert xapi.get(statementId=batch[0]["id"]).status_code == 404

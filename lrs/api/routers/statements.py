@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
-from ingest.multipart import MultipartRequest, read_multipart
+from ingest.multipart import MultipartRequest, ReceivedPart, read_multipart
 from ingest.pipeline import prepare_statements
 from lrs.api.deps import PrincipalDep, ServicesDep, VersionDep
 from lrs.api.openapi import STATEMENTS_GET, STATEMENTS_POST, STATEMENTS_PUT
@@ -61,40 +62,51 @@ def _parse(body: bytes) -> Any:
         raise BadRequest(str(exc)) from None
 
 
-def _prepared(services: StoreServices, body: _Body, principal: PrincipalDep, version: str,
-              put_id: str | None) -> list[PreparedStatement]:
-    """Parsed, validated, enriched, keys hashed and sealed: all the batch needs but its write."""
-    payload = _parse(body.statements)
+def _sent(services: StoreServices, payload: Any, parts: list[ReceivedPart],
+          principal: PrincipalDep, version: str, put_id: str | None,
+          on_loop: bool) -> tuple[list[PreparedStatement], Future[list[str]]]:
+    """Validated, enriched, keys hashed and sealed, attachment bodies kept, and handed to the
+    writer (pickled for the parent, in `lrs serve --workers N`: for a 9 MB batch, 11 ms)."""
     if put_id is not None:
         payload = _with_put_id(payload, put_id)
     principal.require_write()
     batch = prepare_statements(payload, principal, version,
-                               services.settings.max_batch_statements,
-                               body.parts.parts if body.parts else [])
-    return services.store.work_ahead(batch)
+                               services.settings.max_batch_statements, parts)
+    batch = services.store.work_ahead(batch, on_loop=on_loop)
+    # Bodies first: a stored statement never names an attachment the LRS lacks.
+    for part in parts:
+        services.attachments.keep(part.path, part.declared_hash)
+    return batch, services.committer.submit(batch)
 
 
 async def _store(services: StoreServices, body: _Body, principal: PrincipalDep, version: str,
                  put_id: str | None = None) -> list[str]:
     """Validate, keep the attachment bodies, append; the request's part files go in any case.
 
-    A small JSON batch is prepared on the loop: a hop to a thread and back cost batch-1
-    traffic a tenth of its throughput. A large one, one with attachments (files to read,
-    signatures to verify) and one whose sealing must read the store over a network go to a
-    thread, where they stall no other request of the worker (lrs/request_loop.py)."""
+    A batch of a few small statements is prepared on the loop: a hop to a thread and back
+    cost batch-1 traffic a tenth of its throughput. Many statements, a large body, attachments
+    (files to read, signatures to verify) and a sealing that must read the store over a network
+    go to a thread, where they stall no other request of the worker (lrs/request_loop.py)."""
     try:
-        inline = (body.parts is None and fits_inline(len(body.statements))
-                  and not services.store.work_ahead_waits_on_a_network())
-        batch = await on_loop_if(inline, _prepared, services, body, principal, version, put_id)
-        # Bodies first: a stored statement never names an attachment the LRS lacks.
-        for part in body.parts.parts if body.parts else []:
-            await run_in_threadpool(services.attachments.keep, part.path, part.declared_hash)
-        ids = await asyncio.wrap_future(services.committer.submit(batch))
+        parts = body.parts.parts if body.parts else []
+        if not parts and fits_inline(len(body.statements)):
+            payload = _parse(body.statements)  # at most 64 KB: well under a millisecond
+            inline = (fits_inline(len(body.statements), _count(payload))
+                      and not services.store.work_ahead_waits_on_a_network())
+        else:
+            payload, inline = await run_in_threadpool(_parse, body.statements), False
+        batch, written = await on_loop_if(inline, _sent, services, payload, parts, principal,
+                                          version, put_id, inline)
+        ids = await asyncio.wrap_future(written)
         services.store.sealed_ahead_stored(batch)
         return ids
     finally:
         if body.parts:
             body.parts.discard()
+
+
+def _count(payload: Any) -> int:
+    return len(payload) if isinstance(payload, list) else 1
 
 
 @router.put("", status_code=204, openapi_extra=STATEMENTS_PUT)
