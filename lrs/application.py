@@ -263,24 +263,24 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         `lrs serve --workers N` by several processes at once instead of the single writer. The
         index keys hashed; the statements sealed (lrs/statement_events.py).
 
-        ``on_loop``: called on a request's event loop, which reads the erasure generation only
-        from a local store. One that came due since the caller looked is read by a later
-        request, in a thread; meanwhile the writer seals again what a newer one needs."""
+        ``on_loop``: called on a request's event loop, which never reads the store (see
+        ``work_ahead_reads``). A generation that came due since the caller looked is read by a
+        later request, in a thread; meanwhile the writer seals again what a newer one needs."""
         if not statements:
             return statements
         statements = [replace(p, row=self.index.index.hashed_ahead(p.row)) for p in statements]
         if not self.seal_statements:
             return statements
-        if not on_loop or self.document_view.reads_are_local:
+        if not on_loop:
             self.key_ring.refresh(KEY_GENERATION_MAX_AGE)
         return seal_ahead(statements, self.key_ring.batch(format_stored(datetime.now(UTC))[:10]))
 
-    def work_ahead_waits_on_a_network(self) -> bool:
-        """Whether ``work_ahead`` would now read the store over a network: a worker's loop
-        hands it to a thread then (lrs/request_loop.py). It reads only the erasure generation,
-        once a second, and a local file (SQLite) never stalls the loop for long."""
-        return (self.seal_statements and not self.document_view.reads_are_local
-                and self.key_ring.due(KEY_GENERATION_MAX_AGE))
+    def work_ahead_reads(self) -> bool:
+        """Whether ``work_ahead`` would now read the store: a worker's loop hands it to a
+        thread then (lrs/request_loop.py). It reads the erasure generation once a second, and
+        the keys again after an erasure, in a write transaction that waits its turn behind the
+        writer's (SQLite) or over a network (PostgreSQL)."""
+        return self.seal_statements and self.key_ring.due(KEY_GENERATION_MAX_AGE)
 
     def sealed_ahead_stored(self, statements: Sequence[PreparedStatement]) -> None:
         """Their write was acknowledged, so the keys they were sealed under ahead are stored

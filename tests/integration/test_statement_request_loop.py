@@ -1,8 +1,7 @@
 """A statement request's loop serves every request of its worker: it validates and seals a batch
 itself only when that cannot stall it, a few statements in a small JSON body whose sealing reads
-nothing over a network; many statements, a large body, attachments and a sealing that must read
-the erasure generation from PostgreSQL go to a thread (lrs/request_loop.py). What is stored is
-the same."""
+nothing; many statements, a large body, attachments and a sealing that must read the erasure
+generation (once a second) go to a thread (lrs/request_loop.py). What is stored is the same."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from starlette.testclient import TestClient
 
 import ingest.pipeline
 import lrs.application
-from lrs.config import Settings
 from lrs.request_loop import INLINE_BODY_BYTES, INLINE_ITEMS
 from tests.attachments import declared, multipart
 from tests.conftest import XAPIClient
@@ -81,21 +79,19 @@ def test_a_few_small_statements_are_prepared_on_their_loop_when_nothing_is_read_
     assert threads.on_loop() == (True, True)
 
 
-def test_a_batch_whose_sealing_reads_the_generation_is_prepared_on_its_loop_only_from_a_local_store(
-        xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch,
-        settings: Settings) -> None:
+def test_a_batch_whose_sealing_reads_the_generation_is_prepared_in_a_thread(
+        xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    _generation_read(xapi, monkeypatch)
     _generation_fresh(monkeypatch, False)
     threads = Threads(server, monkeypatch)
     _posted(xapi, with_id(statement()))
-    local = settings.event_store is None
-    assert threads.on_loop() == (local, local)
+    assert threads.on_loop() == (False, False)
 
 
 def test_a_generation_that_comes_due_while_a_batch_is_checked_on_its_loop_is_not_read_there(
-        xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch,
-        settings: Settings) -> None:
+        xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     store = server.app.state.services.store  # type: ignore[attr-defined]
-    xapi.post(with_id(statement()))
+    _generation_read(xapi, monkeypatch)
     read_in: list[int] = []
     generation = store.key_ring._generation
 
@@ -104,14 +100,13 @@ def test_a_generation_that_comes_due_while_a_batch_is_checked_on_its_loop_is_not
         return generation(*args)
 
     # Fresh when the loop decided where to check the batch, due by the time it seals it.
-    monkeypatch.setattr(store, "work_ahead_waits_on_a_network", lambda: False)
+    monkeypatch.setattr(store, "work_ahead_reads", lambda: False)
     monkeypatch.setattr(store.key_ring, "due", lambda max_age: True)
     monkeypatch.setattr(store.key_ring, "_generation", read)
     threads = Threads(server, monkeypatch)
     _posted(xapi, with_id(statement()))
     assert threads.on_loop() == (True, True)
-    local = settings.event_store is None
-    assert read_in == (threads.loop if local else [])  # PostgreSQL's waits for a thread
+    assert read_in == []  # the next request reads it, in a thread
 
 
 def test_many_statements_in_a_small_body_are_prepared_in_a_thread(

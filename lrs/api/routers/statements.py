@@ -85,14 +85,15 @@ async def _store(services: StoreServices, body: _Body, principal: PrincipalDep, 
 
     A batch of a few small statements is prepared on the loop: a hop to a thread and back
     cost batch-1 traffic a tenth of its throughput. Many statements, a large body, attachments
-    (files to read, signatures to verify) and a sealing that must read the store over a network
-    go to a thread, where they stall no other request of the worker (lrs/request_loop.py)."""
+    (files to read, signatures to verify) and a sealing that must read the store (the erasure
+    generation, once a second) go to a thread, where they stall no other request of the worker
+    (lrs/request_loop.py)."""
     try:
         parts = body.parts.parts if body.parts else []
         if not parts and fits_inline(len(body.statements)):
             payload = _parse(body.statements)  # at most 64 KB: well under a millisecond
             inline = (fits_inline(len(body.statements), _count(payload))
-                      and not services.store.work_ahead_waits_on_a_network())
+                      and not services.store.work_ahead_reads())
         else:
             payload, inline = await run_in_threadpool(_parse, body.statements), False
         batch, written = await on_loop_if(inline, _sent, services, payload, parts, principal,
