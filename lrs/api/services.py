@@ -26,7 +26,7 @@ from lrs.config import DEFAULT_STORE, Settings
 from lrs.errors import Forbidden, NotFound
 from lrs.statement_events import PreparedStatement
 from lrs.store.attachments import AttachmentStore, attachment_store
-from lrs.views_process import PIPE_WAIT, ViewsProcess
+from lrs.views_process import PIPE_WAIT, ViewsProcess, ViewsUnavailable
 
 if TYPE_CHECKING:
     from lrs.api.links import ParentLink
@@ -58,8 +58,12 @@ async def consistent_through(committer: Committer) -> str:
     may first have to open the store); the answer is awaited on the loop: a thread to wait in
     cost each request to such a store a fifth of its throughput at batch 1."""
     if not committer.consistency_in_memory:
-        return await asyncio.wait_for(asyncio.wrap_future(committer.consistent_through_later()),
-                                      CONSISTENT_WAIT)
+        try:
+            return await asyncio.wait_for(
+                asyncio.wrap_future(committer.consistent_through_later()), CONSISTENT_WAIT)
+        except TimeoutError:
+            raise ViewsUnavailable(f"the store's writer did not answer within {CONSISTENT_WAIT:.0f}"
+                                   " s; retry shortly") from None
     return committer.consistent_through()
 
 

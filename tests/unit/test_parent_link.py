@@ -16,7 +16,17 @@ from typing import Any
 
 import pytest
 
-from lrs.api.links import ParentGone, ParentLink, answer_message, framed, take_messages
+import lrs.api.services
+from lrs.api.links import (
+    ParentGone,
+    ParentLink,
+    WriterLink,
+    answer_message,
+    framed,
+    take_messages,
+)
+from lrs.api.services import consistent_through
+from lrs.views_process import ViewsUnavailable
 from tests.loops import run as run_coroutine
 
 Parent = Callable[[Connection], None]
@@ -267,3 +277,35 @@ def test_a_thread_waiting_for_an_answer_fails_with_503_when_the_link_closes_afte
     with pytest.raises(ParentGone):
         pending.result(timeout=5)
     assert parent_end.recv()[0] == "views"  # it had been sent
+
+
+def test_a_named_stores_consistent_through_is_the_parents_answer(
+        pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe
+
+    def parent(connection: Connection) -> None:
+        kind, number, store = connection.recv()
+        connection.send_bytes(answer_message(number, True, f"{kind} of {store}"))
+
+    run_parent(parent_end, parent)
+
+    async def scenario() -> str:
+        committer = WriterLink(await attached(worker_end), None, "north")
+        return await consistent_through(committer)
+
+    assert run_coroutine(scenario()) == "consistent of north"
+
+
+def test_a_parent_that_never_answers_consistent_through_is_a_503_to_retry(
+        pipe: tuple[Connection, Connection], monkeypatch: pytest.MonkeyPatch) -> None:
+    parent_end, worker_end = pipe
+    run_parent(parent_end, lambda connection: connection.recv())  # reads, never answers
+    monkeypatch.setattr(lrs.api.services, "CONSISTENT_WAIT", 0.2)
+
+    async def scenario() -> str:
+        committer = WriterLink(await attached(worker_end), None, "north")
+        return await consistent_through(committer)
+
+    with pytest.raises(ViewsUnavailable) as refused:
+        run_coroutine(scenario())
+    assert refused.value.status == 503 and "retry" in str(refused.value)
