@@ -42,6 +42,11 @@ class InFlight:
         # Microseconds since the epoch; 8-byte aligned, so a read never sees half a write.
         self.shared = shared if shared is not None else multiprocessing.RawValue("q", _IDLE)
 
+    @property
+    def slot(self) -> int | None:
+        """Its slot of an InFlightBoard, if it has one."""
+        return self.shared.index if isinstance(self.shared, SharedSlot) else None
+
     def begin(self) -> datetime:
         """Mark a write under way; returns its ``stored`` time."""
         self.shared.value = _PENDING
@@ -60,6 +65,49 @@ class InFlight:
         if since == _IDLE:
             return format_stored(now)
         return format_stored(min(now, _EPOCH + timedelta(microseconds=since)))
+
+
+class SharedSlot:
+    """Slot ``index`` of a shared array of 8-byte integers, as InFlight's shared value."""
+
+    __slots__ = ("array", "index")
+
+    def __init__(self, array: Any, index: int) -> None:
+        self.array = array
+        self.index = index
+
+    @property
+    def value(self) -> int:
+        return int(self.array[self.index])
+
+    @value.setter
+    def value(self, value: int) -> None:
+        self.array[self.index] = value
+
+
+class InFlightBoard:
+    """Every store's write under way, in one array `lrs serve`'s parent shares with its workers.
+
+    The parent gives a store a slot when it opens it (`default` first), and never gives that
+    slot to another while it runs; a worker learns a store's slot from the parent's first answer
+    about it (lrs/api/links.py). Past the last slot, a store's workers ask the parent each time.
+    """
+
+    def __init__(self, array: Any = None, slots: int = 256) -> None:
+        self.array = array if array is not None else multiprocessing.RawArray("q", slots)  # _IDLE
+        self._given: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def slot(self, index: int) -> InFlight:
+        return InFlight(SharedSlot(self.array, index))
+
+    def for_store(self, store: str) -> InFlight:
+        """The store's slot, or memory of its own once every slot is given."""
+        with self._lock:
+            index = self._given.get(store)
+            if index is None and len(self._given) < len(self.array):
+                index = self._given[store] = len(self._given)
+        return InFlight() if index is None else self.slot(index)
 
 
 @dataclass(slots=True)

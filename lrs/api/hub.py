@@ -32,6 +32,7 @@ from lrs.api.links import (
     answer_message,
 )
 from lrs.api.ratelimit import AccessLimits
+from lrs.committer import GroupCommitter
 from lrs.views_process import SLOT_WAIT, ViewsBusy, ViewsUnavailable
 
 if TYPE_CHECKING:
@@ -138,9 +139,11 @@ class WorkerHub:
             return services.committer.submit(payload[0])
         if kind == DOCUMENTS:
             return services.store.document_writes.submit(*payload)
-        if kind == CONSISTENT:
+        if kind == CONSISTENT:  # and where the worker reads it from now on (WriterLink)
             future = Future()
-            future.set_result(services.committer.consistent_through())
+            committer = services.committer
+            slot = committer.in_flight.slot if isinstance(committer, GroupCommitter) else None
+            future.set_result((committer.consistent_through(), slot))
             return future
         if views is None:
             future = Future()

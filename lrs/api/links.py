@@ -18,12 +18,13 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
 from lrs.api.ratelimit import MAX_SUBJECTS, AccessLimits
-from lrs.committer import InFlight
+from lrs.committer import InFlight, InFlightBoard
 from lrs.config import Settings
 from lrs.document_writes import DocumentWriter
 from lrs.statement_events import PreparedStatement
@@ -254,13 +255,17 @@ def take_messages(buffer: bytearray) -> list[bytes]:
 class WriterLink:
     """The GroupCommitter's interface, answered by the parent's committer of the named store.
 
-    The `default` store's write under way is in memory shared with the parent (``in_flight``);
-    another store's committer is made after the workers start, so they ask the parent."""
+    A store's write under way is in memory shared with the parent (``in_flight``): the
+    `default` store's from the start; another's once the parent's first answer about it named
+    its slot (an InFlightBoard's: the store may be opened only after the workers start). Until
+    then, or past the board's last slot, Consistent-Through is the parent's answer."""
 
-    def __init__(self, link: ParentLink, in_flight: InFlight | None, store: str) -> None:
+    def __init__(self, link: ParentLink, in_flight: InFlight | None, store: str,
+                 board: InFlightBoard | None = None) -> None:
         self.link = link
         self.in_flight = in_flight
         self.store_name = store
+        self.board = board
 
     def submit(self, batch: Sequence[PreparedStatement]) -> Future[list[str]]:
         return self.link.ask(STORE, self.store_name, list(batch))
@@ -280,11 +285,24 @@ class WriterLink:
         return answer
 
     def consistent_through_later(self) -> Future[str]:
-        if self.in_flight is None:
-            return self.link.ask(CONSISTENT, self.store_name)
         done: Future[str] = Future()
-        done.set_result(self.in_flight.consistent_through())
+        if self.in_flight is not None:
+            done.set_result(self.in_flight.consistent_through())
+            return done
+        done.set_running_or_notify_cancel()
+        self.link.ask(CONSISTENT, self.store_name).add_done_callback(
+            partial(self._answered, done))
         return done
+
+    def _answered(self, done: Future[str], asked: Future[tuple[str, int | None]]) -> None:
+        try:
+            through, slot = asked.result()
+        except BaseException as exc:
+            done.set_exception(exc)
+            return
+        if slot is not None and self.board is not None:
+            self.in_flight = self.board.slot(slot)
+        done.set_result(through)
 
     def close(self) -> None:
         self.link.close()

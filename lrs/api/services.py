@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from lrs.api.statement_params import MoreTokens, more_key
 from lrs.application import LearningRecordStore
 from lrs.auth import Authenticator, CredentialChanges, Principal
-from lrs.committer import GroupCommitter
+from lrs.committer import GroupCommitter, InFlightBoard
 from lrs.config import DEFAULT_STORE, Settings
 from lrs.errors import Forbidden, NotFound
 from lrs.statement_events import PreparedStatement
@@ -30,7 +30,6 @@ from lrs.views_process import PIPE_WAIT, ViewsProcess, ViewsUnavailable
 
 if TYPE_CHECKING:
     from lrs.api.links import ParentLink
-    from lrs.committer import InFlight
 
 # How long a store's archived-or-not is trusted: archiving through the server takes effect at
 # once (it bumps the credential changes), through the CLI within this time, as a revocation.
@@ -111,10 +110,12 @@ def more_tokens(settings: Settings) -> MoreTokens:
     return MoreTokens(key, settings.max_page_statements)
 
 
-def _open_store(settings: Settings, authenticator: Authenticator) -> StoreServices:
+def _open_store(settings: Settings, authenticator: Authenticator,
+                board: InFlightBoard) -> StoreServices:
     store = LearningRecordStore(env=settings.event_store_env())
     services = StoreServices(
-        settings=settings, store=store, committer=GroupCommitter(store),
+        settings=settings, store=store,
+        committer=GroupCommitter(store, in_flight=board.for_store(settings.store)),
         authenticator=authenticator,
         attachments=attachment_store(settings.attachment_store, settings.store_dir, settings.store),
         more_links=more_tokens(settings))
@@ -129,6 +130,8 @@ class Services(StoreServices):
     credential), and the registry of every other store's, opened when first used."""
 
     opener: Callable[[Settings], StoreServices] | None = None
+    # Each store's write under way, shared with `lrs serve`'s workers (lrs/api/workers.py).
+    in_flight_board: InFlightBoard = field(default_factory=InFlightBoard)
     _stores: dict[str, StoreServices] = field(default_factory=dict)
     _archived: dict[str, tuple[float, bool]] = field(default_factory=dict)
     _changes_seen: int = 0
@@ -143,21 +146,23 @@ class Services(StoreServices):
             key, _, secret = settings.bootstrap_credential.partition(":")
             store.ensure_credential(key, secret, ["all", "admin"], name="bootstrap")
         authenticator = Authenticator(store, settings.authority_home_page)
+        board = InFlightBoard()
         services = cls(
             settings=settings,
             store=store,
-            committer=GroupCommitter(store),
+            committer=GroupCommitter(store, in_flight=board.for_store(DEFAULT_STORE)),
             authenticator=authenticator,
             attachments=attachment_store(settings.attachment_store, settings.data_dir),
             more_links=more_tokens(settings),
-            opener=lambda s: _open_store(s, authenticator),
+            opener=lambda s: _open_store(s, authenticator, board),
+            in_flight_board=board,
         )
         if settings.projections == "embedded":
             services.start_projections()
         return services
 
     @classmethod
-    def for_worker(cls, settings: Settings, link: ParentLink, in_flight: InFlight,
+    def for_worker(cls, settings: Settings, link: ParentLink, board: InFlightBoard,
                    changes: CredentialChanges) -> Services:
         """A worker of `lrs serve --workers N`: reads here; appends (statements and documents)
         and views through the parent (lrs/api/workers.py), each message naming its store."""
@@ -173,7 +178,7 @@ class Services(StoreServices):
             store_app.write_documents_through(DocumentWritesLink(link, store_settings.store))
             return StoreServices(
                 settings=store_settings, store=store_app,
-                committer=WriterLink(link, None, store_settings.store),
+                committer=WriterLink(link, None, store_settings.store, board),
                 authenticator=authenticator,
                 attachments=attachment_store(store_settings.attachment_store,
                                              store_settings.store_dir, store_settings.store),
@@ -184,12 +189,13 @@ class Services(StoreServices):
         return cls(
             settings=settings,
             store=store,
-            committer=WriterLink(link, in_flight, DEFAULT_STORE),
+            committer=WriterLink(link, board.slot(0), DEFAULT_STORE, board),
             authenticator=authenticator,
             attachments=attachment_store(settings.attachment_store, settings.data_dir),
             more_links=more_tokens(settings),
             views=ViewsLink(settings, link) if settings.projections == "embedded" else None,
             opener=open_linked,
+            in_flight_board=board,
         )
 
     def of(self, principal: Principal) -> StoreServices:

@@ -82,7 +82,7 @@ def serve_workers(settings: Settings) -> int:
     hub = WorkerHub(services, AccessLimits(settings), settings.view_query_slots,
                     settings.sql_slots)
     context = multiprocessing.get_context("spawn")
-    shared = (committer.in_flight.shared, services.authenticator.changes.shared)
+    shared = (services.in_flight_board.array, services.authenticator.changes.shared)
     share = worker_settings(settings)
     loads = context.RawArray("i", [ABSENT] * settings.workers)
     workers: list[tuple[BaseProcess, Connection]] = []
@@ -143,15 +143,16 @@ def run_worker(settings: Settings, sock: socket.socket, connection: Connection,
     from lrs.api.services import Services
     from lrs.auth import CredentialChanges
     from lrs.cli.common import tune_gc
-    from lrs.committer import InFlight
+    from lrs.committer import InFlightBoard
 
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     link = ParentLink(connection)
-    clock, changes = shared  # the in-flight write's time and the credential changes
+    writes, changes = shared  # each store's write under way, and the credential changes
 
     def start() -> Services:
         link.attach(asyncio.get_running_loop())  # the lifespan runs on the server's loop
-        return Services.for_worker(settings, link, InFlight(clock), CredentialChanges(changes))
+        return Services.for_worker(settings, link, InFlightBoard(writes),
+                                   CredentialChanges(changes))
 
     app = create_app(settings, start, limits=LinkedAccessLimits(settings, link))
     loads, number, first_start = place

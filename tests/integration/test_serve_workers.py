@@ -285,16 +285,32 @@ def test_every_statement_posted_through_several_workers_is_stored_once_and_reada
     assert sorted(seen) == sorted(ids)
 
 
+def _store_credential(url: str, store: str) -> dict[str, str]:
+    """The headers of a new credential in ``store`` (a new store, unless `default`)."""
+    with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+        if store == "default":
+            return AUTH
+        http.post("/admin/stores", json={"name": store}).raise_for_status()
+        issued = http.post(f"/admin/stores/{store}/credentials",
+                           json={"name": "tool", "scopes": ["all"]})
+        issued.raise_for_status()
+    pair = f"{issued.json()['key']}:{issued.json()['secret']}".encode()
+    return {**AUTH, "Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
+@pytest.mark.parametrize("store", ["default", "north"])
 def test_consistent_through_never_passes_a_statement_that_is_not_yet_visible(
-        tmp_path: Path) -> None:
+        tmp_path: Path, store: str) -> None:
     """Communication 2.1.3: every statement stored before the instant a response gives is in
-    that response's view of the store, whichever worker answers and whichever is writing."""
+    that response's view of the store, whichever worker answers and whichever is writing; for
+    a store opened after the workers started too (its write under way in a board's slot)."""
     stop = threading.Event()
     answers: list[tuple[str, set[str]]] = []
     with serving(tmp_path / "data", None, workers=2, LRS_MAX_PAGE_STATEMENTS="100000") as (_, url):
+        headers = _store_credential(url, store)
 
         def writer(number: int) -> None:
-            with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+            with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
                 while not stop.is_set():
                     http.post("/xAPI/statements",
                               json=[statement(str(uuid.uuid4()), number) for _ in range(5)])
@@ -308,7 +324,7 @@ def test_consistent_through_never_passes_a_statement_that_is_not_yet_visible(
             # until they have seen the store at more than ten sizes (group commits of all four
             # writers at once once gave exactly ten by 200 statements).
             deadline = time.monotonic() + 120
-            with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+            with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
                 while (len(answers) < 60 or len(answers[-1][1]) < 200
                        or len({len(ids) for _, ids in answers}) <= 10):
                     assert time.monotonic() < deadline, "the writers stored too little to test"
@@ -319,7 +335,7 @@ def test_consistent_through_never_passes_a_statement_that_is_not_yet_visible(
             stop.set()
             for thread in threads:
                 thread.join()
-        with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
             everything = http.get("/xAPI/statements", params={"limit": 0}).json()["statements"]
     assert len(everything) > 100 and len({len(ids) for _, ids in answers}) > 10
     for through, seen in answers:

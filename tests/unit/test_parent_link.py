@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import lrs.api.services
+from ingest.enrich import format_stored
 from lrs.api.links import (
     ParentGone,
     ParentLink,
@@ -26,6 +27,7 @@ from lrs.api.links import (
     take_messages,
 )
 from lrs.api.services import consistent_through
+from lrs.committer import InFlightBoard
 from lrs.views_process import ViewsUnavailable
 from tests.loops import run as run_coroutine
 
@@ -279,21 +281,58 @@ def test_a_thread_waiting_for_an_answer_fails_with_503_when_the_link_closes_afte
     assert parent_end.recv()[0] == "views"  # it had been sent
 
 
-def test_a_named_stores_consistent_through_is_the_parents_answer(
+def test_a_named_stores_consistent_through_is_the_parents_answer_until_it_names_a_slot(
         pipe: tuple[Connection, Connection]) -> None:
     parent_end, worker_end = pipe
+    asked: list[str] = []
 
-    def parent(connection: Connection) -> None:
-        kind, number, store = connection.recv()
-        connection.send_bytes(answer_message(number, True, f"{kind} of {store}"))
+    def parent(connection: Connection) -> None:  # no slot left for the store: every time
+        while True:
+            try:
+                kind, number, store = connection.recv()
+            except (EOFError, OSError):
+                return
+            asked.append(store)
+            connection.send_bytes(answer_message(number, True, (f"{kind} of {store}", None)))
 
     run_parent(parent_end, parent)
 
-    async def scenario() -> str:
-        committer = WriterLink(await attached(worker_end), None, "north")
-        return await consistent_through(committer)
+    async def scenario() -> list[str]:
+        committer = WriterLink(await attached(worker_end), None, "north", InFlightBoard())
+        return [await consistent_through(committer) for _ in range(2)]
 
-    assert run_coroutine(scenario()) == "consistent of north"
+    assert run_coroutine(scenario()) == ["consistent of north"] * 2
+    assert asked == ["north", "north"]
+
+
+def test_once_the_parent_names_a_stores_slot_the_worker_reads_its_write_under_way_there(
+        pipe: tuple[Connection, Connection]) -> None:
+    parent_end, worker_end = pipe
+    parents_board = InFlightBoard()
+    parents_board.for_store("default")
+    north = parents_board.for_store("north")  # the parent's committer of the store
+    workers_board = InFlightBoard(parents_board.array)  # as a worker gets it
+    asked: list[str] = []
+
+    def parent(connection: Connection) -> None:
+        _, number, store = connection.recv()
+        asked.append(store)
+        connection.send_bytes(answer_message(number, True, (north.consistent_through(),
+                                                            north.slot)))
+
+    run_parent(parent_end, parent)
+
+    async def scenario() -> tuple[str, str, str]:
+        committer = WriterLink(await attached(worker_end), None, "north", workers_board)
+        first = await consistent_through(committer)  # asked
+        stored = north.begin()  # a write under way in the parent: nothing after it is visible
+        during = await consistent_through(committer)  # read in the shared slot
+        north.end()
+        return first, during, format_stored(stored)
+
+    first, during, stored = run_coroutine(scenario())
+    assert asked == ["north"]
+    assert first < stored and during <= stored
 
 
 def test_a_parent_that_never_answers_consistent_through_is_a_503_to_retry(
@@ -303,7 +342,7 @@ def test_a_parent_that_never_answers_consistent_through_is_a_503_to_retry(
     monkeypatch.setattr(lrs.api.services, "CONSISTENT_WAIT", 0.2)
 
     async def scenario() -> str:
-        committer = WriterLink(await attached(worker_end), None, "north")
+        committer = WriterLink(await attached(worker_end), None, "north", InFlightBoard())
         return await consistent_through(committer)
 
     with pytest.raises(ViewsUnavailable) as refused:
