@@ -281,7 +281,7 @@ def test_a_thread_waiting_for_an_answer_fails_with_503_when_the_link_closes_afte
     assert parent_end.recv()[0] == "views"  # it had been sent
 
 
-def test_a_named_stores_consistent_through_is_the_parents_answer_until_it_names_a_slot(
+def test_a_named_stores_consistent_through_is_the_parents_answer_each_time_without_a_slot(
         pipe: tuple[Connection, Connection]) -> None:
     parent_end, worker_end = pipe
     asked: list[str] = []
