@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/attachments.py
 	$(BIN)/python bench/abuse.py
+	$(BIN)/python bench/fairness.py
 
 clean:
 	rm -rf $(VENV) .lrs-data .cache build
