@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/attachments.py
 	$(BIN)/python bench/abuse.py
 	$(BIN)/python bench/fairness.py
+	$(BIN)/python bench/idle.py
 
 clean:
 	rm -rf $(VENV) .lrs-data .cache build

@@ -485,3 +485,51 @@ def test_pace_counts_the_competencies_mastered_now(
     runner.catch_up()
     assert runner.con.execute("SELECT level FROM mastery").fetchone() == ("approaching",)
     assert runner.con.execute("SELECT competencies_mastered FROM learner_pace").fetchone() == (0,)
+
+
+class _CountedConnection:
+    """The runner's DuckDB connection, counting every use (execute, cursor, register, …)."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+        self.uses = 0
+
+    def __getattr__(self, name: str) -> Any:
+        self.uses += 1
+        return getattr(self.con, name)
+
+
+def test_idle_views_read_nothing_of_duckdb_while_the_log_stands_still(
+        sqlite_store: LearningRecordStore, runner: ProjectionRunner) -> None:
+    history(sqlite_store)
+    runner.catch_up()
+    head = sqlite_store.recorder.max_notification_id()
+    counted = _CountedConnection(runner.con)
+    runner.con = counted
+    assert runner.catch_up() == 0
+    assert runner.lag() == {"position": head, "log_position": head, "events_behind": 0,
+                            "learners_to_refresh": 0, "seconds_behind": 0.0}
+    assert counted.uses == 0
+
+
+def test_a_statement_written_after_the_views_went_idle_reaches_them(
+        sqlite_store: LearningRecordStore, runner: ProjectionRunner) -> None:
+    history(sqlite_store)
+    runner.catch_up()
+    runner.catch_up()  # idle
+    (sid,) = append(sqlite_store, [answer("eve", 20, True)])
+    assert runner.lag()["events_behind"] == 1
+    assert runner.catch_up() == 1
+    assert runner.con.execute("SELECT learner FROM statement_facts WHERE statement_id = ?",
+                              [sid]).fetchone() is not None
+    assert runner.lag()["learners_to_refresh"] == 0
+
+
+def test_idle_views_rebuilt_apply_the_whole_log_again(
+        sqlite_store: LearningRecordStore, runner: ProjectionRunner, tmp_path: Path) -> None:
+    history(sqlite_store)
+    runner.catch_up()
+    runner.catch_up()  # idle
+    before = tables(runner.con)
+    assert runner.rebuild() > 0
+    assert tables(runner.con) == before == rebuilt_tables(sqlite_store, tmp_path)
