@@ -20,9 +20,10 @@ class EventsBehind:
     process's CPU). The log is append-only, so a range once counted keeps its count: each call
     counts only what the views applied and what the log gained since the last one.
 
-    On PostgreSQL an event can commit below a log position already seen; such an event is
-    missed until the views pass the counted range, when the count starts afresh. Whether the
-    views are behind at all is the caller's to decide exactly (a count is asked for only then)."""
+    Positions commit in order on both stores (PostgreSQL's inserts take the library's EXCLUSIVE
+    table lock first): once the log's head reads N, no event below N can still arrive, which
+    the runner relies on too. Whether the views are behind at all is the caller's to decide
+    exactly (a count is asked for only then)."""
 
     def __init__(self, count: Callable[[int, int], int]) -> None:
         self._count = count  # events after one log position, through another

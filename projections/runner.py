@@ -172,6 +172,7 @@ class ProjectionRunner(LearnerRefresh):
             if len(page) < self.page_size:
                 if position < head:  # nothing more for the views up to the head
                     self._pass_to(head)
+                    position = head
                 break
         if refresh:
             self.refresh()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from ingest.pipeline import prepare_statements
 from lrs.application import LearningRecordStore
 from lrs.auth import Principal
+from lrs.config import Settings
 from projections.refresh import RESUMED_FACTS_PER_FULL
 from projections.runner import ProjectionRunner
 from projections.schema import DERIVED
@@ -499,37 +501,70 @@ class _CountedConnection:
         return getattr(self.con, name)
 
 
-def test_idle_views_read_nothing_of_duckdb_while_the_log_stands_still(
-        sqlite_store: LearningRecordStore, runner: ProjectionRunner) -> None:
-    history(sqlite_store)
-    runner.catch_up()
-    head = sqlite_store.recorder.max_notification_id()
+@pytest.fixture
+def any_store(settings: Settings) -> Iterator[LearningRecordStore]:
+    """The store on SQLite, then on PostgreSQL."""
+    app = LearningRecordStore(env=settings.event_store_env())
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def views_of(any_store: LearningRecordStore, tmp_path: Path) -> ProjectionRunner:
+    return ProjectionRunner(any_store, tmp_path / "views.duckdb", page_size=7)
+
+
+def _counted(runner: ProjectionRunner) -> _CountedConnection:
     counted = _CountedConnection(runner.con)
     runner.con = counted
-    assert runner.catch_up() == 0
-    assert runner.lag() == {"position": head, "log_position": head, "events_behind": 0,
-                            "learners_to_refresh": 0, "seconds_behind": 0.0}
+    return counted
+
+
+def test_idle_views_read_nothing_of_duckdb_while_the_log_stands_still(
+        any_store: LearningRecordStore, views_of: ProjectionRunner) -> None:
+    history(any_store)
+    views_of.catch_up()
+    head = any_store.recorder.max_notification_id()
+    counted = _counted(views_of)
+    assert views_of.catch_up() == 0
+    assert views_of.lag() == {"position": head, "log_position": head, "events_behind": 0,
+                              "learners_to_refresh": 0, "seconds_behind": 0.0}
     assert counted.uses == 0
 
 
-def test_a_statement_written_after_the_views_went_idle_reaches_them(
-        sqlite_store: LearningRecordStore, runner: ProjectionRunner) -> None:
-    history(sqlite_store)
-    runner.catch_up()
-    runner.catch_up()  # idle
-    (sid,) = append(sqlite_store, [answer("eve", 20, True)])
-    assert runner.lag()["events_behind"] == 1
-    assert runner.catch_up() == 1
-    assert runner.con.execute("SELECT learner FROM statement_facts WHERE statement_id = ?",
-                              [sid]).fetchone() is not None
-    assert runner.lag()["learners_to_refresh"] == 0
+def test_views_go_idle_in_one_poll_past_events_they_do_not_read(
+        any_store: LearningRecordStore, views_of: ProjectionRunner) -> None:
+    append(any_store, [answer("ada", 1, True)])
+    views_of.catch_up()
+    any_store.ensure_credential("key-0", "a-secret-of-enough-length", ["all"], name="tool")
+    views_of.catch_up()  # passes the credential's event
+    counted = _counted(views_of)
+    views_of.catch_up()
+    assert counted.uses == 0
+
+
+def test_a_statement_another_process_writes_after_the_views_went_idle_reaches_them(
+        any_store: LearningRecordStore, views_of: ProjectionRunner, settings: Settings) -> None:
+    history(any_store)
+    views_of.catch_up()
+    views_of.catch_up()  # idle
+    other = LearningRecordStore(env=settings.event_store_env())  # as `lrs ingest` would be
+    try:
+        (sid,) = append(other, [answer("eve", 20, True)])
+    finally:
+        other.close()
+    assert views_of.lag()["events_behind"] == 1
+    assert views_of.catch_up() == 1
+    assert views_of.con.execute("SELECT learner FROM statement_facts WHERE statement_id = ?",
+                                [sid]).fetchone() is not None
+    assert views_of.lag()["learners_to_refresh"] == 0
 
 
 def test_idle_views_rebuilt_apply_the_whole_log_again(
-        sqlite_store: LearningRecordStore, runner: ProjectionRunner, tmp_path: Path) -> None:
-    history(sqlite_store)
-    runner.catch_up()
-    runner.catch_up()  # idle
-    before = tables(runner.con)
-    assert runner.rebuild() > 0
-    assert tables(runner.con) == before == rebuilt_tables(sqlite_store, tmp_path)
+        any_store: LearningRecordStore, views_of: ProjectionRunner, tmp_path: Path) -> None:
+    history(any_store)
+    views_of.catch_up()
+    views_of.catch_up()  # idle
+    before = tables(views_of.con)
+    assert views_of.rebuild() > 0
+    assert tables(views_of.con) == before == rebuilt_tables(any_store, tmp_path)
