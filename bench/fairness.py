@@ -25,7 +25,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import Server, running_server
+from bench.harness import Server, event_store_argument, running_server
 from bench.ingest import make_statement
 
 
@@ -109,6 +109,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--event-store", default=None,
-                        help="a PostgreSQL URL (a fresh database); SQLite when not given")
+    event_store_argument(parser)
     main(parser.parse_args())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import os
 import signal
@@ -17,6 +18,12 @@ from dataclasses import dataclass
 import httpx
 
 CREDENTIAL = "bench:bench-secret"
+
+
+def event_store_argument(parser: argparse.ArgumentParser) -> None:
+    """--event-store: the benchmark's server on PostgreSQL (a fresh database) or SQLite."""
+    parser.add_argument("--event-store", default=None,
+                        help="a PostgreSQL URL (a fresh database); SQLite when not given")
 
 
 @dataclass

@@ -140,6 +140,14 @@ def sqlite_store(tmp_path: Path) -> Iterator[LearningRecordStore]:
 
 
 @pytest.fixture
+def store(settings: Settings) -> Iterator[LearningRecordStore]:
+    """An application on the store ``settings`` names: SQLite, then PostgreSQL."""
+    app = LearningRecordStore(env=settings.event_store_env())
+    yield app
+    app.close()
+
+
+@pytest.fixture
 def server(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
         yield client

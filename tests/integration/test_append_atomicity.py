@@ -87,13 +87,6 @@ class Database:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[LearningRecordStore]:
-    app = LearningRecordStore(env=settings.event_store_env())
-    yield app
-    app.close()
-
-
-@pytest.fixture
 def database(settings: Settings, store: LearningRecordStore) -> Iterator[Database]:
     database = Database(settings, store.recorder.events_table_name)  # type: ignore[attr-defined]
     yield database

@@ -6,7 +6,6 @@ large body's JSON check and a merge go to a thread (lrs/document_commands.py).""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -20,13 +19,6 @@ from tests.loops import run
 
 KEY = DocumentKey(STATE, "bookmark", activity_id="https://example.org/a",
                   agent="mbox:mailto:ada@example.org")
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[LearningRecordStore]:
-    app = LearningRecordStore(env=settings.event_store_env())
-    yield app
-    app.close()
 
 
 def _reads_on_loop(store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch,

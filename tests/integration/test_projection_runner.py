@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -502,16 +501,8 @@ class _CountedConnection:
 
 
 @pytest.fixture
-def any_store(settings: Settings) -> Iterator[LearningRecordStore]:
-    """The store on SQLite, then on PostgreSQL."""
-    app = LearningRecordStore(env=settings.event_store_env())
-    yield app
-    app.close()
-
-
-@pytest.fixture
-def views_of(any_store: LearningRecordStore, tmp_path: Path) -> ProjectionRunner:
-    return ProjectionRunner(any_store, tmp_path / "views.duckdb", page_size=7)
+def views_of(store: LearningRecordStore, tmp_path: Path) -> ProjectionRunner:
+    return ProjectionRunner(store, tmp_path / "views.duckdb", page_size=7)
 
 
 def _counted(runner: ProjectionRunner) -> _CountedConnection:
@@ -521,10 +512,10 @@ def _counted(runner: ProjectionRunner) -> _CountedConnection:
 
 
 def test_idle_views_read_nothing_of_duckdb_while_the_log_stands_still(
-        any_store: LearningRecordStore, views_of: ProjectionRunner) -> None:
-    history(any_store)
+        store: LearningRecordStore, views_of: ProjectionRunner) -> None:
+    history(store)
     views_of.catch_up()
-    head = any_store.recorder.max_notification_id()
+    head = store.recorder.max_notification_id()
     counted = _counted(views_of)
     assert views_of.catch_up() == 0
     assert views_of.lag() == {"position": head, "log_position": head, "events_behind": 0,
@@ -533,10 +524,10 @@ def test_idle_views_read_nothing_of_duckdb_while_the_log_stands_still(
 
 
 def test_views_go_idle_in_one_poll_past_events_they_do_not_read(
-        any_store: LearningRecordStore, views_of: ProjectionRunner) -> None:
-    append(any_store, [answer("ada", 1, True)])
+        store: LearningRecordStore, views_of: ProjectionRunner) -> None:
+    append(store, [answer("ada", 1, True)])
     views_of.catch_up()
-    any_store.ensure_credential("key-0", "a-secret-of-enough-length", ["all"], name="tool")
+    store.ensure_credential("key-0", "a-secret-of-enough-length", ["all"], name="tool")
     views_of.catch_up()  # passes the credential's event
     counted = _counted(views_of)
     views_of.catch_up()
@@ -544,8 +535,8 @@ def test_views_go_idle_in_one_poll_past_events_they_do_not_read(
 
 
 def test_a_statement_another_process_writes_after_the_views_went_idle_reaches_them(
-        any_store: LearningRecordStore, views_of: ProjectionRunner, settings: Settings) -> None:
-    history(any_store)
+        store: LearningRecordStore, views_of: ProjectionRunner, settings: Settings) -> None:
+    history(store)
     views_of.catch_up()
     views_of.catch_up()  # idle
     other = LearningRecordStore(env=settings.event_store_env())  # as `lrs ingest` would be
@@ -561,10 +552,10 @@ def test_a_statement_another_process_writes_after_the_views_went_idle_reaches_th
 
 
 def test_idle_views_rebuilt_apply_the_whole_log_again(
-        any_store: LearningRecordStore, views_of: ProjectionRunner, tmp_path: Path) -> None:
-    history(any_store)
+        store: LearningRecordStore, views_of: ProjectionRunner, tmp_path: Path) -> None:
+    history(store)
     views_of.catch_up()
     views_of.catch_up()  # idle
     before = tables(views_of.con)
     assert views_of.rebuild() > 0
-    assert tables(views_of.con) == before == rebuilt_tables(any_store, tmp_path)
+    assert tables(views_of.con) == before == rebuilt_tables(store, tmp_path)
