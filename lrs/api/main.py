@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
@@ -37,6 +38,7 @@ from lrs.api.server import ClientGoneMiddleware
 from lrs.api.services import Services
 from lrs.config import Settings
 from lrs.dashboard import pages as dashboard
+from lrs.request_loop import HEAVY_AT_ONCE
 
 XAPI_PREFIX = "/xAPI"
 
@@ -50,6 +52,7 @@ def create_app(settings: Settings, start: Callable[[], Services] | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = start() if start is not None else Services.start(settings)
         app.state.services = services
+        app.state.heavy_work = anyio.CapacityLimiter(HEAVY_AT_ONCE)  # lrs/request_loop.py
         try:
             yield
         finally:

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 import ingest.pipeline
 import lrs.application
-from lrs.request_loop import INLINE_BODY_BYTES, INLINE_ITEMS
+from lrs.request_loop import HEAVY_AT_ONCE, INLINE_BODY_BYTES, INLINE_ITEMS
 from tests.attachments import declared, multipart
 from tests.conftest import XAPIClient
 from tests.statements import statement, with_id
@@ -152,3 +152,35 @@ def test_an_invalid_large_batch_prepared_in_a_thread_is_refused_naming_the_state
     assert response.status_code == 400
     assert "statements[20]" in response.text and "verb" in response.text
     assert xapi.get(statementId=batch[0]["id"]).status_code == 404
+
+
+def test_a_worker_checks_at_most_heavy_at_once_large_batches_at_a_time(
+        xapi: XAPIClient, server: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPU work gains nothing from more at once on the cores there are; each batch being
+    checked holds its parsed and sealed copies in memory."""
+    validate = ingest.pipeline.validate_statements
+    inside, most = [0], [0]
+    lock, crowded = threading.Lock(), threading.Event()
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            if inside[0] > HEAVY_AT_ONCE:
+                crowded.set()
+        crowded.wait(1.0)  # long enough for the others to come in, were they let in
+        with lock:
+            inside[0] -= 1
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(ingest.pipeline, "validate_statements", counted)
+    batches = [_large_batch() for _ in range(HEAVY_AT_ONCE + 2)]
+    answers: list[int] = []
+    senders = [threading.Thread(target=lambda b=b: answers.append(xapi.post(b).status_code))
+               for b in batches]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(60)
+    assert answers == [200] * len(batches)
+    assert most[0] == HEAVY_AT_ONCE

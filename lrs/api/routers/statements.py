@@ -79,15 +79,16 @@ def _sent(services: StoreServices, payload: Any, parts: list[ReceivedPart],
     return batch, services.committer.submit(batch)
 
 
-async def _store(services: StoreServices, body: _Body, principal: PrincipalDep, version: str,
-                 put_id: str | None = None) -> list[str]:
+async def _store(request: Request, services: StoreServices, body: _Body, principal: PrincipalDep,
+                 version: str, put_id: str | None = None) -> list[str]:
     """Validate, keep the attachment bodies, append; the request's part files go in any case.
 
     A batch of a few small statements is prepared on the loop: a hop to a thread and back
     cost batch-1 traffic a tenth of its throughput. Many statements, a large body, attachments
     (files to read, signatures to verify) and a sealing that must read the store (the erasure
     generation, once a second) go to a thread, where they stall no other request of the worker
-    (lrs/request_loop.py)."""
+    (lrs/request_loop.py); at most HEAVY_AT_ONCE of them at a time."""
+    heavy = getattr(request.app.state, "heavy_work", None)
     try:
         parts = body.parts.parts if body.parts else []
         if not parts and fits_inline(len(body.statements)):
@@ -95,9 +96,10 @@ async def _store(services: StoreServices, body: _Body, principal: PrincipalDep, 
             inline = (fits_inline(len(body.statements), _count(payload))
                       and not services.store.work_ahead_reads())
         else:
-            payload, inline = await run_in_threadpool(_parse, body.statements), False
+            payload = await on_loop_if(False, _parse, body.statements, limiter=heavy)
+            inline = False
         batch, written = await on_loop_if(inline, _sent, services, payload, parts, principal,
-                                          version, put_id, inline)
+                                          version, put_id, inline, limiter=heavy)
         ids = await asyncio.wrap_future(written)
         services.store.sealed_ahead_stored(batch)
         return ids
@@ -123,7 +125,8 @@ async def put_statement(request: Request, services: ServicesDep, principal: Prin
         statement_id = str(uuid.UUID(statement_id))
     except ValueError:
         raise BadRequest(f"statementId: '{statement_id}' is not a UUID") from None
-    await _store(services, await _read_body(request, services), principal, version, statement_id)
+    await _store(request, services, await _read_body(request, services), principal, version,
+                 statement_id)
     return Response(status_code=204)
 
 
@@ -142,7 +145,8 @@ async def post_statements(request: Request, services: ServicesDep, principal: Pr
     if request.query_params:
         raise BadRequest(f"unknown parameter(s) for POST statements:"
                          f" {', '.join(sorted(request.query_params))}")
-    return JSON(await _store(services, await _read_body(request, services), principal, version))
+    return JSON(await _store(request, services, await _read_body(request, services), principal,
+                             version))
 
 
 @router.api_route("", methods=["GET"], openapi_extra=STATEMENTS_GET)
