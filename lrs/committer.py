@@ -20,6 +20,7 @@ from typing import Any
 
 from ingest.enrich import format_stored
 from lrs.application import LearningRecordStore
+from lrs.config import DEFAULT_STORE
 from lrs.statement_events import PreparedStatement
 
 log = logging.getLogger(__name__)
@@ -85,17 +86,21 @@ class SharedSlot:
         self.array[self.index] = value
 
 
+DEFAULT_SLOT = 0
+
+
 class InFlightBoard:
     """Every store's write under way, in one array `lrs serve`'s parent shares with its workers.
 
-    The parent gives a store a slot when it opens it (`default` first), and never gives that
-    slot to another while it runs; a worker learns a store's slot from the parent's first answer
-    about it (lrs/api/links.py). Past the last slot, a store's workers ask the parent each time.
+    `default`'s slot is DEFAULT_SLOT in every process, whichever store opens first; the parent
+    gives another store the next slot when it opens it, and never gives that slot to another
+    while it runs; a worker learns such a store's slot from the parent's first answer about it
+    (lrs/api/links.py). Past the last slot, a store's workers ask the parent each time.
     """
 
     def __init__(self, array: Any = None, slots: int = 256) -> None:
         self.array = array if array is not None else multiprocessing.RawArray("q", slots)  # _IDLE
-        self._given: dict[str, int] = {}
+        self._given: dict[str, int] = {DEFAULT_STORE: DEFAULT_SLOT}
         self._lock = threading.Lock()
 
     def slot(self, index: int) -> InFlight:

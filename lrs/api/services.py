@@ -189,7 +189,7 @@ class Services(StoreServices):
         return cls(
             settings=settings,
             store=store,
-            committer=WriterLink(link, board.slot(0), DEFAULT_STORE, board),
+            committer=WriterLink(link, board.for_store(DEFAULT_STORE), DEFAULT_STORE, board),
             authenticator=authenticator,
             attachments=attachment_store(settings.attachment_store, settings.data_dir),
             more_links=more_tokens(settings),

@@ -13,6 +13,13 @@ def test_each_store_gets_a_slot_of_its_own_and_keeps_it() -> None:
     assert slots == [0, 1, 2, 1]
 
 
+def test_default_has_its_slot_in_every_process_whichever_store_opens_first() -> None:
+    parents = InFlightBoard(slots=8)
+    assert parents.for_store("north").slot == 1
+    workers = InFlightBoard(parents.array)
+    assert workers.for_store("default").slot == parents.for_store("default").slot == 0
+
+
 def test_past_the_last_slot_a_store_has_memory_of_its_own() -> None:
     board = InFlightBoard(slots=2)
     board.for_store("default")
