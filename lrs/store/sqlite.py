@@ -161,6 +161,10 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
             c.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
             # What an erasure deletes is overwritten with zeros, not only unlinked from its page.
             c.execute("PRAGMA secure_delete = ON")
+            # A multi-row INSERT inside a transaction keeps a statement journal (to undo that one
+            # statement alone): on disk it was a file created, written page by page and unlinked
+            # in every commit. It is never needed after a crash, so memory holds it.
+            c.execute("PRAGMA temp_store = MEMORY")
             self._configured.add(connection)
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
