@@ -12,13 +12,15 @@ once.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
 from lrs.api.links import (
@@ -26,10 +28,13 @@ from lrs.api.links import (
     DOCUMENTS,
     HEALTH,
     LIMITS,
+    RECEIVE_CHUNK,
     SQL,
     STORE,
     VIEWS,
     answer_message,
+    framed,
+    take_messages,
 )
 from lrs.api.ratelimit import AccessLimits
 from lrs.committer import GroupCommitter
@@ -95,12 +100,12 @@ class WorkerHub:
             outbox.put((number, False, error) if error is not None
                        else (number, True, future.result()))
 
-        while True:
+        for message in _messages(connection):
             try:
-                kind, number, *payload = connection.recv()
-            except (EOFError, OSError):
-                outbox.put(None)
-                return
+                kind, number, *payload = ForkingPickler.loads(message)
+            except Exception:  # not one of ours: nothing to answer, and the pipe goes on
+                log.exception("a worker's message could not be read")
+                continue
             if kind in (STORE, DOCUMENTS, VIEWS, SQL, HEALTH, CONSISTENT):
                 future = self._for_store(kind, payload[0], payload[1:])
             elif kind == LIMITS:
@@ -113,6 +118,7 @@ class WorkerHub:
                 future = Future()
                 future.set_exception(RuntimeError(f"the parent cannot answer {kind!r}"))
             future.add_done_callback(partial(answer, number))
+        outbox.put(None)
 
     def _for_store(self, kind: str, name: str, payload: list[Any]) -> Future[Any]:
         if self.services.is_open(name):
@@ -166,12 +172,50 @@ def _pass_on(outer: Future[Any], inner: Future[Any]) -> None:
         outer.set_result(inner.result())
 
 
+def _messages(connection: Connection) -> Iterator[bytes]:
+    """The worker's messages as they arrive, until it closes its end. A read takes whatever the
+    pipe holds: the requests that arrived together cost one system call (and one hand-back of
+    the interpreter lock), where Connection.recv made two for each."""
+    received = bytearray()
+    while True:
+        try:
+            chunk = os.read(connection.fileno(), RECEIVE_CHUNK)
+        except OSError:
+            return
+        if not chunk:
+            return
+        received += chunk
+        yield from take_messages(received)
+
+
 def _send_answers(connection: Connection, outbox: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
+    """The answers ready together go in one write: a group commit finishes several of a
+    worker's requests at once."""
     while (reply := outbox.get()) is not None:
-        try:  # an answer that will not pickle fails its own request, not this thread
-            connection.send_bytes(answer_message(*reply))
+        replies, stopping = [reply], False
+        while True:
+            try:
+                more = outbox.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                stopping = True
+                break
+            replies.append(more)
+        # An answer that will not pickle fails its own request (answer_message), not this thread.
+        data = b"".join(framed(answer_message(*r)) for r in replies)
+        try:
+            _write_all(connection.fileno(), data)
         except (OSError, ValueError):
             return  # the worker is gone; its client's connection went with it
+        if stopping:
+            return
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class _SlotPool:

@@ -236,18 +236,19 @@ def framed(message: bytes | memoryview) -> bytes:
 def take_messages(buffer: bytearray) -> list[bytes]:
     """The whole messages at the start of ``buffer``, taken out of it (Connection's framing)."""
     messages, start = [], 0
-    while True:
-        if len(buffer) - start < 4:
-            break
-        size, header = struct.unpack_from("!i", buffer, start)[0], 4
-        if size == -1:
-            if len(buffer) - start < 12:
+    with memoryview(buffer) as view:  # one copy of each message, not a slice and then a copy
+        while True:
+            if len(buffer) - start < 4:
                 break
-            size, header = struct.unpack_from("!Q", buffer, start + 4)[0], 12
-        if len(buffer) - start - header < size:
-            break
-        messages.append(bytes(buffer[start + header:start + header + size]))
-        start += header + size
+            size, header = struct.unpack_from("!i", buffer, start)[0], 4
+            if size == -1:
+                if len(buffer) - start < 12:
+                    break
+                size, header = struct.unpack_from("!Q", buffer, start + 4)[0], 12
+            if len(buffer) - start - header < size:
+                break
+            messages.append(bytes(view[start + header:start + header + size]))
+            start += header + size
     del buffer[:start]
     return messages
 
