@@ -155,7 +155,7 @@ def test_every_waiting_request_fails_with_503_when_the_parent_closes_the_pipe(
         connection.recv()
         connection.close()
 
-    run_parent(parent_end, gone)
+    parent = run_parent(parent_end, gone)
 
     async def scenario() -> list[BaseException | None]:
         link = await attached(worker_end)
@@ -165,6 +165,7 @@ def test_every_waiting_request_fails_with_503_when_the_parent_closes_the_pipe(
         return [*outcomes, after.exception(timeout=30)]
 
     outcomes = run_coroutine(scenario())
+    parent.join(30)  # its close is done before the fixture's (two at once: EBADF)
     assert all(isinstance(o, ParentGone) for o in outcomes), outcomes
     assert ParentGone("").status == 503
 
@@ -348,3 +349,27 @@ def test_a_parent_that_never_answers_consistent_through_is_a_503_to_retry(
     with pytest.raises(ViewsUnavailable) as refused:
         run_coroutine(scenario())
     assert refused.value.status == 503 and "retry" in str(refused.value)
+
+
+def test_requests_asked_in_one_turn_of_the_loop_reach_the_parent_in_one_write(
+        pipe: tuple[Connection, Connection]) -> None:
+    """Each write wakes the parent's reader: the requests of one turn share it."""
+    parent_end, worker_end = pipe
+    run_parent(parent_end, echo)
+
+    async def scenario() -> tuple[list[Any], int]:
+        link = await attached(worker_end)
+        writes: list[bytes] = []
+        write = link._write
+
+        def counted(data: bytes) -> None:
+            writes.append(data)
+            write(data)
+
+        link._write = counted  # type: ignore[method-assign]
+        asked = [link.ask("store", "default", n) for n in range(5)]
+        return [await answer(future) for future in asked], len(writes)
+
+    answers, writes = run_coroutine(scenario())
+    assert answers == [("store", "default", n) for n in range(5)]
+    assert writes == 1
