@@ -28,13 +28,12 @@ from lrs.api.links import (
     DOCUMENTS,
     HEALTH,
     LIMITS,
-    RECEIVE_CHUNK,
     SQL,
     STORE,
     VIEWS,
+    Inbox,
     answer_message,
     framed,
-    take_messages,
 )
 from lrs.api.ratelimit import AccessLimits
 from lrs.committer import GroupCommitter
@@ -176,16 +175,15 @@ def _messages(connection: Connection) -> Iterator[bytes]:
     """The worker's messages as they arrive, until it closes its end. A read takes whatever the
     pipe holds: the requests that arrived together cost one system call (and one hand-back of
     the interpreter lock), where Connection.recv made two for each."""
-    received = bytearray()
+    inbox = Inbox()
     while True:
         try:
-            chunk = os.read(connection.fileno(), RECEIVE_CHUNK)
+            messages = inbox.read(connection.fileno())
         except OSError:
             return
-        if not chunk:
+        if messages is None:
             return
-        received += chunk
-        yield from take_messages(received)
+        yield from messages
 
 
 def _send_answers(connection: Connection, outbox: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:

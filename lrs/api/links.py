@@ -74,7 +74,7 @@ class ParentLink:
         self._sock: socket.socket | None = None
         self._unsent = bytearray()  # what the pipe has not taken yet (the loop's alone)
         self._asked: list[bytes] = []  # asked in this turn of the loop, not yet written
-        self._received = bytearray()
+        self._inbox = Inbox()
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Called on ``loop``'s thread, before the first request: the loop owns the pipe."""
@@ -185,16 +185,15 @@ class ParentLink:
     def _readable(self) -> None:
         assert self._sock is not None
         try:
-            chunk = self._sock.recv(RECEIVE_CHUNK)
+            messages = self._inbox.read(self._sock.fileno())
         except BlockingIOError:
             return
         except OSError:
-            chunk = b""
-        if not chunk:  # the parent closed the pipe (it is stopping, or was killed)
+            messages = None
+        if messages is None:  # the parent closed the pipe (it is stopping, or was killed)
             self._detach()
             return
-        self._received += chunk
-        for message in take_messages(self._received):
+        for message in messages:
             self._answer(*read_answer(message))
 
     def _answer(self, number: int, ok: bool, value: Any) -> None:
@@ -246,6 +245,31 @@ def framed(message: bytes | memoryview) -> bytes:
     size = len(message)
     header = struct.pack("!iQ", -1, size) if size > 0x7FFFFFFF else struct.pack("!i", size)
     return b"".join((header, message))
+
+
+class Inbox:
+    """The messages a pipe brings, read a chunk at a time into one buffer kept for the pipe's
+    life: a fresh RECEIVE_CHUNK for each read had its pages faulted in each time, which cost a
+    200 KB message 94-148 us against 48 (bench of a socket pair)."""
+
+    def __init__(self) -> None:
+        self._chunk = bytearray(RECEIVE_CHUNK)
+        self._received = bytearray()
+
+    def read(self, fd: int) -> list[bytes] | None:
+        """The whole messages one read completes; None once the other end has closed.
+        A non-blocking ``fd`` with nothing to read raises BlockingIOError."""
+        with memoryview(self._chunk) as chunk:
+            got = os.readv(fd, [chunk])
+            if not got:
+                return None
+            self._received += chunk[:got]
+        return take_messages(self._received)
+
+    @property
+    def holding(self) -> int:
+        """Bytes read of a message that is not whole yet."""
+        return len(self._received)
 
 
 def take_messages(buffer: bytearray) -> list[bytes]:

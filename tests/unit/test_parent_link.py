@@ -101,7 +101,7 @@ def test_a_large_answer_arrives_whole_while_the_loop_goes_on(
         ticks_with_part_read = 0
         future = link.ask("sql", "default", "SELECT 1")
         while not future.done():
-            ticks_with_part_read += bool(link._received)
+            ticks_with_part_read += bool(link._inbox.holding)
             await asyncio.sleep(0)
         return await answer(future), ticks_with_part_read
 
