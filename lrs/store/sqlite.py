@@ -140,7 +140,6 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
         self.documents = DocumentViewSQL(paramstyle="qmark")
         self.keys = LearnerKeySQL(paramstyle="qmark", blob_type="BLOB")
         self.erasure = ErasureSQL(self.index, self.keys)
-        self._configured: set[int] = set()
         if not isinstance(datastore.pool, StatementCachingPool):  # before it opens a connection
             opened, datastore.pool = datastore.pool, StatementCachingPool.like(datastore.pool)
             opened.close()
@@ -155,17 +154,13 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
     def _configure_writer(self, c: SQLiteCursor) -> None:
         # The index's B-trees outgrow SQLite's 2 MB default page cache after a few thousand
         # statements; inserts then wait on page reads. The pool reuses connections, so once each.
-        connection = id(c.sqlite_cursor.connection)
-        if connection not in self._configured:
+        # Asked of the connection itself: a closed connection's id() may name a new one.
+        c.execute("PRAGMA cache_size")
+        if c.fetchone()[0] != -WRITER_CACHE_KIB:
             c.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
             c.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
             # What an erasure deletes is overwritten with zeros, not only unlinked from its page.
             c.execute("PRAGMA secure_delete = ON")
-            # A multi-row INSERT inside a transaction keeps a statement journal (to undo that one
-            # statement alone): on disk it was a file created, written page by page and unlinked
-            # in every commit. It is never needed after a crash, so memory holds it.
-            c.execute("PRAGMA temp_store = MEMORY")
-            self._configured.add(connection)
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
         return self.datastore.transaction(commit=False)
@@ -202,12 +197,22 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         self._configure_writer(c)
-        seqs = self._insert_stored_events(c, stored_events)
-        if kwargs.get("key_generation") is not None:
-            self.keys.insert(c, kwargs.get("learner_keys") or [], kwargs["key_generation"])
-        self._index_inserted_events(c, seqs, kwargs.get("statement_index"), kwargs.get("stored"))
-        if kwargs.get("document_changes"):
-            self.documents.apply(c, kwargs["document_changes"])
+        # A multi-row INSERT inside a transaction keeps a statement journal (to undo that one
+        # statement alone): on disk it was a file created, written page by page and unlinked in
+        # every commit. Memory holds it while this write's inserts run, no longer: they are
+        # bounded by a batch's size, while an erasure's deletions (``also``), or a read's sort on
+        # this pooled connection later, are not, and must spill to disk as before.
+        c.execute("PRAGMA temp_store = MEMORY")
+        try:
+            seqs = self._insert_stored_events(c, stored_events)
+            if kwargs.get("key_generation") is not None:
+                self.keys.insert(c, kwargs.get("learner_keys") or [], kwargs["key_generation"])
+            self._index_inserted_events(c, seqs, kwargs.get("statement_index"),
+                                        kwargs.get("stored"))
+            if kwargs.get("document_changes"):
+                self.documents.apply(c, kwargs["document_changes"])
+        finally:
+            c.execute("PRAGMA temp_store = DEFAULT")
         if kwargs.get("also") is not None:  # an erasure's deletions, with its event
             kwargs["also"](c)
         return seqs

@@ -177,11 +177,12 @@ def test_sqlite_connections_keep_their_prepared_statements(tmp_path: Path,
     assert STATEMENT_CACHE >= 128
 
 
-def test_a_sqlite_write_keeps_its_statement_journal_in_memory(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sqlite_write_keeps_its_statement_journal_in_memory_only_while_it_inserts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A multi-row INSERT inside a transaction keeps a statement journal; in a file, every commit
-    created, wrote page by page and unlinked one (a tenth of the writer's CPU at batch 1). It is
-    never read after a crash, so the writer's connections keep it in memory."""
+    created, wrote page by page and unlinked one (a tenth of the writer's CPU at batch 1). A
+    batch's inserts are bounded, so memory holds it while they run; afterwards the pooled
+    connection spills to disk again (an erasure's deletions and a read's sort are not bounded)."""
     import sqlite3
 
     from ingest.pipeline import prepare_statements
@@ -189,17 +190,12 @@ def test_a_sqlite_write_keeps_its_statement_journal_in_memory(tmp_path: Path,
     from lrs.auth import Principal
     from lrs.config import Settings
 
-    writers: list[sqlite3.Connection] = []
+    traced: list[tuple[sqlite3.Connection, str]] = []
     connect = sqlite3.connect
 
     def recorded(*args: Any, **kwargs: Any) -> sqlite3.Connection:
         connection = connect(*args, **kwargs)
-
-        def traced(sql: str) -> None:
-            if sql.lstrip().upper().startswith("INSERT") and connection not in writers:
-                writers.append(connection)
-
-        connection.set_trace_callback(traced)
+        connection.set_trace_callback(lambda sql: traced.append((connection, sql.strip().upper())))
         return connection
 
     monkeypatch.setattr(sqlite3, "connect", recorded)
@@ -207,9 +203,47 @@ def test_a_sqlite_write_keeps_its_statement_journal_in_memory(tmp_path: Path,
     try:
         writer = Principal("tool", "tool", frozenset({"all"}), "urn:lrs:credentials")
         batch = prepare_statements([statement(), statement()], writer, "1.0.3", 10)
+        traced.clear()
         assert len(store.store_batches([batch])[0]) == 2  # type: ignore[arg-type]
-        assert writers, "no connection wrote"
-        assert [w.execute("PRAGMA temp_store").fetchone()[0] for w in writers] == [2] * len(writers)
+        writers = {c for c, sql in traced if sql.startswith("INSERT INTO STORED_EVENTS")}
+        assert len(writers) == 1, "one connection wrote the batch"
+        (connection,) = writers
+        done = [sql for c, sql in traced if c is connection]
+        inserts = [i for i, sql in enumerate(done)  # the batch's, not the key ring's first
+                   if sql.startswith(("INSERT INTO STORED_EVENTS", "INSERT INTO XAPI_"))]
+        memory = done.index("PRAGMA TEMP_STORE = MEMORY")
+        default = done.index("PRAGMA TEMP_STORE = DEFAULT")
+        assert memory < inserts[0] and inserts[-1] < default
+        assert connection.execute("PRAGMA temp_store").fetchone()[0] == 0
+    finally:
+        store.close()
+
+
+def test_every_sqlite_connection_that_writes_overwrites_what_it_deletes(tmp_path: Path) -> None:
+    """Erasure relies on secure_delete: each connection that writes has it, those the pool
+    opens after closing others too (as it does with one past its max_age)."""
+    import gc
+
+    from ingest.pipeline import prepare_statements
+    from lrs.application import LearningRecordStore
+    from lrs.auth import Principal
+    from lrs.config import Settings
+
+    store = LearningRecordStore(env=Settings(data_dir=tmp_path).event_store_env())
+    try:
+        writer = Principal("tool", "tool", frozenset({"all"}), "urn:lrs:credentials")
+        idle = store.recorder.datastore.pool._pool
+        overwrites = []
+        for _ in range(3):
+            batch = prepare_statements([statement()], writer, "1.0.3", 10)
+            assert len(store.store_batches([batch])[0]) == 1  # type: ignore[arg-type]
+            while idle:
+                connection = idle.popleft()._sqlite_conn
+                overwrites.append(connection.execute("PRAGMA secure_delete").fetchone()[0])
+                connection.close()
+                del connection
+            gc.collect()
+        assert overwrites and set(overwrites) == {1}, overwrites
     finally:
         store.close()
 
