@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from multiprocessing.connection import Connection
-from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
 from lrs.api.links import (
@@ -32,8 +31,10 @@ from lrs.api.links import (
     STORE,
     VIEWS,
     Inbox,
+    UnreadableRequest,
     answer_message,
     framed,
+    read_request,
 )
 from lrs.api.ratelimit import AccessLimits
 from lrs.committer import GroupCommitter
@@ -99,25 +100,38 @@ class WorkerHub:
             outbox.put((number, False, error) if error is not None
                        else (number, True, future.result()))
 
-        for message in _messages(connection):
-            try:
-                kind, number, *payload = ForkingPickler.loads(message)
-            except Exception:  # not one of ours: nothing to answer, and the pipe goes on
-                log.exception("a worker's message could not be read")
-                continue
-            if kind in (STORE, DOCUMENTS, VIEWS, SQL, HEALTH, CONSISTENT):
-                future = self._for_store(kind, payload[0], payload[1:])
-            elif kind == LIMITS:
-                future = Future()
-                try:  # quick, in memory: answered here
-                    future.set_result(getattr(self.limits, payload[0])(*payload[1:]))
-                except Exception as exc:
-                    future.set_exception(exc)
-            else:
-                future = Future()
-                future.set_exception(RuntimeError(f"the parent cannot answer {kind!r}"))
-            future.add_done_callback(partial(answer, number))
-        outbox.put(None)
+        try:
+            for message in _messages(connection):
+                try:
+                    number, kind, payload = read_request(message)
+                except UnreadableRequest as exc:  # a bug in the worker; the pipe goes on
+                    log.error("a worker's request could not be read: %s", exc)
+                    if exc.number >= 0:
+                        outbox.put((exc.number, False, RuntimeError(str(exc))))
+                    continue
+                try:
+                    future = self._dispatch(kind, payload)
+                except Exception as exc:  # a payload not of its kind's shape: its error alone
+                    future = Future()
+                    future.set_exception(RuntimeError(
+                        f"the parent could not answer a {kind!r} request ({type(exc).__name__}:"
+                        f" {exc})"))
+                future.add_done_callback(partial(answer, number))
+        finally:
+            outbox.put(None)
+
+    def _dispatch(self, kind: str, payload: list[Any]) -> Future[Any]:
+        if kind in (STORE, DOCUMENTS, VIEWS, SQL, HEALTH, CONSISTENT):
+            return self._for_store(kind, payload[0], payload[1:])
+        future: Future[Any] = Future()
+        if kind == LIMITS:
+            try:  # quick, in memory: answered here
+                future.set_result(getattr(self.limits, payload[0])(*payload[1:]))
+            except Exception as exc:
+                future.set_exception(exc)
+        else:
+            future.set_exception(RuntimeError(f"the parent cannot answer {kind!r}"))
+        return future
 
     def _for_store(self, kind: str, name: str, payload: list[Any]) -> Future[Any]:
         if self.services.is_open(name):

@@ -97,7 +97,7 @@ class ParentLink:
                 return future
             self._waiting[number] = future
         try:
-            data = framed(ForkingPickler.dumps((kind, number, *payload)))
+            data = framed(request_message(kind, number, payload))
         except Exception as exc:  # it would not pickle: only that request fails
             self._answer(number, False, exc)
             return future
@@ -146,9 +146,8 @@ class ParentLink:
             self._loop.call_soon(self._send_asked)
 
     def _send_asked(self) -> None:
-        data = b"".join(self._asked)
-        self._asked.clear()
-        self._write(data)
+        asked, self._asked = self._asked, []  # taken first: a failure below cannot stall later asks
+        self._write(b"".join(asked))
 
     def _write(self, data: bytes) -> None:
         if self._sock is None:
@@ -228,6 +227,34 @@ def answer_message(number: int, ok: bool, value: Any) -> bytes:
         pickled = ForkingPickler.dumps((False, RuntimeError(
             f"the answer could not be sent to the worker ({type(exc).__name__})")))
     return b"".join((_NUMBER.pack(number), pickled))
+
+
+def request_message(kind: str, number: int, payload: Sequence[Any]) -> bytes:
+    """A request as a worker sends it: its number ahead of the pickle, as an answer's is, so
+    that a request the parent cannot read back is still answered (with an error), not left to
+    wait for ever."""
+    return b"".join((_NUMBER.pack(number), ForkingPickler.dumps((kind, *payload))))
+
+
+def read_request(message: bytes) -> tuple[int, str, list[Any]]:
+    """The number, kind and payload of a request. UnreadableRequest says what is wrong with
+    one, with its number (-1 when the message is too short to hold one)."""
+    if len(message) < _NUMBER.size:
+        raise UnreadableRequest(-1, f"a message of {len(message)} bytes holds no request number")
+    (number,) = _NUMBER.unpack_from(message)
+    try:
+        kind, *payload = ForkingPickler.loads(message[_NUMBER.size:])
+    except Exception as exc:
+        raise UnreadableRequest(number, f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(kind, str):
+        raise UnreadableRequest(number, f"its kind is a {type(kind).__name__}, not a name")
+    return number, kind, payload
+
+
+class UnreadableRequest(ValueError):
+    def __init__(self, number: int, why: str) -> None:
+        super().__init__(f"the parent could not read this request ({why})")
+        self.number = number
 
 
 def read_answer(message: bytes) -> tuple[int, bool, Any]:

@@ -24,6 +24,8 @@ from lrs.api.links import (
     WriterLink,
     answer_message,
     framed,
+    read_request,
+    request_message,
     take_messages,
 )
 from lrs.api.services import consistent_through
@@ -48,11 +50,17 @@ def run_parent(connection: Connection, parent: Parent) -> threading.Thread:
     return thread
 
 
+def received(connection: Connection) -> tuple[Any, ...]:
+    """A worker's request as (kind, number, *payload)."""
+    number, kind, payload = read_request(connection.recv_bytes())
+    return (kind, number, *payload)
+
+
 def echo(connection: Connection) -> None:
     """Answers each request with its payload, until the worker's end closes."""
     while True:
         try:
-            kind, number, *payload = connection.recv()
+            kind, number, *payload = received(connection)
         except (EOFError, OSError):
             return
         connection.send_bytes(answer_message(number, True, (kind, *payload)))
@@ -72,7 +80,7 @@ def test_each_answer_reaches_the_request_it_answers(pipe: tuple[Connection, Conn
     parent_end, worker_end = pipe
 
     def backwards(connection: Connection) -> None:  # answers the second request first
-        first, second = connection.recv(), connection.recv()
+        first, second = received(connection), received(connection)
         for _, number, value in (second, first):
             connection.send_bytes(answer_message(number, True, value))
 
@@ -91,7 +99,7 @@ def test_a_large_answer_arrives_whole_while_the_loop_goes_on(
     big = bytes(range(256)) * (32 * 1024)  # 8 MB: many reads of the pipe
 
     def large(connection: Connection) -> None:
-        _, number, *_ = connection.recv()
+        _, number, *_ = received(connection)
         connection.send_bytes(answer_message(number, True, big))
 
     run_parent(parent_end, large)
@@ -105,8 +113,8 @@ def test_a_large_answer_arrives_whole_while_the_loop_goes_on(
             await asyncio.sleep(0)
         return await answer(future), ticks_with_part_read
 
-    received, ticks_with_part_read = run_coroutine(scenario())
-    assert received == big
+    arrived, ticks_with_part_read = run_coroutine(scenario())
+    assert arrived == big
     assert ticks_with_part_read > 0  # the loop ran while only a piece of it had been read
 
 
@@ -151,8 +159,8 @@ def test_every_waiting_request_fails_with_503_when_the_parent_closes_the_pipe(
     parent_end, worker_end = pipe
 
     def gone(connection: Connection) -> None:
-        connection.recv()
-        connection.recv()
+        received(connection)
+        received(connection)
         connection.close()
 
     parent = run_parent(parent_end, gone)
@@ -198,10 +206,10 @@ def test_messages_are_framed_as_a_multiprocessing_connection_frames_them(
     assert [t[:2] for t in taken] == [(1, True), (2, True), (3, False)]
     assert taken[1][2] == b"y" * 100_000 and str(taken[2][2]) == "no"
     assert buffer == bytearray()
-    for message in sent:  # and what the worker frames, the parent's Connection reads
-        os.write(worker_end.fileno(), framed(pickle.dumps(message)))
-        received = parent_end.recv()
-        assert received[:2] == message[:2] and str(received[2]) == str(message[2])
+    for number, _, value in sent:  # and what the worker frames, the parent's Connection reads
+        os.write(worker_end.fileno(), framed(request_message("views", number, [value])))
+        kind, got, payload = received(parent_end)
+        assert (kind, got, str(payload)) == ("views", number, str(value))
 
 
 def test_a_request_whose_caller_stopped_waiting_leaves_the_other_answers_whole(
@@ -210,7 +218,7 @@ def test_a_request_whose_caller_stopped_waiting_leaves_the_other_answers_whole(
     both_asked = threading.Event()
 
     def together(connection: Connection) -> None:  # both answers in one write, once cancelled
-        first, second = connection.recv(), connection.recv()
+        first, second = received(connection), received(connection)
         both_asked.wait(30)
         connection._send(b"".join(  # type: ignore[attr-defined]
             framed(answer_message(m[1], True, m[2])) for m in (first, second)))
@@ -242,7 +250,7 @@ def test_an_answer_that_cannot_be_read_back_fails_its_request_and_not_the_others
     parent_end, worker_end = pipe
 
     def one_bad(connection: Connection) -> None:  # both answers in one write
-        first, second = connection.recv(), connection.recv()
+        first, second = received(connection), received(connection)
         connection._send(b"".join((  # type: ignore[attr-defined]
             framed(answer_message(first[1], False, Unreadable("views", "down"))),
             framed(answer_message(second[1], True, "fine")))))
@@ -279,7 +287,7 @@ def test_a_thread_waiting_for_an_answer_fails_with_503_when_the_link_closes_afte
     link.close()
     with pytest.raises(ParentGone):
         pending.result(timeout=5)
-    assert parent_end.recv()[0] == "views"  # it had been sent
+    assert received(parent_end)[0] == "views"  # it had been sent
 
 
 def test_a_named_stores_consistent_through_is_the_parents_answer_each_time_without_a_slot(
@@ -290,7 +298,7 @@ def test_a_named_stores_consistent_through_is_the_parents_answer_each_time_witho
     def parent(connection: Connection) -> None:  # no slot left for the store: every time
         while True:
             try:
-                kind, number, store = connection.recv()
+                kind, number, store = received(connection)
             except (EOFError, OSError):
                 return
             asked.append(store)
@@ -316,7 +324,7 @@ def test_once_the_parent_names_a_stores_slot_the_worker_reads_its_write_under_wa
     asked: list[str] = []
 
     def parent(connection: Connection) -> None:
-        _, number, store = connection.recv()
+        _, number, store = received(connection)
         asked.append(store)
         connection.send_bytes(answer_message(number, True, (north.consistent_through(),
                                                             north.slot)))
@@ -339,7 +347,7 @@ def test_once_the_parent_names_a_stores_slot_the_worker_reads_its_write_under_wa
 def test_a_parent_that_never_answers_consistent_through_is_a_503_to_retry(
         pipe: tuple[Connection, Connection], monkeypatch: pytest.MonkeyPatch) -> None:
     parent_end, worker_end = pipe
-    run_parent(parent_end, lambda connection: connection.recv())  # reads, never answers
+    run_parent(parent_end, lambda connection: received(connection))  # reads, never answers
     monkeypatch.setattr(lrs.api.services, "CONSISTENT_WAIT", 0.2)
 
     async def scenario() -> str:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import threading
-from multiprocessing.reduction import ForkingPickler
 from typing import Any, cast
 
 from lrs.api.hub import WorkerHub, _messages, _send_answers, _write_all
-from lrs.api.links import LIMITS, RECEIVE_CHUNK, framed, read_answer
+from lrs.api.links import LIMITS, RECEIVE_CHUNK, STORE, framed, read_answer, request_message
 
 
 def test_an_answer_that_will_not_pickle_fails_its_own_request_and_the_next_one_arrives() -> None:
@@ -80,17 +79,54 @@ class _Limits:
         return f"pong {value}"
 
 
-def test_a_message_that_cannot_be_read_is_skipped_and_the_next_is_answered() -> None:
-    """Nothing in it names a request to fail; the worker's other requests go on being answered."""
+def _serving() -> tuple[WorkerHub, threading.Thread, Any, Any]:
     parent_end, worker_end = multiprocessing.get_context("spawn").Pipe()
     hub = WorkerHub(cast(Any, None), cast(Any, _Limits()), 1, 1)
-    reader = hub.serve(parent_end, "test")
-    worker_end.send_bytes(b"not a pickle")
-    worker_end.send_bytes(ForkingPickler.dumps((LIMITS, 7, "ping", "there")))
-    assert worker_end.poll(30)
-    assert read_answer(worker_end.recv_bytes()) == (7, True, "pong there")
+    return hub, hub.serve(parent_end, "test"), parent_end, worker_end
+
+
+def _closed(hub: WorkerHub, reader: threading.Thread, parent_end: Any, worker_end: Any) -> None:
     worker_end.close()
     reader.join(30)
     assert not reader.is_alive()
     hub.close()
     parent_end.close()
+
+
+def test_a_message_too_short_to_name_a_request_is_skipped_and_the_next_is_answered() -> None:
+    """Nothing in it names a request to fail; the worker's other requests go on being answered."""
+    hub, reader, parent_end, worker_end = _serving()
+    worker_end.send_bytes(b"tiny")
+    worker_end.send_bytes(request_message(LIMITS, 7, ["ping", "there"]))
+    assert worker_end.poll(30)
+    assert read_answer(worker_end.recv_bytes()) == (7, True, "pong there")
+    _closed(hub, reader, parent_end, worker_end)
+
+
+def test_a_request_that_cannot_be_unpickled_is_answered_with_an_error_for_its_number() -> None:
+    """Its caller learns at once that it failed, rather than waiting for ever."""
+    hub, reader, parent_end, worker_end = _serving()
+    worker_end.send_bytes(request_message(LIMITS, 6, [])[:8] + b"not a pickle")
+    worker_end.send_bytes(request_message(LIMITS, 7, ["ping", "there"]))
+    assert worker_end.poll(30)
+    number, ok, error = read_answer(worker_end.recv_bytes())
+    assert (number, ok) == (6, False) and "could not read this request" in str(error)
+    assert worker_end.poll(30)
+    assert read_answer(worker_end.recv_bytes()) == (7, True, "pong there")
+    _closed(hub, reader, parent_end, worker_end)
+
+
+def test_a_request_whose_payload_is_not_of_its_kinds_shape_fails_alone() -> None:
+    """A store request with no store name: the reading thread lives on to answer the next."""
+    hub, reader, parent_end, worker_end = _serving()
+    worker_end.send_bytes(request_message(STORE, 5, []))
+    worker_end.send_bytes(request_message(LIMITS, 7, ["ping", "there"]))
+    answers = {}
+    for _ in range(2):
+        assert worker_end.poll(30)
+        number, ok, value = read_answer(worker_end.recv_bytes())
+        answers[number] = (ok, value)
+    assert answers[5][0] is False and "could not answer a 'store' request" in str(answers[5][1])
+    assert answers[7] == (True, "pong there")
+    assert reader.is_alive()
+    _closed(hub, reader, parent_end, worker_end)
