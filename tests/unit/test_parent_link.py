@@ -271,7 +271,6 @@ def test_a_thread_waiting_for_an_answer_fails_with_503_when_the_link_closes_afte
         pipe: tuple[Connection, Connection]) -> None:
     parent_end, worker_end = pipe  # a parent that never answers
     link = ParentLink(worker_end)
-    loop = asyncio.new_event_loop()
     asked: Future[Future[Any]] = Future()
 
     async def ask_from_a_thread() -> None:
@@ -280,8 +279,9 @@ def test_a_thread_waiting_for_an_answer_fails_with_503_when_the_link_closes_afte
         await asyncio.sleep(0.05)  # the request leaves through the loop
         asked.set_result(pending)
 
-    loop.run_until_complete(ask_from_a_thread())
-    loop.close()  # the worker's loop ended without closing the link (a crash, a signal)
+    # asyncio.run closes its loop: the worker's loop ended without closing the link (a crash,
+    # a signal). In a thread of its own, as tests/loops.py says why.
+    run_coroutine(ask_from_a_thread())
     pending = asked.result()
     assert not pending.done()
     link.close()
