@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from lrs import __version__
 from lrs.api.deps import STORE_HEADER
+from lrs.api.direct import DirectRoutes, direct_routes
 from lrs.api.errors import install_error_handlers
 from lrs.api.middleware import (
     VERSION_HEADER,
@@ -74,6 +75,9 @@ def create_app(settings: Settings, start: Callable[[], Services] | None = None,
     app.include_router(dashboard.router)
     app.include_router(home.router)
     # Added innermost first: CORS answers preflights before anything else looks at them.
+    app.add_middleware(DirectRoutes, routes=direct_routes(
+        [(XAPI_PREFIX, statements.router), (XAPI_PREFIX, documents.router)]),
+        exception_handlers=app.exception_handlers)
     app.add_middleware(ClientGoneMiddleware)
     app.add_middleware(AccessLimitMiddleware, limits=limits or AccessLimits(settings))
     app.add_middleware(AlternateRequestSyntaxMiddleware, prefix=XAPI_PREFIX,
