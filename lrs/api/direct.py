@@ -33,7 +33,12 @@ def direct_arguments(endpoint: Endpoint) -> list[tuple[str, Argument]] | None:
     """How to call ``endpoint`` without FastAPI: each parameter is the Request or a dependency
     that takes only the request. None when any parameter is something else (a query or path
     parameter, a body model, a dependency with dependencies of its own): FastAPI answers it."""
-    hints = typing.get_type_hints(endpoint, include_extras=True)
+    if not inspect.iscoroutinefunction(endpoint):  # FastAPI runs a plain def in a thread
+        return None
+    try:
+        hints = typing.get_type_hints(endpoint, include_extras=True)
+    except (NameError, TypeError):  # an annotation only FastAPI's own resolution may read
+        return None
     arguments: list[tuple[str, Argument]] = []
     for name in inspect.signature(endpoint).parameters:
         hint = hints.get(name)
@@ -44,11 +49,18 @@ def direct_arguments(endpoint: Endpoint) -> list[tuple[str, Argument]] | None:
         if len(depends) != 1 or depends[0].dependency is None:
             return None
         dependency = depends[0].dependency
-        if [typing.get_type_hints(dependency).get(p)
-                for p in inspect.signature(dependency).parameters] != [Request]:
+        if not inspect.iscoroutinefunction(dependency) or _parameter_types(dependency) != [Request]:
             return None
         arguments.append((name, dependency))
     return arguments
+
+
+def _parameter_types(function: Callable[..., Any]) -> list[Any] | None:
+    try:
+        hints = typing.get_type_hints(function)
+    except (NameError, TypeError):
+        return None
+    return [hints.get(name) for name in inspect.signature(function).parameters]
 
 
 def _called_directly(endpoint: Endpoint, arguments: list[tuple[str, Argument]]) -> ASGIApp:
@@ -66,14 +78,19 @@ def _called_directly(endpoint: Endpoint, arguments: list[tuple[str, Argument]]) 
 
 def direct_routes(routers: Sequence[tuple[str, APIRouter]]) -> dict[tuple[str, str], ASGIApp]:
     """(method, path) -> the endpoint called directly, for each route of ``routers`` (each
-    under its prefix) that has no path parameters and can be called so."""
+    under its prefix, included without dependencies of the include's own) that has no path
+    parameters and no dependencies beyond its parameters', and can be called so."""
     table: dict[tuple[str, str], ASGIApp] = {}
     for prefix, router in routers:
         for route in router.routes:
-            if not isinstance(route, APIRoute) or route.param_convertors:
+            # A guard declared on the route or its router, not as a parameter, is FastAPI's to
+            # run: such a route is left to it, never answered without its guard.
+            if (not isinstance(route, APIRoute) or route.param_convertors or route.dependencies
+                    or router.dependencies):
                 continue
             arguments = direct_arguments(route.endpoint)
-            if arguments is None:
+            if arguments is None or [d.call for d in route.dependant.dependencies] != [
+                    argument for _, argument in arguments if argument is not None]:
                 continue
             for method in route.methods or ():
                 table.setdefault((method, prefix + route.path),
@@ -83,11 +100,16 @@ def direct_routes(routers: Sequence[tuple[str, APIRouter]]) -> dict[tuple[str, s
 
 class DirectRoutes:
     """Answers a request whose method and path are exactly one of ``routes``; the app's
-    router answers everything else (another path, a trailing slash, OPTIONS)."""
+    router answers everything else (another path, a trailing slash, OPTIONS), and every
+    request while the app has dependency overrides."""
 
     def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], ASGIApp],
-                 exception_handlers: Mapping[Any, Callable[..., Any]]) -> None:
+                 exception_handlers: Mapping[Any, Callable[..., Any]],
+                 dependency_overrides: Mapping[Any, Any] | None = None) -> None:
         self.app = app
+        # The app's own dict: an override set later (a test's fake credential) sends every
+        # request to the router, which honours it.
+        self.overrides = dependency_overrides if dependency_overrides is not None else {}
         # What Starlette puts around its router: every handler but the 500 one, which
         # ServerErrorMiddleware (outermost) answers for any exception left unhandled.
         handlers = {key: handler for key, handler in exception_handlers.items()
@@ -96,7 +118,7 @@ class DirectRoutes:
                        for key, route in routes.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and not self.overrides:
             route = self.routes.get((scope["method"], scope["path"]))
             if route is not None:
                 await route(scope, receive, send)

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from starlette.responses import Response
 
 from lrs.api.direct import DirectRoutes, direct_arguments, direct_routes
 from lrs.api.errors import install_error_handlers
@@ -148,3 +149,77 @@ def test_an_endpoint_that_returns_no_response_fails_as_a_500_json_error() -> Non
         answer = client.get("/odd")
     assert answer.status_code == 500
     assert "failed to handle this request" in answer.json()["error"]["message"]
+
+
+async def _admins_only(request: Request) -> None:
+    if request.headers.get("x-admin") != "yes":
+        raise HTTPException(403, "admins only")
+
+
+async def _who(request: Request) -> str:
+    return "real"
+
+
+def _answered(router: APIRouter, path: str, overrides: dict[Any, Any] | None = None) -> Any:
+    """``router`` in an app with DirectRoutes, as create_app assembles one."""
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(router)
+    app.dependency_overrides.update(overrides or {})
+    app.add_middleware(DirectRoutes, routes=direct_routes([("", router)]),
+                       exception_handlers=app.exception_handlers,
+                       dependency_overrides=app.dependency_overrides)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        return client.get(path)
+
+
+def test_a_guard_declared_on_the_route_is_never_skipped() -> None:
+    router = APIRouter()
+
+    @router.get("/guarded", dependencies=[Depends(_admins_only)])
+    async def guarded(request: Request) -> Response:
+        return Response("secret")
+
+    assert direct_routes([("", router)]) == {}
+    assert _answered(router, "/guarded").status_code == 403
+
+
+def test_a_guard_declared_on_the_router_is_never_skipped() -> None:
+    router = APIRouter(dependencies=[Depends(_admins_only)])
+
+    @router.get("/guarded")
+    async def guarded(request: Request) -> Response:
+        return Response("secret")
+
+    assert direct_routes([("", router)]) == {}
+    assert _answered(router, "/guarded").status_code == 403
+
+
+def test_a_dependency_override_is_honoured() -> None:
+    router = APIRouter()
+
+    @router.get("/who")
+    async def whoami(name: Annotated[str, Depends(_who)]) -> Response:
+        return Response(name)
+
+    async def fake(request: Request) -> str:
+        return "override"
+
+    assert ("GET", "/who") in direct_routes([("", router)])
+    assert _answered(router, "/who").text == "real"
+    assert _answered(router, "/who", {_who: fake}).text == "override"
+
+
+def _in_a_thread(request: Request) -> str:
+    return "from a thread"
+
+
+def test_a_plain_function_endpoint_or_dependency_is_left_to_fastapis_thread_pool() -> None:
+    async def uses_it(value: Annotated[str, Depends(_in_a_thread)]) -> Response:
+        return Response(value)
+
+    def plain(request: Request) -> Response:
+        return Response("plain")
+
+    assert direct_arguments(uses_it) is None
+    assert direct_arguments(plain) is None
