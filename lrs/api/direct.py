@@ -35,9 +35,8 @@ def direct_arguments(endpoint: Endpoint) -> list[tuple[str, Argument]] | None:
     parameter, a body model, a dependency with dependencies of its own): FastAPI answers it."""
     if not inspect.iscoroutinefunction(endpoint):  # FastAPI runs a plain def in a thread
         return None
-    try:
-        hints = typing.get_type_hints(endpoint, include_extras=True)
-    except (NameError, TypeError):  # an annotation only FastAPI's own resolution may read
+    hints = _type_hints(endpoint)
+    if hints is None:
         return None
     arguments: list[tuple[str, Argument]] = []
     for name in inspect.signature(endpoint).parameters:
@@ -49,18 +48,21 @@ def direct_arguments(endpoint: Endpoint) -> list[tuple[str, Argument]] | None:
         if len(depends) != 1 or depends[0].dependency is None:
             return None
         dependency = depends[0].dependency
-        if not inspect.iscoroutinefunction(dependency) or _parameter_types(dependency) != [Request]:
+        takes = _type_hints(dependency)
+        if not inspect.iscoroutinefunction(dependency) or takes is None or [
+                takes.get(p) for p in inspect.signature(dependency).parameters] != [Request]:
             return None
         arguments.append((name, dependency))
     return arguments
 
 
-def _parameter_types(function: Callable[..., Any]) -> list[Any] | None:
+def _type_hints(function: Callable[..., Any]) -> dict[str, Any] | None:
+    """Its resolved annotations, Annotated kept; None for one only FastAPI's own resolution
+    may read."""
     try:
-        hints = typing.get_type_hints(function)
+        return typing.get_type_hints(function, include_extras=True)
     except (NameError, TypeError):
         return None
-    return [hints.get(name) for name in inspect.signature(function).parameters]
 
 
 def _called_directly(endpoint: Endpoint, arguments: list[tuple[str, Argument]]) -> ASGIApp:
