@@ -180,10 +180,12 @@ class Authenticator:
     def authenticate(self, authorization: str | None) -> Principal:
         return self.verify(*parse_basic(authorization))
 
-    def recently_verified(self, key: str, secret: str) -> Principal | None:
+    def recently_verified(self, key: str, secret: str,
+                          fingerprint: bytes | None = None) -> Principal | None:
         """The credential if this very key and secret were verified within the TTL and no
-        credential has changed since; None if they must be verified (without blocking)."""
-        return self._unexpired(secret_fingerprint(key, secret))
+        credential has changed since; None if they must be verified (without blocking).
+        ``fingerprint``: theirs, when the caller has it already."""
+        return self._unexpired(fingerprint or secret_fingerprint(key, secret))
 
     def verify(self, key: str, secret: str) -> Principal:
         """The credential for this key and secret, or Unauthorized.

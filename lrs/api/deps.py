@@ -47,7 +47,7 @@ async def verify_credential(request: Request, services: Services, key: str, secr
     within the failure and request-rate limits (RateLimited over them)."""
     limits: AccessLimits | None = getattr(request.state, "access_limits", None)
     if limits is None:  # an app assembled without AccessLimitMiddleware has no limits
-        return await _verified(services, key, secret)
+        return await _verified(services, key, secret, secret_fingerprint(key, secret))
     peer = request.client.host if request.client else None
     # A proxy may append its own header line rather than extend the client's.
     forwarded_for = ", ".join(request.headers.getlist("x-forwarded-for"))
@@ -55,7 +55,7 @@ async def verify_credential(request: Request, services: Services, key: str, secr
     fingerprint = secret_fingerprint(key, secret)
     await limits.before_verify(key, fingerprint, address)
     try:
-        principal = await _verified(services, key, secret)
+        principal = await _verified(services, key, secret, fingerprint)
     except Unauthorized:
         await limits.after_verify(key, fingerprint, address, ok=False)
         raise
@@ -64,10 +64,10 @@ async def verify_credential(request: Request, services: Services, key: str, secr
     return principal
 
 
-async def _verified(services: Services, key: str, secret: str) -> Principal:
+async def _verified(services: Services, key: str, secret: str, fingerprint: bytes) -> Principal:
     """A pair verified in the last minutes is answered from memory, on the event loop; only
     scrypt and the credential read need a thread."""
-    known = services.authenticator.recently_verified(key, secret)
+    known = services.authenticator.recently_verified(key, secret, fingerprint)
     if known is not None:
         return known
     return await run_in_threadpool(services.authenticator.verify, key, secret)
