@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import string
+import time
 import uuid
 
 from tests.conftest import XAPIClient
@@ -22,8 +23,20 @@ def test_post_assigns_a_uuid_when_the_statement_has_none(xapi: XAPIClient) -> No
     response = xapi.post(statement())
     assert response.status_code == 200
     (assigned,) = response.json()
-    assert uuid.UUID(assigned).version == 4
+    assert uuid.UUID(assigned).variant == uuid.RFC_4122  # variant 2, as Data 2.4.1 asks
     assert xapi.get(statementId=assigned).status_code == 200
+
+
+def test_assigned_ids_are_time_ordered_and_unique(xapi: XAPIClient) -> None:
+    """Version 7 (RFC 9562): a later id's first 48 bits (milliseconds) are never smaller, so
+    the ids the LRS assigns go to the end of the indexes on statement id."""
+    first = xapi.post([statement() for _ in range(50)]).json()
+    second = xapi.post([statement() for _ in range(50)]).json()
+    ids = [uuid.UUID(i) for i in first + second]
+    assert {i.version for i in ids} == {7}
+    assert len(set(ids)) == 100
+    assert max(i.int >> 80 for i in ids[:50]) <= min(i.int >> 80 for i in ids[50:])
+    assert abs((ids[0].int >> 80) / 1000 - time.time()) < 60
 
 
 def test_lrs_sets_stored_and_timestamp_defaults_to_stored(xapi: XAPIClient) -> None:
