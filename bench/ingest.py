@@ -8,7 +8,11 @@ filtered GET table at each stored size, on stores seeded through the ingest pipe
 
     python bench/ingest.py [--workers 2] [--stored 1000000 10000000] [--seconds 15]
                            [--postgres postgresql://…] [--seeded-dir /var/tmp/lrs-bench]
-                           [--env LRS_PROJECTIONS=off ...] [--store NAME]
+                           [--env LRS_PROJECTIONS=off ...] [--store NAME] [--post-stored N]
+
+The POST tables run on a fresh store; with --post-stored N, again onto a copy of the store
+seeded with N statements: the writer's B-trees are then large, and each write dirties more of
+their pages than on a fresh store.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,16 +135,22 @@ async def run_httpx(server: Server, batch: int, seconds: int, connections: int) 
             "p50_ms": pct(latencies, 50), "p95_ms": pct(latencies, 95)}
 
 
-def post_table(event_store: str | None, args: argparse.Namespace) -> None:
+def post_table(event_store: str | None, args: argparse.Namespace,
+               data_dir: Path | None = None, stored: int = 0) -> None:
+    """``data_dir``: a store that already holds ``stored`` statements, its views built."""
     label = ("PostgreSQL" if event_store else "SQLite") + (f", store '{args.store}'"
                                                              if args.store else "")
+    label += f", onto {stored:,} stored" if stored else ", a fresh store"
     generator = "wrk" if shutil.which("wrk") else "httpx (install wrk for a lighter load)"
     print(f"\n## POST /xAPI/statements, {label}, {args.workers} worker(s),"
           f" {args.connections} connections, {args.seconds} s each, load from {generator}\n")
     print("| batch | statements/s | requests/s | p50 ms | p95 ms | CPU s by process |"
           " views caught up | views CPU per 1k statements |")
     print("|---:|---:|---:|---:|---:|---|---:|---:|")
-    with running_server(event_store, env={"LRS_WORKERS": str(args.workers), **dict(args.env)}) as server:
+    with running_server(event_store, data_dir=str(data_dir) if data_dir else None,
+                        env={"LRS_WORKERS": str(args.workers), **dict(args.env)}) as server:
+        if stored:  # the views of what is stored are read first, not measured
+            views_caught_up(server, timeout=3600)
         if args.store:
             server.headers = {**server.headers, "Authorization": store_credential(server, args.store)}
         for batch in (1, 10, 100):
@@ -314,6 +327,30 @@ def seeded(base: Path, event_store: str | None, stored: int) -> Path:
     return folder
 
 
+@contextmanager
+def seeded_copy(base: Path, server_url: str | None, stored: int) -> Iterator[tuple[Path, str | None]]:
+    """A throw-away copy of the store seeded with ``stored`` statements, its views built (once,
+    in the seeded store, so each copy starts with them): its folder and its PostgreSQL URL."""
+    url = None
+    if server_url:
+        url = f"{server_url.rsplit('/', 1)[0]}/lrs_bench_{stored}"
+        _ensure_database(server_url, f"lrs_bench_{stored}")
+    folder = seeded(base, url, stored)
+    built = folder / "views-built"
+    if not built.exists():
+        print(f"\nbuilding the views of {stored:,} statements (once; kept in {folder})")
+        with running_server(url, data_dir=str(folder)) as server:
+            print(f"built in {views_caught_up(server, timeout=7200):,.0f} s")
+        built.write_text("")
+    with tempfile.TemporaryDirectory(prefix="lrs-bench-post-", dir=base) as scratch:
+        copy = Path(scratch) / "store"
+        shutil.copytree(folder, copy)
+        copy_url = None
+        if server_url and url:
+            copy_url = fresh_database(server_url, "lrs_bench_post", template=f"lrs_bench_{stored}")
+        yield copy, copy_url
+
+
 def store_bytes(folder: Path, event_store: str | None) -> int:
     """The event store's size on disk: the SQLite files, or the PostgreSQL database."""
     if event_store is None:
@@ -325,12 +362,13 @@ def store_bytes(folder: Path, event_store: str | None) -> int:
     return int(row[0]) if row else 0
 
 
-def fresh_database(url: str, name: str) -> str:
+def fresh_database(url: str, name: str, template: str | None = None) -> str:
+    """A new database ``name`` on the server of ``url``: empty, or a copy of ``template``."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     return f"{url.rsplit('/', 1)[0]}/{name}"
 
 
@@ -341,6 +379,9 @@ def main(args: argparse.Namespace) -> None:
     for store in stores if args.tables in ("all", "post") else []:
         url = fresh_database(store, "lrs_bench_ingest") if store else None
         post_table(url, args)
+        if args.post_stored:
+            with seeded_copy(args.seeded_dir, store, args.post_stored) as (folder, copy_url):
+                post_table(copy_url, args, folder, args.post_stored)
     for stored in args.stored if args.tables in ("all", "get") else []:
         for store in stores:
             url = None
@@ -377,6 +418,9 @@ if __name__ == "__main__":
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a PostgreSQL server URL, or '' to measure SQLite only")
     parser.add_argument("--tables", choices=("all", "post", "get"), default="all")
+    parser.add_argument("--post-stored", type=int, default=0, metavar="N",
+                        help="the POST tables also run onto a copy of the store seeded with N"
+                             " statements (its views built), as a store in use takes them")
     parser.add_argument("--store", metavar="NAME",
                         help="the POST tables write with a credential of a new store of this name")
     parser.add_argument("--seeded-dir", type=Path, default=Path("/var/tmp/lrs-bench"))
