@@ -28,15 +28,17 @@ def test_post_assigns_a_uuid_when_the_statement_has_none(xapi: XAPIClient) -> No
 
 
 def test_assigned_ids_are_time_ordered_and_unique(xapi: XAPIClient) -> None:
-    """Version 7 (RFC 9562): a later id's first 48 bits (milliseconds) are never smaller, so
-    the ids the LRS assigns go to the end of the indexes on statement id."""
+    """Version 1 (RFC 4122 4.2), with a random node: a later id's timestamp is greater, so
+    the ids the LRS assigns go next to each other in the indexes on statement id."""
     first = xapi.post([statement() for _ in range(50)]).json()
     second = xapi.post([statement() for _ in range(50)]).json()
     ids = [uuid.UUID(i) for i in first + second]
-    assert {i.version for i in ids} == {7}
+    assert {i.version for i in ids} == {1}
     assert len(set(ids)) == 100
-    assert max(i.int >> 80 for i in ids[:50]) <= min(i.int >> 80 for i in ids[50:])
-    assert abs((ids[0].int >> 80) / 1000 - time.time()) < 60
+    assert max(i.time for i in ids[:50]) < min(i.time for i in ids[50:])
+    gregorian_to_unix = 0x01B21DD213814000  # 100 ns steps from 1582-10-15 to 1970-01-01
+    assert abs((ids[0].time - gregorian_to_unix) / 1e7 - time.time()) < 60
+    assert ids[0].node & 1 << 40  # the multicast bit: a random node, not a machine's address
 
 
 def test_lrs_sets_stored_and_timestamp_defaults_to_stored(xapi: XAPIClient) -> None:
