@@ -44,8 +44,14 @@ class _TimeOrderedIds:
     """The RFC 4122 generator for this process: a timestamp that never repeats or goes back."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._last = 0
+        self._seed()
+        # A forked child would otherwise share the parent's node and clock sequence, and two
+        # processes could name two statements alike in the same 100 ns.
+        os.register_at_fork(after_in_child=self._seed)
+
+    def _seed(self) -> None:
+        self._lock = threading.Lock()
         self._node = int.from_bytes(os.urandom(6)) | 1 << 40  # multicast bit: not a real MAC
         self._clock_seq = int.from_bytes(os.urandom(2)) & 0x3FFF
 
