@@ -1,5 +1,5 @@
 -- wrk script: POST /xAPI/statements with BATCH random statements per request, shaped like
--- bench/ingest.py's (1,000 learners, 500 activities, a registration each, ~1 KB).
+-- bench/ingest.py's (1,000 learners, 500 activities, 20 registrations a learner, ~1 KB).
 -- Usage: BATCH=100 AUTH="Basic ..." wrk -t2 -c8 -d20s -s bench/statements.lua http://127.0.0.1:8000
 local batch = tonumber(os.getenv("BATCH") or "1")
 local auth = os.getenv("AUTH") or ""
@@ -30,7 +30,8 @@ local function statement()
     '{"parent":[{"id":"https://courses.example.org/c/1"}]}},' ..
     '"timestamp":"2026-10-01T10:00:00.000Z"}',
     uuid(), learner, learner, verbs[math.random(1, #verbs)], math.random(0, 499),
-    math.random(), math.random() > 0.4 and "true" or "false", math.random(30, 899), uuid())
+    math.random(), math.random() > 0.4 and "true" or "false", math.random(30, 899),
+    string.format("%08x-0000-4000-8000-%012x", learner, math.random(0, 19)))
 end
 
 function setup(thread)
