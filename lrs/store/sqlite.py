@@ -27,15 +27,18 @@ from lrs.store.erasure import ErasureSQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
 from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import LearnerKeySQL
+from lrs.store.sqlite_checkpoints import CHECKPOINTS
 
 WRITER_CACHE_KIB = 128 * 1024
 OPEN_TIMEOUT = 3600.0
 # A commit of a thousand statements writes more WAL pages than SQLite's default checkpoint
 # threshold (1,000 pages), so every commit also copied its pages into the database and synced it.
-# Checkpointing every 64 MiB of WAL writes each hot index page once for many commits.
-CHECKPOINT_PAGES = 16_384
+# Checkpointing every 64 MiB of WAL wrote each hot index page once for many commits; a thread now
+# copies the WAL as it grows (lrs/store/sqlite_checkpoints.py), and this, 256 MiB, bounds it.
+CHECKPOINT_PAGES = 65_536
 MAX_PARAMETERS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 STATEMENT_CACHE = 256  # prepared statements each connection keeps
+SCRUB_WAIT = 10.0  # seconds an erasure's checkpoint is tried again while another is under way
 
 
 def _chunks(rows: Sequence[Any], width: int) -> Iterator[Sequence[Any]]:
@@ -149,7 +152,9 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
     def insert_events(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
         with self._turn.held():
-            return super().insert_events(stored_events, **kwargs)
+            seqs = super().insert_events(stored_events, **kwargs)
+        CHECKPOINTS.written(self.datastore.pool.db_name)
+        return seqs
 
     def _configure_writer(self, c: SQLiteCursor) -> None:
         # The index's B-trees outgrow SQLite's 2 MB default page cache after a few thousand
@@ -169,6 +174,7 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
     def _write_transaction(self) -> Iterator[Any]:
         with self._turn.held(), self.datastore.transaction(commit=True) as c:
             yield c
+        CHECKPOINTS.written(self.datastore.pool.db_name)
 
     def create_table(self) -> None:
         # Several processes open a new store at once (a server's parent and its workers); in
@@ -217,13 +223,22 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
             kwargs["also"](c)
         return seqs
 
-    def scrub(self) -> str:
+    def scrub(self, wait: float = SCRUB_WAIT) -> str:
         """After an erasure: copy the WAL (which still holds the deleted rows' old pages) into
-        the database and truncate it to nothing."""
+        the database and truncate it to nothing.
+
+        A checkpoint under way in another connection (the background one, started by the
+        erasure's own commit) makes this one give up at once, busy: it is tried again, for up
+        to ``wait`` seconds, as it is while a reader holds an old snapshot."""
+        deadline = time.monotonic() + wait
         with self._turn.held(), self.datastore.get_connection(commit=True) as conn:
             cursor = conn.cursor()
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            busy, _, _ = cursor.fetchone()
+            while True:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy, _, _ = cursor.fetchone()
+                if not busy or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
         return "checkpointed" if not busy else "checkpoint blocked by a reader; run it again"
 
     def _insert_stored_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:

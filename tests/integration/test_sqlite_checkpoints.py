@@ -1,0 +1,209 @@
+"""SQLite's WAL is copied into the database file by a thread, not by the commit that a request
+waits for; the writer's own checkpoint still bounds the WAL (lrs/store/sqlite_checkpoints.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lrs.store.sqlite as sqlite_store
+import lrs.store.sqlite_checkpoints as checkpoints
+from ingest.pipeline import prepare_statements
+from lrs.application import LearningRecordStore
+from lrs.auth import Principal
+from lrs.config import Settings
+from lrs.store.sqlite_checkpoints import BackgroundCheckpoints, checkpoint
+from tests.statements import statement
+
+WRITER = Principal("tool", "tool", frozenset({"all"}), "urn:lrs:credentials")
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write(store: LearningRecordStore, count: int) -> None:
+    batch = prepare_statements([statement() for _ in range(count)], WRITER, "1.0.3", count)
+    assert len(store.store_batches([batch])[0]) == count  # type: ignore[arg-type]
+
+
+def wait_until(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.fixture
+def held_checkpoints(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, list[Any]]]:
+    """The store's background checkpoints, held back until the test lets them go; what each
+    one returned is recorded."""
+    release, done = threading.Event(), []
+    real = checkpoints.checkpoint
+
+    def held(db_name: str) -> Any:
+        release.wait(30)
+        result = real(db_name)
+        done.append((db_name, result))
+        return result
+
+    monkeypatch.setattr(checkpoints, "checkpoint", held)
+    background = BackgroundCheckpoints(every=0.01)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINTS", background)
+    try:
+        yield release, done
+    finally:
+        release.set()
+        background.close()
+
+
+@pytest.fixture
+def sqlite_store_at(tmp_path: Path) -> Iterator[tuple[LearningRecordStore, Path]]:
+    env = Settings(data_dir=tmp_path).event_store_env()
+    store = LearningRecordStore(env=env)
+    try:
+        yield store, Path(env["SQLITE_DBNAME"])
+    finally:
+        store.close()
+
+
+def test_a_commit_leaves_its_pages_in_the_wal_for_the_background_thread_to_copy(
+        held_checkpoints: tuple[threading.Event, list[Any]],
+        sqlite_store_at: tuple[LearningRecordStore, Path]) -> None:
+    release, done = held_checkpoints
+    store, db = sqlite_store_at
+    write(store, 1)  # the key ring's first write, and the pool's writer configured
+    release.set()
+    assert wait_until(lambda: bool(done)), "no background checkpoint after a write"
+    release.clear()
+    before, count = digest(db), len(done)
+    write(store, 200)
+    assert digest(db) == before, "the commit copied its pages into the database file itself"
+    release.set()
+    assert wait_until(lambda: len(done) > count and digest(db) != before)
+    name, (busy, in_wal, copied) = done[-1]
+    assert name == str(db) and busy == 0 and in_wal == copied > 0
+
+
+def test_the_writer_still_bounds_the_wal_when_no_background_checkpoint_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        held_checkpoints: tuple[threading.Event, list[Any]]) -> None:
+    """A restart of the WAL from its beginning shows in its header's checkpoint sequence."""
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_PAGES", 100)  # read when the writer is configured
+    env = Settings(data_dir=tmp_path).event_store_env()
+    store = LearningRecordStore(env=env)
+    wal = Path(f"{env['SQLITE_DBNAME']}-wal")
+    try:
+        sequences, largest = set(), 0
+        for _ in range(30):
+            write(store, 50)
+            sequences.add(wal.read_bytes()[12:16])
+            largest = max(largest, wal.stat().st_size)
+        _, done = held_checkpoints
+        assert done == [], "a background checkpoint ran although held back"
+        assert len(sequences) >= 3, "the WAL was not started again from its beginning"
+        assert largest < 4 * 100 * 4096, "the WAL grew past the writer's bound and one commit"
+    finally:
+        store.close()
+
+
+def test_a_store_removed_meanwhile_is_not_created_again_by_its_checkpoint(tmp_path: Path) -> None:
+    gone = tmp_path / "removed" / "events.sqlite"
+    assert checkpoint(str(gone)) is None
+    assert not gone.exists() and not gone.parent.exists()
+
+
+def test_an_in_memory_store_gets_no_background_checkpoint() -> None:
+    background = BackgroundCheckpoints(every=0.01)
+    background.written(":memory:")
+    background.written("file:shared?mode=memory&cache=shared")
+    assert background._thread is None
+    background.close()
+
+
+def test_closed_checkpoints_start_no_thread(tmp_path: Path) -> None:
+    background = BackgroundCheckpoints(every=0.01)
+    background.close()
+    background.written(str(tmp_path / "events.sqlite"))
+    assert background._thread is None
+
+
+def wal_store(path: Path, rows: int) -> sqlite3.Connection:
+    """A WAL-mode file with ``rows`` rows, none of them checkpointed while the connection that
+    wrote them (returned) stays open."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    connection.execute("CREATE TABLE t (v BLOB)")
+    connection.executemany("INSERT INTO t VALUES (?)", [(os.urandom(500),) for _ in range(rows)])
+    return connection
+
+
+def test_a_forked_child_checkpoints_with_a_thread_of_its_own(tmp_path: Path) -> None:
+    """The parent's thread is not in a forked child: the process's checkpoints start one there."""
+    background = checkpoints.CHECKPOINTS
+    parents = wal_store(tmp_path / "parent.sqlite", 100)
+    background.written(str(tmp_path / "parent.sqlite"))
+    assert background._thread is not None and background._thread.is_alive()
+    child = tmp_path / "child.sqlite"
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if a thread copied its WAL
+        code = 1
+        try:
+            childs = wal_store(child, 100)
+            size = child.stat().st_size
+            background.written(str(child))
+            if wait_until(lambda: child.stat().st_size > size, timeout=10):
+                code = 0
+            childs.close()
+        finally:
+            os._exit(code)
+    status, deadline = None, time.monotonic() + 30
+    while status is None and time.monotonic() < deadline:
+        ended, code = os.waitpid(pid, os.WNOHANG)
+        status = code if ended else time.sleep(0.05)
+    if status is None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    parents.close()
+    assert status is not None, "the child hung: it waited on what the parent's thread held"
+    assert os.WEXITSTATUS(status) == 0, "the child's write was never checkpointed"
+
+
+CHECKPOINT_LOCK_BYTE = 121  # SQLite's unix VFS: the -shm file's lock bytes start at 120, CKPT is 1
+
+
+def test_an_erasures_scrub_waits_out_a_checkpoint_under_way(
+        sqlite_store_at: tuple[LearningRecordStore, Path], tmp_path: Path) -> None:
+    """The erasure's own commit starts a background checkpoint; a TRUNCATE checkpoint that
+    finds one under way is refused at once, and the WAL would keep the erased rows' pages."""
+    store, db = sqlite_store_at
+    write(store, 5)
+    held = tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(db) + '-shm'!r}, os.O_RDWR)\n"
+        f"fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, {CHECKPOINT_LOCK_BYTE})\n"
+        f"open({str(held)!r}, 'w').close()\n"
+        "time.sleep(1.0)\n")])
+    try:
+        assert wait_until(held.exists), "the other process never held the checkpoint lock"
+        started = time.monotonic()
+        assert store.scrub() == "checkpointed"
+        assert time.monotonic() - started > 0.2, "the checkpoint lock was not in the way"
+        assert Path(f"{db}-wal").stat().st_size == 0
+    finally:
+        holder.wait(10)
