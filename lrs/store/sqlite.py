@@ -22,6 +22,7 @@ from eventsourcing.sqlite import (
     SQLiteDatastore,
 )
 
+from lrs.store import sqlite_checkpoints
 from lrs.store.documents import DocumentViewReads, DocumentViewSQL
 from lrs.store.erasure import ErasureSQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
@@ -33,12 +34,15 @@ WRITER_CACHE_KIB = 128 * 1024
 OPEN_TIMEOUT = 3600.0
 # A commit of a thousand statements writes more WAL pages than SQLite's default checkpoint
 # threshold (1,000 pages), so every commit also copied its pages into the database and synced it.
-# Checkpointing every 64 MiB of WAL wrote each hot index page once for many commits; a thread now
-# copies the WAL as it grows (lrs/store/sqlite_checkpoints.py), and this, 256 MiB, bounds it.
-CHECKPOINT_PAGES = 65_536
+# Checkpointing every 64 MiB of WAL writes each hot index page once for many commits. Where a
+# thread copies the WAL as it grows (lrs/store/sqlite_checkpoints.py), the commit's checkpoint
+# only bounds it, at 256 MiB, and the WAL file is cut back to 64 MiB once it starts again.
+CHECKPOINT_PAGES = 16_384
+BACKGROUND_CHECKPOINT_PAGES = 65_536
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 MAX_PARAMETERS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 STATEMENT_CACHE = 256  # prepared statements each connection keeps
-SCRUB_WAIT = 10.0  # seconds an erasure's checkpoint is tried again while another is under way
+SCRUB_WAIT = 60.0  # seconds an erasure's checkpoint is tried again while another is under way
 
 
 def _chunks(rows: Sequence[Any], width: int) -> Iterator[Sequence[Any]]:
@@ -119,6 +123,10 @@ class StatementCachingPool(SQLiteConnectionPool):
                    max_overflow=pool.max_overflow, pool_timeout=pool.pool_timeout,
                    max_age=pool.max_age, pre_ping=pool.pre_ping)
 
+    def close(self) -> None:
+        CHECKPOINTS.forget(self.db_name)
+        super().close()
+
     def _create_connection(self) -> SQLiteConnection:
         try:
             c = sqlite3.connect(database=self.db_name, uri=True, check_same_thread=False,
@@ -163,7 +171,11 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
         c.execute("PRAGMA cache_size")
         if c.fetchone()[0] != -WRITER_CACHE_KIB:
             c.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
-            c.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+            if sqlite_checkpoints.ENABLED:
+                c.execute(f"PRAGMA wal_autocheckpoint = {BACKGROUND_CHECKPOINT_PAGES}")
+                c.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+            else:
+                c.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
             # What an erasure deletes is overwritten with zeros, not only unlinked from its page.
             c.execute("PRAGMA secure_delete = ON")
 
@@ -239,7 +251,8 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
                 if not busy or time.monotonic() >= deadline:
                     break
                 time.sleep(0.02)
-        return "checkpointed" if not busy else "checkpoint blocked by a reader; run it again"
+        return ("checkpointed" if not busy
+                else "checkpoint blocked by a reader or another checkpoint; run it again")
 
     def _insert_stored_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
         """The library inserts (and reads back the rowid of) one event per statement; here a chunk

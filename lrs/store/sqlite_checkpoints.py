@@ -1,5 +1,5 @@
 """WAL checkpoints off the writer's path: one thread per process copies what the writers of its
-SQLite stores committed into their database files.
+SQLite stores committed into their database files, where the SQLite library allows it.
 
 SQLite checkpoints in the connection that commits, once the WAL passes its threshold: that
 commit copies every page written since the last checkpoint into the database file and syncs
@@ -8,13 +8,20 @@ store of 1M statements that was 170-200 ms every 1.6 s at batch 1 (a p95 of 86-1
 
 Here a thread runs a PASSIVE checkpoint (it waits for no reader and no writer) soon after a
 store is written, at most once per ``every`` seconds, so a hot page is copied once for many
-commits. The writer's own checkpoint stays as the bound on the WAL's size (CHECKPOINT_PAGES in
-lrs/store/sqlite.py): a checkpoint that copies the last frame truncates the database file to
-its size and syncs it, and the next write starts the WAL again from its beginning. Under
-steady writes only the writer's checkpoint gets that far (another connection's always finds
-a newer frame by the time it has copied), and the sync after the truncate is a journal commit
-of the file system (70-220 ms under load): the bound is four times what it was (16,384
-pages), so that stall comes a quarter as often.
+commits. The writer's own checkpoint stays as the bound on the WAL's size
+(BACKGROUND_CHECKPOINT_PAGES in lrs/store/sqlite.py): a checkpoint that copies the last frame
+truncates the database file to its size and syncs it, and the next write starts the WAL again
+from its beginning. Under steady writes only the writer's checkpoint gets that far (another
+connection's always finds a newer frame by the time it has copied), and the sync after the
+truncate is a journal commit of the file system (70-220 ms under load): the bound is four
+times what it is without the thread, so that stall comes a quarter as often.
+
+Only with a SQLite free of the WAL-reset bug (https://sqlite.org/wal.html#walresetbug): from
+3.7.0 to 3.51.2, a checkpoint that starts while another connection's commit starts the WAL
+again can leave committed pages out of the database file. A checkpoint beside the writer is
+that case; without the thread, every checkpoint runs in the writer's turn (the lock file), as
+every commit does, and the two never overlap. Debian 12's SQLite is 3.40.1: there the store
+checkpoints in the commit, as before.
 """
 
 from __future__ import annotations
@@ -23,11 +30,22 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 0.25  # seconds between one store's background checkpoints
+
+
+def wal_reset_fixed(version: tuple[int, int, int] = sqlite3.sqlite_version_info) -> bool:
+    """Whether this SQLite has the WAL-reset fix: 3.51.3 and later, or the 3.50.7 and 3.44.6
+    backports."""
+    return (version >= (3, 51, 3) or (3, 50, 7) <= version < (3, 51)
+            or (3, 44, 6) <= version < (3, 45))
+
+
+ENABLED = wal_reset_fixed()  # read at each write, so a test may turn it on
 
 
 def checkpointable(db_name: str) -> bool:
@@ -36,16 +54,23 @@ def checkpointable(db_name: str) -> bool:
 
 
 class BackgroundCheckpoints:
-    def __init__(self, every: float = CHECKPOINT_EVERY) -> None:
+    def __init__(self, every: float = CHECKPOINT_EVERY,
+                 run: Callable[[str], object] | None = None) -> None:
         self.every = every
+        self.run = run or checkpoint  # one store's checkpoint
+        # Held while the thread is inside SQLite, and by os.fork: a child forked meanwhile
+        # would find SQLite's own mutexes held by a thread it does not have, and hang.
+        self.inside = threading.Lock()
         self._written: set[str] = set()  # stores written since their last checkpoint
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._round: list[str] = []  # stores of the checkpoints under way, in turn
+        self._current: str | None = None  # the store being checkpointed
         self._closed = False
 
     def written(self, db_name: str) -> None:
         """Called after a commit: the store gets a checkpoint within ``every`` seconds."""
-        if not checkpointable(db_name):
+        if not ENABLED or not checkpointable(db_name):
             return
         with self._changed:
             if db_name in self._written or self._closed:
@@ -57,11 +82,28 @@ class BackgroundCheckpoints:
                 self._thread.start()
             self._changed.notify()
 
-    def forked(self) -> None:
-        """In a forked child: the parent's thread is not there, and its lock may be held."""
-        self._written = set()
+    def forget(self, db_name: str) -> None:
+        """The store is closing: no checkpoint of it is left to come, and none runs on return
+        (one would open the file again, and make its -wal and -shm again for a moment, under a
+        caller about to remove its folder)."""
+        with self._changed:
+            self._written.discard(db_name)
+            if db_name in self._round:
+                self._round.remove(db_name)
+            self._changed.wait_for(lambda: self._current != db_name)
+
+    def before_fork(self) -> None:
+        self.inside.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        self.inside.release()
+
+    def after_fork_in_child(self) -> None:
+        """The parent's thread is not here, and its condition's lock may have been held."""
+        self._written, self._round, self._current = set(), [], None
         self._changed = threading.Condition()
         self._thread = None
+        self.inside = threading.Lock()
 
     def close(self, timeout: float = 5.0) -> None:
         with self._changed:
@@ -77,9 +119,19 @@ class BackgroundCheckpoints:
                 self._changed.wait_for(lambda: self._written or self._closed)
                 if self._closed:
                     return
-                stores, self._written = sorted(self._written), set()
-            for db_name in stores:
-                checkpoint(db_name)
+                self._round, self._written = sorted(self._written), set()
+            while True:
+                with self._changed:
+                    if not self._round:
+                        break
+                    db_name = self._current = self._round.pop(0)
+                try:
+                    with self.inside:
+                        self.run(db_name)
+                finally:
+                    with self._changed:
+                        self._current = None
+                        self._changed.notify_all()
             with self._changed:  # what is written meanwhile waits for the next turn
                 self._changed.wait_for(lambda: self._closed, self.every)
 
@@ -110,4 +162,5 @@ def checkpoint(db_name: str) -> tuple[int, int, int] | None:
 
 
 CHECKPOINTS = BackgroundCheckpoints()  # the process's one thread, started by the first write
-os.register_at_fork(after_in_child=CHECKPOINTS.forked)
+os.register_at_fork(before=CHECKPOINTS.before_fork, after_in_parent=CHECKPOINTS.after_fork_in_parent,
+                    after_in_child=CHECKPOINTS.after_fork_in_child)

@@ -1,5 +1,8 @@
 """SQLite's WAL is copied into the database file by a thread, not by the commit that a request
-waits for; the writer's own checkpoint still bounds the WAL (lrs/store/sqlite_checkpoints.py)."""
+waits for, where the SQLite library is free of the WAL-reset bug; the writer's own checkpoint
+still bounds the WAL (lrs/store/sqlite_checkpoints.py). Elsewhere, no thread checkpoints.
+
+The tests that exercise the thread turn it on whatever the library: their stores are theirs."""
 
 from __future__ import annotations
 
@@ -48,20 +51,24 @@ def wait_until(condition: Any, timeout: float = 10.0) -> bool:
 
 
 @pytest.fixture
-def held_checkpoints(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, list[Any]]]:
-    """The store's background checkpoints, held back until the test lets them go; what each
+def enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checkpoints, "ENABLED", True)
+
+
+@pytest.fixture
+def held_checkpoints(monkeypatch: pytest.MonkeyPatch,
+                     enabled: None) -> Iterator[tuple[threading.Event, list[Any]]]:
+    """The stores' background checkpoints, held back until the test lets them go; what each
     one returned is recorded."""
     release, done = threading.Event(), []
-    real = checkpoints.checkpoint
 
     def held(db_name: str) -> Any:
         release.wait(30)
-        result = real(db_name)
+        result = checkpoint(db_name)
         done.append((db_name, result))
         return result
 
-    monkeypatch.setattr(checkpoints, "checkpoint", held)
-    background = BackgroundCheckpoints(every=0.01)
+    background = BackgroundCheckpoints(every=0.01, run=held)
     monkeypatch.setattr(sqlite_store, "CHECKPOINTS", background)
     try:
         yield release, done
@@ -102,7 +109,8 @@ def test_the_writer_still_bounds_the_wal_when_no_background_checkpoint_runs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         held_checkpoints: tuple[threading.Event, list[Any]]) -> None:
     """A restart of the WAL from its beginning shows in its header's checkpoint sequence."""
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_PAGES", 100)  # read when the writer is configured
+    # Read when the writer is configured.
+    monkeypatch.setattr(sqlite_store, "BACKGROUND_CHECKPOINT_PAGES", 100)
     env = Settings(data_dir=tmp_path).event_store_env()
     store = LearningRecordStore(env=env)
     wal = Path(f"{env['SQLITE_DBNAME']}-wal")
@@ -117,7 +125,41 @@ def test_the_writer_still_bounds_the_wal_when_no_background_checkpoint_runs(
         assert len(sequences) >= 3, "the WAL was not started again from its beginning"
         assert largest < 4 * 100 * 4096, "the WAL grew past the writer's bound and one commit"
     finally:
+        held_checkpoints[0].set()  # else closing waits for the held checkpoint
         store.close()
+
+
+def test_closing_a_store_waits_for_its_checkpoint_and_drops_the_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled: None) -> None:
+    """Else the thread opens the file after the store closed, and makes its -wal and -shm
+    again for a moment: removing the store's folder then fails."""
+    entered, leave, ran = threading.Event(), threading.Event(), []
+
+    def slow(db_name: str) -> None:
+        ran.append(db_name)
+        entered.set()
+        leave.wait(10)
+
+    background = BackgroundCheckpoints(every=0.01, run=slow)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINTS", background)
+    env = Settings(data_dir=tmp_path).event_store_env()
+    store = LearningRecordStore(env=env)
+    try:
+        write(store, 5)
+        assert entered.wait(10)
+        write(store, 5)  # its checkpoint waits for the next round
+        closing = threading.Thread(target=store.close)
+        closing.start()
+        closing.join(0.3)
+        assert closing.is_alive(), "the store closed while its checkpoint ran"
+        leave.set()
+        closing.join(10)
+        assert not closing.is_alive()
+        time.sleep(0.1)
+        assert ran == [env["SQLITE_DBNAME"]], "a checkpoint of the store ran after it closed"
+    finally:
+        leave.set()
+        background.close()
 
 
 def test_a_store_removed_meanwhile_is_not_created_again_by_its_checkpoint(tmp_path: Path) -> None:
@@ -126,7 +168,28 @@ def test_a_store_removed_meanwhile_is_not_created_again_by_its_checkpoint(tmp_pa
     assert not gone.exists() and not gone.parent.exists()
 
 
-def test_an_in_memory_store_gets_no_background_checkpoint() -> None:
+def test_no_thread_checkpoints_beside_the_writer_where_sqlite_has_the_wal_reset_bug(
+        monkeypatch: pytest.MonkeyPatch, sqlite_store_at: tuple[LearningRecordStore, Path]) -> None:
+    monkeypatch.setattr(checkpoints, "ENABLED", False)
+    background = BackgroundCheckpoints(every=0.01)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINTS", background)
+    store, _ = sqlite_store_at
+    write(store, 20)
+    assert background._thread is None
+    with store.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+        c.execute("PRAGMA wal_autocheckpoint")
+        assert c.fetchone()[0] == sqlite_store.CHECKPOINT_PAGES
+
+
+@pytest.mark.parametrize(("version", "fixed"), [
+    ((3, 40, 1), False), ((3, 44, 5), False), ((3, 44, 6), True), ((3, 45, 0), False),
+    ((3, 50, 6), False), ((3, 50, 7), True), ((3, 51, 2), False), ((3, 51, 3), True),
+    ((3, 52, 0), True), ((4, 0, 0), True)])
+def test_the_wal_reset_fix_is_known_by_version(version: tuple[int, int, int], fixed: bool) -> None:
+    assert checkpoints.wal_reset_fixed(version) is fixed
+
+
+def test_an_in_memory_store_gets_no_background_checkpoint(enabled: None) -> None:
     background = BackgroundCheckpoints(every=0.01)
     background.written(":memory:")
     background.written("file:shared?mode=memory&cache=shared")
@@ -134,7 +197,7 @@ def test_an_in_memory_store_gets_no_background_checkpoint() -> None:
     background.close()
 
 
-def test_closed_checkpoints_start_no_thread(tmp_path: Path) -> None:
+def test_closed_checkpoints_start_no_thread(tmp_path: Path, enabled: None) -> None:
     background = BackgroundCheckpoints(every=0.01)
     background.close()
     background.written(str(tmp_path / "events.sqlite"))
@@ -152,7 +215,7 @@ def wal_store(path: Path, rows: int) -> sqlite3.Connection:
     return connection
 
 
-def test_a_forked_child_checkpoints_with_a_thread_of_its_own(tmp_path: Path) -> None:
+def test_a_forked_child_checkpoints_with_a_thread_of_its_own(tmp_path: Path, enabled: None) -> None:
     """The parent's thread is not in a forked child: the process's checkpoints start one there."""
     background = checkpoints.CHECKPOINTS
     parents = wal_store(tmp_path / "parent.sqlite", 100)
@@ -187,7 +250,7 @@ CHECKPOINT_LOCK_BYTE = 121  # SQLite's unix VFS: the -shm file's lock bytes star
 
 
 def test_an_erasures_scrub_waits_out_a_checkpoint_under_way(
-        sqlite_store_at: tuple[LearningRecordStore, Path], tmp_path: Path) -> None:
+        enabled: None, sqlite_store_at: tuple[LearningRecordStore, Path], tmp_path: Path) -> None:
     """The erasure's own commit starts a background checkpoint; a TRUNCATE checkpoint that
     finds one under way is refused at once, and the WAL would keep the erased rows' pages."""
     store, db = sqlite_store_at
@@ -207,3 +270,26 @@ def test_an_erasures_scrub_waits_out_a_checkpoint_under_way(
         assert Path(f"{db}-wal").stat().st_size == 0
     finally:
         holder.wait(10)
+
+
+def test_a_fork_waits_until_the_thread_is_out_of_sqlite(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled: None) -> None:
+    """A child forked while the thread is inside SQLite would inherit SQLite's mutexes held by a
+    thread it does not have: its first SQLite call would wait for ever."""
+    entered, leave = threading.Event(), threading.Event()
+
+    def inside_sqlite(db_name: str) -> None:
+        entered.set()
+        leave.wait(10)
+
+    monkeypatch.setattr(checkpoints.CHECKPOINTS, "run", inside_sqlite)
+    checkpoints.CHECKPOINTS.written(str(tmp_path / "events.sqlite3"))
+    assert entered.wait(10)
+    threading.Timer(0.3, leave.set).start()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    waited = time.monotonic() - started
+    os.waitpid(pid, 0)
+    assert waited >= 0.25, f"the fork went ahead while the thread was inside SQLite ({waited:.3f} s)"
