@@ -8,13 +8,14 @@ store of 1M statements that was 170-200 ms every 1.6 s at batch 1 (a p95 of 86-1
 
 Here a thread runs a PASSIVE checkpoint (it waits for no reader and no writer) soon after a
 store is written, at most once per ``every`` seconds, so a hot page is copied once for many
-commits. The writer's own checkpoint stays as the bound on the WAL's size
-(BACKGROUND_CHECKPOINT_PAGES in lrs/store/sqlite.py): a checkpoint that copies the last frame
-truncates the database file to its size and syncs it, and the next write starts the WAL again
-from its beginning. Under steady writes only the writer's checkpoint gets that far (another
-connection's always finds a newer frame by the time it has copied), and the sync after the
-truncate is a journal commit of the file system (70-220 ms under load): the bound is four
-times what it is without the thread, so that stall comes a quarter as often.
+commits. The writer's own checkpoint stays as the bound on the WAL's size (CHECKPOINT_PAGES in
+lrs/store/sqlite.py, 256 MiB): a checkpoint that copies the last frame truncates the database
+file to its size and syncs it, and the next write starts the WAL again from its beginning.
+Under steady writes only the writer's checkpoint gets that far (another connection's always
+finds a newer frame by the time it has copied). SQLite syncs the database file only in such a
+checkpoint, so that one still flushes every page copied since the last (70-220 ms under load);
+syncing after each background checkpoint instead halved batch 1's p99 onto 1M but cost 5-20 %
+of the throughput, and was left out.
 
 Only with a SQLite free of the WAL-reset bug (https://sqlite.org/wal.html#walresetbug): from
 3.7.0 to 3.51.2, a checkpoint that starts while another connection's commit starts the WAL

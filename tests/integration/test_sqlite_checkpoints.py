@@ -109,8 +109,7 @@ def test_the_writer_still_bounds_the_wal_when_no_background_checkpoint_runs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         held_checkpoints: tuple[threading.Event, list[Any]]) -> None:
     """A restart of the WAL from its beginning shows in its header's checkpoint sequence."""
-    # Read when the writer is configured.
-    monkeypatch.setattr(sqlite_store, "BACKGROUND_CHECKPOINT_PAGES", 100)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_PAGES", 100)  # read when the writer is configured
     env = Settings(data_dir=tmp_path).event_store_env()
     store = LearningRecordStore(env=env)
     wal = Path(f"{env['SQLITE_DBNAME']}-wal")
@@ -160,6 +159,25 @@ def test_closing_a_store_waits_for_its_checkpoint_and_drops_the_next(
     finally:
         leave.set()
         background.close()
+
+
+def test_the_wal_file_is_cut_back_once_the_wal_starts_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound lets the WAL reach 256 MiB in a burst; a store must not keep that size."""
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_PAGES", 200)  # read when the writer is configured
+    monkeypatch.setattr(sqlite_store, "WAL_SIZE_LIMIT", 0)
+    env = Settings(data_dir=tmp_path).event_store_env()
+    store = LearningRecordStore(env=env)
+    wal = Path(f"{env['SQLITE_DBNAME']}-wal")
+    try:
+        sizes = []
+        for _ in range(30):
+            write(store, 50)
+            sizes.append(wal.stat().st_size)
+        largest = sizes.index(max(sizes))
+        assert min(sizes[largest:]) < max(sizes), f"the WAL file never shrank: {sizes}"
+    finally:
+        store.close()
 
 
 def test_a_store_removed_meanwhile_is_not_created_again_by_its_checkpoint(tmp_path: Path) -> None:
