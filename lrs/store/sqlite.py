@@ -27,7 +27,7 @@ from lrs.store.erasure import ErasureSQL
 from lrs.store.index import StatementIndexReads, StatementIndexSQL
 from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import LearnerKeySQL
-from lrs.store.sqlite_checkpoints import CHECKPOINTS
+from lrs.store.sqlite_checkpoints import CHECKPOINTS, file_backed
 
 WRITER_CACHE_KIB = 128 * 1024
 OPEN_TIMEOUT = 3600.0
@@ -79,8 +79,7 @@ class WriterTurn:
     def __init__(self, db_name: str, timeout: float) -> None:
         self.timeout = timeout
         self._thread_lock = threading.Lock()
-        memory = not db_name or ":memory:" in db_name or db_name.startswith("file:")
-        self._file = None if memory else open(f"{db_name}.write-lock", "a+b")  # noqa: SIM115
+        self._file = open(f"{db_name}.write-lock", "a+b") if file_backed(db_name) else None  # noqa: SIM115
 
     @contextmanager
     def held(self, timeout: float | None = None) -> Iterator[None]:

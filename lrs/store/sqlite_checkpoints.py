@@ -49,8 +49,9 @@ def wal_reset_fixed(version: tuple[int, int, int] = sqlite3.sqlite_version_info)
 ENABLED = wal_reset_fixed()  # read at each write, so a test may turn it on
 
 
-def checkpointable(db_name: str) -> bool:
-    """A file the thread can open on its own: not an in-memory or shared-cache database."""
+def file_backed(db_name: str) -> bool:
+    """A file that another connection, or another process, can open on its own: not an
+    in-memory or shared-cache database."""
     return bool(db_name) and ":memory:" not in db_name and not db_name.startswith("file:")
 
 
@@ -71,7 +72,7 @@ class BackgroundCheckpoints:
 
     def written(self, db_name: str) -> None:
         """Called after a commit: the store gets a checkpoint within ``every`` seconds."""
-        if not ENABLED or not checkpointable(db_name):
+        if not ENABLED or not file_backed(db_name):
             return
         with self._changed:
             if db_name in self._written or self._closed:
@@ -135,12 +136,6 @@ class BackgroundCheckpoints:
                         self._changed.notify_all()
             with self._changed:  # what is written meanwhile waits for the next turn
                 self._changed.wait_for(lambda: self._closed, self.every)
-
-    def __enter__(self) -> BackgroundCheckpoints:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def checkpoint(db_name: str) -> tuple[int, int, int] | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-import lrs.store.sqlite as sqlite_store
+import lrs.store.sqlite as lrs_sqlite
 import lrs.store.sqlite_checkpoints as checkpoints
 from ingest.pipeline import prepare_statements
 from lrs.application import LearningRecordStore
@@ -69,7 +69,7 @@ def held_checkpoints(monkeypatch: pytest.MonkeyPatch,
         return result
 
     background = BackgroundCheckpoints(every=0.01, run=held)
-    monkeypatch.setattr(sqlite_store, "CHECKPOINTS", background)
+    monkeypatch.setattr(lrs_sqlite, "CHECKPOINTS", background)
     try:
         yield release, done
     finally:
@@ -77,21 +77,15 @@ def held_checkpoints(monkeypatch: pytest.MonkeyPatch,
         background.close()
 
 
-@pytest.fixture
-def sqlite_store_at(tmp_path: Path) -> Iterator[tuple[LearningRecordStore, Path]]:
-    env = Settings(data_dir=tmp_path).event_store_env()
-    store = LearningRecordStore(env=env)
-    try:
-        yield store, Path(env["SQLITE_DBNAME"])
-    finally:
-        store.close()
+def db_file(store: LearningRecordStore) -> Path:
+    return Path(store.recorder.datastore.pool.db_name)  # type: ignore[attr-defined]
 
 
 def test_a_commit_leaves_its_pages_in_the_wal_for_the_background_thread_to_copy(
         held_checkpoints: tuple[threading.Event, list[Any]],
-        sqlite_store_at: tuple[LearningRecordStore, Path]) -> None:
+        sqlite_store: LearningRecordStore) -> None:
     release, done = held_checkpoints
-    store, db = sqlite_store_at
+    store, db = sqlite_store, db_file(sqlite_store)
     write(store, 1)  # the key ring's first write, and the pool's writer configured
     release.set()
     assert wait_until(lambda: bool(done)), "no background checkpoint after a write"
@@ -109,7 +103,7 @@ def test_the_writer_still_bounds_the_wal_when_no_background_checkpoint_runs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         held_checkpoints: tuple[threading.Event, list[Any]]) -> None:
     """A restart of the WAL from its beginning shows in its header's checkpoint sequence."""
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_PAGES", 100)  # read when the writer is configured
+    monkeypatch.setattr(lrs_sqlite, "CHECKPOINT_PAGES", 100)  # read when the writer is configured
     env = Settings(data_dir=tmp_path).event_store_env()
     store = LearningRecordStore(env=env)
     wal = Path(f"{env['SQLITE_DBNAME']}-wal")
@@ -140,7 +134,7 @@ def test_closing_a_store_waits_for_its_checkpoint_and_drops_the_next(
         leave.wait(10)
 
     background = BackgroundCheckpoints(every=0.01, run=slow)
-    monkeypatch.setattr(sqlite_store, "CHECKPOINTS", background)
+    monkeypatch.setattr(lrs_sqlite, "CHECKPOINTS", background)
     env = Settings(data_dir=tmp_path).event_store_env()
     store = LearningRecordStore(env=env)
     try:
@@ -164,8 +158,8 @@ def test_closing_a_store_waits_for_its_checkpoint_and_drops_the_next(
 def test_the_wal_file_is_cut_back_once_the_wal_starts_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The bound lets the WAL reach 256 MiB in a burst; a store must not keep that size."""
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_PAGES", 200)  # read when the writer is configured
-    monkeypatch.setattr(sqlite_store, "WAL_SIZE_LIMIT", 0)
+    monkeypatch.setattr(lrs_sqlite, "CHECKPOINT_PAGES", 200)  # read when the writer is configured
+    monkeypatch.setattr(lrs_sqlite, "WAL_SIZE_LIMIT", 0)
     env = Settings(data_dir=tmp_path).event_store_env()
     store = LearningRecordStore(env=env)
     wal = Path(f"{env['SQLITE_DBNAME']}-wal")
@@ -187,16 +181,16 @@ def test_a_store_removed_meanwhile_is_not_created_again_by_its_checkpoint(tmp_pa
 
 
 def test_no_thread_checkpoints_beside_the_writer_where_sqlite_has_the_wal_reset_bug(
-        monkeypatch: pytest.MonkeyPatch, sqlite_store_at: tuple[LearningRecordStore, Path]) -> None:
+        monkeypatch: pytest.MonkeyPatch, sqlite_store: LearningRecordStore) -> None:
     monkeypatch.setattr(checkpoints, "ENABLED", False)
     background = BackgroundCheckpoints(every=0.01)
-    monkeypatch.setattr(sqlite_store, "CHECKPOINTS", background)
-    store, _ = sqlite_store_at
+    monkeypatch.setattr(lrs_sqlite, "CHECKPOINTS", background)
+    store = sqlite_store
     write(store, 20)
     assert background._thread is None
     with store.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
         c.execute("PRAGMA wal_autocheckpoint")
-        assert c.fetchone()[0] == sqlite_store.CHECKPOINT_PAGES
+        assert c.fetchone()[0] == lrs_sqlite.CHECKPOINT_PAGES
 
 
 @pytest.mark.parametrize(("version", "fixed"), [
@@ -268,10 +262,10 @@ CHECKPOINT_LOCK_BYTE = 121  # SQLite's unix VFS: the -shm file's lock bytes star
 
 
 def test_an_erasures_scrub_waits_out_a_checkpoint_under_way(
-        enabled: None, sqlite_store_at: tuple[LearningRecordStore, Path], tmp_path: Path) -> None:
+        enabled: None, sqlite_store: LearningRecordStore, tmp_path: Path) -> None:
     """The erasure's own commit starts a background checkpoint; a TRUNCATE checkpoint that
     finds one under way is refused at once, and the WAL would keep the erased rows' pages."""
-    store, db = sqlite_store_at
+    store, db = sqlite_store, db_file(sqlite_store)
     write(store, 5)
     held = tmp_path / "held"
     holder = subprocess.Popen([sys.executable, "-c", (
