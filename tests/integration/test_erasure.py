@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from projections.schema import DERIVED
 from tests.attachments import declared, multipart, sha256
 from tests.conftest import XAPIClient
 from tests.integration.test_serve_workers import event_store  # noqa: F401 - a fixture
+from tests.waiting import wait_until
 
 ADA = "ada.lovelace@example.org"
 ADA_NAME = "Ada Lovelace"
@@ -335,11 +335,11 @@ def test_a_forget_through_serve_with_two_workers_reaches_the_log_and_the_embedde
         ada, bob = said(ADA, ADA_NAME, ADA_SECRET), said(BOB, BOB_NAME, "bob answers")
         assert httpx.post(f"{url}/xAPI/statements", json=[ada, bob], headers=AUTH).status_code == 200
         profile = f"{url}/api/learners/mbox:mailto:{ADA}/profile"
-        eventually(lambda: httpx.get(profile, headers=AUTH).status_code == 200)
+        wait_until(lambda: httpx.get(profile, headers=AUTH).status_code == 200)
         answer = httpx.post(f"{url}/admin/forget", json={"learner": ADA}, headers=AUTH)
         assert answer.status_code == 200 and answer.json()["statements"] == 1
-        eventually(lambda: httpx.get(profile, headers=AUTH).status_code == 404)
-        eventually(lambda: files_holding(data, TRACES) == {})
+        wait_until(lambda: httpx.get(profile, headers=AUTH).status_code == 404)
+        wait_until(lambda: files_holding(data, TRACES) == {})
         assert httpx.get(f"{url}/xAPI/statements", params={"statementId": ada["id"]},
                          headers=AUTH).status_code == 404
         bob_profile = f"{url}/api/learners/mbox:mailto:{BOB}/profile"
@@ -361,11 +361,6 @@ def test_a_forget_through_serve_with_two_workers_reaches_the_log_and_the_embedde
             assert got.json() == {"page": n}
 
 
-def eventually(condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not within the time"
-        time.sleep(0.2)
 
 
 # --- exports -----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -23,6 +22,7 @@ from lrs.config import Settings
 from lrs.domain import StoredStatement
 from tests.kafka_broker import create_topic, kafka_bootstrap, new_topic, read_topic  # noqa: F401
 from tests.statements import agent, statement, with_id
+from tests.waiting import wait_until
 
 STORED = get_topic(StoredStatement.Stored)
 TOOL = [("lrs-credential", b"tool-key"), ("lrs-source", b"quiz-app")]
@@ -48,12 +48,6 @@ def stored_ids(store: LearningRecordStore) -> list[str]:
     return [s["id"] for s in store.open_statements(sealed) if s is not None]
 
 
-def eventually(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.2)
 
 
 class RunningIngester:
@@ -100,7 +94,7 @@ def test_statements_from_several_producers_land_exactly_once(
         t.start()
     for t in threads:
         t.join()
-    eventually(lambda: len(stored_ids(store)) >= len(expected))
+    wait_until(lambda: len(stored_ids(store)) >= len(expected), seconds=60)
     time.sleep(1)
     running.stop()
     ids = stored_ids(store)
@@ -112,11 +106,11 @@ def test_redelivered_messages_store_nothing_twice(
 ) -> None:
     produce(kafka_bootstrap, topic, [orjson.dumps(statement()) for _ in range(50)])
     first = RunningIngester(store, kafka_bootstrap, topic, group="first")
-    eventually(lambda: len(stored_ids(store)) == 50)
+    wait_until(lambda: len(stored_ids(store)) == 50, seconds=60)
     first.stop()
     # A second group reads every message again: as if every offset commit had been lost.
     second = RunningIngester(store, kafka_bootstrap, topic, group="second")
-    eventually(lambda: second.ingester.stored == 50)
+    wait_until(lambda: second.ingester.stored == 50, seconds=60)
     second.stop()
     assert len(stored_ids(store)) == 50
 
@@ -136,7 +130,7 @@ def test_offsets_are_committed_after_the_append_on_the_interval(
 ) -> None:
     produce(kafka_bootstrap, topic, [orjson.dumps(statement()) for _ in range(60)])
     running = RunningIngester(store, kafka_bootstrap, topic, group="often", commit_interval_ms=200)
-    eventually(lambda: committed(kafka_bootstrap, topic, "often") == 60)
+    wait_until(lambda: committed(kafka_bootstrap, topic, "often") == 60, seconds=60)
     assert len(stored_ids(store)) == 60  # nothing is committed before it is in the log
     running.stop()
 
@@ -147,7 +141,7 @@ def test_offsets_not_yet_due_are_committed_when_the_ingester_stops(
     produce(kafka_bootstrap, topic, [orjson.dumps(statement()) for _ in range(60)])
     running = RunningIngester(store, kafka_bootstrap, topic, group="rarely",
                               commit_interval_ms=600_000)
-    eventually(lambda: running.ingester.stored == 60)
+    wait_until(lambda: running.ingester.stored == 60, seconds=60)
     assert committed(kafka_bootstrap, topic, "rarely") == 0
     running.stop()
     assert committed(kafka_bootstrap, topic, "rarely") == 60
@@ -185,7 +179,7 @@ def test_poison_messages_reach_the_dead_letter_topic_and_do_not_stall_the_partit
     producer.send(topic, key=b"same-partition", value=orjson.dumps(good), headers=TOOL)
     producer.flush()
     running = RunningIngester(store, kafka_bootstrap, topic)
-    eventually(lambda: good["id"] in stored_ids(store))
+    wait_until(lambda: good["id"] in stored_ids(store), seconds=60)
     running.stop()
     letters = read_topic(kafka_bootstrap, f"{topic}.dead-letter", expected=len(poison) + 1)
     categories = [dict(r.headers)["lrs-dead-letter-category"].decode() for r in letters]
@@ -206,12 +200,12 @@ def test_a_consumer_joining_and_leaving_loses_and_duplicates_nothing(
     producer = threading.Thread(target=produce, args=(
         kafka_bootstrap, topic, [orjson.dumps(d) for d in docs]))
     producer.start()
-    eventually(lambda: len(stored_ids(store)) > 300)
+    wait_until(lambda: len(stored_ids(store)) > 300, seconds=60)
     second = RunningIngester(store, kafka_bootstrap, topic)  # joins: the group rebalances
     time.sleep(3)
     first.stop()  # leaves: its partitions move to the second consumer
     producer.join()
-    eventually(lambda: len(stored_ids(store)) >= len(docs), timeout=120)
+    wait_until(lambda: len(stored_ids(store)) >= len(docs), seconds=120)
     time.sleep(1)
     second.stop()
     assert sorted(stored_ids(store)) == sorted(d["id"] for d in docs)
@@ -232,7 +226,7 @@ def test_a_consumer_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
                str(tmp_path), "--instance-id", "ingester-0"]
     env = {**os.environ, "LRS_MAX_BATCH_STATEMENTS": "1000"}
     victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    eventually(lambda: len(stored_ids(store)) > 2000, timeout=120)
+    wait_until(lambda: len(stored_ids(store)) > 2000, seconds=120)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     killed_at = len(stored_ids(store))
@@ -240,7 +234,7 @@ def test_a_consumer_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
     survivor_log = (tmp_path / "survivor.log").open("w")
     survivor = subprocess.Popen(command, env=env, stdout=survivor_log, stderr=survivor_log)
     try:
-        eventually(lambda: len(stored_ids(store)) >= len(docs), timeout=180)
+        wait_until(lambda: len(stored_ids(store)) >= len(docs), seconds=180)
         time.sleep(2)
     finally:
         survivor.terminate()

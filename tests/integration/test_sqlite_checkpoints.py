@@ -28,6 +28,7 @@ from lrs.auth import Principal
 from lrs.config import Settings
 from lrs.store.sqlite_checkpoints import BackgroundCheckpoints, checkpoint
 from tests.statements import statement
+from tests.waiting import wait_until, within
 
 WRITER = Principal("tool", "tool", frozenset({"all"}), "urn:lrs:credentials")
 
@@ -41,13 +42,6 @@ def write(store: LearningRecordStore, count: int) -> None:
     assert len(store.store_batches([batch])[0]) == count  # type: ignore[arg-type]
 
 
-def wait_until(condition: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @pytest.fixture
@@ -88,13 +82,14 @@ def test_a_commit_leaves_its_pages_in_the_wal_for_the_background_thread_to_copy(
     store, db = sqlite_store, db_file(sqlite_store)
     write(store, 1)  # the key ring's first write, and the pool's writer configured
     release.set()
-    assert wait_until(lambda: bool(done)), "no background checkpoint after a write"
+    wait_until(lambda: bool(done), "a background checkpoint after a write", seconds=10)
     release.clear()
     before, count = digest(db), len(done)
     write(store, 200)
     assert digest(db) == before, "the commit copied its pages into the database file itself"
     release.set()
-    assert wait_until(lambda: len(done) > count and digest(db) != before)
+    wait_until(lambda: len(done) > count and digest(db) != before,
+               "another checkpoint copying the new write", seconds=10)
     name, (busy, in_wal, copied) = done[-1]
     assert name == str(db) and busy == 0 and in_wal == copied > 0
 
@@ -241,7 +236,7 @@ def test_a_forked_child_checkpoints_with_a_thread_of_its_own(tmp_path: Path, ena
             childs = wal_store(child, 100)
             size = child.stat().st_size
             background.written(str(child))
-            if wait_until(lambda: child.stat().st_size > size, timeout=10):
+            if within(lambda: child.stat().st_size > size, seconds=10):
                 code = 0
             childs.close()
         finally:
@@ -275,7 +270,7 @@ def test_an_erasures_scrub_waits_out_a_checkpoint_under_way(
         f"open({str(held)!r}, 'w').close()\n"
         "time.sleep(1.0)\n")])
     try:
-        assert wait_until(held.exists), "the other process never held the checkpoint lock"
+        wait_until(held.exists, "the other process holding the checkpoint lock", seconds=10)
         started = time.monotonic()
         assert store.scrub() == "checkpointed"
         assert time.monotonic() - started > 0.2, "the checkpoint lock was not in the way"

@@ -7,7 +7,6 @@ joins that run until the child interrupts them (here: when the views process is 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -20,6 +19,7 @@ from lrs.api.main import create_app
 from lrs.config import Settings
 from tests.conftest import XAPIClient
 from tests.statements import agent
+from tests.waiting import wait_until
 
 SQL_SLOTS = 2
 SLOW = "SELECT sum(a.range * b.range) FROM range(1000000000) a, range(1000000000) b"
@@ -37,11 +37,6 @@ def health(lrs: XAPIClient) -> dict[str, Any]:
     return projections
 
 
-def wait_until(condition: Any, what: str, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -61,7 +56,7 @@ def lrs(pool: ThreadPoolExecutor, settings: Settings) -> Iterator[XAPIClient]:
         xapi = XAPIClient(client)
         assert xapi.post([answered(1), answered(2)]).status_code == 200
         wait_until(lambda: health(xapi)["events_behind"] == 0
-                   and health(xapi)["learners_to_refresh"] == 0, "projections did not catch up")
+                   and health(xapi)["learners_to_refresh"] == 0, "the projections catching up", seconds=60)
         yield xapi
 
 
@@ -71,7 +66,7 @@ def slow_sql(lrs: XAPIClient, pool: ThreadPoolExecutor) -> Iterator[list[Future[
     slow = [pool.submit(lrs.request, "POST", "/api/sql", json={"sql": SLOW})
             for _ in range(SQL_SLOTS)]
     wait_until(lambda: health(lrs).get("sql_queries", {}).get("running") == SQL_SLOTS,
-               "the slow queries never held every SQL slot")
+               "the slow queries holding every SQL slot", seconds=60)
     yield slow
     # Stopping the views interrupts them; their answers must be in before the app closes.
     lrs.http.app.state.services.views.close()  # type: ignore[attr-defined]

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from lrs.errors import NotFound
 from lrs.views_process import ViewsProcess, ViewsUnavailable
 from projections import queries
 from tests.integration.test_projection_runner import answer, append
+from tests.waiting import wait_until
 
 ADA = "mbox:mailto:ada@example.org"  # tests.statements.agent("ada")
 
@@ -34,11 +34,6 @@ def alive(pid: int) -> bool:
     return status.exists() and "zombie" not in status.read_text()
 
 
-def wait_until(condition: object, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 @pytest.fixture
