@@ -1,0 +1,106 @@
+"""Benchmark: what a worker of `lrs serve` spends on each statement it takes in, by stage.
+
+In-process, on one core: the body parsed (`parse_json`), validated (`validate_statements`),
+`prepare_statements` (validation again, enrichment, the index row, the body the writer stores),
+the store's `work_ahead` (keys hashed, the statement sealed) and the pickling that hands the
+batch to the parent. The figures are those of the round that took least in all, in
+microseconds per statement; validation is timed on its own pass and is also within prepare.
+
+Timings on a shared machine move by 10-40 % from one run to the next. For a change of a few per
+cent, count instructions instead, which callgrind repeats exactly: run `--once` under valgrind
+with two sizes and divide the difference by the extra statements (the start-up cancels out):
+
+    python bench/worker.py [--batch 100] [--statements 5000] [--rounds 12]
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python bench/worker.py --once 100
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python bench/worker.py --once 1100
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.ingest import make_statement
+from ingest.pipeline import prepare_statements
+from lrs.application import LearningRecordStore
+from lrs.auth import Principal
+from lrs.config import Settings
+from schemas.validate import parse_json, validate_statements
+
+WRITER = Principal("bench", "bench", frozenset({"all"}), "urn:lrs:credentials")
+STAGES = ("parse", "prepare_statements", "work_ahead", "pickle")
+
+
+def bodies(count: int, batch: int, seed: int = 1) -> list[bytes]:
+    rng = random.Random(seed)
+    return [orjson.dumps([make_statement(rng, 1000, 500) for _ in range(batch)])
+            for _ in range(max(1, count // batch))]
+
+
+def one_pass(store: LearningRecordStore, sent: list[bytes]) -> dict[str, float]:
+    """CPU seconds of each stage over every body, as a worker takes them."""
+    spent = dict.fromkeys((*STAGES, "validation"), 0.0)
+    clock = time.process_time
+    for body in sent:
+        started = clock()
+        payload = parse_json(body)
+        parsed = clock()
+        validate_statements(payload, "1.0.3")
+        validated = clock()
+        prepared = prepare_statements(payload, WRITER, "1.0.3", 1000)
+        ready = clock()
+        sealed = store.work_ahead(prepared, on_loop=True)
+        worked = clock()
+        ForkingPickler.dumps(("store", "default", sealed))
+        done = clock()
+        spent["parse"] += parsed - started
+        spent["validation"] += validated - parsed
+        spent["prepare_statements"] += ready - validated
+        spent["work_ahead"] += worked - ready
+        spent["pickle"] += done - worked
+    return spent
+
+
+def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="lrs-bench-worker-") as folder:
+        store = LearningRecordStore(env=Settings(data_dir=Path(folder)).event_store_env())
+        try:
+            # Every learner's key made before anything is counted, as in a store in use.
+            one_pass(store, bodies(2000, 100, seed=0))
+            if args.once:
+                one_pass(store, bodies(args.once, 100))
+                return
+            sent = bodies(args.statements, args.batch)
+            count = len(sent) * args.batch
+            rounds = [one_pass(store, sent) for _ in range(args.rounds)]
+            best = min(rounds, key=lambda spent: sum(spent[stage] for stage in STAGES))
+        finally:
+            store.close()
+    print(f"\n## A worker's CPU per statement, in-process, batch {args.batch}"
+          f" (the least of {args.rounds} rounds of {count:,} statements)\n")
+    print("| stage | us per statement |")
+    print("|---|---:|")
+    for stage in STAGES:
+        print(f"| {stage} | {best[stage] / count * 1e6:.1f} |")
+        if stage == "prepare_statements":
+            print(f"| of which validation | {best['validation'] / count * 1e6:.1f} |")
+    print(f"| all | {sum(best[stage] for stage in STAGES) / count * 1e6:.1f} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--statements", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--once", type=int, default=0, metavar="N",
+                        help="one pass of N statements after the warm-up, for callgrind")
+    main(parser.parse_args())
