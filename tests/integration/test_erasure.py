@@ -335,11 +335,11 @@ def test_a_forget_through_serve_with_two_workers_reaches_the_log_and_the_embedde
         ada, bob = said(ADA, ADA_NAME, ADA_SECRET), said(BOB, BOB_NAME, "bob answers")
         assert httpx.post(f"{url}/xAPI/statements", json=[ada, bob], headers=AUTH).status_code == 200
         profile = f"{url}/api/learners/mbox:mailto:{ADA}/profile"
-        wait_until(lambda: httpx.get(profile, headers=AUTH).status_code == 200)
+        wait_until(lambda: httpx.get(profile, headers=AUTH).status_code == 200, interval=0.2)
         answer = httpx.post(f"{url}/admin/forget", json={"learner": ADA}, headers=AUTH)
         assert answer.status_code == 200 and answer.json()["statements"] == 1
-        wait_until(lambda: httpx.get(profile, headers=AUTH).status_code == 404)
-        wait_until(lambda: files_holding(data, TRACES) == {})
+        wait_until(lambda: httpx.get(profile, headers=AUTH).status_code == 404, interval=0.2)
+        wait_until(lambda: files_holding(data, TRACES) == {}, interval=0.2)  # reads every file
         assert httpx.get(f"{url}/xAPI/statements", params={"statementId": ada["id"]},
                          headers=AUTH).status_code == 404
         bob_profile = f"{url}/api/learners/mbox:mailto:{BOB}/profile"
@@ -359,8 +359,6 @@ def test_a_forget_through_serve_with_two_workers_reaches_the_log_and_the_embedde
             assert put.status_code == 204, put.text
             got = httpx.get(f"{url}/xAPI/activities/state", params=state, headers=AUTH)
             assert got.json() == {"page": n}
-
-
 
 
 # --- exports -----------------------------------------------------------------------------------

@@ -42,12 +42,13 @@ def topic(kafka_bootstrap: str) -> str:  # noqa: F811
     return name
 
 
+POLL = 0.2  # seconds between looks, as before the shared helper: most read and open every statement
+
+
 def stored_ids(store: LearningRecordStore) -> list[str]:
     notifications = store.recorder.select_notifications(1, 1_000_000, topics=[STORED])
     sealed = [store.mapper.to_domain_event(n).statement for n in notifications]  # type: ignore[attr-defined]
     return [s["id"] for s in store.open_statements(sealed) if s is not None]
-
-
 
 
 class RunningIngester:
@@ -94,7 +95,7 @@ def test_statements_from_several_producers_land_exactly_once(
         t.start()
     for t in threads:
         t.join()
-    wait_until(lambda: len(stored_ids(store)) >= len(expected), seconds=60)
+    wait_until(lambda: len(stored_ids(store)) >= len(expected), seconds=60, interval=POLL)
     time.sleep(1)
     running.stop()
     ids = stored_ids(store)
@@ -106,11 +107,11 @@ def test_redelivered_messages_store_nothing_twice(
 ) -> None:
     produce(kafka_bootstrap, topic, [orjson.dumps(statement()) for _ in range(50)])
     first = RunningIngester(store, kafka_bootstrap, topic, group="first")
-    wait_until(lambda: len(stored_ids(store)) == 50, seconds=60)
+    wait_until(lambda: len(stored_ids(store)) == 50, seconds=60, interval=POLL)
     first.stop()
     # A second group reads every message again: as if every offset commit had been lost.
     second = RunningIngester(store, kafka_bootstrap, topic, group="second")
-    wait_until(lambda: second.ingester.stored == 50, seconds=60)
+    wait_until(lambda: second.ingester.stored == 50, seconds=60, interval=POLL)
     second.stop()
     assert len(stored_ids(store)) == 50
 
@@ -130,7 +131,7 @@ def test_offsets_are_committed_after_the_append_on_the_interval(
 ) -> None:
     produce(kafka_bootstrap, topic, [orjson.dumps(statement()) for _ in range(60)])
     running = RunningIngester(store, kafka_bootstrap, topic, group="often", commit_interval_ms=200)
-    wait_until(lambda: committed(kafka_bootstrap, topic, "often") == 60, seconds=60)
+    wait_until(lambda: committed(kafka_bootstrap, topic, "often") == 60, seconds=60, interval=POLL)
     assert len(stored_ids(store)) == 60  # nothing is committed before it is in the log
     running.stop()
 
@@ -141,7 +142,7 @@ def test_offsets_not_yet_due_are_committed_when_the_ingester_stops(
     produce(kafka_bootstrap, topic, [orjson.dumps(statement()) for _ in range(60)])
     running = RunningIngester(store, kafka_bootstrap, topic, group="rarely",
                               commit_interval_ms=600_000)
-    wait_until(lambda: running.ingester.stored == 60, seconds=60)
+    wait_until(lambda: running.ingester.stored == 60, seconds=60, interval=POLL)
     assert committed(kafka_bootstrap, topic, "rarely") == 0
     running.stop()
     assert committed(kafka_bootstrap, topic, "rarely") == 60
@@ -179,7 +180,7 @@ def test_poison_messages_reach_the_dead_letter_topic_and_do_not_stall_the_partit
     producer.send(topic, key=b"same-partition", value=orjson.dumps(good), headers=TOOL)
     producer.flush()
     running = RunningIngester(store, kafka_bootstrap, topic)
-    wait_until(lambda: good["id"] in stored_ids(store), seconds=60)
+    wait_until(lambda: good["id"] in stored_ids(store), seconds=60, interval=POLL)
     running.stop()
     letters = read_topic(kafka_bootstrap, f"{topic}.dead-letter", expected=len(poison) + 1)
     categories = [dict(r.headers)["lrs-dead-letter-category"].decode() for r in letters]
@@ -200,12 +201,12 @@ def test_a_consumer_joining_and_leaving_loses_and_duplicates_nothing(
     producer = threading.Thread(target=produce, args=(
         kafka_bootstrap, topic, [orjson.dumps(d) for d in docs]))
     producer.start()
-    wait_until(lambda: len(stored_ids(store)) > 300, seconds=60)
+    wait_until(lambda: len(stored_ids(store)) > 300, seconds=60, interval=POLL)
     second = RunningIngester(store, kafka_bootstrap, topic)  # joins: the group rebalances
     time.sleep(3)
     first.stop()  # leaves: its partitions move to the second consumer
     producer.join()
-    wait_until(lambda: len(stored_ids(store)) >= len(docs), seconds=120)
+    wait_until(lambda: len(stored_ids(store)) >= len(docs), seconds=120, interval=POLL)
     time.sleep(1)
     second.stop()
     assert sorted(stored_ids(store)) == sorted(d["id"] for d in docs)
@@ -226,7 +227,7 @@ def test_a_consumer_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
                str(tmp_path), "--instance-id", "ingester-0"]
     env = {**os.environ, "LRS_MAX_BATCH_STATEMENTS": "1000"}
     victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: len(stored_ids(store)) > 2000, seconds=120)
+    wait_until(lambda: len(stored_ids(store)) > 2000, seconds=120, interval=POLL)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     killed_at = len(stored_ids(store))
@@ -234,7 +235,7 @@ def test_a_consumer_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
     survivor_log = (tmp_path / "survivor.log").open("w")
     survivor = subprocess.Popen(command, env=env, stdout=survivor_log, stderr=survivor_log)
     try:
-        wait_until(lambda: len(stored_ids(store)) >= len(docs), seconds=180)
+        wait_until(lambda: len(stored_ids(store)) >= len(docs), seconds=180, interval=POLL)
         time.sleep(2)
     finally:
         survivor.terminate()

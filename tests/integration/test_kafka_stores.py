@@ -20,7 +20,7 @@ from lrs.relay import KafkaRelay
 from lrs.store_logs import StoreLogs
 from projections.kafka_source import KafkaProjectionSource
 from projections.runner import ProjectionRunner
-from tests.integration.test_kafka_ingest import RunningIngester, produce, stored_ids
+from tests.integration.test_kafka_ingest import POLL, RunningIngester, produce, stored_ids
 from tests.kafka_broker import create_topic, kafka_bootstrap, new_topic, read_topic
 from tests.statements import agent, statement, with_id
 from tests.waiting import wait_until
@@ -86,7 +86,7 @@ def test_the_credential_in_the_header_decides_the_store(
             for name in ("north", "south", "default")}
     running = StoreIngester(catalogue, logs, kafka_bootstrap, topic)
     try:
-        wait_until(lambda: running.ingester.stored >= 60, seconds=60)
+        wait_until(lambda: running.ingester.stored >= 60, seconds=60, interval=POLL)
     finally:
         running.stop()
     for name in ("north", "south", "default"):
@@ -141,7 +141,7 @@ def test_the_relays_messages_carry_their_store_and_a_projector_takes_its_own(
                                    store="south")
     try:
         wait_until(lambda: source.poll_once() >= 0 and runner.con.execute(
-            "SELECT count(*) FROM statement_facts").fetchone() == (2,), seconds=30)
+            "SELECT count(*) FROM statement_facts").fetchone() == (2,), seconds=30, interval=POLL)
         learners = runner.con.execute(
             "SELECT DISTINCT learner FROM statement_facts ORDER BY 1").fetchall()
     finally:

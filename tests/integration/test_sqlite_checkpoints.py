@@ -42,8 +42,6 @@ def write(store: LearningRecordStore, count: int) -> None:
     assert len(store.store_batches([batch])[0]) == count  # type: ignore[arg-type]
 
 
-
-
 @pytest.fixture
 def enabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(checkpoints, "ENABLED", True)

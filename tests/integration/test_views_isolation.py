@@ -37,8 +37,6 @@ def health(lrs: XAPIClient) -> dict[str, Any]:
     return projections
 
 
-
-
 @pytest.fixture
 def pool() -> Iterator[ThreadPoolExecutor]:
     """Clients' threads; set up before the app, so the app closes (ending the slow queries)
