@@ -29,13 +29,12 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.ingest import make_statement
+from bench.writer import WRITER  # the same credential as the writer's benchmark
 from ingest.pipeline import prepare_statements
 from lrs.application import LearningRecordStore
-from lrs.auth import Principal
 from lrs.config import Settings
 from schemas.validate import parse_json, validate_statements
 
-WRITER = Principal("bench", "bench", frozenset({"all"}), "urn:lrs:credentials")
 STAGES = ("parse", "prepare_statements", "work_ahead", "pickle")
 
 
