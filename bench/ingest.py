@@ -262,6 +262,9 @@ FILTERS: dict[str, Any] = {
         "agent": agent_param(r), "verb": r.choice(VERBS),
         "activity": f"https://courses.example.org/activities/{r.randrange(500)}"},
     "agent, related": lambda r: {"agent": agent_param(r), "related_agents": "true"},
+    "activity, related": lambda r: {
+        "activity": f"https://courses.example.org/activities/{r.randrange(500)}",
+        "related_activities": "true"},
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from lrs.sealing import is_sealed, sealed_learner
 from lrs.store.index import Cursor, StatementIndexSQL, rowcount
-from lrs.store.keys import AGENT, AGENT_RELATED
+from lrs.store.keys import AGENT, AGENT_RELATED, key_forms
 from lrs.store.learner_keys import LearnerKeySQL
 from projections.facts import actor_key
 
@@ -69,8 +69,7 @@ class ErasureSQL:
         erased.attachments = self._drop_statements(c, own)
         # Statements of others that name the learner keep their rows, not the learner's IFI.
         c.execute(self.sql("DELETE FROM xapi_statement_key WHERE key_hash IN (?, ?)"),
-                  [self.index.key_hash(f"{AGENT}:{learner}"),
-                   self.index.key_hash(f"{AGENT_RELATED}:{learner}")])
+                  [self.index.key_hash(form) for form in key_forms(f"{AGENT_RELATED}:{learner}")])
         c.execute(self.sql("DELETE FROM xapi_agent_name WHERE ifi = ?"), [learner])
         c.execute(self.sql("DELETE FROM xapi_document WHERE agent = ?"), [learner])
         erased.documents = rowcount(c)
@@ -116,18 +115,17 @@ class ErasureSQL:
         return erased
 
     def _forget_unnamed_agents(self, c: Cursor) -> None:
-        """Names of agents no remaining statement mentions (every agent a statement names is
-        among its related agents)."""
+        """Names of agents no remaining statement mentions (every agent a statement names has
+        its agent key or, when not its actor or object, its related-agent key)."""
         c.execute(self.sql("SELECT DISTINCT ifi FROM xapi_agent_name"))
-        by_hash = {self.index.key_hash(f"{AGENT_RELATED}:{row['ifi']}"): row["ifi"]
-                   for row in c.fetchall()}
-        hashes = sorted(by_hash)
-        for chunk in _chunks(hashes):
+        by_hash = {self.index.key_hash(form): row["ifi"] for row in c.fetchall()
+                   for form in key_forms(f"{AGENT_RELATED}:{row['ifi']}")}
+        named: set[str] = set()
+        for chunk in _chunks(sorted(by_hash)):
             c.execute(self.sql("SELECT DISTINCT key_hash FROM xapi_statement_key"
                                f" WHERE key_hash IN ({_marks(len(chunk))})"), list(chunk))
-            for row in c.fetchall():
-                by_hash.pop(row["key_hash"], None)
-        gone = sorted(by_hash.values())
+            named.update(by_hash[row["key_hash"]] for row in c.fetchall())
+        gone = sorted(set(by_hash.values()) - named)
         for chunk in _chunks(gone):
             c.execute(self.sql(f"DELETE FROM xapi_agent_name WHERE ifi IN ({_marks(len(chunk))})"),
                       list(chunk))

@@ -27,6 +27,7 @@ from lrs.store.keys import (
     REGISTRATION,
     VERB,
     IndexRow,
+    key_forms,
     key_hasher,
 )
 
@@ -306,10 +307,10 @@ class StatementIndexSQL:
 
     # --- reading -----------------------------------------------------------------------------
 
-    def _select_events(self, extra: str = "") -> str:
+    def _select_events(self, extra: str = "", source: str = "xapi_statement s") -> str:
         return (
             "SELECT s.seq, s.stored, e.originator_id, e.originator_version, e.topic, e.state"
-            f"{extra} FROM xapi_statement s JOIN {self.events_table} e ON e.{self.events_seq} = s.seq"
+            f"{extra} FROM {source} JOIN {self.events_table} e ON e.{self.events_seq} = s.seq"
         )
 
     def existing(self, c: Cursor, statement_ids: Iterable[str]) -> ExistingStatements:
@@ -376,33 +377,66 @@ class StatementIndexSQL:
         the key likely to match fewest; every other key is probed for each position before the
         statement row is read, so a position that fails a key costs an index probe and no more.
         """
-        params: list[Any] = []
         keys = sorted(q.keys, key=_selectivity_rank)
+        window, bounds = _stored_window(q)
+        if (by_stored and window) or not keys:
+            text, params = self._matching(self._select_events(), q, None, keys,
+                                          window if by_stored else "", bounds, with_events=True)
+            return self.sql(text), params
+        forms = key_forms(keys[0])
+        if len(forms) == 1:
+            text, params = self._matching(self._select_events(), q, forms[0], keys[1:], "", [],
+                                          with_events=True)
+            return self.sql(text), params
+        # A related key stored in either of two forms drives the read as two arms, each in
+        # position order with its own LIMIT, merged: one `key_hash IN (?, ?)` would come out of
+        # the index in hash order, and ordering it by position sorts every statement of the key.
+        # UNION, not UNION ALL: a store written before the narrow form was left out holds both.
+        # Ordered by the merged positions, which have no index: ordered by s.seq, PostgreSQL
+        # may walk the statement table's index down from the newest, testing each against them.
+        arms: list[str] = []
+        params = []
+        for n, form in enumerate(forms):
+            arm, arm_params = self._matching("SELECT k0.seq AS seq FROM xapi_statement s", q, form,
+                                             keys[1:], "", [], with_events=False)
+            arms.append(f"SELECT seq FROM ({arm}) AS arm{n}")
+            params += arm_params
+        merged = f"({' UNION '.join(arms)}) AS m JOIN xapi_statement s ON s.seq = m.seq"
+        text = (f"{self._select_events(source=merged)}"
+                f" ORDER BY m.seq {'ASC' if q.ascending else 'DESC'} LIMIT ?")
+        return self.sql(text), [*params, q.limit]
+
+    def _matching(self, head: str, q: StatementQuery, driving: str | None, probes: Sequence[str],
+                  window: str, bounds: Sequence[str], with_events: bool) -> tuple[str, list[Any]]:
+        """One ordered, limited read: driven by the statements stored in `window`, by the key
+        `driving`, or else by position alone; the keys in `probes` checked for each position.
+        In the ? style: it may be an arm of a larger query."""
+        params: list[Any] = []
         # A read limited to one credential's statements matches their own keys only: a key
         # carried from another credential's statement (one of theirs that a StatementRef
         # targets) would tell them what that statement holds, by a hit or by a miss.
         own = " AND NOT {}.carried" if q.credential is not None else ""
-        window, bounds = _stored_window(q)
-        if by_stored and window:
-            text = (f"{self._select_events()} WHERE s.seq IN (SELECT seq FROM xapi_statement"
-                    f" WHERE {window}) AND s.voided = ?")
+        if window:
+            text = (f"{head} WHERE s.seq IN (SELECT seq FROM xapi_statement WHERE {window})"
+                    " AND s.voided = ?")
             params += [*bounds, False]
             order_column = "s.seq"
-        elif keys:
-            text = (f"{self._select_events()} JOIN xapi_statement_key k0 ON k0.seq = s.seq"
+        elif driving is not None:
+            text = (f"{head} JOIN xapi_statement_key k0 ON k0.seq = s.seq"
                     f" WHERE k0.key_hash = ?{own.format('k0')} AND s.voided = ?")
-            params += [self.key_hash(keys[0]), False]
+            params += [self.key_hash(driving), False]
             order_column = "k0.seq"
-            keys = keys[1:]
         else:
-            text = f"{self._select_events()} WHERE s.voided = ?"
+            text = f"{head} WHERE s.voided = ?"
             params.append(False)
             order_column = "s.seq"
-        for key in keys:
+        for key in probes:
+            hashes = [self.key_hash(form) for form in key_forms(key)]
             # On the driving column, not s.seq: SQLite then probes before it joins the row.
             text += (" AND EXISTS (SELECT 1 FROM xapi_statement_key k"
-                     f" WHERE k.seq = {order_column} AND k.key_hash = ?{own.format('k')})")
-            params.append(self.key_hash(key))
+                     f" WHERE k.seq = {order_column} AND k.key_hash IN ({_marks(len(hashes))})"
+                     f"{own.format('k')})")
+            params += hashes
         # The cursor and the bound are one range on the column that drives the scan, so page
         # 1,000 starts where page 999 ended instead of skipping 99,900 index entries to get
         # there (given two upper bounds, a planner may range on the looser one).
@@ -412,7 +446,7 @@ class StatementIndexSQL:
         # The range goes on each table's position too: PostgreSQL carries an equality across a
         # join but not a range, and with the range on the driving key alone it merge-joined
         # from the newest statement down to the cursor (page 1,000 of a verb at 10M: 0.5 s).
-        ranged = dict.fromkeys((order_column, "s.seq", f"e.{self.events_seq}"))
+        ranged = dict.fromkeys((order_column, "s.seq", *([f"e.{self.events_seq}"] if with_events else [])))
         for clause, value in (("s.stored > ?", q.since), ("s.stored <= ?", q.until),
                               ("s.credential = ?", q.credential),
                               *((f"{column} > ?", low) for column in ranged),
@@ -422,7 +456,7 @@ class StatementIndexSQL:
                 params.append(value)
         text += f" ORDER BY {order_column} {'ASC' if q.ascending else 'DESC'} LIMIT ?"
         params.append(q.limit)
-        return self.sql(text), params
+        return text, params
 
     def activity(self, c: Cursor, activity_id: str) -> dict[str, Any] | None:
         c.execute(self.sql("SELECT definition FROM xapi_activity WHERE activity_id = ?"), [activity_id])

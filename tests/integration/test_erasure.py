@@ -36,6 +36,8 @@ ADA_ATTACHMENT = b"ada's essay only she sent, about engines"
 SHARED_ATTACHMENT = b"a worksheet both ada and bob sent"
 BOB = "bob.babbage@example.org"
 BOB_NAME = "Bob Babbage"
+CY = "cy.hopper@example.org"
+CY_NAME = "Cy Hopper"
 ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
 MENTORED = "http://id.tincanapi.com/verb/mentored"
 # How the learner could be found on disk or in a table: none may remain after forgetting.
@@ -463,6 +465,25 @@ def test_retention_forgets_exactly_the_statements_stored_before_the_day(
     assert (type(event).__name__, event.before) == ("RetentionApplied", "2026-10-15")
     runner.close()
     rebuilt.close()
+
+
+def test_retention_keeps_the_name_of_an_agent_a_kept_statement_names_and_drops_the_rest(
+        xapi: XAPIClient, store_of: LearningRecordStore, settings: Settings) -> None:
+    """A Person's name (Communication 2.4) lives as long as a statement naming the agent: Ada
+    and Bob are the actor and object of kept statements (stored under the agent key alone);
+    Cy was named only as an instructor, in a statement that went."""
+    term(store_of)
+    cy = said(ADA, ADA_NAME, "ada with cy", day=1)
+    cy["context"] = {"instructor": person(CY, CY_NAME)}
+    stored_on(store_of, "2026-09-01", [cy])
+
+    def names(mbox: str) -> list[str]:
+        found = xapi.request("GET", "/xAPI/agents", params={"agent": json.dumps(person(mbox, ""))})
+        return list(found.json().get("name", []))
+
+    assert names(CY) == [CY_NAME]
+    assert retention_cli(settings, "--before", "2026-10-15") == 0
+    assert (names(ADA), names(BOB), names(CY)) == ([ADA_NAME], [BOB_NAME], [])
 
 
 def test_retention_refuses_a_date_that_is_not_one_in_one_line_with_exit_2(

@@ -14,7 +14,7 @@ import pytest
 from lrs.application import LearningRecordStore
 from lrs.config import Settings
 from lrs.store.index import StatementIndexSQL, StatementQuery
-from lrs.store.keys import ACTIVITY, AGENT, REGISTRATION, VERB, key_hasher
+from lrs.store.keys import ACTIVITY, AGENT, AGENT_RELATED, REGISTRATION, VERB, key_hasher
 
 
 def plan(settings: Settings, store: LearningRecordStore, query: StatementQuery,
@@ -179,3 +179,46 @@ def test_a_read_runs_read_committed_whatever_the_databases_default(
         with psycopg.connect(postgres_database, autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{name}" RESET default_transaction_isolation')
     assert level["default_transaction_isolation"] == "read committed", level
+
+
+@pytest.mark.parametrize("ascending", [False, True], ids=["newest first", "ascending"])
+def test_a_related_key_drives_the_scan_from_the_cursor_in_each_form_it_is_stored_in(
+        settings: Settings, ascending: bool) -> None:
+    """An agent is stored under the related key only where it is not the actor or object (there
+    its agent key answers both filters): each form is its own index scan from the cursor, never
+    every statement of the agent sorted, as one `key_hash IN (...)` would be."""
+    store = LearningRecordStore(env=settings.event_store_env())
+    related = f"{AGENT_RELATED}:mbox:mailto:a@e.org"
+    query = StatementQuery(keys=(related, f"{VERB}:http://e/v"), limit=100, after_seq=500_000,
+                           bound_seq=900_000, ascending=ascending)
+    try:
+        forms = [store.index.index.key_hash(form)  # type: ignore[attr-defined]
+                 for form in (related, f"{AGENT}:mbox:mailto:a@e.org")]
+        if settings.event_store:
+            text, params = store.index.index.query_sql(query)
+            with psycopg.connect(settings.event_store) as conn:
+                for setting in ("enable_seqscan", "enable_bitmapscan"):
+                    conn.execute(f"SET {setting} = off")  # the plan a large store is given
+                found = "\n".join(row[0] for row in
+                                  conn.execute(f"EXPLAIN {text}", params).fetchall())
+        else:
+            found = plan(settings, store, query)
+    finally:
+        store.close()
+    if settings.event_store:
+        cursor = "seq > 500000" if ascending else "seq <= 499999"
+        for hashed in forms:
+            assert any("Index Cond" in line and f"key_hash = '{hashed}'" in line and cursor in line
+                       for line in found.splitlines()), found
+        # Each statement row is read by a position the arms gave, not walked from the newest.
+        lines = found.splitlines()
+        for at in (n for n, line in enumerate(lines) if "using xapi_statement_pkey" in line):
+            assert "Index Cond" in lines[at + 1] and "seq = " in lines[at + 1], found
+    else:
+        lower = "seq>? AND " if ascending else ""
+        arms = [line for line in found.splitlines() if line.startswith("SEARCH k0 ")]
+        assert arms == [f"SEARCH k0 USING PRIMARY KEY (key_hash=? AND {lower}seq<?)"] * 2, found
+        # The one sort is of what the arms' LIMITs let through, once merged.
+        lines = found.splitlines()
+        assert [line for line in lines if "FOR ORDER BY" in line] == ["USE TEMP B-TREE FOR ORDER BY"]
+        assert lines.index("USE TEMP B-TREE FOR ORDER BY") > lines.index("SCAN m"), found

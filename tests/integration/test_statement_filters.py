@@ -18,7 +18,7 @@ from lrs.application import LearningRecordStore
 from lrs.auth import Principal
 from lrs.config import Settings
 from lrs.store.index import StatementIndexSQL, StatementQuery
-from lrs.store.keys import ACTIVITY, AGENT, VERB
+from lrs.store.keys import ACTIVITY, ACTIVITY_RELATED, AGENT, AGENT_RELATED, VERB
 from tests.statements import activity, agent, statement, voiding, with_id
 
 WRITER = Principal("writer", "writer", frozenset({"all"}), "urn:lrs:credentials")
@@ -188,6 +188,69 @@ def test_a_read_of_ones_own_statements_learns_nothing_of_another_credentials_thr
             assert found(key, "mallory") == []
             assert found(key, None) == [ref["id"], secret["id"]]  # a full reader: as the spec says
         assert found(mal, "mallory") == [ref["id"]]
+    finally:
+        store.close()
+
+
+def with_related_rows_of_an_older_store(store: LearningRecordStore, doc: dict[str, Any],
+                                        keys: tuple[str, ...]) -> None:
+    """The related keys a store written before they were left out for the actor and object
+    holds beside the narrow ones."""
+    recorder: Any = store.index  # either store's recorder: its own connection pool
+    sql = recorder.index.sql
+    with recorder.datastore.transaction(commit=True) as c:
+        c.execute(sql("SELECT seq FROM xapi_statement WHERE statement_id = ?"), [doc["id"]])
+        seq = c.fetchone()["seq"]
+        c.executemany(sql("INSERT INTO xapi_statement_key (key_hash, seq) VALUES (?, ?)"),
+                      [(recorder.index.key_hash(key), seq) for key in keys])
+
+
+@pytest.mark.usefixtures("driver")
+def test_a_related_filter_finds_each_statement_naming_the_agent_or_activity_anywhere_once(
+        settings: Settings) -> None:
+    """related_agents and related_activities (Communication 2.1.3) match the actor and object
+    too, which are stored under the narrow key alone; a store that holds both forms for them
+    (written before) returns each statement once, on every page and whichever key drives."""
+    ada, a1 = agent("ada"), activity("a1")
+    completed, answered = VERBS
+    reg = "6fbd600f-d17c-4c74-801a-2ec2e53231c7"
+    docs = [
+        with_id(statement(actor=ada, verb={"id": completed}, object=a1,
+                          context={"registration": reg})),
+        with_id(statement(actor=agent("bob"), verb={"id": answered}, object=ada)),
+        with_id(statement(actor=agent("bob"), verb={"id": completed}, object=activity("a2"),
+                          context={"registration": reg, "instructor": ada,
+                                   "contextActivities": {"parent": [a1]}})),
+        with_id(statement(actor=agent("cy"), verb={"id": answered}, object={
+            "objectType": "SubStatement", "actor": ada, "verb": {"id": completed}, "object": a1})),
+        with_id(statement(actor=agent("bob"), verb={"id": completed}, object=activity("a3"))),
+        with_id(statement(actor=ada, verb={"id": answered}, object=a1,
+                          context={"instructor": ada, "contextActivities": {"parent": [a1]}})),
+    ]
+    # Targets what d2 holds in its context only: a reference matches its target's filters.
+    docs.append(with_id(statement(actor=agent("cy"), verb={"id": answered}, context={
+        "registration": reg}, object={"objectType": "StatementRef", "id": docs[2]["id"]})))
+    related_ada = f"{AGENT_RELATED}:mbox:mailto:ada@example.org"
+    related_a1 = f"{ACTIVITY_RELATED}:https://example.org/activities/a1"
+    store = LearningRecordStore(env=settings.event_store_env())
+    try:
+        write(store, docs[:4])
+        write(store, docs[4:], ahead=True)
+        for doc in (docs[0], docs[5]):
+            with_related_rows_of_an_older_store(store, doc, (related_ada, related_a1))
+        expected = {  # by position in docs, for: the key alone, with `answered`, with `reg`
+            related_ada: ([0, 1, 2, 3, 5, 6], [1, 3, 5, 6], [0, 2, 6]),
+            related_a1: ([0, 2, 3, 5, 6], [3, 5, 6], [0, 2, 6]),
+        }
+        for key, wanted in expected.items():
+            for also, positions in zip(((), (f"{VERB}:{answered}",), (f"r:{reg}",)), wanted,
+                                       strict=True):
+                ids = [docs[n]["id"] for n in positions]
+                for ascending in (False, True):
+                    found = read_all(store, (key, *also), "2000-01-01T00:00:00Z", None, ascending)
+                    assert found == (ids if ascending else ids[::-1]), (key, also, ascending)
+        own = store.statements(StatementQuery(keys=(related_ada,), credential=WRITER.key))
+        assert [doc["id"] for _, doc in own] == [docs[n]["id"] for n in (5, 3, 2, 1, 0)]
     finally:
         store.close()
 
