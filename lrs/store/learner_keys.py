@@ -39,6 +39,8 @@ def _marks(count: int) -> str:
 
 
 class LearnerKeySQL:
+    GENERATION = "SELECT generation FROM learner_key_ring WHERE id = 1"
+
     def __init__(self, paramstyle: str, blob_type: str) -> None:
         self.paramstyle = paramstyle
         self.blob_type = blob_type
@@ -64,9 +66,12 @@ class LearnerKeySQL:
         row = c.fetchone()
         return bytes(row["secret"]), int(row["generation"])
 
-    def insert(self, c: Cursor, keys: Sequence[LearnerKey], generation: int) -> None:
-        """Inside the events' transaction: the keys, after checking no erasure came between."""
-        current = self.generation(c)
+    def insert(self, c: Cursor, keys: Sequence[LearnerKey], generation: int,
+               current: int | None = None) -> None:
+        """Inside the events' transaction: the keys, after checking no erasure came between.
+        ``current``: the generation the transaction already read under the events table lock."""
+        if current is None:
+            current = self.generation(c)
         if current != generation:
             raise KeyGenerationChanged(f"erasure generation {current}, sealed at {generation}")
         if not keys:
@@ -81,7 +86,7 @@ class LearnerKeySQL:
                           [(k.key_id, k.pseudonym, k.day, k.secret) for k in keys])
 
     def generation(self, c: Cursor) -> int:
-        c.execute("SELECT generation FROM learner_key_ring WHERE id = 1")
+        c.execute(self.GENERATION)
         row = c.fetchone()
         return 0 if row is None else int(row["generation"])
 

@@ -138,9 +138,9 @@ def test_a_python_error_between_steps_leaves_nothing_of_the_write(
     before = database.snapshot()
 
     def broken(*_: Any) -> None:
-        raise RuntimeError("injected failure after the index rows")
+        raise RuntimeError("injected failure after the statement and key rows")
 
-    monkeypatch.setattr(store.recorder.index, "insert_keys", broken)  # type: ignore[attr-defined]
+    monkeypatch.setattr(store.recorder.index, "_apply_voiding", broken)  # type: ignore[attr-defined]
     outcomes = store.store_batches([prepared(with_id(statement()))])
     assert isinstance(outcomes[0], StoreRefused)
     assert database.snapshot() == before
