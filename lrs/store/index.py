@@ -33,6 +33,9 @@ from lrs.store.keys import (
 
 log = logging.getLogger(__name__)
 
+# Statements a voiding and reference lookup names at most (each up to three parameters).
+LINK_CHUNK = 5_000
+
 
 @dataclass(frozen=True, slots=True)
 class StatementQuery:
@@ -265,15 +268,22 @@ class StatementIndexSQL:
         A voiding statement may arrive before or after its target (Data 2.3.2), and so may a
         statement that targets another. Both lookups read the rows just written, and go in one
         round trip: on PostgreSQL a batch-1 write is a dozen round trips of ~0.1 ms each."""
-        ids = [r.statement_id for r in rows]
-        voiding = ids + [r.voids for r in rows if r.voids]
-        found = self._fetch(
-            c, f"SELECT 'v' AS link, voids AS target FROM xapi_statement"
-               f" WHERE voids IN ({_marks(len(voiding))})"
-               " UNION ALL SELECT DISTINCT 'r' AS link, object_ref AS target FROM xapi_statement"
-               f" WHERE object_ref IN ({_marks(len(ids))})", [*voiding, *ids])
-        return (sorted({row["target"] for row in found if row["link"] == "v"}),
-                {row["target"] for row in found if row["link"] == "r"})
+        voided: set[str] = set()
+        referenced: set[str] = set()
+        # A statement's id goes in twice: in chunks, no write the store takes is refused for
+        # its size (SQLite's stock 32,766 parameters; a Kafka poll may hold 2,000 batches).
+        for start in range(0, len(rows), LINK_CHUNK):
+            chunk = rows[start:start + LINK_CHUNK]
+            ids = [r.statement_id for r in chunk]
+            voiding = ids + [r.voids for r in chunk if r.voids]
+            for row in self._fetch(
+                    c, f"SELECT 'v' AS link, voids AS target FROM xapi_statement"
+                       f" WHERE voids IN ({_marks(len(voiding))})"
+                       " UNION ALL SELECT DISTINCT 'r' AS link, object_ref AS target"
+                       f" FROM xapi_statement WHERE object_ref IN ({_marks(len(ids))})",
+                    [*voiding, *ids]):
+                (voided if row["link"] == "v" else referenced).add(row["target"])
+        return sorted(voided), referenced
 
     def _apply_voiding(self, c: Cursor, targets: Sequence[str]) -> None:
         # Two steps, each on an index: one UPDATE with the lookup as a subquery let SQLite read

@@ -30,7 +30,7 @@ from lrs.errors import PreconditionFailed, StoreRefused
 from lrs.statement_events import PreparedStatement
 from lrs.store.documents import DocumentChange
 from tests.loops import run
-from tests.statements import activity, statement, voiding, with_id
+from tests.statements import activity, agent, statement, voiding, with_id
 
 TABLES = ("stored_events", "xapi_statement", "xapi_statement_key", "xapi_activity",
           "xapi_agent_name", "xapi_document")
@@ -454,3 +454,51 @@ def test_two_creations_of_one_document_in_one_transaction_let_exactly_one_win(
     assert len(refused) == 1 and isinstance(refused[0], PreconditionFailed)
     winner = next(o for o in outcomes if not isinstance(o, Exception))
     assert store.document(_state("shared")).content == winner.content
+
+
+def test_voiding_and_references_are_found_across_the_lookups_chunks(
+        store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large write looks its links up a chunk at a time: a voiding statement, its target, a
+    StatementRef and the statement it targets, each in a chunk of its own, are still linked."""
+    import lrs.store.index as index
+
+    monkeypatch.setattr(index, "LINK_CHUNK", 1)
+    target = with_id(statement(actor=agent("tess")))
+    referred = with_id(statement(actor=agent("rhea")))
+    void = with_id(voiding(target["id"], actor=agent("vic")))
+    ref = with_id(statement(actor=agent("rory"),
+                            object={"objectType": "StatementRef", "id": referred["id"]}))
+    batch = prepared(void, referred, ref, target)  # the voiding statement before its target
+    assert store.store_batches([batch]) == [[p.statement_id for p in batch]]
+    assert store.index.statement(target["id"], voided=True, credential=None) is not None
+    assert store.index.statement(target["id"], voided=False, credential=None) is None
+    # The StatementRef matches what the statement it targets is filtered by (Comm. 2.1.3).
+    rhea = next(k for k in prepared(referred)[0].row.keys if k.startswith("a:"))
+    found = store.index.statements(index.StatementQuery(keys=(rhea,), limit=10))
+    assert len(found) == 2
+
+
+def test_no_lookup_of_a_write_names_more_parameters_than_sqlite_allows(
+        store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write of 17,000 statements (a Kafka poll of 1,000 batches of 17) was stored whole when
+    its lookups named each id once; one that named it twice passed SQLite's stock limit of
+    32,766 parameters (PostgreSQL's 65,535 at twice that) and failed the whole write."""
+    import eventsourcing.sqlite as es
+
+    most = 0
+
+    def counting(real: Any) -> Any:
+        def spied(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            nonlocal most
+            most = max(most, len(args[0] or ()) if args else 0)
+            return real(cursor, query, *args, **kwargs)
+        return spied
+
+    monkeypatch.setattr(es.SQLiteCursor, "execute", counting(es.SQLiteCursor.execute))
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting(psycopg.Cursor.execute))
+    docs = [with_id(statement()) for _ in range(17_000)]
+    batches = [prepare_statements(docs[i:i + 17], WRITER, "1.0.3", 17)
+               for i in range(0, len(docs), 17)]
+    outcomes = store.store_batches(batches)
+    assert [o for o in outcomes if isinstance(o, Exception)] == []
+    assert 17_000 <= most <= 32_766
