@@ -37,6 +37,10 @@ from schemas.compare import same_statement
 log = logging.getLogger(__name__)
 
 COLLISION_RETRIES = 20
+# Statements in one write at most: each of its lookups names every id, and SQLite takes at most
+# 32,766 parameters a statement (PostgreSQL 65,535). A Kafka poll of small statements passed that,
+# failed whole, and was read again and failed again; the group committer stops at 5,000 too.
+WRITE_STATEMENTS = 5_000
 # How stale a worker's idea of the erasure generation may get: until it reads the new one, the
 # writer seals that worker's statements again itself (correct, only slower).
 KEY_GENERATION_MAX_AGE = 1.0
@@ -122,11 +126,19 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
     def store_batches(
         self, batches: Sequence[Sequence[PreparedStatement]], now: datetime | None = None
     ) -> list[list[str] | Exception]:
-        """Append several requests' batches in one write; each batch is all or nothing.
+        """Append several requests' batches in one write, or in several of at most
+        WRITE_STATEMENTS statements each when they hold more; each batch is all or nothing.
 
         Returns, per batch, the ids of its statements or the error that rejected it.
         """
         now = now or datetime.now(UTC)
+        outcomes: list[list[str] | Exception] = []
+        for write in _writes(batches):
+            outcomes += self._store_write(write, now)
+        return outcomes
+
+    def _store_write(self, batches: Sequence[Sequence[PreparedStatement]],
+                     now: datetime) -> list[list[str] | Exception]:
         stored = format_stored(now)
         try:
             outcomes, new = self._check_batches(batches)
@@ -408,3 +420,16 @@ def _carried(batches: Sequence[Sequence[PreparedStatement]],
     return [pair for batch, outcome in zip(batches, outcomes, strict=True)
             if not isinstance(outcome, Exception)
             for p in batch if p.sealed is not None for pair in p.sealed.keys]
+
+
+def _writes(batches: Sequence[Sequence[PreparedStatement]]) -> list[list[Sequence[PreparedStatement]]]:
+    """Consecutive batches, as many as fit in WRITE_STATEMENTS (a larger batch alone)."""
+    writes: list[list[Sequence[PreparedStatement]]] = []
+    count = 0
+    for batch in batches:
+        if not writes or (writes[-1] and count + len(batch) > WRITE_STATEMENTS):
+            writes.append([])
+            count = 0
+        writes[-1].append(batch)
+        count += len(batch)
+    return writes
