@@ -12,6 +12,7 @@ import orjson
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, Transcoder
 
 from ingest.enrich import format_stored
+from lrs.config import MAX_WRITE_STATEMENTS
 from lrs.credentials import CredentialCommands
 from lrs.document_commands import DocumentCommands
 from lrs.domain import (
@@ -37,10 +38,7 @@ from schemas.compare import same_statement
 log = logging.getLogger(__name__)
 
 COLLISION_RETRIES = 20
-# Statements in one write at most: each of its lookups names every id, and SQLite takes at most
-# 32,766 parameters a statement (PostgreSQL 65,535). A Kafka poll of small statements passed that,
-# failed whole, and was read again and failed again; the group committer stops at 5,000 too.
-WRITE_STATEMENTS = 5_000
+WRITE_STATEMENTS = MAX_WRITE_STATEMENTS  # a Kafka poll of many small statements is several writes
 # How stale a worker's idea of the erasure generation may get: until it reads the new one, the
 # writer seals that worker's statements again itself (correct, only slower).
 KEY_GENERATION_MAX_AGE = 1.0

@@ -20,7 +20,7 @@ from typing import Any
 
 from ingest.enrich import format_stored
 from lrs.application import LearningRecordStore
-from lrs.config import DEFAULT_STORE
+from lrs.config import DEFAULT_STORE, MAX_WRITE_STATEMENTS
 from lrs.statement_events import PreparedStatement
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class GroupCommitter:
     every request of the group was refused while the library retried it for two minutes. A
     request larger than either still goes, alone."""
 
-    def __init__(self, app: LearningRecordStore, max_statements: int = 5000,
+    def __init__(self, app: LearningRecordStore, max_statements: int = MAX_WRITE_STATEMENTS,
                  in_flight: InFlight | None = None, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.app = app
         self.max_statements = max_statements

@@ -12,6 +12,12 @@ from urllib.parse import unquote, urlparse
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Statements one write of the log takes at most. Each lookup of a write names every id, and
+# SQLite takes at most 32,766 parameters a statement (PostgreSQL 65,535): a larger write failed
+# whole, and a Kafka poll that did was read again for ever. A batch is never split, so none may
+# be larger.
+MAX_WRITE_STATEMENTS = 5_000
+
 DEFAULT_STORE = "default"
 STORE_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
 STORE_NAME_RULE = ("a store name is 1 to 40 characters: a lowercase letter, then lowercase letters,"
@@ -51,7 +57,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_request_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     max_attachment_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
-    max_batch_statements: int = Field(default=1000, gt=0)
+    max_batch_statements: int = Field(
+        default=1000, gt=0, le=MAX_WRITE_STATEMENTS,
+        description="statements per POST or Kafka message; at most what one write takes")
     max_page_statements: int = Field(default=500, gt=0)
     authority_home_page: str = "urn:lrs:credentials"
     projections: Literal["embedded", "off"] = "embedded"

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from pydantic import ValidationError
+
 from lrs.application import LearningRecordStore
 from lrs.cli import erasure, export, kafka, mastery, projections
 from lrs.cli.common import CommandFailed, UsageError, add_store_options, settings_from, tune_gc
@@ -196,11 +198,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (UsageError, LRSError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: Exception) -> str:
+    """A refused setting as the variable that set it and the rule it broke, on one line; its
+    value is left out (LRS_EVENT_STORE, for one, may hold a password)."""
+    if isinstance(exc, ValidationError) and exc.title == "Settings":
+        return "; ".join(f"LRS_{'_'.join(str(part) for part in error['loc']).upper()}:"
+                         f" {error['msg']}" for error in exc.errors())
+    return str(exc)
 
 
 if __name__ == "__main__":

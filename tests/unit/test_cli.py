@@ -179,3 +179,16 @@ def test_simulate_shows_no_progress_when_not_on_a_terminal() -> None:
         for day in range(5):
             send(simulated_day(day))
     assert len(sent) == 5 and piped.getvalue() == ""
+
+
+def test_a_batch_limit_larger_than_one_write_is_refused_in_one_line_naming_the_setting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A batch is never split across writes, and a write of more than 5,000 statements names
+    more ids in one lookup than SQLite takes: such a setting is refused at start, not at the
+    first large batch (which would fail whole, and a Kafka message for ever)."""
+    monkeypatch.setenv("LRS_MAX_BATCH_STATEMENTS", "6000")
+    monkeypatch.setenv("LRS_EVENT_STORE", "postgresql://lrs:hunter2@127.0.0.1:1/none")
+    assert main(["serve", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: LRS_MAX_BATCH_STATEMENTS:")
+    assert "5000" in err and "hunter2" not in err
