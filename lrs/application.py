@@ -38,7 +38,6 @@ from schemas.compare import same_statement
 log = logging.getLogger(__name__)
 
 COLLISION_RETRIES = 20
-WRITE_STATEMENTS = MAX_WRITE_STATEMENTS  # a Kafka poll of many small statements is several writes
 # How stale a worker's idea of the erasure generation may get: until it reads the new one, the
 # writer seals that worker's statements again itself (correct, only slower).
 KEY_GENERATION_MAX_AGE = 1.0
@@ -125,7 +124,8 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         self, batches: Sequence[Sequence[PreparedStatement]], now: datetime | None = None
     ) -> list[list[str] | Exception]:
         """Append several requests' batches in one write, or in several of at most
-        WRITE_STATEMENTS statements each when they hold more; each batch is all or nothing.
+        MAX_WRITE_STATEMENTS statements each when they hold more (a Kafka poll of many small
+        statements); each batch is all or nothing.
 
         Returns, per batch, the ids of its statements or the error that rejected it.
         """
@@ -421,11 +421,11 @@ def _carried(batches: Sequence[Sequence[PreparedStatement]],
 
 
 def _writes(batches: Sequence[Sequence[PreparedStatement]]) -> list[list[Sequence[PreparedStatement]]]:
-    """Consecutive batches, as many as fit in WRITE_STATEMENTS (a larger batch alone)."""
+    """Consecutive batches, as many as fit in MAX_WRITE_STATEMENTS (a larger batch alone)."""
     writes: list[list[Sequence[PreparedStatement]]] = []
     count = 0
     for batch in batches:
-        if not writes or (writes[-1] and count + len(batch) > WRITE_STATEMENTS):
+        if not writes or (writes[-1] and count + len(batch) > MAX_WRITE_STATEMENTS):
             writes.append([])
             count = 0
         writes[-1].append(batch)
