@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -278,12 +277,14 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         later request, in a thread; meanwhile the writer seals again what a newer one needs."""
         if not statements:
             return statements
-        statements = [replace(p, row=self.index.index.hashed_ahead(p.row)) for p in statements]
+        index = self.index.index
         if not self.seal_statements:
-            return statements
+            return [p.worked_ahead(index.hashed_ahead(p.row), p.sealed) for p in statements]
         if not on_loop:
             self.key_ring.refresh(KEY_GENERATION_MAX_AGE)
-        return seal_ahead(statements, self.key_ring.batch(format_stored(datetime.now(UTC))[:10]))
+        sealed = seal_ahead(statements, self.key_ring.batch(format_stored(datetime.now(UTC))[:10]))
+        return [p.worked_ahead(index.hashed_ahead(p.row), s)
+                for p, s in zip(statements, sealed, strict=True)]
 
     def work_ahead_reads(self) -> bool:
         """Whether ``work_ahead`` would now read the store: a worker's loop hands it to a

@@ -16,7 +16,7 @@ three still read.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -85,11 +85,11 @@ _ciphers = Ciphers()
 def _encrypt(key: LearnerKey, plain: bytes) -> str:
     nonce = os.urandom(_NONCE)
     sealed = _ciphers(key.secret).encrypt(nonce, plain, key.key_id.encode())
-    return base64.b64encode(nonce + sealed).decode()
+    return binascii.b2a_base64(nonce + sealed, newline=False).decode()
 
 
 def _decrypt(key_id: str, secret: bytes, blob: str) -> bytes:
-    raw = base64.b64decode(blob)
+    raw = binascii.a2b_base64(blob)
     return _ciphers(secret).decrypt(raw[:_NONCE], raw[_NONCE:], key_id.encode())
 
 

@@ -8,7 +8,7 @@ and a template taken from the library's own mapper, so it is the state the mappe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -58,6 +58,15 @@ class PreparedStatement:
     def document(self) -> dict[str, Any]:
         """The statement as it was prepared (without stored), for comparing duplicates."""
         return dict(orjson.loads(self.body))
+
+    def worked_ahead(self, row: IndexRow, sealed: SealedAhead | None) -> PreparedStatement:
+        """This statement with its keys hashed and its sealing done, made in one construction:
+        dataclasses.replace looks every field up again, and a worker made three copies of
+        each statement with it (a tenth of its work ahead, and of the copies' cost)."""
+        return PreparedStatement(
+            statement_id=self.statement_id, body=self.body, has_timestamp=self.has_timestamp,
+            row=row, credential=self.credential, voids=self.voids,
+            can_void_any=self.can_void_any, lone_actor=self.lone_actor, sealed=sealed)
 
 
 def statement_body(document: dict[str, Any]) -> bytes:
@@ -123,16 +132,15 @@ class StatementEventEncoder:
         return dict(orjson.loads(with_stored(cls._sealed(p, keys), stored, p.has_timestamp)))
 
 
-def seal_ahead(statements: list[PreparedStatement], keys: KeyBatch) -> list[PreparedStatement]:
-    """The statements sealed now, where the request was read (in `lrs serve --workers N`, one
+def seal_ahead(statements: list[PreparedStatement], keys: KeyBatch) -> list[SealedAhead]:
+    """Each statement sealed now, where the request was read (in `lrs serve --workers N`, one
     of several processes) rather than by the single writer; each carries the new keys it is
     sealed under, which the writer writes with it."""
     sealed = []
     for p in statements:
         asked = _KeysAsked(keys)
         body = seal_statement(p.body, p.lone_actor, asked)
-        sealed.append(replace(p, sealed=SealedAhead(body, keys.generation, keys.day,
-                                                    asked.made_by_batch())))
+        sealed.append(SealedAhead(body, keys.generation, keys.day, asked.made_by_batch()))
     return sealed
 
 

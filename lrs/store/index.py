@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -118,7 +118,8 @@ class StatementIndexSQL:
         (in `lrs serve --workers N`, hashing was a tenth of the writer's time at batch 100)."""
         if row.key_hashes is not None:
             return row
-        return replace(row, keys=frozenset(), key_hashes=tuple(self.key_hash(k) for k in row.keys))
+        key_hash = self.key_hash
+        return row.hashed(tuple(key_hash(k) for k in row.keys))
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s") if self.paramstyle == "format" else text

@@ -38,6 +38,15 @@ class IndexRow:
     definitions: tuple[tuple[str, dict[str, Any] | None], ...] = ()
     agent_names: tuple[tuple[str, str], ...] = ()
 
+    def hashed(self, key_hashes: tuple[int, ...]) -> IndexRow:
+        """This row with its keys as the index holds them, in place of their text; made in one
+        construction, as dataclasses.replace (which looks every field up again) is not."""
+        return IndexRow(
+            statement_id=self.statement_id, verb_id=self.verb_id, object_ref=self.object_ref,
+            voids=self.voids, registration=self.registration, credential=self.credential,
+            keys=frozenset(), key_hashes=key_hashes, attachments=self.attachments,
+            definitions=self.definitions, agent_names=self.agent_names)
+
 
 def key_hasher(secret: bytes) -> Callable[[str], int]:
     """How the index holds a filter key: the first 8 bytes of SHA-256(secret + key), a signed

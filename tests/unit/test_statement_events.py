@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -73,3 +73,22 @@ def test_a_prepared_statement_crosses_to_the_writers_process_whole() -> None:
     assert arrived.row == sent.row and arrived.row.keys == sent.row.keys
     assert arrived.row.attachments == sent.row.attachments
     assert arrived.sealed is not None and arrived.sealed.keys[0][1] == key
+
+
+def _every_field_set(cls: type[Any], **given: Any) -> Any:
+    """An instance whose every field holds a value of its own, unlike its default: a field a
+    hand-written copy forgets then shows."""
+    values = {f.name: given.get(f.name, f"{f.name}-value") for f in fields(cls)}
+    return cls(**values)
+
+
+def test_a_worked_ahead_statement_keeps_every_field_but_its_row_and_sealing() -> None:
+    statement = _every_field_set(PreparedStatement, has_timestamp=True, can_void_any=True)
+    row = _every_field_set(IndexRow)
+    sealed = SealedAhead(b'{"sealed":1}', 3, "2026-12-02", ())
+    assert statement.worked_ahead(row, sealed) == replace(statement, row=row, sealed=sealed)
+
+
+def test_a_hashed_row_keeps_every_field_but_its_keys() -> None:
+    row = _every_field_set(IndexRow, keys=frozenset({"v:verb"}))
+    assert row.hashed((1, 2)) == replace(row, keys=frozenset(), key_hashes=(1, 2))
