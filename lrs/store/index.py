@@ -277,14 +277,17 @@ class StatementIndexSQL:
             chunk = rows[start:start + LINK_CHUNK]
             ids = [r.statement_id for r in chunk]
             voiding = ids + [r.voids for r in chunk if r.voids]
-            for row in self._fetch(
-                    c, f"SELECT 'v' AS link, voids AS target FROM xapi_statement"
-                       f" WHERE voids IN ({_marks(len(voiding))})"
-                       " UNION ALL SELECT DISTINCT 'r' AS link, object_ref AS target"
-                       f" FROM xapi_statement WHERE object_ref IN ({_marks(len(ids))})",
-                    [*voiding, *ids]):
+            for row in self._fetch(c, *self._linked_query(voiding, ids)):
                 (voided if row["link"] == "v" else referenced).add(row["target"])
         return sorted(voided), referenced
+
+    def _linked_query(self, voiding: list[str], ids: list[str]) -> tuple[str, list[Any]]:
+        """Statements that void one of ``voiding``, and those of ``ids`` another targets."""
+        return (f"SELECT 'v' AS link, voids AS target FROM xapi_statement"
+                f" WHERE voids IN ({_marks(len(voiding))})"
+                " UNION ALL SELECT DISTINCT 'r' AS link, object_ref AS target"
+                f" FROM xapi_statement WHERE object_ref IN ({_marks(len(ids))})",
+                [*voiding, *ids])
 
     def _apply_voiding(self, c: Cursor, targets: Sequence[str]) -> None:
         # Two steps, each on an index: one UPDATE with the lookup as a subquery let SQLite read
@@ -343,19 +346,16 @@ class StatementIndexSQL:
         found = ExistingStatements()
         if not ids:
             return found
-        c.execute(
-            self.sql(
-                f"{self._select_events(', s.statement_id, s.voids, s.credential')}"
-                f" WHERE s.statement_id IN ({_marks(len(ids))})"
-            ),
-            ids,
-        )
-        for row in c.fetchall():
+        for row in self._fetch(c, *self._existing_query(ids)):
             found.events[row["statement_id"]] = _stored_event(row)
             found.credentials[row["statement_id"]] = row["credential"]
             if row["voids"] is not None:
                 found.voiding.add(row["statement_id"])
         return found
+
+    def _existing_query(self, ids: list[str]) -> tuple[str, list[Any]]:
+        return (f"{self._select_events(', s.statement_id, s.voids, s.credential')}"
+                f" WHERE s.statement_id IN ({_marks(len(ids))})", ids)
 
     def carried(self, c: Cursor, statement_ids: Sequence[str], hashes: Sequence[str]) -> set[str]:
         if not statement_ids or not hashes:

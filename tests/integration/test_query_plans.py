@@ -222,3 +222,41 @@ def test_a_related_key_drives_the_scan_from_the_cursor_in_each_form_it_is_stored
         lines = found.splitlines()
         assert [line for line in lines if "FOR ORDER BY" in line] == ["USE TEMP B-TREE FOR ORDER BY"]
         assert lines.index("USE TEMP B-TREE FOR ORDER BY") > lines.index("SCAN m"), found
+
+
+def test_a_writes_lookups_read_each_id_off_its_index_on_a_never_analysed_postgresql_store(
+        tmp_path: Any, postgres_database: str) -> None:
+    """Every write looks up its ids: are they stored already, does a stored statement void or
+    target one of them. Named as an IN list of 800 parameters, on a table PostgreSQL had not yet
+    analysed (autovacuum off, or behind a bulk load), each lookup read every statement; it
+    must take each id off its index whatever the statistics say."""
+    from ingest.pipeline import prepare_statements
+    from lrs.auth import Principal
+    from tests.statements import statement, with_id
+
+    writer = Principal("writer", "writer", frozenset({"all"}), "urn:lrs:credentials")
+    store = LearningRecordStore(env=Settings(data_dir=tmp_path,
+                                             event_store=postgres_database).event_store_env())
+    try:
+        store.store_batches([prepare_statements([with_id(statement()) for _ in range(1000)],
+                                                writer, "1.0.3", 1000) for _ in range(4)])
+        index = store.index.index
+        with store.index.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+            conn.execute("DELETE FROM pg_statistic WHERE starelid IN"
+                         " ('xapi_statement'::regclass, %s::regclass)", [index.events_table])
+            ids = [row["statement_id"] for row in conn.execute(
+                "SELECT statement_id FROM xapi_statement ORDER BY seq LIMIT 800").fetchall()]
+            plans = {}
+            for name, (text, params) in {"existing": index._existing_query(ids),
+                                         "linked": index._linked_query(ids, ids)}.items():
+                plans[name] = "\n".join(row["QUERY PLAN"] for row in conn.execute(
+                    f"EXPLAIN {index.sql(text)}", params).fetchall())
+        found = store.index.existing_statements(ids)
+    finally:
+        store.close()
+    assert sorted(found.events) == sorted(ids)
+    for name, found_plan in plans.items():
+        assert "Seq Scan" not in found_plan, f"{name}:\n{found_plan}"
+    assert "xapi_statement_statement_id_key" in plans["existing"], plans["existing"]
+    assert "xapi_statement_voids_set" in plans["linked"], plans["linked"]
+    assert "xapi_statement_object_ref_set" in plans["linked"], plans["linked"]
