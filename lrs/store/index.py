@@ -227,16 +227,21 @@ class StatementIndexSQL:
         if not incoming:
             return
         ids = sorted({aid for aid, _ in incoming})
-        known = {row["activity_id"]: orjson.loads(row["definition"]) for row in self._fetch(
-            c, "SELECT activity_id, definition FROM xapi_activity"
-               f" WHERE activity_id IN ({_marks(len(ids))})", ids)}
+        known = {row["activity_id"]: orjson.loads(row["definition"])
+                 for row in self._fetch(c, *self._definitions_query(ids))}
         merged = dict(known)
         for activity_id, definition in incoming:
             merged[activity_id] = merge_definition(merged.get(activity_id, {}), definition or {})
         changed = [(aid, orjson.dumps(d).decode()) for aid, d in sorted(merged.items())
                    if known.get(aid) != d or aid not in known]
-        if not changed:  # most statements name activities already defined as they say
-            return
+        if changed:  # most statements name activities already defined as they say
+            self._upsert_definitions(c, changed)
+
+    def _definitions_query(self, ids: list[str]) -> tuple[str, list[Any]]:
+        return (f"SELECT activity_id, definition FROM xapi_activity"
+                f" WHERE activity_id IN ({_marks(len(ids))})", ids)
+
+    def _upsert_definitions(self, c: Cursor, changed: list[tuple[str, str]]) -> None:
         c.executemany(self.sql(
             "INSERT INTO xapi_activity (activity_id, definition) VALUES (?,?)"
             " ON CONFLICT (activity_id) DO UPDATE SET definition = excluded.definition"), changed)

@@ -69,10 +69,10 @@ class PostgresIndexSQL(StatementIndexSQL):
         )
 
 
-    # The lookups every write makes name its statements' ids: as one JSON array, each id
-    # looked up on its own index (OFFSET 0 keeps the subquery a lookup per id). With an IN list
-    # of 800 parameters, building them took psycopg milliseconds, and on a table not yet
-    # analysed (autovacuum off, or behind a bulk load) the planner read every statement.
+    # The lookups every write makes name its statements' ids (and its activities'): as one
+    # JSON array, each id looked up on its own index (OFFSET 0 keeps the subquery a lookup per
+    # id). With an IN list of 800 parameters, building them took psycopg milliseconds, and on a
+    # table not yet analysed (autovacuum off, or behind a bulk load) the planner read every row.
     _EACH_ID = "json_array_elements_text(%s::json) AS i(id) CROSS JOIN LATERAL"
 
     def _linked_query(self, voiding: list[str], ids: list[str]) -> tuple[str, list[Any]]:
@@ -81,6 +81,19 @@ class PostgresIndexSQL(StatementIndexSQL):
                 f" UNION ALL SELECT DISTINCT 'r' AS link, t.target FROM {self._EACH_ID}"
                 " (SELECT object_ref AS target FROM xapi_statement WHERE object_ref = i.id"
                 " OFFSET 0) t", [orjson.dumps(voiding).decode(), orjson.dumps(ids).decode()])
+
+    def _definitions_query(self, ids: list[str]) -> tuple[str, list[Any]]:
+        return (f"SELECT t.activity_id, t.definition FROM {self._EACH_ID} (SELECT activity_id,"
+                " definition FROM xapi_activity WHERE activity_id = i.id OFFSET 0) t",
+                [orjson.dumps(ids).decode()])
+
+    def _upsert_definitions(self, c: Any, changed: list[tuple[str, str]]) -> None:
+        """One statement: a store's first writes name hundreds of activities new to it, and
+        executemany sent each its own."""
+        c.execute("INSERT INTO xapi_activity (activity_id, definition) SELECT r->>0, r->>1"
+                  " FROM json_array_elements(%s::json) AS r ON CONFLICT (activity_id)"
+                  " DO UPDATE SET definition = excluded.definition",
+                  [orjson.dumps(changed).decode()])
 
     def _existing_query(self, ids: list[str]) -> tuple[str, list[Any]]:
         source = (f"{self._EACH_ID} (SELECT * FROM xapi_statement WHERE statement_id = i.id"

@@ -232,23 +232,29 @@ def test_a_writes_lookups_read_each_id_off_its_index_on_a_never_analysed_postgre
     must take each id off its index whatever the statistics say."""
     from ingest.pipeline import prepare_statements
     from lrs.auth import Principal
-    from tests.statements import statement, with_id
+    from tests.statements import activity, statement, with_id
 
     writer = Principal("writer", "writer", frozenset({"all"}), "urn:lrs:credentials")
     store = LearningRecordStore(env=Settings(data_dir=tmp_path,
                                              event_store=postgres_database).event_store_env())
     try:
-        store.store_batches([prepare_statements([with_id(statement()) for _ in range(1000)],
-                                                writer, "1.0.3", 1000) for _ in range(4)])
+        store.store_batches([prepare_statements(
+            [with_id(statement(object=activity(f"a{n % 700}-{k}"))) for n in range(1000)],
+            writer, "1.0.3", 1000) for k in range(4)])
         index = store.index.index
         with store.index.datastore.get_connection() as conn:  # type: ignore[attr-defined]
             conn.execute("DELETE FROM pg_statistic WHERE starelid IN"
-                         " ('xapi_statement'::regclass, %s::regclass)", [index.events_table])
+                         " ('xapi_statement'::regclass, 'xapi_activity'::regclass, %s::regclass)",
+                         [index.events_table])
             ids = [row["statement_id"] for row in conn.execute(
                 "SELECT statement_id FROM xapi_statement ORDER BY seq LIMIT 800").fetchall()]
             plans = {}
+            activities = [row["activity_id"] for row in conn.execute(
+                "SELECT activity_id FROM xapi_activity").fetchall()]
             for name, (text, params) in {"existing": index._existing_query(ids),
-                                         "linked": index._linked_query(ids, ids)}.items():
+                                         "linked": index._linked_query(ids, ids),
+                                         "definitions": index._definitions_query(activities)
+                                         }.items():
                 plans[name] = "\n".join(row["QUERY PLAN"] for row in conn.execute(
                     f"EXPLAIN {index.sql(text)}", params).fetchall())
         found = store.index.existing_statements(ids)
@@ -260,3 +266,5 @@ def test_a_writes_lookups_read_each_id_off_its_index_on_a_never_analysed_postgre
     assert "xapi_statement_statement_id_key" in plans["existing"], plans["existing"]
     assert "xapi_statement_voids_set" in plans["linked"], plans["linked"]
     assert "xapi_statement_object_ref_set" in plans["linked"], plans["linked"]
+    assert "xapi_activity_pkey" in plans["definitions"], plans["definitions"]
+    assert len(activities) == 2800
