@@ -32,6 +32,9 @@ class DocumentFilter:
     since: str | None = None
 
 
+_UPSERT = ("ON CONFLICT (doc_uuid) DO UPDATE SET content = excluded.content,"
+           " content_type = excluded.content_type, etag = excluded.etag,"
+           " updated = excluded.updated, version = excluded.version, deleted = excluded.deleted")
 _COLUMNS = ("doc_uuid, resource, activity_id, agent, registration, document_id, content,"
             " content_type, etag, updated, version, deleted")
 
@@ -56,20 +59,28 @@ class DocumentViewSQL:
         ]
 
     def apply(self, c: Cursor, changes: Sequence[DocumentChange]) -> None:
-        c.executemany(
-            self.sql(
-                f"INSERT INTO xapi_document ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (doc_uuid) DO UPDATE SET content = excluded.content,"
-                " content_type = excluded.content_type, etag = excluded.etag,"
-                " updated = excluded.updated, version = excluded.version, deleted = excluded.deleted"
-            ),
-            [
-                (str(ch.key.aggregate_id), ch.key.resource, ch.key.activity_id, ch.key.agent,
+        rows = [(str(ch.key.aggregate_id), ch.key.resource, ch.key.activity_id, ch.key.agent,
                  ch.key.registration, ch.key.document_id, ch.content, ch.content_type, ch.etag,
-                 ch.updated, ch.version, ch.content is None)
-                for ch in changes
-            ],
-        )
+                 ch.updated, ch.version, ch.content is None) for ch in changes]
+        if not rows:
+            return
+        if self.paramstyle == "format":
+            self._apply_at_once(c, rows)
+            return
+        c.executemany(self.sql(f"INSERT INTO xapi_document ({_COLUMNS}) VALUES"
+                               f" (?,?,?,?,?,?,?,?,?,?,?,?) {_UPSERT}"), rows)
+
+    @staticmethod
+    def _apply_at_once(c: Cursor, rows: list[tuple[Any, ...]]) -> None:
+        """PostgreSQL: one statement over arrays of the columns (binary, written by psycopg in
+        C), where executemany made a round trip a document. One statement may change a row once,
+        so a document written twice in the write is written as its last change, which is what
+        the changes applied in turn leave."""
+        last = list({row[0]: row for row in rows}.values())
+        c.execute(f"INSERT INTO xapi_document ({_COLUMNS}) SELECT * FROM unnest(%b::text[],"
+                  " %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bytea[],"
+                  " %b::text[], %b::text[], %b::text[], %b::bigint[], %b::boolean[])"
+                  f" {_UPSERT}", [list(column) for column in zip(*last, strict=True)])
 
     def one(self, c: Cursor, key: DocumentKey) -> tuple[StoredDocument | None, int]:
         """The live document, if any, and the aggregate's version (0 if never written)."""

@@ -78,7 +78,7 @@ class LearnerKeySQL:
             return
         if self.paramstyle == "format":  # one statement: psycopg's executemany is a round trip a row
             c.execute("INSERT INTO learner_key (key_id, pseudonym, day, secret) SELECT * FROM"
-                      " unnest(%s::text[], %s::text[], %s::text[], %s::bytea[])",
+                      " unnest(%b::text[], %b::text[], %b::text[], %b::bytea[])",
                       [[k.key_id for k in keys], [k.pseudonym for k in keys], [k.day for k in keys],
                        [k.secret for k in keys]])
         else:

@@ -504,3 +504,25 @@ def test_a_write_of_many_small_batches_is_stored_whole_within_sqlites_parameter_
     assert outcomes == [[p.statement_id for p in batch] for batch in batches]
     assert 0 < most <= 32_766
     assert len(store.index.existing_statements([docs[0]["id"], docs[-1]["id"]]).events) == 2
+
+
+def test_one_document_changed_twice_in_one_write_is_left_as_its_later_change(
+        store: LearningRecordStore) -> None:
+    """PostgreSQL writes a transaction's document rows in one statement, which may change a
+    row only once: a document changed twice must end as the changes applied in turn leave it."""
+    twice, other = _state("twice"), _state("other")
+
+    def change(key: DocumentKey, content: bytes | None, version: int) -> DocumentChange:
+        return DocumentChange(key, content, "application/json", f"etag-{version}",
+                              f"2026-12-07T00:00:0{version}Z", version)
+
+    recorder: Any = store.recorder
+    with recorder._write_transaction() as c:
+        recorder.documents.apply(c, [change(twice, b'{"n": 1}', 1), change(other, b"{}", 1),
+                                     change(twice, b'{"n": 2}', 2)])
+    assert store.document(twice).content == b'{"n": 2}'
+    assert store.document_view.document(twice)[1] == 2
+    assert store.document(other).content == b"{}"
+    with recorder._write_transaction() as c:
+        recorder.documents.apply(c, [change(twice, b'{"n": 3}', 3), change(twice, None, 4)])
+    assert store.document_view.document(twice) == (None, 4)
