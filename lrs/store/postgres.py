@@ -71,7 +71,6 @@ class PostgresIndexSQL(StatementIndexSQL):
             [*columns, [k for k, _ in keys], [seq for _, seq in keys]],
         )
 
-
     # The lookups every write makes name its statements' ids (and its activities'): as one
     # JSON array, each id looked up on its own index (OFFSET 0 keeps the subquery a lookup per
     # id). With an IN list of 800 parameters, building them took psycopg milliseconds, and on a
