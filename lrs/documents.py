@@ -15,6 +15,8 @@ from schemas.validate import NestedTooDeep, StatementInvalid, parse_json
 STATE, ACTIVITY_PROFILE, AGENT_PROFILE = "state", "activity-profile", "agent-profile"
 JSON_TYPE = "application/json"
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:lrs:document")
+_UNAMBIGUOUS = uuid5(NAMESPACE_URL, "urn:lrs:document:json-parts")
+_SEPARATOR = "\x1f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +31,16 @@ class DocumentKey:
 
     @property
     def aggregate_id(self) -> UUID:
+        """The parts joined by U+001F, as every store has named its documents. An agent's
+        account name and a stateId may hold that character themselves, and then two keys
+        joined the same (account name "n" + U+001F with stateId "d", account name "n" with
+        stateId U+001F + "d"): one agent read and wrote the other's document. A key with the
+        separator in a part is named by its parts as a JSON array, in a namespace of its own."""
         parts = (self.resource, self.activity_id or "", self.agent or "", self.registration or "",
                  self.document_id)
-        return uuid5(_NAMESPACE, "\x1f".join(parts))
+        if any(_SEPARATOR in part for part in parts):
+            return uuid5(_UNAMBIGUOUS, orjson.dumps(parts).decode())
+        return uuid5(_NAMESPACE, _SEPARATOR.join(parts))
 
     def scope(self) -> dict[str, str]:
         found = {"activityId": self.activity_id, "agent": self.agent,

@@ -430,3 +430,34 @@ def test_deleting_a_missing_document_with_if_match_is_412(xapi: XAPIClient) -> N
     response = xapi.request("DELETE", ACTIVITY_PROFILE, params=profile(profileId="never"),
                             headers={"If-Match": '"abc"'})
     assert response.status_code == 412
+
+
+def test_one_agents_state_is_never_anothers_whatever_separator_their_ids_hold(
+        xapi: XAPIClient) -> None:
+    """A document was named by its key's parts joined with U+001F, a character an account name
+    and a stateId may hold: account "n" + U+001F with stateId "d", and account "n" with stateId
+    U+001F + "d", named the same document, so one agent read the other's state."""
+    def agent(name: str) -> str:
+        return json.dumps({"account": {"homePage": "https://sis.example.org", "name": name}})
+
+    mine = state(agent=agent("n\x1f"), stateId="d")
+    theirs = state(agent=agent("n"), stateId="\x1fd")
+    assert put(xapi, STATE, theirs, b'{"grade": "private"}').status_code == 204
+    assert xapi.request("GET", STATE, params=mine).status_code == 404
+    assert put(xapi, STATE, mine, b'{"mine": true}').status_code == 204
+    assert xapi.request("GET", STATE, params=theirs).json() == {"grade": "private"}
+    assert xapi.request("GET", STATE, params=mine).json() == {"mine": True}
+    listed = xapi.request("GET", STATE, params={k: v for k, v in theirs.items() if k != "stateId"})
+    assert listed.json() == ["\x1fd"]
+
+
+def test_a_key_without_the_separator_keeps_the_document_name_every_store_has_used() -> None:
+    """Stores hold documents named the old way: a key free of U+001F must keep its name."""
+    from uuid import NAMESPACE_URL, uuid5
+
+    from lrs.documents import STATE as STATE_RESOURCE
+    from lrs.documents import DocumentKey
+
+    key = DocumentKey(STATE_RESOURCE, "bookmark", ACTIVITY, "mbox:mailto:ada@example.org")
+    joined = "\x1f".join((STATE_RESOURCE, ACTIVITY, "mbox:mailto:ada@example.org", "", "bookmark"))
+    assert key.aggregate_id == uuid5(uuid5(NAMESPACE_URL, "urn:lrs:document"), joined)
