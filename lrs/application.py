@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
+from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, Transcoder
@@ -179,11 +180,22 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
             except IntegrityError as exc:
                 ids = {p.statement_id for p in new}
                 if ids == tried:  # nobody stored any of them meanwhile: not a collision
+                    erased = self._erased_ids(ids)
+                    if erased:
+                        return Conflict(
+                            f"statement {erased[0]} names a statement whose learner was erased;"
+                            " a statement id names one statement, so it is not used again")
                     raise StoreRefused(f"the event store refused this batch ({exc});"
                                        " nothing of it was stored") from exc
                 tried = ids
         return Conflict("statement ids in this batch kept being stored by other writers at the"
                         " same time; retry to compare")
+
+    def _erased_ids(self, ids: set[str]) -> list[str]:
+        """Ids the log holds an event of but the index does not: an erased learner's statements
+        (their events stay, sealed under keys that are gone). Read only when an append was
+        refused twice for the same ids."""
+        return [i for i in sorted(ids) if self.recorder.select_events(UUID(i), limit=1)]
 
     def _check_batches(
         self, batches: Sequence[Sequence[PreparedStatement]]

@@ -253,6 +253,23 @@ def test_a_learner_sends_again_after_being_forgotten_and_is_read(xapi: XAPIClien
     assert [s["id"] for s in found] == [again["id"]]
 
 
+def test_a_statement_id_of_a_forgotten_learner_is_not_used_again_409(xapi: XAPIClient) -> None:
+    """A forgotten learner's events stay in the log, sealed under keys that are gone; their ids
+    still name those statements. Sent again, the id was refused as the store failing (500, and
+    a client retried it for ever); it is a statement id already used (Communication 2.1.2)."""
+    first = said(ADA, ADA_NAME, "once")
+    assert xapi.post(first).status_code == 200
+    forget(xapi)
+    again = xapi.post(first)
+    assert again.status_code == 409, again.text
+    message = again.json()["error"]["message"]
+    assert first["id"] in message and "erased" in message
+    bob = said(BOB, BOB_NAME, "still writes")
+    assert xapi.post(bob).status_code == 200
+    both = xapi.post([said(BOB, BOB_NAME, "in a batch"), first])
+    assert both.status_code == 409, both.text
+
+
 def test_the_cli_forgets_a_learner_given_as_an_ifi_key(
         xapi: XAPIClient, settings: Settings, server: TestClient,
         capsys: pytest.CaptureFixture[str]) -> None:
