@@ -86,10 +86,12 @@ class ProcessCPU:
         self.start = self._read()
 
     def _processes(self) -> list[psutil.Process]:
-        found = [self.root, *self.root.children(recursive=True)]
-        if self.postgres:
-            found += [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
-        return found
+        return [self.root, *self.root.children(recursive=True), *self._postgres()]
+
+    def _postgres(self) -> list[psutil.Process]:
+        if not self.postgres:
+            return []
+        return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
 
     def _read(self) -> dict[str, float]:
         found: dict[str, float] = {}
@@ -118,10 +120,7 @@ class ProcessCPU:
             elif any(f.path.endswith(".duckdb") for f in child.open_files()):
                 role = "projections"  # the process that holds the views file
             named[str(child.pid)] = role
-        if self.postgres:
-            for process in psutil.process_iter(["name"]):
-                if process.info["name"] == "postgres":
-                    named[str(process.pid)] = "postgres"
+        named.update((str(process.pid), "postgres") for process in self._postgres())
         return named
 
 
@@ -130,7 +129,9 @@ def cpu_by_role(used: dict[str, float], names: dict[str, str]) -> str:
     writers) summed."""
     postgres = sum(seconds for pid, seconds in used.items() if names.get(pid) == "postgres")
     spent = [(names.get(pid, "other"), seconds) for pid, seconds in used.items()
-             if names.get(pid) != "postgres"] + [("postgres", postgres)] * (postgres > 0)
+             if names.get(pid) != "postgres"]
+    if postgres:
+        spent.append(("postgres", postgres))
     return ", ".join(f"{name} {seconds:.1f}" for name, seconds in
                      sorted(spent, key=lambda x: -x[1]) if seconds >= 0.05)
 

@@ -92,10 +92,10 @@ class PostgresIndexSQL(StatementIndexSQL):
     def _upsert_definitions(self, c: Any, changed: list[tuple[str, str]]) -> None:
         """One statement: a store's first writes name hundreds of activities new to it, and
         executemany sent each its own."""
-        c.execute("INSERT INTO xapi_activity (activity_id, definition) SELECT r->>0, r->>1"
-                  " FROM json_array_elements(%s::json) AS r ON CONFLICT (activity_id)"
+        c.execute("INSERT INTO xapi_activity (activity_id, definition) SELECT * FROM"
+                  " unnest(%b::text[], %b::text[]) ON CONFLICT (activity_id)"
                   " DO UPDATE SET definition = excluded.definition",
-                  [orjson.dumps(changed).decode()])
+                  [[aid for aid, _ in changed], [definition for _, definition in changed]])
 
     def _existing_query(self, ids: list[str]) -> tuple[str, list[Any]]:
         source = (f"{self._EACH_ID} (SELECT * FROM xapi_statement WHERE statement_id = i.id"
