@@ -48,8 +48,8 @@ ROSTER_TOPIC = get_topic(Roster.Loaded)
 FIT_TOPIC = get_topic(ParameterFit.Fitted)
 ERASED_TOPIC = get_topic(LearnerErasure.LearnerErased)
 RETENTION_TOPIC = get_topic(Retention.RetentionApplied)
-FOLLOW_SHARE = 4.0  # the following loop waits this many times a catch-up's time (see run)
-FOLLOW_MAX_WAIT = 0.5
+FOLLOW_SHARE = 9.0  # the following loop waits this many times a catch-up's time (see run)
+FOLLOW_MAX_WAIT = 1.0
 TOPICS = [STATEMENT_TOPIC, get_topic(AlignmentSet.Loaded), ROSTER_TOPIC, FIT_TOPIC, ERASED_TOPIC,
           RETENTION_TOPIC]
 # Every table that keys rows by learner: an erased learner leaves each of them.
@@ -251,9 +251,13 @@ class ProjectionRunner(LearnerRefresh):
         cost (the refresh, DuckDB's transactions: ~90 ms of CPU for one statement on a
         2-core machine): caught up after every few statements, as under steady batch-1 ingest,
         the views took half a core. After less than a page the loop waits ``interval``, or
-        FOLLOW_SHARE times the catch-up's own time if longer (at most a fifth of a core on
+        FOLLOW_SHARE times the catch-up's own time if longer (at most a tenth of a core on
         catch-ups), but never past FOLLOW_MAX_WAIT: on a machine with a moment free, a
-        statement is in the views within a second of its write. A full page goes on at once."""
+        statement is in the views a second or so after its write. A full page goes on at once.
+
+        Every core the views take is one ingest lacks: at a fifth of a core and half a second,
+        the views took 410-550 ms of CPU per 1,000 statements at batch 1 (bench/ingest.py),
+        and 300-340 at a tenth and a second, for 5-25 % more requests a second."""
         while not self.stop.is_set():
             try:
                 started = self.clock()

@@ -227,11 +227,11 @@ def test_following_the_log_waits_after_less_than_a_page_and_not_after_a_full_one
     sqlite_store: LearningRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A catch-up has a fixed cost (the refresh, DuckDB's transactions): statements that
-    trickle in are applied together, waiting the interval or, after a slow catch-up, four
-    times its time up to half a second; a backlog goes on at once."""
+    trickle in are applied together, waiting the interval or, after a slow catch-up, nine
+    times its time up to a second; a backlog goes on at once."""
     runner = ProjectionRunner(sqlite_store, tmp_path / "views.duckdb", page_size=10)
     # (statements applied, seconds the catch-up took)
-    catch_ups = iter([(3, 0.01), (10, 0.2), (25, 0.3), (0, 0.01), (9, 0.1), (2, 0.5)])
+    catch_ups = iter([(3, 0.01), (10, 0.2), (25, 0.3), (0, 0.01), (9, 0.1), (2, 0.5), (1, 0.05)])
     now = [0.0]
     steps: list[str] = []
 
@@ -249,8 +249,8 @@ def test_following_the_log_waits_after_less_than_a_page_and_not_after_a_full_one
                         or steps.append(f"waited {seconds:g}"))
     runner.run(interval=0.2)
     assert steps == ["applied 3", "waited 0.2", "applied 10", "applied 25", "applied 0",
-                     "waited 0.2", "applied 9", "waited 0.4", "applied 2", "waited 0.5",
-                     "applied 0"]
+                     "waited 0.2", "applied 9", "waited 0.9", "applied 2", "waited 1",
+                     "applied 1", "waited 0.45", "applied 0"]
 
 
 def test_analysts_can_read_the_views_with_plain_duckdb(sqlite_store: LearningRecordStore,
