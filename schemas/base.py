@@ -53,8 +53,10 @@ PATTERN_RULES = {
     _SHA2: "must be the hex digits of a SHA-2 hash",
     _UUID: "must be a UUID in its 8-4-4-4-12 hex form",
 }
-_IRI_MATCH = re.compile(_IRI).match
-_UUID_MATCH = re.compile(_UUID).match
+# fullmatch: Python's '$' also matches before a final line break, so with match a UUID or an
+# IRI followed by one passed as that value (pydantic-core's patterns, in Rust, do not).
+_IRI_MATCH = re.compile(_IRI).fullmatch
+_UUID_MATCH = re.compile(_UUID).fullmatch
 
 # Lengths, in octets of UTF-8, of the strings the statement index keys on (activity and verb
 # ids, agent identifiers, agent names). Each bound keeps a key within what every store can
@@ -112,7 +114,7 @@ def check_uuid(value: str) -> str:
 
 
 def _check_duration(value: str) -> str:
-    if not _DURATION.match(value):
+    if not _DURATION.fullmatch(value):
         raise ValueError("must be an ISO 8601 duration such as 'PT1H30M' or 'PT45.5S' (weeks,"
                          " as in 'P4W', stand alone)")
     return value
@@ -120,7 +122,7 @@ def _check_duration(value: str) -> str:
 
 def parse_timestamp(value: str) -> datetime:
     """Parse an ISO 8601 timestamp; a time without an offset is taken as UTC."""
-    if not _TIMESTAMP.match(value):
+    if not _TIMESTAMP.fullmatch(value):
         raise ValueError("must be an ISO 8601 timestamp such as '2024-05-01T10:00:00.000Z'")
     if value.endswith("-00:00") or value.endswith("-0000"):
         raise ValueError("must not use the offset -00:00 (RFC 3339 'unknown local offset')")

@@ -120,6 +120,19 @@ def test_a_nul_in_a_query_parameter_is_rejected_naming_it(xapi: XAPIClient) -> N
     assert_refused(response, "stateId", "NUL")
 
 
+def test_an_id_followed_by_a_line_break_is_a_bad_parameter_not_a_server_error(
+        xapi: XAPIClient) -> None:
+    """Python's '$' matches before a final line break, so "<uuid>\n" passed the id check and
+    reached the store as an id no statement can have: 400 naming the parameter, as for any
+    malformed id."""
+    stored = with_id(statement())
+    assert xapi.post(stored).status_code == 200
+    for name in ("statementId", "voidedStatementId"):
+        assert_refused(xapi.get(**{name: stored["id"] + "\n"}), name, "UUID")
+    assert_refused(xapi.get(activity="https://example.org/a\n"), "activity")
+    assert_refused(xapi.get(since="2026-10-01T10:00:00Z\n"), "since")
+
+
 def test_a_nul_in_the_agent_parameter_is_rejected(xapi: XAPIClient) -> None:
     response = xapi.get(agent='{"mbox": "mailto:a\\u0000b@example.org"}')
     assert_refused(response, "agent")

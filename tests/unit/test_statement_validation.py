@@ -211,6 +211,13 @@ def test_duration_is_iso_8601() -> None:
         statement(result={"duration": "90 minutes"}))
 
 
+def test_a_duration_or_timestamp_followed_by_a_line_break_is_refused() -> None:
+    """Python's '$' matches before a final line break: "PT1S\n" passed as a duration."""
+    assert "statement.result.duration: must be an ISO 8601 duration" in rejected(
+        statement(result={"duration": "PT1S\n"}))
+    assert "statement.timestamp" in rejected(statement(timestamp="2026-10-01T10:00:00Z\n"))
+
+
 def test_success_is_a_boolean_not_a_string() -> None:
     assert "statement.result.success" in rejected(statement(result={"success": "true"}))
 
