@@ -124,13 +124,37 @@ class StatementIndexSQL:
     def sql(self, text: str) -> str:
         return text.replace("?", "%s") if self.paramstyle == "format" else text
 
+    # --- statements by id ----------------------------------------------------------------------
+    # A statement's event is version 1 of the aggregate its id names, and the event's position
+    # is the statement's seq, so the events' primary key finds a statement by its id. An index
+    # of the statement rows' ids as well was a second B-tree of random keys that every statement
+    # wrote into: at 40,000 stored, a write of 400 dirtied 321 pages of it among 1,304
+    # (bench/writer.py). SQLite stores made before keep it (it came with the column's UNIQUE,
+    # which only a rebuild of the table drops), unread; PostgreSQL's is dropped on opening.
+
+    def event_ids(self, statement_ids: Iterable[str]) -> list[Any]:
+        """The events' originator ids of these statements: the library's SQLite recorder
+        spells a UUID in 32 hex digits."""
+        return [UUID(i).hex for i in statement_ids]
+
+    def event_id_of(self, column: str) -> str:
+        """SQL for the originator id of the statement whose id ``column`` holds."""
+        return f"replace({column}, '-', '')"
+
+    def _by_id(self, statement_ids: Sequence[str]) -> tuple[str, list[Any]]:
+        """FROM and WHERE (to which more may be ANDed) for the statements named by these ids,
+        as ``s`` with their events as ``e``; and its parameters."""
+        return (f"{self.events_table} e JOIN xapi_statement s ON s.seq = e.{self.events_seq}"
+                f" WHERE e.originator_id IN ({_marks(len(statement_ids))})"
+                " AND e.originator_version = 1", self.event_ids(statement_ids))
+
     def create_statements(self, seq_type: str, bool_type: str, without_rowid: str,
                           blob_type: str) -> list[str]:
         return [
             "CREATE TABLE IF NOT EXISTS xapi_index_secret (id INTEGER PRIMARY KEY,"
             f" secret {blob_type} NOT NULL)",
             "CREATE TABLE IF NOT EXISTS xapi_statement ("
-            f"seq {seq_type} PRIMARY KEY, statement_id TEXT NOT NULL UNIQUE, stored TEXT NOT NULL, "
+            f"seq {seq_type} PRIMARY KEY, statement_id TEXT NOT NULL, stored TEXT NOT NULL, "
             "verb_id TEXT NOT NULL, object_ref TEXT, voids TEXT, registration TEXT, "
             f"credential TEXT NOT NULL, voided {bool_type} NOT NULL DEFAULT FALSE)",
             # Partial: few statements target another (a StatementRef) or void one, and an
@@ -298,9 +322,12 @@ class StatementIndexSQL:
         # Two steps, each on an index: one UPDATE with the lookup as a subquery let SQLite read
         # "voids IS NULL" off the voids index, a scan of every statement (0.3 s at 1M).
         if targets:
-            c.execute(self.sql(f"UPDATE xapi_statement SET voided = {self.TRUE}"
-                               f" WHERE statement_id IN ({_marks(len(targets))}) AND voids IS NULL"),
-                      targets)
+            c.execute(*self._voiding_update(targets))
+
+    def _voiding_update(self, targets: Sequence[str]) -> tuple[str, list[Any]]:
+        by_id, params = self._by_id(targets)
+        return (self.sql(f"UPDATE xapi_statement SET voided = {self.TRUE}"
+                         f" WHERE seq IN (SELECT s.seq FROM {by_id}) AND voids IS NULL"), params)
 
     def _propagate_reference_keys(self, c: Cursor, rows: Sequence[IndexRow],
                                   referenced: set[str]) -> None:
@@ -313,11 +340,11 @@ class StatementIndexSQL:
         involved = {r.statement_id for r in rows if r.object_ref is not None} | referenced
         if not involved:
             return
+        start, params = self._by_id(sorted(involved))
         c.execute(
             self.sql(
                 "WITH RECURSIVE start(seq, sid, ref) AS ("
-                " SELECT seq, statement_id, object_ref FROM xapi_statement"
-                f" WHERE statement_id IN ({_marks(len(involved))})),"
+                f" SELECT s.seq, s.statement_id, s.object_ref FROM {start}),"
                 " up(seq, sid, origin) AS ("
                 " SELECT seq, sid, sid FROM start"
                 " UNION SELECT r.seq, r.statement_id, up.origin FROM xapi_statement r"
@@ -325,7 +352,9 @@ class StatementIndexSQL:
                 " src(origin, key_hash) AS ("
                 " SELECT st.sid, k.key_hash FROM start st JOIN xapi_statement_key k ON k.seq = st.seq"
                 " UNION SELECT st.sid, k.key_hash FROM start st"
-                " JOIN xapi_statement t ON t.statement_id = st.ref"
+                f" JOIN {self.events_table} te ON te.originator_id = {self.event_id_of('st.ref')}"
+                " AND te.originator_version = 1"
+                f" JOIN xapi_statement t ON t.seq = te.{self.events_seq}"
                 " JOIN xapi_statement_key k ON k.seq = t.seq)"
                 # A statement's own keys are written before any carried to it (in its own
                 # write, first), so a row this inserts is one the statement did not have.
@@ -335,7 +364,7 @@ class StatementIndexSQL:
                 f" SELECT DISTINCT src.key_hash, up.seq, {self.TRUE} FROM src"
                 " JOIN up ON up.origin = src.origin WHERE TRUE ON CONFLICT DO NOTHING"
             ),
-            sorted(involved),
+            params,
         )
 
     # --- reading -----------------------------------------------------------------------------
@@ -359,22 +388,28 @@ class StatementIndexSQL:
         return found
 
     def _existing_query(self, ids: list[str]) -> tuple[str, list[Any]]:
-        return (f"{self._select_events(', s.statement_id, s.voids, s.credential')}"
-                f" WHERE s.statement_id IN ({_marks(len(ids))})", ids)
+        return self._select_by_id(", s.statement_id, s.voids, s.credential", ids)
+
+    def _select_by_id(self, extra: str, statement_ids: Sequence[str]) -> tuple[str, list[Any]]:
+        by_id, params = self._by_id(statement_ids)
+        return ("SELECT s.seq, s.stored, e.originator_id, e.originator_version, e.topic, e.state"
+                f"{extra} FROM {by_id}", params)
 
     def carried(self, c: Cursor, statement_ids: Sequence[str], hashes: Sequence[str]) -> set[str]:
         if not statement_ids or not hashes:
             return set()
+        by_id, params = self._by_id(statement_ids)
         rows = self._fetch(
-            c, "SELECT a.sha2 FROM xapi_statement_attachment a JOIN xapi_statement s"
-               f" ON s.seq = a.seq WHERE s.statement_id IN ({_marks(len(statement_ids))})"
-               f" AND a.sha2 IN ({_marks(len(hashes))})", [*statement_ids, *hashes])
+            c, "SELECT a.sha2 FROM xapi_statement_attachment a JOIN ("
+               f"SELECT s.seq FROM {by_id}) s ON s.seq = a.seq"
+               f" WHERE a.sha2 IN ({_marks(len(hashes))})", [*params, *hashes])
         return {row["sha2"] for row in rows}
 
     def one(self, c: Cursor, statement_id: str, voided: bool,
             credential: str | None) -> IndexedStatement | None:
-        text = f"{self._select_events()} WHERE s.statement_id = ? AND s.voided = ?"
-        params: list[Any] = [statement_id, voided]
+        text, params = self._select_by_id("", [statement_id])
+        text += " AND s.voided = ?"
+        params.append(voided)
         if credential is not None:
             text += " AND s.credential = ?"
             params.append(credential)

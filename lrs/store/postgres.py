@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 from uuid import UUID
@@ -76,6 +76,26 @@ class PostgresIndexSQL(StatementIndexSQL):
     # id). With an IN list of 800 parameters, building them took psycopg milliseconds, and on a
     # table not yet analysed (autovacuum off, or behind a bulk load) the planner read every row.
     _EACH_ID = "json_array_elements_text(%s::json) AS i(id) CROSS JOIN LATERAL"
+    ids_are_uuids = True  # the events' originator_id column: the library's uuid, or text
+
+    def create_statements(self, seq_type: str, bool_type: str, without_rowid: str,
+                          blob_type: str) -> list[str]:
+        # Statements are found by id on the events' primary key (StatementIndexSQL.event_ids):
+        # the unique index of the statement rows' ids goes from stores made before. Looked up
+        # first: ALTER TABLE locks the table whether or not there is a constraint to drop, and
+        # every process opening the store would stall the writer (or wait behind a long read,
+        # with every write queued behind it).
+        return [*super().create_statements(seq_type, bool_type, without_rowid, blob_type),
+                "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid ="
+                " 'xapi_statement'::regclass AND conname = 'xapi_statement_statement_id_key')"
+                " THEN ALTER TABLE xapi_statement DROP CONSTRAINT xapi_statement_statement_id_key;"
+                " END IF; END $$"]
+
+    def event_ids(self, statement_ids: Iterable[str]) -> list[Any]:
+        return [UUID(i) if self.ids_are_uuids else str(UUID(i)) for i in statement_ids]
+
+    def event_id_of(self, column: str) -> str:
+        return f"CAST({column} AS uuid)" if self.ids_are_uuids else column
 
     def _linked_query(self, voiding: list[str], ids: list[str]) -> tuple[str, list[Any]]:
         return (f"SELECT 'v' AS link, t.target FROM {self._EACH_ID} (SELECT voids AS target"
@@ -97,11 +117,20 @@ class PostgresIndexSQL(StatementIndexSQL):
                   " DO UPDATE SET definition = excluded.definition",
                   [[aid for aid, _ in changed], [definition for _, definition in changed]])
 
-    def _existing_query(self, ids: list[str]) -> tuple[str, list[Any]]:
-        source = (f"{self._EACH_ID} (SELECT * FROM xapi_statement WHERE statement_id = i.id"
-                  " OFFSET 0) s")
-        return (self._select_events(", s.statement_id, s.voids, s.credential", source),
-                [orjson.dumps(ids).decode()])
+    def _by_id(self, statement_ids: Sequence[str]) -> tuple[str, list[Any]]:
+        # Each id off the events' key, as the lookups above; as an IN list, PostgreSQL hashed
+        # every statement row to join them on a table not yet analysed.
+        return (f"{self._EACH_ID} (SELECT * FROM {self.events_table}"
+                f" WHERE originator_id = {self.event_id_of('i.id')} AND originator_version = 1"
+                f" OFFSET 0) e JOIN xapi_statement s ON s.seq = e.{self.events_seq} WHERE TRUE",
+                [orjson.dumps([str(i) for i in self.event_ids(statement_ids)]).decode()])
+
+    def _voiding_update(self, targets: Sequence[str]) -> tuple[str, list[Any]]:
+        # The positions first, as one array: as an IN subquery, PostgreSQL read every statement
+        # row for it on a table not yet analysed.
+        by_id, params = self._by_id(targets)
+        return ("UPDATE xapi_statement SET voided = TRUE WHERE seq = ANY(ARRAY(SELECT s.seq"
+                f" FROM {by_id})) AND voids IS NULL", params)
 
 
 class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKeyReads,
@@ -116,6 +145,7 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         self.keys = LearnerKeySQL(paramstyle="format", blob_type="BYTEA")
         self.erasure = ErasureSQL(self.index, self.keys)
         self.ids_are_uuids = datastore.originator_id_type == "uuid"  # else 'text', as the library checked
+        self.index.ids_are_uuids = self.ids_are_uuids
         self.insert_events_arrays = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
             " SELECT i, v, t, s FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[],"

@@ -229,7 +229,9 @@ def test_a_writes_lookups_read_each_id_off_its_index_on_a_never_analysed_postgre
     """Every write looks up its ids: are they stored already, does a stored statement void or
     target one of them. Named as an IN list of 800 parameters, on a table PostgreSQL had not yet
     analysed (autovacuum off, or behind a bulk load), each lookup read every statement; it
-    must take each id off its index whatever the statistics say."""
+    must take each id off its index whatever the statistics say. Statements named by id (the
+    lookup, the voiding, a GET by id, an attachment's statements) are found on the events'
+    primary key."""
     from ingest.pipeline import prepare_statements
     from lrs.auth import Principal
     from tests.statements import activity, statement, with_id
@@ -251,10 +253,15 @@ def test_a_writes_lookups_read_each_id_off_its_index_on_a_never_analysed_postgre
             plans = {}
             activities = [row["activity_id"] for row in conn.execute(
                 "SELECT activity_id FROM xapi_activity").fetchall()]
-            for name, (text, params) in {"existing": index._existing_query(ids),
-                                         "linked": index._linked_query(ids, ids),
-                                         "definitions": index._definitions_query(activities)
-                                         }.items():
+            by_id = {
+                "existing": index._existing_query(ids),
+                "linked": index._linked_query(ids, ids),
+                "definitions": index._definitions_query(activities),
+                "voiding": index._voiding_update(ids),
+                "one": index._select_by_id("", ids[:1]),
+                "carried": index._select_by_id("", ids),
+            }
+            for name, (text, params) in by_id.items():
                 plans[name] = "\n".join(row["QUERY PLAN"] for row in conn.execute(
                     f"EXPLAIN {index.sql(text)}", params).fetchall())
         found = store.index.existing_statements(ids)
@@ -263,7 +270,9 @@ def test_a_writes_lookups_read_each_id_off_its_index_on_a_never_analysed_postgre
     assert sorted(found.events) == sorted(ids)
     for name, found_plan in plans.items():
         assert "Seq Scan" not in found_plan, f"{name}:\n{found_plan}"
-    assert "xapi_statement_statement_id_key" in plans["existing"], plans["existing"]
+    for name in ("existing", "voiding", "one", "carried"):  # by id, on the events' key
+        assert f"{index.events_table}_pkey" in plans[name], f"{name}:\n{plans[name]}"
+        assert "xapi_statement_pkey" in plans[name], f"{name}:\n{plans[name]}"
     assert "xapi_statement_voids_set" in plans["linked"], plans["linked"]
     assert "xapi_statement_object_ref_set" in plans["linked"], plans["linked"]
     assert "xapi_activity_pkey" in plans["definitions"], plans["definitions"]
