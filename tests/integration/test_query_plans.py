@@ -277,3 +277,26 @@ def test_a_writes_lookups_read_each_id_off_its_index_on_a_never_analysed_postgre
     assert "xapi_statement_object_ref_set" in plans["linked"], plans["linked"]
     assert "xapi_activity_pkey" in plans["definitions"], plans["definitions"]
     assert len(activities) == 2800
+
+
+def test_a_statement_named_by_id_is_read_off_the_events_key_on_sqlite(tmp_path: Any) -> None:
+    """A write's id lookup, its voiding, a GET by id and an attachment's statements each find
+    the statement through the events' primary key, then its row by seq: the statement rows'
+    ids have no index of their own."""
+    import sqlite3
+
+    settings = Settings(data_dir=tmp_path)
+    store = LearningRecordStore(env=settings.event_store_env())
+    index = store.index.index
+    ids = ["a6a46e0e-3a5b-4d6b-9bb1-7c1a0d8f2e11", "0f8f1c5e-5b1e-4c4b-8f7e-2a9c6d3b4e55"]
+    queries = {"existing": index._existing_query(ids), "voiding": index._voiding_update(ids),
+               "one": index._select_by_id("", ids[:1]), "carried": index._select_by_id("", ids)}
+    store.close()
+    with sqlite3.connect(settings.event_store_env()["SQLITE_DBNAME"]) as conn:
+        for name, (text, params) in queries.items():
+            found = "\n".join(str(row[-1]) for row in conn.execute(
+                f"EXPLAIN QUERY PLAN {text}", params))
+            assert "USING INDEX sqlite_autoindex_stored_events_1" in found or (
+                "USING COVERING INDEX sqlite_autoindex_stored_events_1" in found), f"{name}:\n{found}"
+            assert "USING INTEGER PRIMARY KEY (rowid=?)" in found, f"{name}:\n{found}"
+            assert "SCAN" not in found, f"{name}:\n{found}"
