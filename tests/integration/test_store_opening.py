@@ -44,12 +44,16 @@ def test_a_store_opened_by_several_processes_at_once_opens_in_each(settings: Set
 
 
 def _statement_indexes(store: LearningRecordStore, settings: Settings,
-                       change: Sequence[str] = ()) -> set[str]:
-    """The indexes of the statement table, after running ``change`` on the store's database."""
-    listing = ("SELECT indexname AS name FROM pg_indexes WHERE tablename = 'xapi_statement'"
-               " AND schemaname = current_schema()" if settings.event_store else
-               "SELECT name FROM sqlite_master WHERE type = 'index'"
-               " AND tbl_name = 'xapi_statement'")
+                       change: Sequence[str] = (), on: str | None = None) -> set[str]:
+    """The indexes of the statement table (those of column ``on`` alone, if given), after
+    running ``change`` on the store's database."""
+    if settings.event_store:
+        listing = ("SELECT indexname AS name FROM pg_indexes WHERE tablename = 'xapi_statement'"
+                   " AND schemaname = current_schema()"
+                   + (f" AND indexdef LIKE '%({on})'" if on else ""))
+    else:
+        listing = ("SELECT il.name AS name FROM pragma_index_list('xapi_statement') il,"
+                   " pragma_index_info(il.name) ii" + (f" WHERE ii.name = '{on}'" if on else ""))
     with store.recorder.datastore.transaction(commit=True) as c:
         for statement in change:
             c.execute(statement)
@@ -73,21 +77,6 @@ def test_a_store_made_with_full_reference_indexes_gets_partial_ones_when_opened(
     reopened.close()
     assert {"xapi_statement_object_ref_set", "xapi_statement_voids_set"} <= indexes
     assert not {"xapi_statement_object_ref", "xapi_statement_voids"} & indexes
-
-
-def _statement_id_indexes(store: LearningRecordStore, settings: Settings,
-                          change: Sequence[str] = ()) -> set[str]:
-    """The indexes of the statement rows' ids, after running ``change`` on the database."""
-    listing = ("SELECT indexname AS name FROM pg_indexes WHERE tablename = 'xapi_statement'"
-               " AND schemaname = current_schema() AND indexdef LIKE '%(statement_id)'"
-               if settings.event_store else
-               "SELECT il.name AS name FROM pragma_index_list('xapi_statement') il,"
-               " pragma_index_info(il.name) ii WHERE ii.name = 'statement_id'")
-    with store.recorder.datastore.transaction(commit=True) as c:
-        for statement in change:
-            c.execute(statement)
-        c.execute(listing)
-        return {row["name"] for row in c.fetchall()}
 
 
 def _void_and_find(store: LearningRecordStore) -> None:
@@ -114,7 +103,7 @@ def test_a_store_keeps_no_index_of_statement_ids_and_finds_each_on_the_events_ke
     store = LearningRecordStore(env=settings.event_store_env())
     try:
         _void_and_find(store)
-        assert _statement_id_indexes(store, settings) == set()
+        assert _statement_indexes(store, settings, on="statement_id") == set()
     finally:
         store.close()
 
@@ -125,7 +114,7 @@ def test_a_store_made_with_an_index_of_statement_ids_still_finds_and_voids_by_id
     table's UNIQUE, which only a rebuild of the table drops); PostgreSQL drops it when the
     store is next opened. Either way every lookup by id reads the events' key."""
     store = LearningRecordStore(env=settings.event_store_env())
-    made_before = _statement_id_indexes(store, settings, [
+    made_before = _statement_indexes(store, settings, on="statement_id", change=[
         "ALTER TABLE xapi_statement ADD CONSTRAINT xapi_statement_statement_id_key"
         " UNIQUE (statement_id)" if settings.event_store else
         "CREATE UNIQUE INDEX statement_id_made_before ON xapi_statement (statement_id)"])
@@ -133,7 +122,7 @@ def test_a_store_made_with_an_index_of_statement_ids_still_finds_and_voids_by_id
     assert made_before
     reopened = LearningRecordStore(env=settings.event_store_env())
     try:
-        kept = _statement_id_indexes(reopened, settings)
+        kept = _statement_indexes(reopened, settings, on="statement_id")
         assert kept == (set() if settings.event_store else made_before)
         _void_and_find(reopened)
     finally:
