@@ -256,8 +256,8 @@ class ProjectionRunner(LearnerRefresh):
         statement is in the views a second or so after its write. A full page goes on at once.
 
         Every core the views take is one ingest lacks: at a fifth of a core and half a second,
-        the views took 410-550 ms of CPU per 1,000 statements at batch 1 (bench/ingest.py),
-        and 300-340 at a tenth and a second, for 5-25 % more requests a second."""
+        the views took 423 ms of CPU per 1,000 statements at batch 1 on average (bench/ingest.py,
+        six runs), and 348 at a tenth and a second (README, "Projections")."""
         while not self.stop.is_set():
             try:
                 started = self.clock()
