@@ -27,7 +27,7 @@ def negotiate(header: str | None) -> str:
 
 
 def valid_statement_version(value: str) -> bool:
-    return bool(_STATEMENT_VERSION.match(value))
+    return bool(_STATEMENT_VERSION.fullmatch(value))  # match would take "1.0.3\n"
 
 
 def is_v2(context: Any) -> bool:

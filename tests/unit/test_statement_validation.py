@@ -309,6 +309,10 @@ def test_statement_version_must_be_an_xapi_version() -> None:
     assert "statement.version: '0.95' is not an xAPI version" in rejected(statement(version="0.95"))
 
 
+def test_a_statement_version_followed_by_a_line_break_is_not_an_xapi_version() -> None:
+    assert "statement.version" in rejected(statement(version="1.0.3\n"))
+
+
 def test_voiding_statement_must_target_a_statement_ref() -> None:
     doc = statement(verb={"id": "http://adlnet.gov/expapi/verbs/voided"})
     assert "a voiding statement's object must be a StatementRef" in rejected(doc)
