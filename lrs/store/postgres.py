@@ -76,7 +76,10 @@ class PostgresIndexSQL(StatementIndexSQL):
     # id). With an IN list of 800 parameters, building them took psycopg milliseconds, and on a
     # table not yet analysed (autovacuum off, or behind a bulk load) the planner read every row.
     _EACH_ID = "json_array_elements_text(%s::json) AS i(id) CROSS JOIN LATERAL"
-    ids_are_uuids = True  # the events' originator_id column: the library's uuid, or text
+
+    def __init__(self, events_table: str, ids_are_uuids: bool) -> None:
+        super().__init__(events_table, "notification_id", paramstyle="format")
+        self.ids_are_uuids = ids_are_uuids  # the events' originator_id: the library's uuid, or text
 
     def create_statements(self, seq_type: str, bool_type: str, without_rowid: str,
                           blob_type: str) -> list[str]:
@@ -140,12 +143,12 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         assert isinstance(kwargs, dict)  # the library gives its pool a dict
         kwargs["options"] = " ".join(_session_options(datastore.schema))
         super().__init__(datastore, events_table_name=events_table_name)
-        self.index = PostgresIndexSQL(events_table_name, "notification_id", paramstyle="format")
+        # 'uuid' or 'text', as the library checked
+        self.index: PostgresIndexSQL = PostgresIndexSQL(events_table_name,
+                                                        datastore.originator_id_type == "uuid")
         self.documents = DocumentViewSQL(paramstyle="format")
         self.keys = LearnerKeySQL(paramstyle="format", blob_type="BYTEA")
         self.erasure = ErasureSQL(self.index, self.keys)
-        self.ids_are_uuids = datastore.originator_id_type == "uuid"  # else 'text', as the library checked
-        self.index.ids_are_uuids = self.ids_are_uuids
         self.insert_events_arrays = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
             " SELECT i, v, t, s FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[],"
@@ -246,7 +249,7 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         the write an event for 800 events, against 16-21 as binary arrays)."""
         ids = [e.originator_id for e in stored_events]
         curs.execute(self.insert_events_arrays, [
-            [i if isinstance(i, UUID) else UUID(i) for i in ids] if self.ids_are_uuids
+            [i if isinstance(i, UUID) else UUID(i) for i in ids] if self.index.ids_are_uuids
             else [str(i) for i in ids],
             [e.originator_version for e in stored_events], [e.topic for e in stored_events],
             [e.state for e in stored_events]])
