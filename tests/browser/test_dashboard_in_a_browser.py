@@ -227,17 +227,23 @@ def test_the_admin_adds_and_revokes_a_credential(page: Page, school_server: Scho
 def test_pages_pass_an_automated_accessibility_check(browser: Any, school_server: SchoolServer,
                                                      axe_source: str, path: str) -> None:
     # The pages' CSP refuses inline scripts, axe's included: this context alone bypasses it.
-    page = browser.new_context(bypass_csp=True, viewport={"width": 1400, "height": 900}).new_page()
-    if path != "/":
-        sign_in(page, school_server, ADMIN_KEY, ADMIN_SECRET)
-    page.goto(school_server.url + path)
-    page.add_script_tag(content=axe_source)
-    result = page.evaluate("""async () => {
-        const tags = ['wcag2a', 'wcag2aa', 'wcag21aa'];
-        const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
-        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                                       nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
-    }""")
+    # Closed after: a signed-in page left open polls /dashboard/status for the rest of the
+    # session, and the in-process school server's routing showed up in other tests' counts.
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1400, "height": 900})
+    try:
+        page = context.new_page()
+        if path != "/":
+            sign_in(page, school_server, ADMIN_KEY, ADMIN_SECRET)
+        page.goto(school_server.url + path)
+        page.add_script_tag(content=axe_source)
+        result = page.evaluate("""async () => {
+            const tags = ['wcag2a', 'wcag2aa', 'wcag21aa'];
+            const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
+            return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                           nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+        }""")
+    finally:
+        context.close()
     assert result == [], result
 
 
