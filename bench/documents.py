@@ -56,8 +56,8 @@ def seed(settings: Settings, count: int) -> None:
                 originator_id=key.aggregate_id, originator_version=1, timestamp=now,
                 originator_topic=DOCUMENT_TOPIC, resource=STATE, scope=key.scope(),
                 content=content, content_type="application/json", etag=etag_of(content)))
-            changes.append(DocumentChange(key, content, "application/json", etag_of(content),
-                                          format_stored(now), 1))
+            changes.append(DocumentChange.of(key, content, "application/json", etag_of(content),
+                                             format_stored(now), 1))
         store.events.put(events, document_changes=changes)
     store.close()
     if settings.event_store:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from ingest.enrich import format_stored
 from lrs.document_writes import DocumentWriter, DocumentWrites
@@ -48,7 +48,7 @@ class DocumentCommands(Application[UUID]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.document_writes: DocumentWriter = DocumentWrites(self.events)
+        self.document_writes: DocumentWriter = DocumentWrites(self.recorder)
 
     def write_documents_through(self, writer: DocumentWriter) -> None:
         """Document events go to ``writer`` instead of this process's own group commit."""
@@ -126,11 +126,11 @@ class DocumentCommands(Application[UUID]):
         events, changes = [], []
         for doc in documents:
             check_preconditions(doc, conditions, must_be_conditional=False)
-            events.append(Document.Deleted(
-                originator_id=doc.key.aggregate_id, originator_version=doc.version + 1,
-                timestamp=now))
-            changes.append(DocumentChange(doc.key, None, doc.content_type, doc.etag,
-                                          format_stored(now), doc.version + 1))
+            doc_uuid = doc.key.aggregate_id
+            events.append(self.mapper.to_stored_event(Document.Deleted(
+                originator_id=doc_uuid, originator_version=doc.version + 1, timestamp=now)))
+            changes.append(DocumentChange.of(doc.key, None, doc.content_type, doc.etag,
+                                             format_stored(now), doc.version + 1, doc_uuid))
         if events:
             try:
                 self.document_writes.put(events, changes)
@@ -153,19 +153,21 @@ class DocumentCommands(Application[UUID]):
     def _sealed(self, write: _DocumentWrite) -> _DocumentWrite:
         """The write's event, its content and agent sealed under the agent's key when it has one."""
         key, content, version = write.key, write.content, write.version
+        doc_uuid = key.aggregate_id
         etag = etag_of(content)
         write.stored = StoredDocument(key, content, write.content_type, etag,
                                       format_stored(write.now), version + 1)
-        write.changes = [DocumentChange(key, content, write.content_type, etag,
-                                        write.stored.updated, version + 1)]
+        write.changes = [DocumentChange.of(key, content, write.content_type, etag,
+                                           write.stored.updated, version + 1, doc_uuid)]
         if key.agent is None or not self.seal_statements:
-            write.events = [self._document_event(key, content, key.scope(), write.content_type,
-                                                 etag, version, write.operation, write.now)]
+            write.events = [self._document_event(doc_uuid, key, content, key.scope(),
+                                                 write.content_type, etag, version,
+                                                 write.operation, write.now)]
             return write
         batch = write.batch = self.key_ring.batch(write.stored.updated[:10])
         sealing = batch.key_of(key.agent)
         scope = dict(key.scope(), agent=seal_text(sealing, key.agent))
-        write.events = [self._document_event(key, seal_bytes(sealing, content), scope,
+        write.events = [self._document_event(doc_uuid, key, seal_bytes(sealing, content), scope,
                                              write.content_type, etag, version, write.operation,
                                              write.now)]
         return write
@@ -191,17 +193,18 @@ class DocumentCommands(Application[UUID]):
             return write.stored
         raise StoreRefused("learners kept being erased while this document was written; retry")
 
-    @staticmethod
-    def _document_event(key: DocumentKey, content: bytes, scope: dict[str, str], content_type: str,
-                        etag: str, version: int, operation: str, now: datetime) -> Any:
+    def _document_event(self, doc_uuid: UUID, key: DocumentKey, content: bytes,
+                        scope: dict[str, str], content_type: str, etag: str, version: int,
+                        operation: str, now: datetime) -> StoredEvent:
+        """Mapped here, where the request is read: the single writer only writes it."""
         if version == 0:
-            return Document.Created(  # type: ignore[call-arg]
-                originator_id=key.aggregate_id, originator_version=1, timestamp=now,
+            return self.mapper.to_stored_event(Document.Created(  # type: ignore[call-arg]
+                originator_id=doc_uuid, originator_version=1, timestamp=now,
                 originator_topic=DOCUMENT_TOPIC, resource=key.resource, scope=scope,
-                content=content, content_type=content_type, etag=etag)
-        return Document.Written(  # type: ignore[call-arg]
-            originator_id=key.aggregate_id, originator_version=version + 1, timestamp=now,
-            content=content, content_type=content_type, etag=etag, operation=operation)
+                content=content, content_type=content_type, etag=etag))
+        return self.mapper.to_stored_event(Document.Written(  # type: ignore[call-arg]
+            originator_id=doc_uuid, originator_version=version + 1, timestamp=now,
+            content=content, content_type=content_type, etag=etag, operation=operation))
 
 
 @dataclass(slots=True)
@@ -214,7 +217,7 @@ class _DocumentWrite:
     version: int  # the version it replaces (0: a new document)
     operation: str
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    events: list[Any] = field(default_factory=list)
+    events: list[StoredEvent] = field(default_factory=list)
     changes: list[DocumentChange] = field(default_factory=list)
     batch: KeyBatch | None = None
     stored: StoredDocument | None = None

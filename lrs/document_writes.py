@@ -18,6 +18,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from eventsourcing.persistence import AggregateRecorder, StoredEvent
+
+from lrs import pickled  # noqa: F401  (StoredEvent pickled as its fields, for the workers' writes)
 from lrs.store.documents import DocumentChange
 from lrs.store.learner_keys import LearnerKey
 
@@ -26,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class _Write:
-    events: Sequence[Any]
+    events: Sequence[StoredEvent]
     changes: Sequence[DocumentChange]
     keys: Sequence[LearnerKey] = ()  # new keys the events are sealed under (lrs/key_ring.py)
     generation: int | None = None  # the erasure generation they were sealed at
@@ -40,14 +43,15 @@ class _Write:
 
 class DocumentWriter(Protocol):
     """What appends document events: this process's group commit, or a worker's link to the
-    parent's (lrs/api/links.py)."""
+    parent's (lrs/api/links.py). The events come mapped (the requests' processes do the
+    mapping, not the single writer), the changes as the view's rows."""
 
-    def submit(self, events: Sequence[Any], changes: Sequence[DocumentChange],
+    def submit(self, events: Sequence[StoredEvent], changes: Sequence[DocumentChange],
                keys: Sequence[LearnerKey] = (), generation: int | None = None) -> Future[None]: ...
 
     def close(self) -> None: ...
 
-    def put(self, events: Sequence[Any], changes: Sequence[DocumentChange],
+    def put(self, events: Sequence[StoredEvent], changes: Sequence[DocumentChange],
             keys: Sequence[LearnerKey] = (), generation: int | None = None) -> None:
         """Append one request's events; returns once they are durable, raises what refused them
         (KeyGenerationChanged: a learner was erased since they were sealed; seal again)."""
@@ -57,14 +61,14 @@ class DocumentWriter(Protocol):
 class DocumentWrites(DocumentWriter):
     """Appends document events with their view rows, many requests to a transaction."""
 
-    def __init__(self, events: Any, max_writes: int = 256) -> None:
-        self._events = events  # the application's EventStore
+    def __init__(self, recorder: AggregateRecorder, max_writes: int = 256) -> None:
+        self._recorder = recorder  # the application's
         self._max_writes = max_writes
         self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
-    def submit(self, events: Sequence[Any], changes: Sequence[DocumentChange],
+    def submit(self, events: Sequence[StoredEvent], changes: Sequence[DocumentChange],
                keys: Sequence[LearnerKey] = (), generation: int | None = None) -> Future[None]:
         write = _Write(events, changes, keys, generation)
         self._ensure_thread()
@@ -118,8 +122,9 @@ class DocumentWrites(DocumentWriter):
             sealed = {"learner_keys": [k for w in group for k in w.keys],
                       "key_generation": generations.pop()} if generations else {}
             try:
-                self._events.put([e for w in group for e in w.events],
-                                 document_changes=[c for w in group for c in w.changes], **sealed)
+                self._recorder.insert_events([e for w in group for e in w.events],
+                                             document_changes=[c for w in group for c in w.changes],
+                                             **sealed)
             except Exception:
                 log.debug("a group of %d document writes was refused; writing each alone",
                           len(group))
@@ -129,7 +134,7 @@ class DocumentWrites(DocumentWriter):
                 return
         for write in group:
             try:
-                self._events.put(list(write.events), **write.kwargs())
+                self._recorder.insert_events(list(write.events), **write.kwargs())
             except Exception as exc:
                 write.done.set_exception(exc)
             else:

@@ -5,22 +5,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
+from uuid import UUID
 
 from lrs.documents import DocumentKey, StoredDocument
 from lrs.store.index import Cursor
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentChange:
-    """A document's state after one event: content None means deleted."""
+class DocumentChange(NamedTuple):
+    """A document's row in the view after one event (content None: deleted), as it is stored.
 
-    key: DocumentKey
+    A tuple of the row's own columns: every document write crosses from a worker to the
+    writer's process (lrs/api/links.py), and as a dataclass holding a DocumentKey it took
+    twenty times as long to pickle and unpickle, and the writer named the document again
+    (a UUID 5 of its key) to store it."""
+
+    doc_uuid: str
+    resource: str
+    activity_id: str | None
+    agent: str | None
+    registration: str | None
+    document_id: str
     content: bytes | None
     content_type: str
     etag: str
     updated: str
     version: int
+    deleted: bool
+
+    @classmethod
+    def of(cls, key: DocumentKey, content: bytes | None, content_type: str, etag: str,
+           updated: str, version: int, doc_uuid: UUID | None = None) -> DocumentChange:
+        """``doc_uuid``: the key's aggregate id, when the caller has it already."""
+        return cls(str(doc_uuid or key.aggregate_id), key.resource, key.activity_id, key.agent,
+                   key.registration, key.document_id, content, content_type, etag, updated,
+                   version, content is None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +54,7 @@ class DocumentFilter:
 _UPSERT = ("ON CONFLICT (doc_uuid) DO UPDATE SET content = excluded.content,"
            " content_type = excluded.content_type, etag = excluded.etag,"
            " updated = excluded.updated, version = excluded.version, deleted = excluded.deleted")
-_COLUMNS = ("doc_uuid, resource, activity_id, agent, registration, document_id, content,"
-            " content_type, etag, updated, version, deleted")
+_COLUMNS = ", ".join(DocumentChange._fields)
 
 
 class DocumentViewSQL:
@@ -59,19 +77,16 @@ class DocumentViewSQL:
         ]
 
     def apply(self, c: Cursor, changes: Sequence[DocumentChange]) -> None:
-        rows = [(str(ch.key.aggregate_id), ch.key.resource, ch.key.activity_id, ch.key.agent,
-                 ch.key.registration, ch.key.document_id, ch.content, ch.content_type, ch.etag,
-                 ch.updated, ch.version, ch.content is None) for ch in changes]
-        if not rows:
+        if not changes:
             return
         if self.paramstyle == "format":
-            self._apply_at_once(c, rows)
+            self._apply_at_once(c, changes)
             return
         c.executemany(self.sql(f"INSERT INTO xapi_document ({_COLUMNS}) VALUES"
-                               f" (?,?,?,?,?,?,?,?,?,?,?,?) {_UPSERT}"), rows)
+                               f" (?,?,?,?,?,?,?,?,?,?,?,?) {_UPSERT}"), changes)
 
     @staticmethod
-    def _apply_at_once(c: Cursor, rows: list[tuple[Any, ...]]) -> None:
+    def _apply_at_once(c: Cursor, rows: Sequence[DocumentChange]) -> None:
         """PostgreSQL: one statement over arrays of the columns (binary, written by psycopg in
         C), where executemany made a round trip a document. One statement may change a row once,
         so a document written twice in the write is written as its last change, which is what

@@ -326,7 +326,7 @@ def replace_id(prepared: PreparedStatement) -> PreparedStatement:
 def _held_document_writes(store: LearningRecordStore, monkeypatch: pytest.MonkeyPatch
                           ) -> tuple[list[int], threading.Event, threading.Event]:
     """The document writer is held inside its first write while later writes queue."""
-    put = store.events.put
+    insert = store.recorder.insert_events
     sizes: list[int] = []
     writing, go_on = threading.Event(), threading.Event()
 
@@ -334,9 +334,9 @@ def _held_document_writes(store: LearningRecordStore, monkeypatch: pytest.Monkey
         sizes.append(len(events))
         writing.set()
         go_on.wait(30)
-        return put(events, **kwargs)
+        return insert(events, **kwargs)
 
-    monkeypatch.setattr(store.events, "put", held)
+    monkeypatch.setattr(store.recorder, "insert_events", held)
     return sizes, writing, go_on
 
 
@@ -424,8 +424,8 @@ def test_a_document_write_cancelled_before_its_turn_is_not_written_and_the_write
         originator_id=gone.aggregate_id, originator_version=1, timestamp=datetime.now(UTC),
         originator_topic=DOCUMENT_TOPIC, resource=STATE, scope=gone.scope(), content=b"{}",
         content_type="application/json", etag=etag_of(b"{}"))
-    change = DocumentChange(gone, b"{}", "application/json", etag_of(b"{}"), "2026-12-01", 1)
-    assert store.document_writes.submit([event], [change]).cancel()
+    change = DocumentChange.of(gone, b"{}", "application/json", etag_of(b"{}"), "2026-12-01", 1)
+    assert store.document_writes.submit([store.mapper.to_stored_event(event)], [change]).cancel()
     go_on.set()
     first.join(30)
     after, outcome = _in_thread(lambda: _put(store, _state("after"), b'{"a": 1}'))
@@ -513,8 +513,8 @@ def test_one_document_changed_twice_in_one_write_is_left_as_its_later_change(
     twice, other = _state("twice"), _state("other")
 
     def change(key: DocumentKey, content: bytes | None, version: int) -> DocumentChange:
-        return DocumentChange(key, content, "application/json", f"etag-{version}",
-                              f"2026-12-07T00:00:0{version}Z", version)
+        return DocumentChange.of(key, content, "application/json", f"etag-{version}",
+                                 f"2026-12-07T00:00:0{version}Z", version)
 
     recorder: Any = store.recorder
     with recorder._write_transaction() as c:

@@ -381,3 +381,27 @@ def test_requests_asked_in_one_turn_of_the_loop_reach_the_parent_in_one_write(
     answers, writes = run_coroutine(scenario())
     assert answers == [("store", "default", n) for n in range(5)]
     assert writes == 1
+
+
+def test_a_document_write_reaches_the_parent_as_the_events_and_rows_the_worker_made() -> None:
+    """A document write crosses as mapped events and the view's rows (lrs/document_writes.py);
+    the library's StoredEvent is pickled as its four fields (lrs/pickled.py), and arrives equal,
+    whether its aggregate is named by a UUID or by text."""
+    from uuid import uuid4
+
+    from eventsourcing.persistence import StoredEvent
+
+    from lrs.documents import STATE, DocumentKey
+    from lrs.store.documents import DocumentChange
+
+    key = DocumentKey(STATE, "bookmark", "https://example.org/a", "mbox:mailto:ada@example.org")
+    events = [StoredEvent(key.aggregate_id, 2, "lrs.domain:Document.Written", b"\x00{}"),
+              StoredEvent(str(uuid4()), 1, "topic", b"")]
+    changes = [DocumentChange.of(key, b"{}", "application/json", "e", "2026-12-07T00:00:00Z", 2),
+               DocumentChange.of(key, None, "application/json", "e", "2026-12-07T00:00:01Z", 3)]
+    number, kind, payload = read_request(request_message(
+        "documents", 7, ["default", events, changes, [], None]))
+    assert (number, kind) == (7, "documents")
+    assert payload == ["default", events, changes, [], None]
+    assert [type(e.originator_id) for e in payload[1]] == [type(e.originator_id) for e in events]
+    assert payload[2][0].doc_uuid == str(key.aggregate_id) and payload[2][1].deleted
