@@ -23,6 +23,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
+from eventsourcing.persistence import StoredEvent
+
 from lrs.api.ratelimit import MAX_SUBJECTS, AccessLimits
 from lrs.committer import InFlight, InFlightBoard
 from lrs.config import Settings
@@ -385,7 +387,7 @@ class DocumentWritesLink(DocumentWriter):
         self.link = link
         self.store_name = store
 
-    def submit(self, events: Sequence[Any], changes: Sequence[DocumentChange],
+    def submit(self, events: Sequence[StoredEvent], changes: Sequence[DocumentChange],
                keys: Sequence[LearnerKey] = (), generation: int | None = None) -> Future[None]:
         return self.link.ask(DOCUMENTS, self.store_name, list(events), list(changes), list(keys),
                              generation)
