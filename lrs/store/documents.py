@@ -37,9 +37,9 @@ class DocumentChange(NamedTuple):
     def of(cls, key: DocumentKey, content: bytes | None, content_type: str, etag: str,
            updated: str, version: int, doc_uuid: UUID | None = None) -> DocumentChange:
         """``doc_uuid``: the key's aggregate id, when the caller has it already."""
-        return cls(str(doc_uuid or key.aggregate_id), key.resource, key.activity_id, key.agent,
-                   key.registration, key.document_id, content, content_type, etag, updated,
-                   version, content is None)
+        return cls(str(key.aggregate_id if doc_uuid is None else doc_uuid), key.resource,
+                   key.activity_id, key.agent, key.registration, key.document_id, content,
+                   content_type, etag, updated, version, content is None)
 
 
 @dataclass(frozen=True, slots=True)
