@@ -16,10 +16,12 @@ starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import uvicorn
@@ -138,11 +140,15 @@ class BalancedServer(uvicorn.Server):
                     await asyncio.sleep(ACCEPT_FAILED_PAUSE)
                 return  # else the client gave up before its connection was accepted
             accepted += 1
-            try:
-                await loop.connect_accepted_socket(factory, conn)
-            except OSError as exc:
-                log.info("an accepted connection closed before it was served: %s", exc)
-                conn.close()
+            # Shielded from a stop, which cancels this loop: cancelled while it waited for the
+            # connection it had just accepted, uvloop closed that connection under the request
+            # already read from it, telling the protocol nothing; the request's answer raised
+            # on the closed transport and the stop waited for ever for it to close. Left to
+            # finish, the connection is one more the stop lets answer and close.
+            connecting = asyncio.ensure_future(loop.connect_accepted_socket(factory, conn))
+            connecting.add_done_callback(partial(_served_or_closed, conn))
+            with contextlib.suppress(OSError):  # logged, and the socket closed, by the callback
+                await asyncio.shield(connecting)
 
     def _protocol_factory(self) -> Any:
         config = self.config
@@ -152,6 +158,12 @@ class BalancedServer(uvicorn.Server):
                 config=config, server_state=self.server_state, app_state=self.lifespan.state)
 
         return create_protocol
+
+
+def _served_or_closed(conn: socket.socket, connecting: asyncio.Future[Any]) -> None:
+    if not connecting.cancelled() and isinstance(connecting.exception(), OSError):
+        log.info("an accepted connection closed before it was served: %s", connecting.exception())
+        conn.close()
 
 
 async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:

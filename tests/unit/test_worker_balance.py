@@ -148,3 +148,72 @@ def test_a_worker_whose_accept_loop_fails_stops() -> None:
     run_coroutine(run())
     assert slots[0] == ABSENT
     sock.close()
+
+
+def test_a_connection_accepted_as_the_worker_stops_is_answered_and_never_written_after_close() -> None:
+    """A stop cancels the accept loop; when it did so while the loop waited for a connection it
+    had just accepted (whose request was already read), uvloop closed that connection under its
+    request, with no word to the protocol, and the request's answer raised on the closed
+    transport: a traceback in the log of `lrs serve` stopped under load. On the loop the
+    server runs (uvloop), the request is answered as any other is while its worker stops."""
+    import uvloop
+
+    sock, slots = listening(), [0, 0]
+    arrived, release = asyncio.Event(), asyncio.Event()
+    failures: list[BaseException] = []
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        arrived.set()
+        await release.wait()
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"late"})
+        except Exception as exc:  # what the test looks at
+            failures.append(exc)
+
+    config = ServerConfig(slow, ClientTimeouts(), http=DeadlineProtocol, lifespan="off",
+                          log_level="warning")
+    server = BalancedServer(config, sock, WorkerLoads(slots, 0), first_start=False)
+    made = server._protocol_factory()
+
+    def stopping_as_it_connects() -> asyncio.Protocol:
+        protocol = made()
+        connected = protocol.connection_made
+
+        def connection_made(transport: asyncio.BaseTransport) -> None:
+            connected(transport)  # type: ignore[arg-type]
+            assert server._accepting is not None
+            server._accepting.cancel()  # as a stop does, while the accept awaits this connection
+
+        protocol.connection_made = connection_made  # type: ignore[method-assign]
+        return protocol
+
+    server._protocol_factory = lambda: stopping_as_it_connects  # type: ignore[method-assign]
+
+    # Sent before the worker accepts, so its request is read in the turn that connects it.
+    client = socket.create_connection(sock.getsockname(), timeout=10)
+    client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    client.setblocking(False)
+
+    async def run() -> tuple[bytes, bool]:
+        task = asyncio.create_task(server._serve())
+        await asyncio.wait_for(arrived.wait(), 10)
+        server.should_exit = True
+        await asyncio.sleep(0.2)  # the stop under way, the request still in hand
+        release.set()
+        answer = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(client, 64), 10)
+        client.close()
+        try:
+            await asyncio.wait_for(task, 10)
+        except TimeoutError:
+            return answer, False
+        return answer, True
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        answer, stopped = runner.run(run())
+    sock.close()
+    assert failures == []
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert stopped, "the worker's stop waited for a connection that was closed under it"
