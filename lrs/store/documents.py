@@ -109,18 +109,29 @@ class DocumentViewSQL:
         return _document(row), int(row["version"])
 
     def matching(self, c: Cursor, f: DocumentFilter) -> list[StoredDocument]:
+        c.execute(*self.matching_sql(f))
+        return [_document(row) for row in c.fetchall()]
+
+    def matching_sql(self, f: DocumentFilter) -> tuple[str, list[Any]]:
+        """A resource's documents without an activity (Agent Profile) or an agent (Activity
+        Profile) have it NULL: said so, the context index is read from (resource, activity,
+        agent) on, where with the activity left out, listing one agent's profiles read the
+        index entry of every agent's. A registration left out matches any."""
         text = f"SELECT {_COLUMNS} FROM xapi_document WHERE resource = ? AND deleted = ?"
         params: list[Any] = [f.resource, False]
-        for column, value in (("activity_id", f.activity_id), ("agent", f.agent),
-                              ("registration", f.registration)):
-            if value is not None:
+        for column, value in (("activity_id", f.activity_id), ("agent", f.agent)):
+            if value is None:
+                text += f" AND {column} IS NULL"
+            else:
                 text += f" AND {column} = ?"
                 params.append(value)
+        if f.registration is not None:
+            text += " AND registration = ?"
+            params.append(f.registration)
         if f.since is not None:
             text += " AND updated > ?"
             params.append(f.since)
-        c.execute(self.sql(text + " ORDER BY document_id"), params)
-        return [_document(row) for row in c.fetchall()]
+        return self.sql(text + " ORDER BY document_id"), params
 
 
 def _document(row: Any) -> StoredDocument:

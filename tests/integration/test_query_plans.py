@@ -13,13 +13,18 @@ import pytest
 
 from lrs.application import LearningRecordStore
 from lrs.config import Settings
+from lrs.documents import AGENT_PROFILE
+from lrs.store.documents import DocumentFilter
 from lrs.store.index import StatementIndexSQL, StatementQuery
 from lrs.store.keys import ACTIVITY, AGENT, AGENT_RELATED, REGISTRATION, VERB, key_hasher
 
 
 def plan(settings: Settings, store: LearningRecordStore, query: StatementQuery,
          by_stored: bool = False) -> str:
-    text, params = store.index.index.query_sql(query, by_stored)
+    return explain(settings, *store.index.index.query_sql(query, by_stored))
+
+
+def explain(settings: Settings, text: str, params: Any) -> str:
     if settings.event_store:
         with psycopg.connect(settings.event_store) as conn:
             conn.execute("SET enable_seqscan = off")  # the tables are tiny; ask for the index plan
@@ -300,3 +305,22 @@ def test_a_statement_named_by_id_is_read_off_the_events_key_on_sqlite(tmp_path: 
                 "USING COVERING INDEX sqlite_autoindex_stored_events_1" in found), f"{name}:\n{found}"
             assert "USING INTEGER PRIMARY KEY (rowid=?)" in found, f"{name}:\n{found}"
             assert "SCAN" not in found, f"{name}:\n{found}"
+
+
+def test_listing_one_agents_profiles_reads_the_context_index_from_that_agent(
+        settings: Settings) -> None:
+    """An Agent Profile has no activity: said so (IS NULL), the listing is read from the index
+    entries of (resource, no activity, this agent), not from every agent's profiles."""
+    store = LearningRecordStore(env=settings.event_store_env())
+    try:
+        text, params = store.recorder.documents.matching_sql(  # type: ignore[attr-defined]
+            DocumentFilter(AGENT_PROFILE, agent="mbox:mailto:ada@example.org"))
+        found = explain(settings, text, params)
+    finally:
+        store.close()
+    if settings.event_store:
+        condition = next((line for line in found.splitlines() if "Index Cond" in line), "")
+        assert "activity_id IS NULL" in condition and "agent = " in condition, found
+    else:
+        assert ("USING INDEX xapi_document_context (resource=? AND activity_id=? AND agent=?)"
+                in found), found
