@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import os
+import pickle
 import socket
 import struct
 import threading
@@ -20,7 +21,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import partial
 from multiprocessing.connection import Connection
-from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import StoredEvent
@@ -219,14 +219,21 @@ RECEIVE_CHUNK = 1 << 20  # a large answer is read this much at a time, between o
 _NUMBER = struct.Struct("!Q")
 
 
+def _dumps(message: Any) -> bytes:
+    """Plain pickling: multiprocessing's ForkingPickler adds reducers for pipes and sockets,
+    which no message holds, and made a pickler with a copy of every reducer for each message
+    (13 us for a batch-1 request against 9.6, 8.4 for a document write against 5.6)."""
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def answer_message(number: int, ok: bool, value: Any) -> bytes:
     """An answer as the parent sends it: the request's number ahead of the pickle, so that an
     answer that cannot be read back (an exception whose class will not unpickle) still fails
     its own request, and only it."""
     try:
-        pickled = ForkingPickler.dumps((ok, value))
+        pickled = _dumps((ok, value))
     except Exception as exc:  # e.g. a driver's error holding a handle
-        pickled = ForkingPickler.dumps((False, RuntimeError(
+        pickled = _dumps((False, RuntimeError(
             f"the answer could not be sent to the worker ({type(exc).__name__})")))
     return b"".join((_NUMBER.pack(number), pickled))
 
@@ -235,7 +242,7 @@ def request_message(kind: str, number: int, payload: Sequence[Any]) -> bytes:
     """A request as a worker sends it: its number ahead of the pickle, as an answer's is, so
     that a request the parent cannot read back is still answered (with an error), not left to
     wait for ever."""
-    return b"".join((_NUMBER.pack(number), ForkingPickler.dumps((kind, *payload))))
+    return b"".join((_NUMBER.pack(number), _dumps((kind, *payload))))
 
 
 def read_request(message: bytes) -> tuple[int, str, list[Any]]:
@@ -245,7 +252,7 @@ def read_request(message: bytes) -> tuple[int, str, list[Any]]:
         raise UnreadableRequest(-1, f"a message of {len(message)} bytes holds no request number")
     (number,) = _NUMBER.unpack_from(message)
     try:
-        kind, *payload = ForkingPickler.loads(message[_NUMBER.size:])
+        kind, *payload = pickle.loads(message[_NUMBER.size:])
     except Exception as exc:
         raise UnreadableRequest(number, f"{type(exc).__name__}: {exc}") from None
     if not isinstance(kind, str):
@@ -262,7 +269,7 @@ class UnreadableRequest(ValueError):
 def read_answer(message: bytes) -> tuple[int, bool, Any]:
     (number,) = _NUMBER.unpack_from(message)
     try:
-        ok, value = ForkingPickler.loads(message[_NUMBER.size:])
+        ok, value = pickle.loads(message[_NUMBER.size:])
     except Exception as exc:
         return number, False, RuntimeError(
             f"the parent's answer could not be read ({type(exc).__name__}: {exc})")
