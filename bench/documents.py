@@ -99,6 +99,13 @@ async def load(url: str, headers: dict[str, str], method: str, requests: int, co
 async def main(args: argparse.Namespace) -> None:
     data_dir = Path(os.environ.get("LRS_BENCH_DIR", "/tmp")) / f"lrs-docs-{os.getpid()}"
     settings = Settings(data_dir=data_dir, event_store=args.event_store)
+    try:
+        await measure(args, settings, data_dir)
+    finally:  # the seeded store is not left behind in /tmp by each run
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def measure(args: argparse.Namespace, settings: Settings, data_dir: Path) -> None:
     started = time.perf_counter()
     seed(settings, args.stored)
     print(f"seeded {args.stored:,} documents in {time.perf_counter() - started:.1f}s\n")
