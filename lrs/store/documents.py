@@ -9,7 +9,7 @@ from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
 
 from lrs.documents import DocumentKey, StoredDocument
-from lrs.store.index import Cursor
+from lrs.store.index import Cursor, marks
 
 
 class DocumentChange(NamedTuple):
@@ -83,7 +83,7 @@ class DocumentViewSQL:
             self._apply_at_once(c, changes)
             return
         c.executemany(self.sql(f"INSERT INTO xapi_document ({_COLUMNS}) VALUES"
-                               f" (?,?,?,?,?,?,?,?,?,?,?,?) {_UPSERT}"), changes)
+                               f" ({marks(len(DocumentChange._fields))}) {_UPSERT}"), changes)
 
     @staticmethod
     def _apply_at_once(c: Cursor, rows: Sequence[DocumentChange]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lrs.sealing import is_sealed, sealed_learner
-from lrs.store.index import Cursor, StatementIndexSQL, rowcount
+from lrs.store.index import Cursor, StatementIndexSQL, marks, rowcount
 from lrs.store.keys import AGENT, AGENT_RELATED, key_forms
 from lrs.store.learner_keys import LearnerKeySQL
 from projections.facts import actor_key
@@ -30,10 +30,6 @@ class ErasedRows:
     keys: int = 0
     documents: int = 0
     attachments: list[str] = field(default_factory=list)
-
-
-def _marks(count: int) -> str:
-    return ",".join("?" * count)
 
 
 def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
@@ -80,12 +76,14 @@ class ErasureSQL:
         """Delete statements' index rows; returns the attachment hashes only they carried."""
         hashes: set[str] = set()
         for chunk in _chunks(sorted(seqs)):
-            marks = _marks(len(chunk))
-            c.execute(self.sql(f"SELECT sha2 FROM xapi_statement_attachment WHERE seq IN ({marks})"),
+            chunk_marks = marks(len(chunk))
+            c.execute(self.sql("SELECT sha2 FROM xapi_statement_attachment"
+                               f" WHERE seq IN ({chunk_marks})"),
                       list(chunk))
             hashes |= {row["sha2"] for row in c.fetchall()}
             for table in ("xapi_statement_attachment", "xapi_statement_key", "xapi_statement"):
-                c.execute(self.sql(f"DELETE FROM {table} WHERE seq IN ({marks})"), list(chunk))
+                c.execute(self.sql(f"DELETE FROM {table} WHERE seq IN ({chunk_marks})"),
+                          list(chunk))
         alone = []
         for sha2 in sorted(hashes):
             c.execute(self.sql("SELECT 1 AS found FROM xapi_statement_attachment WHERE sha2 = ?"
@@ -123,9 +121,9 @@ class ErasureSQL:
         named: set[str] = set()
         for chunk in _chunks(sorted(by_hash)):
             c.execute(self.sql("SELECT DISTINCT key_hash FROM xapi_statement_key"
-                               f" WHERE key_hash IN ({_marks(len(chunk))})"), list(chunk))
+                               f" WHERE key_hash IN ({marks(len(chunk))})"), list(chunk))
             named.update(by_hash[row["key_hash"]] for row in c.fetchall())
         gone = sorted(set(by_hash.values()) - named)
         for chunk in _chunks(gone):
-            c.execute(self.sql(f"DELETE FROM xapi_agent_name WHERE ifi IN ({_marks(len(chunk))})"),
+            c.execute(self.sql(f"DELETE FROM xapi_agent_name WHERE ifi IN ({marks(len(chunk))})"),
                       list(chunk))

@@ -79,7 +79,8 @@ def rowcount(c: Cursor) -> int:
     return int(getattr(getattr(c, "sqlite_cursor", c), "rowcount", 0) or 0)
 
 
-def _marks(count: int) -> str:
+def marks(count: int) -> str:
+    """``count`` parameter marks, comma-separated (qmark style; ``sql`` spells them for psycopg)."""
     return ",".join("?" * count)
 
 
@@ -145,7 +146,7 @@ class StatementIndexSQL:
         """FROM and WHERE (to which more may be ANDed) for the statements named by these ids,
         as ``s`` with their events as ``e``; and its parameters."""
         return (f"{self.events_table} e JOIN xapi_statement s ON s.seq = e.{self.events_seq}"
-                f" WHERE e.originator_id IN ({_marks(len(statement_ids))})"
+                f" WHERE e.originator_id IN ({marks(len(statement_ids))})"
                 " AND e.originator_version = 1", self.event_ids(statement_ids))
 
     def create_statements(self, seq_type: str, bool_type: str, without_rowid: str,
@@ -263,7 +264,7 @@ class StatementIndexSQL:
 
     def _definitions_query(self, ids: list[str]) -> tuple[str, list[Any]]:
         return (f"SELECT activity_id, definition FROM xapi_activity"
-                f" WHERE activity_id IN ({_marks(len(ids))})", ids)
+                f" WHERE activity_id IN ({marks(len(ids))})", ids)
 
     def _upsert_definitions(self, c: Cursor, changed: list[tuple[str, str]]) -> None:
         c.executemany(self.sql(
@@ -313,9 +314,9 @@ class StatementIndexSQL:
     def _linked_query(self, voiding: list[str], ids: list[str]) -> tuple[str, list[Any]]:
         """Statements that void one of ``voiding``, and those of ``ids`` another targets."""
         return (f"SELECT 'v' AS link, voids AS target FROM xapi_statement"
-                f" WHERE voids IN ({_marks(len(voiding))})"
+                f" WHERE voids IN ({marks(len(voiding))})"
                 " UNION ALL SELECT DISTINCT 'r' AS link, object_ref AS target"
-                f" FROM xapi_statement WHERE object_ref IN ({_marks(len(ids))})",
+                f" FROM xapi_statement WHERE object_ref IN ({marks(len(ids))})",
                 [*voiding, *ids])
 
     def _apply_voiding(self, c: Cursor, targets: Sequence[str]) -> None:
@@ -402,7 +403,7 @@ class StatementIndexSQL:
         rows = self._fetch(
             c, "SELECT a.sha2 FROM xapi_statement_attachment a JOIN ("
                f"SELECT s.seq FROM {by_id}) s ON s.seq = a.seq"
-               f" WHERE a.sha2 IN ({_marks(len(hashes))})", [*params, *hashes])
+               f" WHERE a.sha2 IN ({marks(len(hashes))})", [*params, *hashes])
         return {row["sha2"] for row in rows}
 
     def one(self, c: Cursor, statement_id: str, voided: bool,
@@ -499,7 +500,7 @@ class StatementIndexSQL:
             hashes = [self.key_hash(form) for form in key_forms(key)]
             # On the driving column, not s.seq: SQLite then probes before it joins the row.
             text += (" AND EXISTS (SELECT 1 FROM xapi_statement_key k"
-                     f" WHERE k.seq = {order_column} AND k.key_hash IN ({_marks(len(hashes))})"
+                     f" WHERE k.seq = {order_column} AND k.key_hash IN ({marks(len(hashes))})"
                      f"{own.format('k')})")
             params += hashes
         # The cursor and the bound are one range on the column that drives the scan, so page
@@ -532,7 +533,7 @@ class StatementIndexSQL:
         if not activity_ids:
             return {}
         c.execute(self.sql("SELECT activity_id, definition FROM xapi_activity"
-                           f" WHERE activity_id IN ({_marks(len(activity_ids))})"), list(activity_ids))
+                           f" WHERE activity_id IN ({marks(len(activity_ids))})"), list(activity_ids))
         return {row["activity_id"]: dict(orjson.loads(row["definition"])) for row in c.fetchall()}
 
     def agent_names(self, c: Cursor, ifi: str) -> list[str]:
@@ -543,7 +544,7 @@ class StatementIndexSQL:
                            through: int | None = None) -> int:
         upper = f" AND {self.events_seq} <= ?" if through is not None else ""
         c.execute(self.sql(f"SELECT COUNT(*) AS n FROM {self.events_table}"
-                           f" WHERE {self.events_seq} > ?{upper} AND topic IN ({_marks(len(topics))})"),
+                           f" WHERE {self.events_seq} > ?{upper} AND topic IN ({marks(len(topics))})"),
                   [position, *([through] if through is not None else []), *topics])
         row = c.fetchone()
         return int(row["n"])
@@ -555,7 +556,7 @@ class StatementIndexSQL:
         upper = f" AND {self.events_seq} <= ?" if stop is not None else ""
         c.execute(self.sql(f"SELECT {self.events_seq} AS seq, topic, state FROM {self.events_table}"
                            f" WHERE {self.events_seq} >= ?{upper}"
-                           f" AND topic IN ({_marks(len(topics))}) ORDER BY {self.events_seq} LIMIT ?"),
+                           f" AND topic IN ({marks(len(topics))}) ORDER BY {self.events_seq} LIMIT ?"),
                   [start, *([stop] if stop is not None else []), *topics, limit])
         return [(row["seq"], row["topic"], bytes(row["state"])) for row in c.fetchall()]
 

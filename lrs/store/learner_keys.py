@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lrs.pickled import by_fields
-from lrs.store.index import Cursor, rowcount
+from lrs.store.index import Cursor, marks, rowcount
 
 
 @by_fields
@@ -32,10 +32,6 @@ class LearnerKey:
 
 class KeyGenerationChanged(Exception):
     """An erasure committed since the writer read its keys: they may be deleted; seal again."""
-
-
-def _marks(count: int) -> str:
-    return ",".join("?" * count)
 
 
 class LearnerKeySQL:
@@ -96,7 +92,7 @@ class LearnerKeySQL:
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
             c.execute(self.sql("SELECT key_id, secret FROM learner_key"
-                               f" WHERE key_id IN ({_marks(len(chunk))})"), chunk)
+                               f" WHERE key_id IN ({marks(len(chunk))})"), chunk)
             found.update({row["key_id"]: bytes(row["secret"]) for row in c.fetchall()})
         return found
 
