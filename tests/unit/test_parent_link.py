@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
+from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 import lrs.api.services
 from ingest.enrich import format_stored
@@ -30,6 +32,8 @@ from lrs.api.links import (
 )
 from lrs.api.services import consistent_through
 from lrs.committer import InFlightBoard
+from lrs.documents import STATE, DocumentKey
+from lrs.store.documents import DocumentChange
 from lrs.views_process import ViewsUnavailable
 from tests.loops import run as run_coroutine
 
@@ -387,13 +391,6 @@ def test_a_document_write_reaches_the_parent_as_the_events_and_rows_the_worker_m
     """A document write crosses as mapped events and the view's rows (lrs/document_writes.py);
     the library's StoredEvent is pickled as its four fields (lrs/pickled.py), and arrives equal,
     whether its aggregate is named by a UUID or by text."""
-    from uuid import uuid4
-
-    from eventsourcing.persistence import StoredEvent
-
-    from lrs.documents import STATE, DocumentKey
-    from lrs.store.documents import DocumentChange
-
     key = DocumentKey(STATE, "bookmark", "https://example.org/a", "mbox:mailto:ada@example.org")
     events = [StoredEvent(key.aggregate_id, 2, "lrs.domain:Document.Written", b"\x00{}"),
               StoredEvent(str(uuid4()), 1, "topic", b"")]

@@ -7,7 +7,7 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lrs.api.balance import ABSENT, DEFER_MAX, BalancedServer, WorkerLoads
 from lrs.api.server import ClientTimeouts, DeadlineProtocol, ServerConfig
@@ -27,8 +27,9 @@ def listening() -> socket.socket:
     return sock
 
 
-def worker(sock: socket.socket, slots: list[int], number: int = 0) -> BalancedServer:
-    config = ServerConfig(hello, ClientTimeouts(), http=DeadlineProtocol, lifespan="off",
+def worker(sock: socket.socket, slots: list[int], number: int = 0,
+           app: ASGIApp = hello) -> BalancedServer:
+    config = ServerConfig(app, ClientTimeouts(), http=DeadlineProtocol, lifespan="off",
                           log_level="warning")
     return BalancedServer(config, sock, WorkerLoads(slots, number), first_start=False)
 
@@ -173,9 +174,7 @@ def test_a_connection_accepted_as_the_worker_stops_is_answered_and_never_written
         except Exception as exc:  # what the test looks at
             failures.append(exc)
 
-    config = ServerConfig(slow, ClientTimeouts(), http=DeadlineProtocol, lifespan="off",
-                          log_level="warning")
-    server = BalancedServer(config, sock, WorkerLoads(slots, 0), first_start=False)
+    server = worker(sock, slots, app=slow)
     made = server._protocol_factory()
 
     def stopping_as_it_connects() -> asyncio.Protocol:
