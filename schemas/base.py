@@ -11,10 +11,11 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    GetCoreSchemaHandler,
     StringConstraints,
     WithJsonSchema,
-    model_validator,
 )
+from pydantic_core import CoreSchema
 
 # RFC 3987 is too large to check in full; an absolute IRI has a scheme, no spaces, and a '%'
 # only where it starts a percent-encoded octet ('%' and two hex digits, RFC 3987 2.2 pct-encoded).
@@ -185,15 +186,48 @@ LanguageMap = dict[LanguageTag, str]
 Extensions = dict[IRI, Any]
 
 
+def _model_fields(schema: Any) -> Any:
+    """The model-fields schema inside a model's schema (under its validators), or None."""
+    while isinstance(schema, dict):
+        if schema.get("type") == "model-fields":
+            return schema
+        schema = schema.get("schema")
+    return None
+
+
+def _refuse_null(field: Any) -> None:
+    """A field whose default is None validates a null as its type does: refused."""
+    holder = field.get("schema")
+    if not isinstance(holder, dict) or holder.get("type") != "default" or holder.get("default") is not None:
+        return
+    while isinstance(holder, dict):
+        inner = holder.get("schema")
+        if isinstance(inner, dict) and inner.get("type") == "nullable":
+            holder["schema"] = inner["schema"]
+            return
+        if not isinstance(inner, dict) or not str(inner.get("type", "")).startswith(("function-", "default")):
+            return
+        holder = inner
+
+
 class XAPIModel(BaseModel):
-    """Strict base: unknown properties, nulls and type coercion are all rejected."""
+    """Strict base: unknown properties, nulls and type coercion are all rejected.
+
+    An optional property is typed ``X | None = None``: absent, it reads as None. Sent as null,
+    it is refused by pydantic-core itself, which validates it as ``X`` (the schema's nullable
+    wrapper is taken off below); schemas.validate words that error as "must not be null". A
+    Python validator on every object did the same at a call out of Rust each, 11 a statement
+    and an eighth of its validation time."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    @model_validator(mode="before")
     @classmethod
-    def _reject_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict) and None in data.values():
-            key = next(k for k, v in data.items() if v is None)
-            raise ValueError(f"property '{key}' must not be null")
-        return data
+    def __get_pydantic_core_schema__(cls, source: type[BaseModel],
+                                     handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema = handler(source)
+        fields = _model_fields(schema)
+        if fields is not None:
+            for field in fields["fields"].values():
+                _refuse_null(field)
+        return schema
+

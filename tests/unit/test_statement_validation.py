@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from schemas.statement import Statement
 from schemas.validate import StatementInvalid, validate_statement, validate_statements
 from tests.statements import activity, agent, statement
 
@@ -54,7 +55,50 @@ def test_property_names_are_case_sensitive() -> None:
 
 
 def test_null_values_are_rejected() -> None:
-    assert "must not be null" in rejected(statement(result={"success": None}))
+    assert rejected(statement(result={"success": None})) == "statement.result.success: must not be null"
+
+
+SUBSTATEMENT = {"objectType": "SubStatement", "actor": agent(), "verb": {"id": "http://example.org/v"},
+                "object": activity()}
+
+
+@pytest.mark.parametrize(("doc", "path"), [
+    (statement(verb=None), "statement.verb"),
+    (statement(id=None), "statement.id"),
+    (statement(actor={"mbox": None}), "statement.actor.mbox"),
+    (statement(context=None), "statement.context"),
+    (statement(context={"contextActivities": {"parent": None}}),
+     "statement.context.contextActivities.parent"),
+    (statement(context={"contextActivities": {"parent": [None]}}),
+     "statement.context.contextActivities.parent[0]"),
+    (statement(context={"extensions": None}), "statement.context.extensions"),
+    (statement(object={**activity(), "definition": {"name": {"en-US": None}}}),
+     "statement.object.definition.name.en-US"),
+    (statement(result={"score": {"scaled": None}}), "statement.result.score.scaled"),
+    (statement(object={**SUBSTATEMENT, "result": {"response": None}}), "statement.object.result.response"),
+])
+def test_a_null_is_refused_wherever_a_property_may_be_and_named_by_its_path(doc: Any, path: str) -> None:
+    assert rejected(doc) == f"{path}: must not be null"
+
+
+def _nullable_nodes(schema: Any, path: str = "") -> list[str]:
+    if isinstance(schema, dict):
+        found = [path] if schema.get("type") == "nullable" else []
+        return found + [p for key, value in schema.items() if key not in ("cls", "function")
+                        for p in _nullable_nodes(value, f"{path}/{key}")]
+    if isinstance(schema, list):
+        return [p for i, value in enumerate(schema) for p in _nullable_nodes(value, f"{path}[{i}]")]
+    return []
+
+
+def test_no_property_of_any_object_in_a_statement_accepts_null() -> None:
+    assert _nullable_nodes(Statement.__pydantic_core_schema__) == []
+
+
+def test_an_extension_value_may_be_null() -> None:
+    doc = statement(context={"extensions": {"http://example.org/ext": None}})
+    context = validate_statement(doc, V1).model.context
+    assert context is not None and context.extensions == {"http://example.org/ext": None}
 
 
 def test_agent_with_two_ifis_is_rejected() -> None:
