@@ -43,6 +43,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import Server, running_server
+from lrs.committer import WRITER_THREAD
 
 VERBS = [f"http://adlnet.gov/expapi/verbs/{v}" for v in
          ("attempted", "answered", "completed", "passed", "failed", "experienced", "progressed",
@@ -124,6 +125,45 @@ class ProcessCPU:
         return named
 
 
+class WriterThread:
+    """The statement writer's thread (lrs-writer, in the parent; a store's own, when a named
+    store takes the load: the busiest) over a span: the share of the span it ran on a core,
+    and the share it was ready to run but waited for one (Linux's schedstat). Every write
+    waits for this one thread; on two cores shared with the workers and the views, it can
+    spend as long waiting for a core as running."""
+
+    def __init__(self, pid: int) -> None:
+        tasks = Path(f"/proc/{pid}/task")
+        self.tasks = [t for t in tasks.glob("*") if _comm(t) == WRITER_THREAD] if tasks.is_dir() else []
+        self.started = time.perf_counter()
+        self.start = {task: _schedstat(task) for task in self.tasks}
+
+    def shares(self) -> str:
+        span = time.perf_counter() - self.started
+        spent = [(now[0] - before[0], now[1] - before[1]) for task, before in self.start.items()
+                 if before is not None and (now := _schedstat(task)) is not None]
+        if not spent:
+            return "n/a"
+        running, waiting = max(spent)
+        return f"{100 * running / span:.0f} % / {100 * waiting / span:.0f} %"
+
+
+def _schedstat(task: Path) -> tuple[float, float] | None:
+    """Seconds a thread has run on a core, and has waited in a run queue for one."""
+    try:
+        running, waiting = (int(n) for n in (task / "schedstat").read_text().split()[:2])
+    except (OSError, ValueError):
+        return None
+    return running / 1e9, waiting / 1e9
+
+
+def _comm(task: Path) -> str:
+    try:
+        return (task / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def cpu_by_role(used: dict[str, float], names: dict[str, str]) -> str:
     """Each process of the server on its own; PostgreSQL's (a backend per connection, and its
     writers) summed."""
@@ -185,8 +225,9 @@ def post_table(event_store: str | None, args: argparse.Namespace,
     print(f"\n## POST /xAPI/statements, {label}, {args.workers} worker(s),"
           f" {args.connections} connections, {args.seconds} s each, load from {generator}\n")
     print("| batch | statements/s | requests/s | p50 ms | p95 ms | CPU s by process |"
-          " views caught up | views CPU per 1k statements |")
-    print("|---:|---:|---:|---:|---:|---|---:|---:|")
+          " writer thread: on a core / waiting for one | views caught up |"
+          " views CPU per 1k statements |")
+    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     with running_server(event_store, data_dir=str(data_dir) if data_dir else None,
                         env={"LRS_WORKERS": str(args.workers), **dict(args.env)}) as server:
         if stored:  # the views of what is stored are read first, not measured
@@ -195,12 +236,13 @@ def post_table(event_store: str | None, args: argparse.Namespace,
             server.headers = {**server.headers, "Authorization": store_credential(server, args.store)}
         for batch in (1, 10, 100):
             cpu = ProcessCPU(server.pid, postgres=event_store is not None)
+            writer = WriterThread(server.pid)
             load_before = children_cpu()
             if shutil.which("wrk"):
                 result = run_wrk(server, batch, args.seconds, args.connections)
             else:
                 result = asyncio.run(run_httpx(server, batch, args.seconds, args.connections))
-            used, names = cpu.used(), cpu.names()
+            used, names, writer_shares = cpu.used(), cpu.names(), writer.shares()
             spent = cpu_by_role(used, names)
             if shutil.which("wrk"):  # the load generator shares the cores too
                 spent += f"; wrk {children_cpu() - load_before:.1f}"
@@ -212,7 +254,7 @@ def post_table(event_store: str | None, args: argparse.Namespace,
                         if names.get(pid) == "projections")
             ms_per_1k = views * 1000 / (result["requests"] * batch) * 1000
             print(f"| {batch} | {rate * batch:,.0f} | {rate:,.0f} | {result['p50_ms']:.1f} |"
-                  f" {result['p95_ms']:.1f} | {spent} | {drained:.1f} s later |"
+                  f" {result['p95_ms']:.1f} | {spent} | {writer_shares} | {drained:.1f} s later |"
                   f" {ms_per_1k:,.0f} ms |", flush=True)
 
 

@@ -22,8 +22,11 @@ from ingest.enrich import format_stored
 from lrs.application import LearningRecordStore
 from lrs.config import DEFAULT_STORE, MAX_WRITE_STATEMENTS
 from lrs.statement_events import PreparedStatement
+from lrs.thread_names import name_os_thread
 
 log = logging.getLogger(__name__)
+# The statement writer's thread, by this name in Python and to the OS (`top -H`, bench/ingest.py).
+WRITER_THREAD = "lrs-writer"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -139,7 +142,7 @@ class GroupCommitter:
         self.in_flight = in_flight or InFlight()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._held: _Request | None = None  # taken from the queue, first of the next group
-        self._thread = threading.Thread(target=self._run, name="lrs-group-commit", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=WRITER_THREAD, daemon=True)
         self._thread.start()
 
     def submit(self, batch: Sequence[PreparedStatement]) -> Future[list[str]]:
@@ -186,6 +189,7 @@ class GroupCommitter:
         return group, False
 
     def _run(self) -> None:
+        name_os_thread()
         while True:
             first = self._held if self._held is not None else self._queue.get()
             self._held = None

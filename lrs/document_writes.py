@@ -23,6 +23,7 @@ from eventsourcing.persistence import AggregateRecorder, StoredEvent
 from lrs import pickled  # noqa: F401  (StoredEvent pickled as its fields, for the workers' writes)
 from lrs.store.documents import DocumentChange
 from lrs.store.learner_keys import LearnerKey
+from lrs.thread_names import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,12 @@ class DocumentWrites(DocumentWriter):
         if self._thread is None:
             with self._start:
                 if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="lrs-document-writes",
+                    self._thread = threading.Thread(target=self._run, name="lrs-doc-writer",
                                                     daemon=True)
                     self._thread.start()
 
     def _run(self) -> None:
+        name_os_thread()
         while True:
             first = self._queue.get()
             if first is None:

@@ -38,6 +38,7 @@ from lrs.api.links import (
 )
 from lrs.api.ratelimit import AccessLimits
 from lrs.committer import GroupCommitter
+from lrs.thread_names import name_os_thread
 from lrs.views_process import SLOT_WAIT, ViewsBusy, ViewsUnavailable
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class WorkerHub:
         # Answers are sent by a thread of this pipe's own: sent from the committer's callback,
         # they held the one writer (waiting for the interpreter lock after each write to the
         # pipe) for an eighth of its time at batch 1.
+        name_os_thread()
         outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         threading.Thread(target=_send_answers, args=(connection, outbox), daemon=True,
                          name="lrs-hub-answers").start()
@@ -203,6 +205,7 @@ def _messages(connection: Connection) -> Iterator[bytes]:
 def _send_answers(connection: Connection, outbox: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
     """The answers ready together go in one write: a group commit finishes several of a
     worker's requests at once."""
+    name_os_thread()
     while (reply := outbox.get()) is not None:
         replies, stopping = [reply], False
         while True:
