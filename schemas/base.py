@@ -230,4 +230,3 @@ class XAPIModel(BaseModel):
             for field in fields["fields"].values():
                 _refuse_null(field)
         return schema
-

@@ -48,10 +48,10 @@ def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
 
 def _rule(error: Any) -> str:
     kind = error["type"]
-    if error.get("input", ...) is None and kind != "extra_forbidden":
-        return "must not be null"  # JSON null is never a value of an xAPI property
     if kind == "extra_forbidden":
         return "is not a property of this object in the xAPI data model"
+    if error.get("input", ...) is None:
+        return "must not be null"  # JSON null is never a value of an xAPI property
     if kind == "missing":
         return "is required"
     if kind == "union_tag_invalid":

@@ -89,10 +89,10 @@ class WorkerHub:
             return pool
 
     def _read(self, connection: Connection) -> None:
+        name_os_thread()
         # Answers are sent by a thread of this pipe's own: sent from the committer's callback,
         # they held the one writer (waiting for the interpreter lock after each write to the
         # pipe) for an eighth of its time at batch 1.
-        name_os_thread()
         outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         threading.Thread(target=_send_answers, args=(connection, outbox), daemon=True,
                          name="lrs-hub-answers").start()
