@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
+def run(coroutine: Coroutine[Any, Any, T],
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> T:
     outcome: list[Any] = []
 
     def target() -> None:
         try:
-            outcome.append((True, asyncio.run(coroutine)))
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                outcome.append((True, runner.run(coroutine)))
         except BaseException as exc:  # handed to the test's thread
             outcome.append((False, exc))
 

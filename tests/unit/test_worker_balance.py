@@ -210,8 +210,7 @@ def test_a_connection_accepted_as_the_worker_stops_is_answered_and_never_written
             return answer, False
         return answer, True
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        answer, stopped = runner.run(run())
+    answer, stopped = run_coroutine(run(), loop_factory=uvloop.new_event_loop)
     sock.close()
     assert failures == []
     assert answer.startswith(b"HTTP/1.1 200")
