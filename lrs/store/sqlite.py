@@ -108,6 +108,12 @@ class WriterTurn:
             self._thread_lock.release()
 
 
+class StoreConnection(sqlite3.Connection):
+    """A connection of the store's pool, which remembers whether it has written yet."""
+
+    writer_configured = False
+
+
 class StatementCachingPool(SQLiteConnectionPool):
     """The library's pool, with connections that keep their prepared statements.
 
@@ -129,7 +135,8 @@ class StatementCachingPool(SQLiteConnectionPool):
         try:
             c = sqlite3.connect(database=self.db_name, uri=True, check_same_thread=False,
                                 isolation_level=None, cached_statements=STATEMENT_CACHE,
-                                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT)
+                                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
+                                factory=StoreConnection)
         except (sqlite3.Error, TypeError) as e:
             raise InterfaceError(e) from e
         if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
@@ -164,15 +171,19 @@ class SQLiteStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerKey
 
     def _configure_writer(self, c: SQLiteCursor) -> None:
         # The index's B-trees outgrow SQLite's 2 MB default page cache after a few thousand
-        # statements; inserts then wait on page reads. The pool reuses connections, so once each.
-        # Asked of the connection itself: a closed connection's id() may name a new one.
-        c.execute("PRAGMA cache_size")
-        if c.fetchone()[0] != -WRITER_CACHE_KIB:
-            c.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
-            c.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
-            c.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-            # What an erasure deletes is overwritten with zeros, not only unlinked from its page.
-            c.execute("PRAGMA secure_delete = ON")
+        # statements; inserts then wait on page reads. The pool reuses connections, so once each,
+        # remembered on the connection itself: reading the setting back with a PRAGMA on every
+        # write was a twentieth of a batch-1 write's SQL.
+        connection = c.sqlite_cursor.connection
+        if isinstance(connection, StoreConnection) and connection.writer_configured:
+            return
+        c.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+        c.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        c.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        # What an erasure deletes is overwritten with zeros, not only unlinked from its page.
+        c.execute("PRAGMA secure_delete = ON")
+        if isinstance(connection, StoreConnection):
+            connection.writer_configured = True
 
     def _read_transaction(self) -> AbstractContextManager[Any]:
         return self.datastore.transaction(commit=False)

@@ -252,6 +252,41 @@ def test_every_sqlite_connection_that_writes_overwrites_what_it_deletes(tmp_path
         store.close()
 
 
+def test_a_sqlite_connection_is_set_up_for_writing_once_and_keeps_it(tmp_path: Path) -> None:
+    """The writer's settings (page cache, checkpoint size, secure_delete) go on a connection at
+    its first write; later writes on it run no PRAGMA but the temp_store pair around the inserts."""
+    from ingest.pipeline import prepare_statements
+    from lrs.application import LearningRecordStore
+    from lrs.auth import Principal
+    from lrs.config import Settings
+    from lrs.store.sqlite import WRITER_CACHE_KIB
+
+    store = LearningRecordStore(env=Settings(data_dir=tmp_path).event_store_env())
+    try:
+        writer = Principal("tool", "tool", frozenset({"all"}), "urn:lrs:credentials")
+        pool = store.recorder.datastore.pool
+        store.store_batches([prepare_statements([statement()], writer, "1.0.3", 10)])
+        assert len(pool._pool) >= 1
+        connections = [c._sqlite_conn for c in pool._pool]
+        ran: list[str] = []
+        for connection in connections:
+            connection.set_trace_callback(ran.append)
+        for _ in range(3):
+            store.store_batches([prepare_statements([statement()], writer, "1.0.3", 10)])
+        for connection in connections:
+            connection.set_trace_callback(None)
+        pragmas = [sql for sql in ran if sql.lstrip().upper().startswith("PRAGMA")]
+        assert any(sql.startswith("INSERT") for sql in ran)  # the writes ran on these
+        assert pragmas and set(pragmas) == {"PRAGMA temp_store = MEMORY",
+                                            "PRAGMA temp_store = DEFAULT"}, pragmas
+        for connection in connections:
+            assert connection.execute("PRAGMA cache_size").fetchone()[0] in (-WRITER_CACHE_KIB, -2000)
+        assert -WRITER_CACHE_KIB in [c.execute("PRAGMA cache_size").fetchone()[0]
+                                     for c in connections]
+    finally:
+        store.close()
+
+
 def test_the_log_keeps_each_events_bytes_and_gives_positions_in_the_events_order(
     store_of: Any,
 ) -> None:
