@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from lrs.documents import merge as merge_documents
 from lrs.domain import DOCUMENT_TOPIC, Document
 from lrs.errors import Conflict, NotFound, PreconditionFailed, StoreRefused
 from lrs.key_ring import KeyBatch, KeyRing
-from lrs.request_loop import fits_inline, on_loop_if
+from lrs.request_loop import answered, fits_inline, on_loop_if
 from lrs.sealing import open_bytes, seal_bytes, seal_text, sealed_key_id
 from lrs.store.documents import DocumentChange, DocumentFilter, DocumentViewReads
 from lrs.store.learner_key_reads import LearnerKeyReads
@@ -182,7 +181,7 @@ class DocumentCommands(Application[UUID]):
             keys, generation = ((), None) if batch is None else (list(batch.new.values()),
                                                                  batch.generation)
             try:
-                await asyncio.wrap_future(self.document_writes.submit(
+                await answered(self.document_writes.submit(
                     write.events, write.changes, keys, generation))
             except KeyGenerationChanged:
                 write = await self._on_loop(len(write.content), self._sealed_again, write)

@@ -10,6 +10,10 @@ large body (a 10 MB batch of statements is a second of CPU).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -43,3 +47,40 @@ async def on_loop_if(inline: bool, fn: Callable[..., _T], *args: Any,
     if limiter is None:
         return await run_in_threadpool(fn, *args)
     return await anyio.to_thread.run_sync(partial(fn, *args), limiter=limiter)
+
+
+def answered(future: concurrent.futures.Future[_T]) -> asyncio.Future[_T]:
+    """``future`` as the running loop awaits it: asyncio.wrap_future, except that a future
+    completed on the loop's own thread (an answer the worker's link read from the parent) is
+    copied there and then. wrap_future hands every completion to the loop with
+    call_soon_threadsafe, which from the loop's own thread is a write to its wake-up descriptor,
+    a read of it, and a turn of the loop spent on neither. A cancelled awaiter cancels
+    ``future``, as with wrap_future (a request not yet written is then not written)."""
+    loop = asyncio.get_running_loop()
+    thread = threading.get_ident()
+    destination: asyncio.Future[_T] = loop.create_future()
+
+    def copy(source: concurrent.futures.Future[_T]) -> None:
+        if destination.cancelled():
+            return
+        if source.cancelled():
+            destination.cancel()
+        elif (error := source.exception()) is not None:
+            destination.set_exception(error)
+        else:
+            destination.set_result(source.result())
+
+    def done(source: concurrent.futures.Future[_T]) -> None:
+        if threading.get_ident() == thread:
+            copy(source)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody awaits it
+                loop.call_soon_threadsafe(copy, source)
+
+    def awaiter_done(awaited: asyncio.Future[_T]) -> None:
+        if awaited.cancelled():
+            future.cancel()
+
+    destination.add_done_callback(awaiter_done)
+    future.add_done_callback(done)
+    return destination

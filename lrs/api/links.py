@@ -29,6 +29,7 @@ from lrs.api.ratelimit import MAX_SUBJECTS, AccessLimits
 from lrs.committer import InFlight, InFlightBoard
 from lrs.config import Settings
 from lrs.document_writes import DocumentWriter
+from lrs.request_loop import answered
 from lrs.statement_events import PreparedStatement
 from lrs.store.documents import DocumentChange
 from lrs.store.learner_keys import LearnerKey
@@ -419,13 +420,13 @@ class LinkedAccessLimits(AccessLimits):
 
     async def before_verify(self, key: str, fingerprint: bytes, address: str) -> None:
         if not self._known_here(fingerprint):
-            await asyncio.wrap_future(self.link.ask(LIMITS, "admit", key, fingerprint, address))
+            await answered(self.link.ask(LIMITS, "admit", key, fingerprint, address))
 
     async def after_verify(self, key: str, fingerprint: bytes, address: str, ok: bool) -> None:
         if not ok:
-            await asyncio.wrap_future(self.link.ask(LIMITS, "failed", key, address))
+            await answered(self.link.ask(LIMITS, "failed", key, address))
         elif not self._known_here(fingerprint):
-            await asyncio.wrap_future(self.link.ask(LIMITS, "succeeded", fingerprint))
+            await answered(self.link.ask(LIMITS, "succeeded", fingerprint))
             if len(self._accepted_here) > MAX_SUBJECTS:
                 self._accepted_here.clear()
             self._accepted_here[fingerprint] = self.clock() + KNOWN_SECRET_REFRESH

@@ -24,6 +24,7 @@ from lrs.auth import Authenticator, CredentialChanges, Principal
 from lrs.committer import GroupCommitter, InFlightBoard
 from lrs.config import DEFAULT_STORE, Settings
 from lrs.errors import Forbidden, NotFound
+from lrs.request_loop import answered
 from lrs.statement_events import PreparedStatement
 from lrs.store.attachments import AttachmentStore, attachment_store
 from lrs.views_process import PIPE_WAIT, ViewsProcess, ViewsUnavailable
@@ -59,7 +60,7 @@ async def consistent_through(committer: Committer) -> str:
     if not committer.consistency_in_memory:
         try:
             return await asyncio.wait_for(
-                asyncio.wrap_future(committer.consistent_through_later()), CONSISTENT_WAIT)
+                answered(committer.consistent_through_later()), CONSISTENT_WAIT)
         except TimeoutError:
             raise ViewsUnavailable(f"the store's writer did not answer within {CONSISTENT_WAIT:.0f}"
                                    " s; retry shortly") from None

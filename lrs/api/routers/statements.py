@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -23,7 +22,7 @@ from lrs.api.services import StoreServices, consistent_through
 from lrs.api.statement_params import StatementsRequest, parse_request
 from lrs.errors import BadRequest, UnsupportedMediaType
 from lrs.formats import activity_ids, parse_accept_language, render
-from lrs.request_loop import fits_inline, on_loop_if
+from lrs.request_loop import answered, fits_inline, on_loop_if
 from lrs.statement_events import PreparedStatement
 from lrs.store.attachments import AttachmentStore
 from schemas.validate import StatementInvalid, parse_json
@@ -100,7 +99,7 @@ async def _store(request: Request, services: StoreServices, body: _Body, princip
             inline = False
         batch, written = await on_loop_if(inline, _sent, services, payload, parts, principal,
                                           version, put_id, inline, limiter=heavy)
-        ids = await asyncio.wrap_future(written)
+        ids = await answered(written)
         services.store.sealed_ahead_stored(batch)
         return ids
     finally:
