@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +70,9 @@ class DeadlineProtocol(HttpToolsProtocol):
                                      else None)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        # Every write of the connection, the protocol's own (400, 408) as each response's, goes
+        # through one PairedWrites, so they reach the socket in the order they were made.
+        super().connection_made(PairedWrites(transport, self.loop))  # type: ignore[arg-type]
         self._start_headers_clock()
         if self._connections_changed is not None:
             self._connections_changed()
@@ -89,10 +91,7 @@ class DeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._message_begun = False
         self._stop_clocks()
-        before = self.cycle
         super().on_headers_complete()
-        if self.cycle is not None and self.cycle is not before:
-            self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
         self._body_began = self._body_last = self._rate_since = self.loop.time()
         self._body_bytes = 0
         self._body_timer = self.loop.call_later(
@@ -178,12 +177,13 @@ class DeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-class HeadWithBody:
-    """A request's transport as its response sees it: a write waits for the next one, and both
-    leave in one system call. uvicorn writes a response's head and body apart, and each write
-    of a batch-1 answer of 278 bytes was a system call that woke the client (twice, for a client
-    that reads as bytes arrive). A write that nothing follows in the same turn of the loop (a
-    head whose streamed body is not ready yet, a 100 Continue) leaves at the turn's end."""
+class PairedWrites:
+    """A connection's transport as its protocol sees it: a write waits for the next one, and
+    both leave in one system call. uvicorn writes a response's head and body apart, and each
+    write of a batch-1 answer of 278 bytes was a system call that woke the client (twice, for a
+    client that reads as bytes arrive). A write that nothing follows in the same turn of the loop
+    (a head whose streamed body is not ready yet, a 100 Continue) leaves at the turn's end, and
+    before anything written after it; everything else is the transport's own."""
 
     __slots__ = ("_held", "_loop", "_transport")
 
@@ -198,20 +198,32 @@ class HeadWithBody:
             self._transport.writelines((held, data))
         else:
             self._held = data
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self.flush)
 
-    def _flush(self) -> None:
+    def writelines(self, lines: Iterable[bytes]) -> None:
+        self.flush()
+        self._transport.writelines(lines)
+
+    def flush(self) -> None:
         if self._held is not None:
             held, self._held = self._held, None
             if not self._transport.is_closing():
                 self._transport.write(held)
 
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _response_408(message: str, default_headers: list[tuple[bytes, bytes]]) -> bytes:

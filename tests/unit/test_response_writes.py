@@ -12,7 +12,7 @@ import uvicorn
 import uvloop
 from starlette.types import Receive, Scope, Send
 
-from lrs.api.server import ClientTimeouts, DeadlineProtocol, ServerConfig
+from lrs.api.server import ClientTimeouts, DeadlineProtocol, PairedWrites, ServerConfig
 from tests.loops import run
 
 
@@ -146,3 +146,47 @@ def test_a_client_that_expects_100_continue_gets_it_before_it_sends_the_body() -
 
     writes = serve(echo, body)
     assert [len(lines) for lines in writes] == [1, 2], writes
+
+
+class Wire:
+    """What reaches the socket, in order: a stand-in transport for the ordering rule alone."""
+
+    def __init__(self) -> None:
+        self.bytes = b""
+        self.calls = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.bytes += data
+        self.calls += 1
+
+    def writelines(self, lines: Any) -> None:
+        self.bytes += b"".join(lines)
+        self.calls += 1
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_writes_reach_the_socket_in_the_order_they_were_made_whoever_makes_them() -> None:
+    """The protocol's own writes (a 400, a 408) go through the same path as a response's, so a
+    held write never arrives after one made later."""
+    async def main() -> Wire:
+        wire = Wire()
+        writes = PairedWrites(wire, asyncio.get_running_loop())  # type: ignore[arg-type]
+        writes.write(b"1")  # held
+        writes.write(b"2")  # leaves with 1
+        writes.write(b"3")  # held
+        writes.writelines([b"4", b"5"])  # 3 first
+        writes.write(b"6")  # held, then left at the turn's end
+        await asyncio.sleep(0)
+        writes.write(b"7")  # held
+        writes.close()  # 7 first
+        return wire
+
+    wire = run(main())
+    assert wire.bytes == b"1234567" and wire.closed
+    assert wire.calls == 5
