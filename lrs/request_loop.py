@@ -66,11 +66,15 @@ def answered(future: concurrent.futures.Future[_T]) -> asyncio.Future[_T]:
         if source.cancelled():
             destination.cancel()
         elif (error := source.exception()) is not None:
+            if isinstance(error, concurrent.futures.CancelledError):  # as wrap_future has it
+                error = asyncio.CancelledError(*error.args)
             destination.set_exception(error)
         else:
             destination.set_result(source.result())
 
     def done(source: concurrent.futures.Future[_T]) -> None:
+        if loop.is_closed():  # nobody awaits it any more
+            return
         if threading.get_ident() == thread:
             copy(source)
         else:

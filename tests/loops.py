@@ -12,13 +12,18 @@ T = TypeVar("T")
 
 
 def run(coroutine: Coroutine[Any, Any, T],
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> T:
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+        then: Callable[[], object] | None = None) -> T:
+    """``then``: called on the loop's thread once the loop has closed."""
     outcome: list[Any] = []
 
     def target() -> None:
         try:
             with asyncio.Runner(loop_factory=loop_factory) as runner:
-                outcome.append((True, runner.run(coroutine)))
+                result = runner.run(coroutine)
+            if then is not None:
+                then()
+            outcome.append((True, result))
         except BaseException as exc:  # handed to the test's thread
             outcome.append((False, exc))
 

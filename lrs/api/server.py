@@ -197,7 +197,8 @@ class PairedWrites:
             held, self._held = self._held, None
             self._transport.writelines((held, data))
         else:
-            self._held = data
+            # Kept past the caller's return: a buffer it may fill again is copied.
+            self._held = data if type(data) is bytes else bytes(data)
             self._loop.call_soon(self.flush)
 
     def writelines(self, lines: Iterable[bytes]) -> None:

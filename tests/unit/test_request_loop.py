@@ -85,3 +85,25 @@ def test_a_future_cancelled_at_its_source_cancels_its_awaiter() -> None:
 
     with pytest.raises(asyncio.CancelledError):
         run(main())
+
+
+def test_a_source_that_fails_with_a_cancellation_cancels_its_awaiter_as_wrap_future_does() -> None:
+    async def main() -> None:
+        await answered(completed_later(
+            lambda f: f.set_exception(concurrent.futures.CancelledError())))
+
+    with pytest.raises(asyncio.CancelledError):
+        run(main())
+
+
+def test_a_future_completed_on_the_loops_thread_after_the_loop_closed_is_left_quietly(
+        caplog: pytest.LogCaptureFixture) -> None:
+    future: concurrent.futures.Future[int] = concurrent.futures.Future()
+    future.set_running_or_notify_cancel()
+
+    async def wrap() -> None:
+        answered(future)  # nobody awaits it: the loop closes under it
+
+    run(wrap(), then=lambda: future.set_result(1))  # on the loop's thread, the loop closed
+    assert future.result() == 1
+    assert not [r for r in caplog.records if r.name == "concurrent.futures"], caplog.text

@@ -190,3 +190,20 @@ def test_writes_reach_the_socket_in_the_order_they_were_made_whoever_makes_them(
     wire = run(main())
     assert wire.bytes == b"1234567" and wire.closed
     assert wire.calls == 5
+
+
+def test_a_held_write_keeps_the_bytes_it_was_given_when_the_caller_reuses_its_buffer() -> None:
+    async def main() -> Wire:
+        wire = Wire()
+        writes = PairedWrites(wire, asyncio.get_running_loop())  # type: ignore[arg-type]
+        buffer = bytearray(b"AAAA")
+        writes.write(memoryview(buffer))  # held
+        buffer[:] = b"BBBB"
+        writes.write(memoryview(buffer))  # leaves with the first
+        buffer[:] = b"CCCC"
+        writes.write(memoryview(buffer))  # held
+        buffer[:] = b"DDDD"
+        await asyncio.sleep(0)
+        return wire
+
+    assert run(main()).bytes == b"AAAABBBBCCCC"
