@@ -78,7 +78,7 @@ def answered(future: concurrent.futures.Future[_T]) -> asyncio.Future[_T]:
         if threading.get_ident() == thread:
             copy(source)
         else:
-            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody awaits it
+            with contextlib.suppress(RuntimeError):  # it closed since the check above
                 loop.call_soon_threadsafe(copy, source)
 
     def awaiter_done(awaited: asyncio.Future[_T]) -> None:
