@@ -192,7 +192,8 @@ def _sandboxed_connection(settings: Settings) -> Any:
     from projections.runner import create_schema
 
     con = duckdb.connect(str(settings.projections_path),
-                         config=sandbox_config(settings.views_memory_limit))
+                         config=sandbox_config(settings.views_memory_limit,
+                                               settings.views_threads))
     create_schema(con)
     lock_sandbox(con)
     return con
@@ -212,7 +213,8 @@ def open_sandboxed_runner(store: LearningRecordStore, settings: Settings) -> Pro
     from projections.runner import ProjectionRunner
 
     con = duckdb.connect(str(settings.projections_path),
-                         config=sandbox_config(settings.views_memory_limit))
+                         config=sandbox_config(settings.views_memory_limit,
+                                               settings.views_threads))
     try:
         runner = ProjectionRunner(store, settings.projections_path, connection=con)
         lock_sandbox(con)

@@ -60,6 +60,26 @@ def test_the_child_follows_the_log_the_parent_appends_to(settings: Settings,
     assert views.process.pid != os.getpid()
 
 
+def duckdb_threads(cursor: duckdb.DuckDBPyConnection) -> int:
+    """Run in the child: the threads of its DuckDB instance."""
+    row = cursor.execute("SELECT current_setting('threads')").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 1), (2, 2), (0, os.cpu_count())])
+def test_the_views_run_on_one_duckdb_thread_unless_lrs_views_threads_says_otherwise(
+        tmp_path: Path, setting: int | None, expected: int) -> None:
+    """On a server the views mostly apply a few statements at a time, where DuckDB's threads
+    cost more than they save; analysts with cores to spare may give them more (0: one per core)."""
+    settings = Settings(data_dir=tmp_path, **({} if setting is None else {"views_threads": setting}))
+    views = ViewsProcess(settings)
+    try:
+        assert views.call(duckdb_threads) == expected
+    finally:
+        views.close()
+
+
 def test_a_query_error_in_the_child_is_raised_in_the_parent(views: ViewsProcess) -> None:
     with pytest.raises(NotFound, match="no learner"):
         views.call(queries.learner_profile, "mbox:mailto:nobody@example.org")
