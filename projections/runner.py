@@ -87,12 +87,14 @@ def create_schema(con: Any) -> None:
 
 class ProjectionRunner(LearnerRefresh):
     def __init__(self, store: LearningRecordStore, database: str | Path, page_size: int = 5000,
-                 connection: Any = None) -> None:
+                 connection: Any = None, threads: int = 0) -> None:
+        """``threads``: DuckDB's, for a file this opens (0: one per core; LRS_VIEWS_THREADS)."""
         self.store = store
+        self.threads = threads
         self.events_behind = EventsBehind(
             lambda after, through: store.index.events_after(after, TOPICS, through))
         self.page_size = page_size
-        self.con = connection if connection is not None else duckdb.connect(str(database))
+        self.con = connection if connection is not None else self._connect(database)
         self.lock = threading.Lock()
         create_schema(self.con)
         self.stop = threading.Event()
@@ -199,8 +201,13 @@ class ProjectionRunner(LearnerRefresh):
         self.con.execute("DELETE FROM projection_state WHERE name = ?", [NAME])
         self.con.execute("INSERT INTO projection_state VALUES (?, ?)", [NAME, position])
 
+    def _connect(self, database: str | Path) -> Any:
+        return duckdb.connect(str(database),
+                              config={"threads": self.threads} if self.threads else {})
+
     def _open_file(self) -> Any:
-        con = duckdb.connect(str(self.path))
+        assert self.path is not None
+        con = self._connect(self.path)
         create_schema(con)
         return con
 

@@ -50,7 +50,8 @@ def cmd_project(args: argparse.Namespace) -> int:
     """The projector as its own process, for deployments where API nodes run with it off."""
     from projections.runner import ProjectionRunner
 
-    runner = ProjectionRunner(_store(args), _views_path(args), page_size=args.page_size)
+    runner = ProjectionRunner(_store(args), _views_path(args), page_size=args.page_size,
+                              threads=settings_from(args).views_threads)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop.set())
     if args.source == "kafka":

@@ -200,3 +200,23 @@ def test_a_negative_views_thread_count_is_refused_in_one_line_naming_the_setting
     assert main(["serve", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: LRS_VIEWS_THREADS:")
+
+
+def test_lrs_project_follows_the_log_on_lrs_views_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import projections.runner
+
+    given: dict[str, Any] = {}
+
+    class Stopped(Exception):
+        pass
+
+    def runner(*args: Any, **kwargs: Any) -> None:
+        given.update(kwargs)
+        raise Stopped
+
+    monkeypatch.setattr(projections.runner, "ProjectionRunner", runner)
+    monkeypatch.setenv("LRS_VIEWS_THREADS", "3")
+    with pytest.raises(Stopped):
+        main(["project", "--data-dir", str(tmp_path)])
+    assert given["threads"] == 3
