@@ -4,7 +4,7 @@ how many threads DuckDB runs (LRS_VIEWS_THREADS).
 In-process, on a SQLite store that already holds `--stored` statements (1,000 learners, 500
 activities, as bench/ingest.py sends) with its views caught up: each round appends N statements
 through the writer, then times `catch_up()` alone, of a runner for each thread count in turn
-(the same statements; which goes first alternates). Prints the median and the least of the rounds
+(the same statements; which goes first takes turns). Prints the median and the least of the rounds
 in milliseconds of CPU (every thread of the process: DuckDB's included) and of wall time.
 
     python bench/catch_up.py [--stored 20000] [--sizes 1 100 1000 5000] [--threads 1 2] [--rounds 8]
@@ -64,7 +64,8 @@ def main(args: argparse.Namespace) -> None:
                 for turn in range(args.rounds):
                     append(size)
                     # The same statements for each, in turn first: neither has the warmer cache.
-                    for threads, runner in runners[turn % 2:] + runners[:turn % 2]:
+                    first = turn % len(runners)
+                    for threads, runner in runners[first:] + runners[:first]:
                         started, clock = time.process_time(), time.perf_counter()
                         runner.catch_up()
                         cpu[threads].append(time.process_time() - started)
@@ -84,6 +85,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stored", type=int, default=20_000)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 1000, 5000])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="DuckDB thread counts, each once (0: DuckDB's default)")
     parser.add_argument("--rounds", type=int, default=8)
     main(parser.parse_args())

@@ -75,8 +75,9 @@ class Settings(BaseSettings):
     views_memory_limit: str = Field(
         default="2GB", description="DuckDB memory_limit of the views (runner and queries together)")
     views_threads: int = Field(default=1, ge=0, le=64, description=(
-        "DuckDB threads of the views that `lrs serve` and `lrs project` keep (runner and"
-        " queries together; each query still runs beside the others); 0: one per core"))
+        "DuckDB threads a catch-up or a query of the views that `lrs serve` and `lrs project`"
+        " keep may use (queries at once each run on their own thread; LRS_VIEW_QUERY_SLOTS and"
+        " LRS_SQL_SLOTS bound those); 0: DuckDB's default, one per core or the CPU quota"))
     cors_origins: list[str] = ["*"]
     # Abuse limits (lrs/api/ratelimit.py, lrs/api/server.py); a count or rate of 0 turns it off.
     auth_failures_per_address: int = Field(default=20, ge=0)

@@ -216,7 +216,8 @@ def open_sandboxed_runner(store: LearningRecordStore, settings: Settings) -> Pro
                          config=sandbox_config(settings.views_memory_limit,
                                                settings.views_threads))
     try:
-        runner = ProjectionRunner(store, settings.projections_path, connection=con)
+        runner = ProjectionRunner(store, settings.projections_path, connection=con,
+                                  threads=settings.views_threads)
         lock_sandbox(con)
     except BaseException:
         con.close()

@@ -130,7 +130,7 @@ class SQLLimits:
 def sandbox_config(memory_limit: str, threads: int = 0) -> dict[str, Any]:
     """DuckDB options for an instance that analysts query: no files beyond its own, no
     extensions beyond the built-in ones, no Python objects by name, bounded memory; ``threads``
-    0 leaves DuckDB one per core."""
+    0 leaves DuckDB its default (one per core, or the CPU quota)."""
     config: dict[str, Any] = {
         "enable_external_access": False, "autoinstall_known_extensions": False,
         "autoload_known_extensions": False, "allow_community_extensions": False,

@@ -88,7 +88,7 @@ def create_schema(con: Any) -> None:
 class ProjectionRunner(LearnerRefresh):
     def __init__(self, store: LearningRecordStore, database: str | Path, page_size: int = 5000,
                  connection: Any = None, threads: int = 0) -> None:
-        """``threads``: DuckDB's, for a file this opens (0: one per core; LRS_VIEWS_THREADS)."""
+        """``threads``: DuckDB's, for a file this opens (0: its default; LRS_VIEWS_THREADS)."""
         self.store = store
         self.threads = threads
         self.events_behind = EventsBehind(

@@ -92,14 +92,14 @@ def test_rebuild_gives_the_same_tables_as_the_incremental_path(
 def test_a_runner_opens_its_file_on_the_threads_it_is_given_again_after_a_compaction(
         sqlite_store: LearningRecordStore, tmp_path: Path) -> None:
     """`lrs project` follows the log as `lrs serve`'s views do, on LRS_VIEWS_THREADS."""
-    runner = ProjectionRunner(sqlite_store, tmp_path / "views.duckdb", threads=1)
+    runner = ProjectionRunner(sqlite_store, tmp_path / "views.duckdb", threads=3)
     try:
         append(sqlite_store, [answer("ada", 1, True)])
         runner.catch_up()
         threads = "SELECT current_setting('threads')"
-        assert runner.con.execute(threads).fetchone() == (1,)
+        assert runner.con.execute(threads).fetchone() == (3,)
         runner.compact()  # an erasure's: the file is copied and opened again
-        assert runner.con.execute(threads).fetchone() == (1,)
+        assert runner.con.execute(threads).fetchone() == (3,)
     finally:
         runner.close()
 

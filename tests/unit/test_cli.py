@@ -194,9 +194,11 @@ def test_a_batch_limit_larger_than_one_write_is_refused_in_one_line_naming_the_s
     assert "5000" in err and "hunter2" not in err
 
 
-def test_a_negative_views_thread_count_is_refused_in_one_line_naming_the_setting(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("LRS_VIEWS_THREADS", "-1")
+@pytest.mark.parametrize("threads", ["-1", "65", "1.5"])
+def test_a_views_thread_count_out_of_0_to_64_is_refused_in_one_line_naming_the_setting(
+        threads: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LRS_VIEWS_THREADS", threads)
     assert main(["serve", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: LRS_VIEWS_THREADS:")
