@@ -1,13 +1,19 @@
 """Benchmark: the CPU of one catch-up of the views, by how many statements it applies and by
 how many threads DuckDB runs (LRS_VIEWS_THREADS).
 
-In-process, on a SQLite store that already holds `--stored` statements (1,000 learners, 500
-activities, as bench/ingest.py sends) with its views caught up: each round appends N statements
+In-process, on a SQLite store that already holds `--stored` statements (`--learners` 1,000 and
+500 activities, as bench/ingest.py sends) with its views caught up: each round appends N statements
 through the writer, then times `catch_up()` alone, of a runner for each thread count in turn
 (the same statements; which goes first takes turns). Prints the median and the least of the rounds
 in milliseconds of CPU (every thread of the process: DuckDB's included) and of wall time.
 
     python bench/catch_up.py [--stored 20000] [--sizes 1 100 1000 5000] [--threads 1 2] [--rounds 8]
+                             [--learners 1000]
+
+On this 2-core machine a catch-up cost about 50 ms, plus 0.11 ms for each learner it refreshed,
+plus 0.02 ms a statement: 1,000 statements of 10 learners took 75 ms, of 1,000 learners (some
+630 of them in the 1,000 statements) 146 ms. Under load the learners touched, not the
+statements, are what the views spend on.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from projections.runner import ProjectionRunner
 
 def main(args: argparse.Namespace) -> None:
     rng = random.Random(5)
-    print(f"\n## One catch-up of the views, at {args.stored:,} stored (CPU of every thread, ms)\n")
+    print(f"\n## One catch-up of the views, at {args.stored:,} stored, {args.learners:,} learners"
+          " (CPU of every thread, ms)\n")
     print("| statements | DuckDB threads | CPU median | CPU least | wall median |")
     print("|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="lrs-bench-catch-up-") as scratch:
@@ -44,7 +51,8 @@ def main(args: argparse.Namespace) -> None:
 
         def append(count: int) -> None:
             for start in range(0, count, 1000):
-                batch = [make_statement(rng, 1000, 500) for _ in range(min(1000, count - start))]
+                batch = [make_statement(rng, args.learners, 500)
+                         for _ in range(min(1000, count - start))]
                 committer.store(prepare_statements(batch, writer, "1.0.3", len(batch)))
 
         append(args.stored)
@@ -88,4 +96,6 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="DuckDB thread counts, each once (0: DuckDB's default)")
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--learners", type=int, default=1000,
+                        help="the statements' learners: a catch-up refreshes each it touches")
     main(parser.parse_args())
