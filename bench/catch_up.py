@@ -33,8 +33,7 @@ from lrs.application import LearningRecordStore
 from lrs.auth import Principal
 from lrs.committer import GroupCommitter
 from lrs.config import Settings
-from projections.queries import sandbox_config
-from projections.runner import ProjectionRunner
+from lrs.views_child import open_sandboxed_runner
 
 
 def main(args: argparse.Namespace) -> None:
@@ -56,14 +55,13 @@ def main(args: argparse.Namespace) -> None:
                 committer.store(prepare_statements(batch, writer, "1.0.3", len(batch)))
 
         append(args.stored)
-        import duckdb
-
         runners = []
         for threads in args.threads:
-            # A file of its own for each: DuckDB lets one instance of a process open a file.
-            path = Path(scratch) / f"views-{threads}.duckdb"
-            con = duckdb.connect(str(path), config=sandbox_config("2GB", threads))
-            runners.append((threads, ProjectionRunner(store, path, connection=con)))
+            # As `lrs serve`'s views process opens them; a file of its own for each, as DuckDB
+            # lets one instance of a process open a file.
+            runners.append((threads, open_sandboxed_runner(store, settings.model_copy(update={
+                "projections_file": Path(scratch) / f"views-{threads}.duckdb",
+                "views_threads": threads}))))
             runners[-1][1].catch_up()
         try:
             for size in args.sizes:

@@ -127,20 +127,23 @@ class SQLLimits:
         return cls(settings.sql_timeout_seconds, settings.sql_max_rows, settings.sql_max_bytes)
 
 
+def threads_config(threads: int) -> dict[str, Any]:
+    """DuckDB's option for ``threads`` (LRS_VIEWS_THREADS): 0 leaves DuckDB its default, one per
+    core or the CPU quota."""
+    return {"threads": threads} if threads else {}
+
+
 def sandbox_config(memory_limit: str, threads: int = 0) -> dict[str, Any]:
     """DuckDB options for an instance that analysts query: no files beyond its own, no
-    extensions beyond the built-in ones, no Python objects by name, bounded memory; ``threads``
-    0 leaves DuckDB its default (one per core, or the CPU quota)."""
-    config: dict[str, Any] = {
+    extensions beyond the built-in ones, no Python objects by name, bounded memory; its
+    ``threads`` (threads_config)."""
+    return {
         "enable_external_access": False, "autoinstall_known_extensions": False,
         "autoload_known_extensions": False, "allow_community_extensions": False,
         "python_enable_replacements": False, "memory_limit": memory_limit,
         # Spilling stays allowed (the runner needs it past the memory limit), but a runaway
         # query must not fill the disk before its time limit stops it.
-        "max_temp_directory_size": "10GB"}
-    if threads:
-        config["threads"] = threads
-    return config
+        "max_temp_directory_size": "10GB", **threads_config(threads)}
 
 
 def lock_sandbox(con: Any) -> None:

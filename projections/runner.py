@@ -30,6 +30,7 @@ from lrs.sealing import ERASED_HOME_PAGE
 from projections.facts import create_fact_macros, facts_sql
 from projections.lag import EventsBehind
 from projections.page_items import PageItems, checked_parameters, latest_loads
+from projections.queries import threads_config
 from projections.refresh import (
     FACT_COLUMNS,
     LearnerRefresh,
@@ -202,8 +203,7 @@ class ProjectionRunner(LearnerRefresh):
         self.con.execute("INSERT INTO projection_state VALUES (?, ?)", [NAME, position])
 
     def _connect(self, database: str | Path) -> Any:
-        return duckdb.connect(str(database),
-                              config={"threads": self.threads} if self.threads else {})
+        return duckdb.connect(str(database), config=threads_config(self.threads))
 
     def _open_file(self) -> Any:
         assert self.path is not None
