@@ -441,7 +441,7 @@ def scratch_database(event_store: str | None) -> Iterator[str | None]:
 
     name = f"lrs_abuse_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(event_store, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"{event_store.rsplit('/', 1)[0]}/{name}"
     finally:

@@ -449,13 +449,12 @@ def store_bytes(folder: Path, event_store: str | None) -> int:
 
 
 def fresh_database(url: str, name: str, template: str | None = None) -> str:
-    """A new database ``name`` on the server of ``url``: empty (template0, which nothing can
-    have written to), or a copy of ``template``."""
+    """A new database ``name`` on the server of ``url``: empty, or a copy of ``template``."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template or "template0"}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     return f"{url.rsplit('/', 1)[0]}/{name}"
 
 
@@ -484,7 +483,7 @@ def _ensure_database(url: str, name: str) -> None:
 
     with psycopg.connect(url, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _setting(text: str) -> tuple[str, str]:

@@ -78,7 +78,7 @@ def fresh_store(args: argparse.Namespace) -> Settings:
     if event_store:  # a fresh database per run, next to the one given
         name = f"lrs_kafka_bench_{uuid.uuid4().hex[:6]}"
         with psycopg.connect(event_store, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            conn.execute(f'CREATE DATABASE "{name}"')
         event_store = f"{event_store.rsplit('/', 1)[0]}/{name}"
     settings = Settings(data_dir=data_dir, event_store=event_store)
     LearningRecordStore(env=settings.event_store_env()).issue_credential(

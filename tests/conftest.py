@@ -54,12 +54,10 @@ def postgres_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_database(postgres_server: str) -> Iterator[str]:
-    """A database of the suite's own, dropped at the end. Copied from template0, which no one
-    can connect to: template1 is the server's default template, and anything left in it (a CI
-    machine's earlier run, a stray tool) would otherwise be in every new database."""
+    """A database of the suite's own, dropped at the end."""
     name = f"lrs_test_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        conn.execute(f'CREATE DATABASE "{name}"')
     base = postgres_server.rsplit("/", 1)[0]
     yield f"{base}/{name}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
