@@ -239,8 +239,10 @@ def test_a_writes_lookups_read_each_id_off_its_index_on_a_never_analysed_postgre
     primary key."""
     from ingest.pipeline import prepare_statements
     from lrs.auth import Principal
+    from tests.conftest import _empty_postgres
     from tests.statements import activity, statement, with_id
 
+    _empty_postgres(postgres_database)  # the worker's database: earlier tests' rows are in it
     writer = Principal("writer", "writer", frozenset({"all"}), "urn:lrs:credentials")
     store = LearningRecordStore(env=Settings(data_dir=tmp_path,
                                              event_store=postgres_database).event_store_env())
