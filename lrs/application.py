@@ -391,6 +391,13 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         with self.recorder._read_transaction() as c:  # type: ignore[attr-defined]
             return self._erasure.statements_before(c, before)
 
+    def went_quiet(self) -> None:
+        """Nothing was written for a while: a SQLite store cuts its WAL file back (what the WAL
+        holds goes into the database); PostgreSQL's WAL is its server's."""
+        cut_back = getattr(self.recorder, "cut_back_wal", None)
+        if cut_back is not None:
+            cut_back()
+
     def scrub(self) -> str:
         """Make what erasures deleted leave the database's files; says what it did."""
         return str(self.recorder.scrub())  # type: ignore[attr-defined]

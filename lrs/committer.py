@@ -27,6 +27,9 @@ from lrs.thread_names import name_os_thread
 log = logging.getLogger(__name__)
 # The statement writer's thread, by this name in Python and to the OS (`top -H`, bench/ingest.py).
 WRITER_THREAD = "lrs-writer"
+# Seconds without a write after which the store is told it went quiet (a SQLite store then cuts
+# its WAL file back, which it keeps at full size while written: lrs/store/sqlite.py).
+QUIET_AFTER = 60.0
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -135,10 +138,13 @@ class GroupCommitter:
     request larger than either still goes, alone."""
 
     def __init__(self, app: LearningRecordStore, max_statements: int = MAX_WRITE_STATEMENTS,
-                 in_flight: InFlight | None = None, max_bytes: int = 64 * 1024 * 1024) -> None:
+                 in_flight: InFlight | None = None, max_bytes: int = 64 * 1024 * 1024,
+                 quiet_after: float = QUIET_AFTER) -> None:
         self.app = app
         self.max_statements = max_statements
         self.max_bytes = max_bytes
+        self.quiet_after = quiet_after
+        self._written = False  # since the store last went quiet
         self.in_flight = in_flight or InFlight()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._held: _Request | None = None  # taken from the queue, first of the next group
@@ -188,10 +194,25 @@ class GroupCommitter:
             count, size = count + len(nxt.batch), size + nxt.size
         return group, False
 
+    def _next(self) -> _Request | None:
+        """The next request; once none came for ``quiet_after`` seconds after a write, the store
+        hears that it went quiet, in this thread, the one that writes."""
+        if not self._written:
+            return self._queue.get()
+        try:
+            return self._queue.get(timeout=self.quiet_after)
+        except queue.Empty:
+            self._written = False
+            try:
+                self.app.went_quiet()
+            except Exception:  # the next write finds the store as it is, and says so
+                log.exception("the store could not be tidied after going quiet")
+            return self._queue.get()
+
     def _run(self) -> None:
         name_os_thread()
         while True:
-            first = self._held if self._held is not None else self._queue.get()
+            first = self._held if self._held is not None else self._next()
             self._held = None
             if first is None:
                 return
@@ -211,6 +232,7 @@ class GroupCommitter:
                 outcomes = [exc] * len(group)
             finally:
                 self.in_flight.end()
+            self._written = True
             for request, outcome in zip(group, outcomes, strict=True):
                 if isinstance(outcome, Exception):
                     request.result.set_exception(outcome)
