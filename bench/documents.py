@@ -27,6 +27,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import running_server
+from bench.ingest import ProcessCPU
 from bench.seed import settle_postgres
 from ingest.enrich import format_stored
 from lrs.application import LearningRecordStore
@@ -114,18 +115,35 @@ async def measure(args: argparse.Namespace, settings: Settings, data_dir: Path) 
         headers["Content-Type"] = "application/json"
         print(f"## State documents at {args.stored:,} stored ({args.event_store or 'SQLite'}),"
               f" concurrency {args.concurrency}\n")
-        print("| request | requests | requests/s | p50 ms | p95 ms | p99 ms | max ms |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("| request | requests | requests/s | p50 ms | p95 ms | p99 ms | max ms"
+              " | CPU us a request, by process |")
+        print("|---|---:|---:|---:|---:|---:|---:|---|")
         for method, count in (("GET", args.requests), ("PUT", args.requests // 2)):
             if shutil.which("wrk"):  # a load from C leaves both cores to the server
+                cpu = ProcessCPU(server.pid, postgres=args.event_store is not None)
                 done = wrk(server.url, server.headers["Authorization"], method, args)
                 print(f"| {method} (wrk, {args.seconds} s) | {done['requests']} |"
                       f" {done['requests'] / done['seconds']:,.0f} | {done['p50_ms']:.1f} |"
-                      f" {done['p95_ms']:.1f} | {done['p99_ms']:.1f} | {done['max_ms']:.0f} |")
+                      f" {done['p95_ms']:.1f} | {done['p99_ms']:.1f} | {done['max_ms']:.0f} |"
+                      f" {per_request(cpu, done['requests'])} |")
                 continue
             rate, lat = await load(server.url, headers, method, count, args.concurrency, args.stored)
             print(f"| {method} | {count} | {rate:,.0f} | {pct(lat, 50):.1f} | {pct(lat, 95):.1f} |"
                   f" {pct(lat, 99):.1f} | {max(lat) * 1000:.0f} |")
+
+
+def per_request(cpu: ProcessCPU, requests: int) -> str:
+    """CPU each role of the server's processes spent a request, workers summed (PostgreSQL's
+    processes too): steadier than requests/s on a shared machine, where the same load's rate
+    moves by a fifth from one run to the next."""
+    used, names = cpu.used(), cpu.names()
+    roles: dict[str, float] = {}
+    for pid, seconds in used.items():
+        role = names.get(pid, "other")
+        roles[role] = roles.get(role, 0.0) + seconds
+    return ", ".join(f"{role} {seconds / max(requests, 1) * 1e6:,.0f}"
+                     for role, seconds in sorted(roles.items(), key=lambda x: -x[1])
+                     if seconds >= 0.05)
 
 
 def wrk(url: str, authorization: str, method: str, args: argparse.Namespace) -> dict[str, Any]:
