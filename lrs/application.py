@@ -394,9 +394,7 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
     def went_quiet(self) -> None:
         """Nothing was written for a while: a SQLite store cuts its WAL file back (what the WAL
         holds goes into the database); PostgreSQL's WAL is its server's."""
-        cut_back = getattr(self.recorder, "cut_back_wal", None)
-        if cut_back is not None:
-            cut_back()
+        self.recorder.cut_back_wal()  # type: ignore[attr-defined]
 
     def scrub(self) -> str:
         """Make what erasures deleted leave the database's files; says what it did."""

@@ -271,6 +271,10 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
             kwargs["also"](curs)
         return seqs
 
+    def cut_back_wal(self) -> bool:
+        """Nothing to do for a store gone quiet: the server recycles its own WAL segments."""
+        return True
+
     def scrub(self) -> str:
         """After an erasure: rewrite the tables it deleted from, so the deleted rows' bytes leave
         their files (a plain VACUUM only marks the space free). The server's write-ahead log and
