@@ -170,54 +170,63 @@ def facts_sql(source: str) -> str:
     return f"""
     WITH parsed AS (
         SELECT seq, json_transform(state, '{_SHAPE}').statement AS s FROM {source}),
+    -- The statement's parts as columns of their own: with the whole statement as one column
+    -- through every step, DuckDB's optimiser worked over its type at each one, and planning
+    -- this query, afresh for every page, took 27M more instructions (~10 ms) of a catch-up.
+    parts AS (
+        SELECT seq, s.id AS s_id, s.timestamp AS s_timestamp, s.stored AS s_stored,
+               s.actor AS s_actor, s.verb.id AS s_verb, s.object AS s_object,
+               s.result AS s_result, s.context AS s_context
+        FROM parsed),
     typed AS (
-        SELECT seq, s, coalesce(s.object.objectType, 'Activity') AS kind,
-               xapi_agent_key(s.actor) AS learner,
+        SELECT seq, s_id, s_actor, s_verb, s_object, s_result, s_context,
+               coalesce(s_object.objectType, 'Activity') AS kind,
+               xapi_agent_key(s_actor) AS learner,
                list_concat(
-                   list_transform(list_filter(s.context.contextActivities.category,
+                   list_transform(list_filter(s_context.contextActivities.category,
                                               lambda c: c.definition.type = '{COMPETENCY_TYPE}'),
                                   lambda c: c.id),
-                   xapi_extension_list(s.object.definition.extensions, '{COMPETENCY_EXTENSION}'))
+                   xapi_extension_list(s_object.definition.extensions, '{COMPETENCY_EXTENSION}'))
                    AS named,
-               regexp_extract(s.result.duration, '{DURATION_PATTERN}', ['d', 'h', 'm', 's'])
+               regexp_extract(s_result.duration, '{DURATION_PATTERN}', ['d', 'h', 'm', 's'])
                    AS duration_parts,
-               timezone('UTC', CAST(s.timestamp AS TIMESTAMPTZ)) AS client_ts,
-               timezone('UTC', CAST(s.stored AS TIMESTAMPTZ)) AS stored
-        FROM parsed)
+               timezone('UTC', CAST(s_timestamp AS TIMESTAMPTZ)) AS client_ts,
+               timezone('UTC', CAST(s_stored AS TIMESTAMPTZ)) AS stored
+        FROM parts)
     SELECT seq,
-           s.id AS statement_id,
+           s_id AS statement_id,
            learner,
-           s.actor.name AS learner_name,
+           s_actor.name AS learner_name,
            -- A client time before year 1 in UTC (stored before such were refused) is year 1,
            -- as in statement_time: a Python datetime cannot hold it.
            CASE WHEN client_ts IS NULL OR client_ts > stored THEN coalesce(stored, client_ts)
                 ELSE greatest(client_ts, TIMESTAMP '0001-01-01') END AS ts,
-           s.verb.id AS verb,
-           CASE WHEN kind = 'Activity' THEN s.object.id END AS object_id,
-           CASE WHEN kind = 'Activity' THEN s.object.definition.type END AS object_type,
-           s.result.success AS success,
-           CASE WHEN s.result.score.scaled IS NOT NULL THEN s.result.score.scaled
-                WHEN s.result.score.max > s.result.score.min
-                THEN (s.result.score.raw - s.result.score.min)
-                     / (s.result.score.max - s.result.score.min) END AS scaled,
-           xapi_duration_seconds(s.result.duration, duration_parts) AS duration_s,
-           s.result.response AS response,
-           s.context.registration AS registration,
-           CASE WHEN s.context.team IS NOT NULL THEN
-                    CASE WHEN coalesce(s.context.team.name, '') <> ''
-                         THEN 'team:' || s.context.team.name
-                         ELSE xapi_agent_key(s.context.team) END
-                WHEN len(s.context.contextActivities.grouping) > 0
-                THEN 'activity:' || s.context.contextActivities.grouping[1].id END AS class_id,
+           s_verb AS verb,
+           CASE WHEN kind = 'Activity' THEN s_object.id END AS object_id,
+           CASE WHEN kind = 'Activity' THEN s_object.definition.type END AS object_type,
+           s_result.success AS success,
+           CASE WHEN s_result.score.scaled IS NOT NULL THEN s_result.score.scaled
+                WHEN s_result.score.max > s_result.score.min
+                THEN (s_result.score.raw - s_result.score.min)
+                     / (s_result.score.max - s_result.score.min) END AS scaled,
+           xapi_duration_seconds(s_result.duration, duration_parts) AS duration_s,
+           s_result.response AS response,
+           s_context.registration AS registration,
+           CASE WHEN s_context.team IS NOT NULL THEN
+                    CASE WHEN coalesce(s_context.team.name, '') <> ''
+                         THEN 'team:' || s_context.team.name
+                         ELSE xapi_agent_key(s_context.team) END
+                WHEN len(s_context.contextActivities.grouping) > 0
+                THEN 'activity:' || s_context.contextActivities.grouping[1].id END AS class_id,
            coalesce(list_filter(named, lambda x, i: list_position(named, x) = i),
                     CAST([] AS VARCHAR[])) AS competencies,
-           CASE WHEN s.verb.id LIKE '%/voided' AND kind = 'StatementRef' THEN s.object.id END AS voids,
-           CASE WHEN kind IN ('Agent', 'Group') THEN xapi_agent_key(s.object) END AS peer,
-           coalesce(xapi_extension(s.result.extensions, '{GOAL_TARGET_EXTENSION}'),
-                    xapi_extension(s.context.extensions, '{GOAL_TARGET_EXTENSION}')) AS goal_target,
+           CASE WHEN s_verb LIKE '%/voided' AND kind = 'StatementRef' THEN s_object.id END AS voids,
+           CASE WHEN kind IN ('Agent', 'Group') THEN xapi_agent_key(s_object) END AS peer,
+           coalesce(xapi_extension(s_result.extensions, '{GOAL_TARGET_EXTENSION}'),
+                    xapi_extension(s_context.extensions, '{GOAL_TARGET_EXTENSION}')) AS goal_target,
            stored,
            coalesce(client_ts > stored, false) AS timestamp_in_future,
-           CASE WHEN kind = 'Activity' THEN s.object.definition.interactionType END AS interaction_type
+           CASE WHEN kind = 'Activity' THEN s_object.definition.interactionType END AS interaction_type
     FROM typed
     WHERE learner IS NOT NULL"""
 
