@@ -27,7 +27,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import running_server
-from bench.ingest import ProcessCPU
+from bench.ingest import ProcessCPU, seconds_by_role
 from bench.seed import settle_postgres
 from ingest.enrich import format_stored
 from lrs.application import LearningRecordStore
@@ -136,13 +136,9 @@ def per_request(cpu: ProcessCPU, requests: int) -> str:
     """CPU each role of the server's processes spent a request, workers summed (PostgreSQL's
     processes too): steadier than requests/s on a shared machine, where the same load's rate
     moves by a fifth from one run to the next."""
-    used, names = cpu.used(), cpu.names()
-    roles: dict[str, float] = {}
-    for pid, seconds in used.items():
-        role = names.get(pid, "other")
-        roles[role] = roles.get(role, 0.0) + seconds
-    return ", ".join(f"{role} {seconds / max(requests, 1) * 1e6:,.0f}"
-                     for role, seconds in sorted(roles.items(), key=lambda x: -x[1])
+    names = cpu.names()
+    return ", ".join(f"{role} {seconds / max(requests, 1) * 1e6:,.0f}" for role, seconds
+                     in seconds_by_role(cpu.used(), names, frozenset(names.values()) | {"other"})
                      if seconds >= 0.05)
 
 

@@ -164,16 +164,24 @@ def _comm(task: Path) -> str:
         return ""
 
 
+def seconds_by_role(used: dict[str, float], names: dict[str, str],
+                    summed: frozenset[str] = frozenset({"postgres"})) -> list[tuple[str, float]]:
+    """CPU seconds of the server's processes, most first: each process on its own, but those of
+    the ``summed`` roles (PostgreSQL's: a backend per connection, and its writers) added up."""
+    totals: dict[str, float] = {}
+    spent: list[tuple[str, float]] = []
+    for pid, seconds in used.items():
+        role = names.get(pid, "other")
+        if role in summed:
+            totals[role] = totals.get(role, 0.0) + seconds
+        else:
+            spent.append((role, seconds))
+    return sorted(spent + [item for item in totals.items() if item[1]], key=lambda x: -x[1])
+
+
 def cpu_by_role(used: dict[str, float], names: dict[str, str]) -> str:
-    """Each process of the server on its own; PostgreSQL's (a backend per connection, and its
-    writers) summed."""
-    postgres = sum(seconds for pid, seconds in used.items() if names.get(pid) == "postgres")
-    spent = [(names.get(pid, "other"), seconds) for pid, seconds in used.items()
-             if names.get(pid) != "postgres"]
-    if postgres:
-        spent.append(("postgres", postgres))
-    return ", ".join(f"{name} {seconds:.1f}" for name, seconds in
-                     sorted(spent, key=lambda x: -x[1]) if seconds >= 0.05)
+    return ", ".join(f"{name} {seconds:.1f}" for name, seconds in seconds_by_role(used, names)
+                     if seconds >= 0.05)
 
 
 def children_cpu() -> float:

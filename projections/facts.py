@@ -172,7 +172,7 @@ def facts_sql(source: str) -> str:
         SELECT seq, json_transform(state, '{_SHAPE}').statement AS s FROM {source}),
     -- The statement's parts as columns of their own: with the whole statement as one column
     -- through every step, DuckDB's optimiser worked over its type at each one, and planning
-    -- this query, afresh for every page, took 27M more instructions (~10 ms) of a catch-up.
+    -- this query, afresh for every page, took 25-26M more instructions (~10 ms) of a catch-up.
     parts AS (
         SELECT seq, s.id AS s_id, s.timestamp AS s_timestamp, s.stored AS s_stored,
                s.actor AS s_actor, s.verb.id AS s_verb, s.object AS s_object,
