@@ -3,8 +3,7 @@
 One run prints, for SQLite and PostgreSQL: statements/s and p50/p95 request latency at batch
 1, 10 and 100, each at 8 and at 32 connections (driven by wrk when installed: a load generator
 written in C leaves the cores to the server), the CPU seconds each process of the server used,
-then the
-filtered GET table at each stored size, on stores seeded through the ingest pipeline
+then the filtered GET table at each stored size, on stores seeded through the ingest pipeline
 (bench/seed.py), with the 1,000th page of a paged query beside the first.
 
     python bench/ingest.py [--workers 2] [--stored 1000000 10000000] [--seconds 15]
