@@ -67,6 +67,17 @@ class ExistingStatements:
     credentials: dict[str, str] = field(default_factory=dict)  # which credential stored each
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What a write reads of the index once its rows are in: the statements to mark voided,
+    those of the write that another statement targets, and the stored definitions of the
+    activities it names."""
+
+    voided: list[str]
+    referenced: set[str]
+    definitions: dict[str, dict[str, Any]]
+
+
 class Cursor(Protocol):
     def execute(self, query: Any, params: Any = ...) -> Any: ...
     def executemany(self, query: Any, params_seq: Any) -> Any: ...
@@ -226,34 +237,63 @@ class StatementIndexSQL:
     # --- writing, inside the events' transaction -------------------------------------------
 
     def insert(self, c: Cursor, rows: Sequence[IndexRow], seqs: Sequence[int], stored: str) -> None:
-        hashed = self.key_hash
-        self.insert_statements(c, [
-            (seq, r.statement_id, stored, r.verb_id, r.object_ref, r.voids, r.registration,
-             r.credential)
-            for r, seq in zip(rows, seqs, strict=True)
-        ], [(key_hash, seq) for r, seq in zip(rows, seqs, strict=True)
-            for key_hash in (r.key_hashes if r.key_hashes is not None
-                             else [hashed(key) for key in r.keys])])
-        attachments = [(sha2, seq) for r, seq in zip(rows, seqs, strict=True) for sha2 in r.attachments]
+        found = self.write_rows(c, rows, seqs, stored)
+        self._apply_voiding(c, found.voided)
+        self._propagate_reference_keys(c, rows, found.referenced)
+        self._merge_definitions(c, rows, found.definitions)
+
+    def write_rows(self, c: Cursor, rows: Sequence[IndexRow], seqs: Sequence[int],
+                   stored: str) -> Found:
+        """The statement, key, attachment and agent-name rows written; then what the rest of
+        the write needs to know of the index as it now is (``Found``)."""
+        self.insert_statements(c, self.statement_rows(rows, seqs, stored), self.key_rows(rows, seqs))
+        attachments = self.attachment_rows(rows, seqs)
         if attachments:
             c.executemany(self.sql("INSERT INTO xapi_statement_attachment (sha2, seq) VALUES (?,?)"
                                    " ON CONFLICT DO NOTHING"), attachments)
-        voided, referenced = self._linked(c, rows)
-        self._apply_voiding(c, voided)
-        self._propagate_reference_keys(c, rows, referenced)
-        self._merge_definitions(c, rows)
-        names = {pair for r in rows for pair in r.agent_names}
+        names = self.agent_name_rows(rows)
         if names:
             c.executemany(self.sql("INSERT INTO xapi_agent_name (ifi, name) VALUES (?,?)"
-                                   " ON CONFLICT DO NOTHING"), sorted(names))
+                                   " ON CONFLICT DO NOTHING"), names)
+        voided, referenced = self._linked(c, rows)
+        return Found(voided, referenced, self._known_definitions(c, self.defined_ids(rows)))
 
-    def _merge_definitions(self, c: Cursor, rows: Sequence[IndexRow]) -> None:
+    @staticmethod
+    def statement_rows(rows: Sequence[IndexRow], seqs: Sequence[int],
+                       stored: str) -> list[tuple[Any, ...]]:
+        return [(seq, r.statement_id, stored, r.verb_id, r.object_ref, r.voids, r.registration,
+                 r.credential) for r, seq in zip(rows, seqs, strict=True)]
+
+    def key_rows(self, rows: Sequence[IndexRow], seqs: Sequence[int]) -> list[tuple[int, int]]:
+        hashed = self.key_hash
+        return [(key_hash, seq) for r, seq in zip(rows, seqs, strict=True)
+                for key_hash in (r.key_hashes if r.key_hashes is not None
+                                 else [hashed(key) for key in r.keys])]
+
+    @staticmethod
+    def attachment_rows(rows: Sequence[IndexRow], seqs: Sequence[int]) -> list[tuple[str, int]]:
+        return [(sha2, seq) for r, seq in zip(rows, seqs, strict=True) for sha2 in r.attachments]
+
+    @staticmethod
+    def agent_name_rows(rows: Sequence[IndexRow]) -> list[tuple[str, str]]:
+        return sorted({pair for r in rows for pair in r.agent_names})
+
+    @staticmethod
+    def defined_ids(rows: Sequence[IndexRow]) -> list[str]:
+        """The activities these statements name, whose stored definitions the write merges."""
+        return sorted({aid for r in rows for aid, _ in r.definitions})
+
+    def _known_definitions(self, c: Cursor, ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        return {row["activity_id"]: orjson.loads(row["definition"])
+                for row in self._fetch(c, *self._definitions_query(ids))}
+
+    def _merge_definitions(self, c: Cursor, rows: Sequence[IndexRow],
+                           known: dict[str, dict[str, Any]]) -> None:
         incoming = [(aid, d) for r in rows for aid, d in r.definitions]
         if not incoming:
             return
-        ids = sorted({aid for aid, _ in incoming})
-        known = {row["activity_id"]: orjson.loads(row["definition"])
-                 for row in self._fetch(c, *self._definitions_query(ids))}
         merged = dict(known)
         for activity_id, definition in incoming:
             merged[activity_id] = merge_definition(merged.get(activity_id, {}), definition or {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -17,11 +18,13 @@ from psycopg.sql import SQL, Identifier
 
 from lrs.store.documents import DocumentViewReads, DocumentViewSQL
 from lrs.store.erasure import ErasureSQL
-from lrs.store.index import StatementIndexReads, StatementIndexSQL
+from lrs.store.index import Found, StatementIndexReads, StatementIndexSQL
+from lrs.store.keys import IndexRow
 from lrs.store.learner_key_reads import LearnerKeyReads
 from lrs.store.learner_keys import LearnerKeySQL
 from lrs.store.postgres_scrub import scrub_tables
 
+log = logging.getLogger(__name__)
 SCRUBBED_TABLES = ("xapi_statement", "xapi_statement_key", "xapi_statement_attachment",
                    "xapi_agent_name", "xapi_document", "learner_key")
 # key_hasher (lrs/store/keys.py) of the column `key`, the secret its parameter: the first 8 bytes
@@ -57,19 +60,61 @@ class PostgresIndexSQL(StatementIndexSQL):
     field out of JSON (48-55 us of the write a statement for 800, against 41-47 now). Every
     string was checked free of NUL, which PostgreSQL's text cannot hold."""
 
-    def insert_statements(self, c: Any, rows: list[tuple[Any, ...]],
-                          keys: list[tuple[int, int]]) -> None:
-        """Both inserts in one statement (one round trip): the key rows do not read the
-        statement rows, so a data-modifying WITH runs them together."""
-        columns = [list(column) for column in zip(*rows, strict=True)] or [[]] * 8
+    def write_rows(self, c: Any, rows: Sequence[IndexRow], seqs: Sequence[int],
+                   stored: str) -> Found:
+        """Every row of the write and every lookup that follows it in one statement, one round
+        trip where they were five (a batch-1 write was ~11 round trips, each a wait for the
+        server and then for a core): the inserts are data-modifying WITHs, and the lookups
+        read the index as it was before them (every part of a statement sees one snapshot), so
+        the rows just written are added from the inserts' RETURNING."""
+        columns = [list(column) for column in zip(*self.statement_rows(rows, seqs, stored),
+                                                   strict=True)] or [[]] * 8
+        keys, attachments = self.key_rows(rows, seqs), self.attachment_rows(rows, seqs)
+        names = self.agent_name_rows(rows)
+        ids = [r.statement_id for r in rows]
+        voiding = ids + [r.voids for r in rows if r.voids]
         c.execute(
             "WITH statements AS (INSERT INTO xapi_statement (seq, statement_id, stored, verb_id,"
             " object_ref, voids, registration, credential) SELECT * FROM unnest(%b::bigint[],"
-            " %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[]))"
-            " INSERT INTO xapi_statement_key (key_hash, seq)"
-            " SELECT * FROM unnest(%b::bigint[], %b::bigint[])",
-            [*columns, [k for k, _ in keys], [seq for _, seq in keys]],
+            " %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
+            " RETURNING object_ref, voids),"
+            " keys AS (INSERT INTO xapi_statement_key (key_hash, seq)"
+            " SELECT * FROM unnest(%b::bigint[], %b::bigint[])),"
+            " attachments AS (INSERT INTO xapi_statement_attachment (sha2, seq)"
+            " SELECT * FROM unnest(%b::text[], %b::bigint[]) ON CONFLICT DO NOTHING),"
+            " names AS (INSERT INTO xapi_agent_name (ifi, name)"
+            " SELECT * FROM unnest(%b::text[], %b::text[]) ON CONFLICT DO NOTHING)"
+            # Statements that void one of `voiding`: stored before, or written here.
+            " SELECT 'v' AS link, t.target, NULL::text AS definition"
+            " FROM unnest(%b::text[]) AS i(id) CROSS JOIN LATERAL"
+            " (SELECT voids AS target FROM xapi_statement WHERE voids = i.id OFFSET 0) t"
+            " UNION ALL SELECT 'v', voids, NULL FROM statements WHERE voids IS NOT NULL"
+            # Statements of this write that another targets: stored before, or written here.
+            " UNION ALL SELECT 'r', t.target, NULL FROM unnest(%b::text[]) AS i(id)"
+            " CROSS JOIN LATERAL (SELECT object_ref AS target FROM xapi_statement"
+            " WHERE object_ref = i.id LIMIT 1) t"
+            " UNION ALL SELECT 'r', object_ref, NULL FROM statements"
+            " WHERE object_ref = ANY(%b::text[])"
+            # The stored definitions of the activities the write names, to merge into.
+            " UNION ALL SELECT 'd', t.activity_id, t.definition FROM unnest(%b::text[]) AS i(id)"
+            " CROSS JOIN LATERAL (SELECT activity_id, definition FROM xapi_activity"
+            " WHERE activity_id = i.id OFFSET 0) t",
+            [*columns, [k for k, _ in keys], [seq for _, seq in keys],
+             [sha2 for sha2, _ in attachments], [seq for _, seq in attachments],
+             [ifi for ifi, _ in names], [name for _, name in names],
+             voiding, ids, ids, self.defined_ids(rows)],
         )
+        voided: set[str] = set()
+        referenced: set[str] = set()
+        definitions: dict[str, dict[str, Any]] = {}
+        for row in c.fetchall():
+            if row["link"] == "v":
+                voided.add(row["target"])
+            elif row["link"] == "r":
+                referenced.add(row["target"])
+            else:
+                definitions[row["target"]] = orjson.loads(row["definition"])
+        return Found(sorted(voided), referenced, definitions)
 
     # The lookups every write makes name its statements' ids (and its activities'): as one
     # JSON array, each id looked up on its own index (OFFSET 0 keeps the subquery a lookup per
@@ -99,18 +144,6 @@ class PostgresIndexSQL(StatementIndexSQL):
 
     def event_id_of(self, column: str) -> str:
         return f"CAST({column} AS uuid)" if self.ids_are_uuids else column
-
-    def _linked_query(self, voiding: list[str], ids: list[str]) -> tuple[str, list[Any]]:
-        return (f"SELECT 'v' AS link, t.target FROM {self._EACH_ID} (SELECT voids AS target"
-                " FROM xapi_statement WHERE voids = i.id OFFSET 0) t"
-                f" UNION ALL SELECT DISTINCT 'r' AS link, t.target FROM {self._EACH_ID}"
-                " (SELECT object_ref AS target FROM xapi_statement WHERE object_ref = i.id"
-                " OFFSET 0) t", [orjson.dumps(voiding).decode(), orjson.dumps(ids).decode()])
-
-    def _definitions_query(self, ids: list[str]) -> tuple[str, list[Any]]:
-        return (f"SELECT t.activity_id, t.definition FROM {self._EACH_ID} (SELECT activity_id,"
-                " definition FROM xapi_activity WHERE activity_id = i.id OFFSET 0) t",
-                [orjson.dumps(ids).decode()])
 
     def _upsert_definitions(self, c: Any, changed: list[tuple[str, str]]) -> None:
         """One statement: a store's first writes name hundreds of activities new to it, and
@@ -156,11 +189,11 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
             " RETURNING notification_id"
         ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name),
                  id_type=SQL(datastore.originator_id_type))
-        # The library's table lock (its lock timeout first) and notification, and for a sealed
-        # write the erasure generation read under that lock, in one round trip where they made
-        # four: a batch-1 write is ~13 round trips of ~0.1 ms each. Without parameters, psycopg
-        # sends them as one simple query; the last result is the generation.
-        locked = [*self.lock_table_statements,
+        # BEGIN, the library's table lock (its lock timeout first) and notification, and for a
+        # sealed write the erasure generation read under that lock, in one round trip where
+        # they made five. Without parameters, psycopg sends them as one simple query; the last
+        # result is the generation.
+        locked = [SQL("BEGIN"), *self.lock_table_statements,
                   SQL("NOTIFY {0}").format(Identifier(self.channel_name))]
         self.lock_and_notify = SQL("; ").join(locked)
         self.lock_notify_and_read_generation = SQL("; ").join(
@@ -220,12 +253,20 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         events are found stored on the retry (IntegrityError), which the application handles.
         """
         # get_connection turns psycopg's errors into the library's.
-        with (self.datastore.get_connection() as conn, conn.transaction(),
-              conn.cursor() as curs):
-            generation = self._lock_table_and_notify(curs, kwargs.get("key_generation") is not None)
-            self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events,
-                                                       ring_generation=generation, **kwargs)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            try:
+                # BEGIN goes with the table lock (_lock_table_and_notify): one round trip less
+                # than psycopg's transaction block, which sends BEGIN on its own.
+                generation = self._lock_table_and_notify(
+                    curs, kwargs.get("key_generation") is not None)
+                self._insert_stored_events(curs, stored_events, **kwargs)
+                seqs = self._fetch_ids_after_insert_events(curs, stored_events,
+                                                           ring_generation=generation, **kwargs)
+            except BaseException:
+                _roll_back(conn)
+                raise
+            conn.execute("COMMIT")
+            return seqs
 
     def _lock_table_and_notify(self, curs: Cursor[DictRow], read_generation: bool) -> int | None:
         """The library's table lock and notification; with ``read_generation``, the erasure
@@ -281,3 +322,12 @@ class PostgresStatementRecorder(StatementIndexReads, DocumentViewReads, LearnerK
         its archives, if any, are the server's: they keep what they recorded until recycled."""
         with self.datastore.get_connection() as conn:
             return scrub_tables(conn, SCRUBBED_TABLES)
+
+
+def _roll_back(conn: Any) -> None:
+    """End a failed write's transaction; a connection too broken to roll back is the pool's to
+    discard (it rolls back or closes whatever comes back to it in a transaction)."""
+    try:
+        conn.execute("ROLLBACK")
+    except Exception:
+        log.warning("a failed write's transaction could not be rolled back", exc_info=True)
