@@ -36,8 +36,24 @@ def nesting_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+def may_nest_deeper(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """False when ``value`` surely nests no deeper than ``limit``, in one pass of C.
+
+    orjson's indented text puts each entry of a container at level d on a line indented by 2d
+    spaces (a newline in a string is written as an escape, never as a line), so a container
+    at level limit + 1, an entry of one at ``limit``, starts a line of 2 x limit spaces; a text
+    without such a line holds none. Walking every container in Python was 2.4 us of a
+    statement's CPU, this 0.6. A value it cannot rule out is walked (:func:`nesting_depth_exceeds`)."""
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except orjson.JSONEncodeError:  # past orjson's own depth (254), or text it will not write
+        return True
+    return b"\n" + b" " * (2 * limit) in text
+
+
 def check_depth(value: Any, where: str, limit: int = MAX_JSON_DEPTH) -> None:
-    if isinstance(value, dict | list) and nesting_depth_exceeds(value, limit):
+    if (isinstance(value, dict | list) and may_nest_deeper(value, limit)
+            and nesting_depth_exceeds(value, limit)):
         raise JSONLimitExceeded(
             f"{_deepest_path(value, where, limit)}: JSON nests deeper than {limit} levels of"
             f" objects and arrays (the limit is {limit})")
