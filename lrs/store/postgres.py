@@ -67,13 +67,29 @@ class PostgresIndexSQL(StatementIndexSQL):
         server and then for a core): the inserts are data-modifying WITHs, and the lookups
         read the index as it was before them (every part of a statement sees one snapshot), so
         the rows just written are added from the inserts' RETURNING."""
+        c.execute(*self.write_query(rows, seqs, stored))
+        voided: set[str] = set()
+        referenced: set[str] = set()
+        definitions: dict[str, dict[str, Any]] = {}
+        for row in c.fetchall():
+            if row["link"] == "v":
+                voided.add(row["target"])
+            elif row["link"] == "r":
+                referenced.add(row["target"])
+            else:
+                definitions[row["target"]] = orjson.loads(row["definition"])
+        return Found(sorted(voided), referenced, definitions)
+
+    def write_query(self, rows: Sequence[IndexRow], seqs: Sequence[int],
+                    stored: str) -> tuple[str, list[Any]]:
+        """write_rows's statement and its parameters."""
         columns = [list(column) for column in zip(*self.statement_rows(rows, seqs, stored),
                                                    strict=True)] or [[]] * 8
         keys, attachments = self.key_rows(rows, seqs), self.attachment_rows(rows, seqs)
         names = self.agent_name_rows(rows)
         ids = [r.statement_id for r in rows]
         voiding = ids + [r.voids for r in rows if r.voids]
-        c.execute(
+        return (
             "WITH statements AS (INSERT INTO xapi_statement (seq, statement_id, stored, verb_id,"
             " object_ref, voids, registration, credential) SELECT * FROM unnest(%b::bigint[],"
             " %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
@@ -104,22 +120,12 @@ class PostgresIndexSQL(StatementIndexSQL):
              [ifi for ifi, _ in names], [name for _, name in names],
              voiding, ids, ids, self.defined_ids(rows)],
         )
-        voided: set[str] = set()
-        referenced: set[str] = set()
-        definitions: dict[str, dict[str, Any]] = {}
-        for row in c.fetchall():
-            if row["link"] == "v":
-                voided.add(row["target"])
-            elif row["link"] == "r":
-                referenced.add(row["target"])
-            else:
-                definitions[row["target"]] = orjson.loads(row["definition"])
-        return Found(sorted(voided), referenced, definitions)
 
-    # The lookups every write makes name its statements' ids (and its activities'): as one
-    # JSON array, each id looked up on its own index (OFFSET 0 keeps the subquery a lookup per
-    # id). With an IN list of 800 parameters, building them took psycopg milliseconds, and on a
-    # table not yet analysed (autovacuum off, or behind a bulk load) the planner read every row.
+    # The lookups by a write's statement ids (are they stored; which to mark voided) name them
+    # as one JSON array, each id looked up on its own index (OFFSET 0 keeps the subquery a
+    # lookup per id), as write_query's lookups do over arrays. With an IN list of 800
+    # parameters, building them took psycopg milliseconds, and on a table not yet analysed
+    # (autovacuum off, or behind a bulk load) the planner read every row.
     _EACH_ID = "json_array_elements_text(%s::json) AS i(id) CROSS JOIN LATERAL"
 
     def __init__(self, events_table: str, ids_are_uuids: bool) -> None:
