@@ -146,6 +146,56 @@ def test_a_python_error_between_steps_leaves_nothing_of_the_write(
     assert database.snapshot() == before
 
 
+def open_transactions(database: Database) -> list[Any]:
+    """Sessions of the store's PostgreSQL database left inside a transaction (none on SQLite,
+    where the next write is what shows one left open)."""
+    if database.sqlite is not None:
+        return []
+    return database.run("SELECT state, left(query, 60) FROM pg_stat_activity WHERE datname ="
+                        " current_database() AND pid <> pg_backend_pid() AND backend_type ="
+                        " 'client backend' AND state LIKE 'idle in transaction%'")
+
+
+@pytest.mark.parametrize("settings", ["postgresql"], indirect=True)
+def test_a_write_refused_at_its_commit_leaves_nothing_and_the_next_write_goes_through(
+        store: LearningRecordStore, database: Database) -> None:
+    # The write's own BEGIN and COMMIT (lrs/store/postgres.py): a constraint checked only at
+    # COMMIT refuses the write after every statement of it has succeeded.
+    before = database.snapshot()
+    database.run("CREATE OR REPLACE FUNCTION lrs_test_fail() RETURNS trigger LANGUAGE plpgsql AS"
+                 " $$ BEGIN RAISE EXCEPTION 'injected failure at commit'; END $$",
+                 "CREATE CONSTRAINT TRIGGER fail_xapi_statement AFTER INSERT ON xapi_statement"
+                 " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lrs_test_fail()")
+    outcomes = store.store_batches([prepared(with_id(statement()))])
+    assert isinstance(outcomes[0], StoreRefused)
+    assert "injected failure at commit" in str(outcomes[0])
+    assert database.snapshot() == before
+    assert open_transactions(database) == []
+    database.heal("xapi_statement")
+    batch = prepared(with_id(statement()))
+    assert store.store_batches([batch]) == [[batch[0].statement_id]]
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_an_interrupted_write_leaves_nothing_and_no_transaction_open(
+        store: LearningRecordStore, database: Database, monkeypatch: pytest.MonkeyPatch,
+        interrupt: type[BaseException]) -> None:
+    before = database.snapshot()
+
+    def interrupted(*_: Any) -> None:
+        raise interrupt("interrupted after the statement and key rows")
+
+    monkeypatch.setattr(store.recorder.index, "_apply_voiding", interrupted)  # type: ignore[attr-defined]
+    with pytest.raises(interrupt):
+        store.store_batches([prepared(with_id(statement()))])
+    assert database.snapshot() == before
+    assert open_transactions(database) == []
+    monkeypatch.undo()
+    for _ in range(3):  # each write gets a connection the interrupted one may have left
+        batch = prepared(with_id(statement()))
+        assert store.store_batches([batch]) == [[batch[0].statement_id]]
+
+
 @pytest.mark.parametrize("step", ["stored_events", "xapi_document"])
 def test_a_failure_at_any_step_of_a_document_write_leaves_nothing_of_it(
         store: LearningRecordStore, database: Database, step: str) -> None:
