@@ -10,11 +10,15 @@ costs (each key's hash computed and kept, for one), as the server's single pass 
 
 Timings on a shared machine move by 10-40 % from one run to the next. For a change of a few per
 cent, count instructions instead, which callgrind repeats exactly: run `--once` under valgrind
-with two sizes and divide the difference by the extra statements (the start-up cancels out):
+with two sizes and divide the difference by the extra statements (the start-up cancels out).
+Fix the hash seed on both sides of a comparison: with it random, the same code's count moves
+by about 1 % (dicts and sets lay out differently):
 
     python bench/worker.py [--batch 100] [--statements 5000] [--rounds 12]
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null python bench/worker.py --once 100
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null python bench/worker.py --once 1100
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python bench/worker.py --once 100
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python bench/worker.py --once 1100
 """
 
 from __future__ import annotations
