@@ -43,10 +43,12 @@ def free_port() -> int:
 @contextmanager
 def running_server(event_store: str | None = None, data_dir: str | None = None,
                    env: dict[str, str] | None = None,
-                   stop_timeout: float | None = None) -> Iterator[Server]:
+                   stop_timeout: float | None = None,
+                   source: str | None = None) -> Iterator[Server]:
     """``env``: more LRS_* variables for the server. ``stop_timeout``: the server runs in a
     process group of its own; if SIGTERM has not ended it within that many seconds, the group
-    is killed, and whatever it left behind (its projections child) is killed too."""
+    is killed, and whatever it left behind (its projections child) is killed too. ``source``:
+    the checkout whose code the server runs (bench/ab.py), this one's when not given."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="lrs-bench-") as scratch:
         data_dir = data_dir or scratch
@@ -57,7 +59,7 @@ def running_server(event_store: str | None = None, data_dir: str | None = None,
         environ.update(env or {})
         process = subprocess.Popen([sys.executable, "-m", "lrs.cli.main", "serve"], env=environ,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=stop_timeout is not None)
+                                   start_new_session=stop_timeout is not None, cwd=source)
         url = f"http://127.0.0.1:{port}"
         headers = {"Authorization": "Basic " + base64.b64encode(CREDENTIAL.encode()).decode(),
                    "X-Experience-API-Version": "1.0.3", "Content-Type": "application/json"}
