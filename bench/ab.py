@@ -3,7 +3,8 @@
 A row of bench/ingest.py moves by 10-15 % from one run to the next on a shared 2-core machine,
 as much as most changes to the hot path do. Runs of both, alternating, each on a fresh store
 and in the same minutes, tell what the change did from what the machine did: the table gives
-every run of each side, their medians, and the change between the medians.
+every run of each side, their medians and the change between the medians, for the rate and
+for the server's CPU a statement (what a change saves where something else bounds the rate).
 
     python bench/ab.py --base HEAD~1 [--rounds 3] [--batches 1 100] [--connections 8]
                        [--seconds 10] [--workers 2]
@@ -27,21 +28,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import running_server
-from bench.ingest import fresh_database, run_wrk, views_caught_up
+from bench.ingest import ProcessCPU, fresh_database, run_wrk, views_caught_up
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def rates(source: Path, event_store: str | None, args: argparse.Namespace) -> dict[tuple[int, int], float]:
-    """Statements/s of each (batch, connections) row, on a fresh store served from ``source``."""
+def rates(source: Path, event_store: str | None,
+          args: argparse.Namespace) -> dict[tuple[int, int], tuple[float, float]]:
+    """Statements/s of each (batch, connections) row, on a fresh store served from ``source``,
+    and the server's CPU a statement in microseconds: every process of it (PostgreSQL's too),
+    from the load's start until the views have caught up with it, so the work the views owe
+    counts, and no row's is left to the next."""
     found = {}
     with running_server(event_store, env={"LRS_WORKERS": str(args.workers)},
                         source=str(source)) as server:
         for batch in args.batches:
             for connections in args.connections:
+                cpu = ProcessCPU(server.pid, postgres=event_store is not None)
                 result = run_wrk(server, batch, args.seconds, connections)
-                found[(batch, connections)] = result["requests"] / result["seconds"] * batch
-                views_caught_up(server)  # what the views owe stays out of the next row
+                views_caught_up(server)
+                statements = result["requests"] * batch
+                found[(batch, connections)] = (statements / result["seconds"],
+                                               sum(cpu.used().values()) / statements * 1e6)
     return found
 
 
@@ -55,34 +63,42 @@ def main(args: argparse.Namespace) -> None:
                         str(base), args.base], check=True)
         try:
             sides = {"base": base, "this": ROOT}
-            runs: dict[tuple[str, str, int, int], list[float]] = {}
+            runs: dict[tuple[str, str, int, int], list[tuple[float, float]]] = {}
             for round_ in range(args.rounds):
                 order = ["base", "this"] if round_ % 2 == 0 else ["this", "base"]
                 for side in order:
                     for name, url in stores:
                         store = fresh_database(url, "lrs_bench_ab") if url else None
-                        for row, rate in rates(sides[side], store, args).items():
-                            runs.setdefault((name, side, *row), []).append(rate)
+                        for row, measured in rates(sides[side], store, args).items():
+                            runs.setdefault((name, side, *row), []).append(measured)
                 print(f"round {round_ + 1} of {args.rounds} done", file=sys.stderr, flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
                            check=False)
-    print(f"\n## POST /xAPI/statements, {args.base} (base) against this checkout, statements/s,"
+    print(f"\n## POST /xAPI/statements, {args.base} (base) against this checkout,"
           f" {args.rounds} alternating runs of {args.seconds} s, {args.workers} worker(s),"
           " fresh stores\n")
-    print("| store | batch | connections | base: runs | this: runs | base median | this median |"
-          " change |")
-    print("|---|---:|---:|---|---|---:|---:|---:|")
+    print("The server's CPU a statement counts every process of it, PostgreSQL's included, from"
+          " the load's start until the views have caught up.\n")
+    print("| store | batch | connections | base: statements/s | this: statements/s | change |"
+          " base: CPU µs a statement | this: CPU µs a statement | change |")
+    print("|---|---:|---:|---|---|---:|---|---|---:|")
     for name, _ in stores:
         for batch in args.batches:
             for connections in args.connections:
                 before = runs[(name, "base", batch, connections)]
                 after = runs[(name, "this", batch, connections)]
-                old, new = statistics.median(before), statistics.median(after)
-                print(f"| {name} | {batch} | {connections} |"
-                      f" {', '.join(f'{r:,.0f}' for r in before)} |"
-                      f" {', '.join(f'{r:,.0f}' for r in after)} | {old:,.0f} | {new:,.0f} |"
-                      f" {100 * (new - old) / old:+.1f} % |")
+                cells = [f"| {name} | {batch} | {connections} "]
+                for index in (0, 1):  # the rate, then the CPU
+                    old, new = (statistics.median(m[index] for m in side) for side in (before, after))
+                    cells += [f"| {_runs(before, index)}, median {old:,.0f} ",
+                              f"| {_runs(after, index)}, median {new:,.0f} ",
+                              f"| {100 * (new - old) / old:+.1f} % "]
+                print("".join(cells) + "|")
+
+
+def _runs(measured: list[tuple[float, float]], index: int) -> str:
+    return ", ".join(f"{m[index]:,.0f}" for m in measured)
 
 
 if __name__ == "__main__":
