@@ -63,10 +63,10 @@ class PostgresIndexSQL(StatementIndexSQL):
     def write_rows(self, c: Any, rows: Sequence[IndexRow], seqs: Sequence[int],
                    stored: str) -> Found:
         """Every row of the write and every lookup that follows it in one statement, one round
-        trip where they were five (a batch-1 write was ~11 round trips, each a wait for the
-        server and then for a core): the inserts are data-modifying WITHs, and the lookups
-        read the index as it was before them (every part of a statement sees one snapshot), so
-        the rows just written are added from the inserts' RETURNING."""
+        trip where they were four (five with attachments; each a wait for the server, then for
+        a core, and a batch-1 write is mostly such waits): the inserts are data-modifying
+        WITHs, and the lookups read the index as it was before them (every part of a statement
+        sees one snapshot), so the rows just written are added from the inserts' RETURNING."""
         c.execute(*self.write_query(rows, seqs, stored))
         voided: set[str] = set()
         referenced: set[str] = set()
