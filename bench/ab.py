@@ -113,4 +113,11 @@ if __name__ == "__main__":
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a PostgreSQL server for the PostgreSQL rows; '' for none")
     parser.add_argument("--sqlite", action=argparse.BooleanOptionalAction, default=True)
-    main(parser.parse_args())
+    arguments = parser.parse_args()
+    if not arguments.sqlite and not arguments.postgres:
+        parser.error("nothing to compare: --no-sqlite and no --postgres server")
+    known = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet",
+                            f"{arguments.base}^{{commit}}"], capture_output=True)
+    if known.returncode != 0:
+        parser.error(f"--base {arguments.base!r} names no commit of {ROOT}")
+    main(arguments)
