@@ -99,6 +99,9 @@ class ProjectionRunner(LearnerRefresh):
         self.lock = threading.Lock()
         create_schema(self.con)
         self.stop = threading.Event()
+        # Set each time a catch-up leaves the views at the log's head, nothing to refresh: the
+        # views process publishes its lag then, not only on its clock (lrs/views_child.py).
+        self.reached_head = threading.Event()
         self.clock: Callable[[], float] = time.monotonic
         self.folds = SavedFolds()
         self.path = None if str(database) == ":memory:" else Path(database)
@@ -183,6 +186,7 @@ class ProjectionRunner(LearnerRefresh):
             self.compact()
         if whole and position >= head and not self.stop.is_set() and not self.erased:
             self._idle_at = head
+            self.reached_head.set()
         return applied
 
     def _pass_to(self, position: int) -> None:

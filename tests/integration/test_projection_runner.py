@@ -213,6 +213,18 @@ def test_lag_reports_events_and_seconds_behind(sqlite_store: LearningRecordStore
     assert runner.lag() == {**runner.lag(), "events_behind": 0, "seconds_behind": 0.0}
 
 
+def test_a_catch_up_says_when_it_leaves_the_views_at_the_head(
+        sqlite_store: LearningRecordStore, runner: ProjectionRunner) -> None:
+    append(sqlite_store, [answer("ada", 1, True), answer("bob", 1, True)])
+    runner.catch_up(until=1)
+    assert not runner.reached_head.is_set()
+    runner.catch_up(refresh=False)  # at the head, but learners still to refresh
+    assert not runner.reached_head.is_set()
+    runner.catch_up()
+    assert runner.reached_head.is_set()
+    assert runner.lag()["events_behind"] == runner.lag()["learners_to_refresh"] == 0
+
+
 def test_lag_counts_each_range_of_the_log_once_and_stays_exact(
     sqlite_store: LearningRecordStore, runner: ProjectionRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
