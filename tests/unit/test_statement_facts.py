@@ -95,6 +95,8 @@ def test_a_competency_extension_may_be_one_string() -> None:
     ({"team": {"objectType": "Group", "name": "7B", "member": [ADA]}}, "team:7B"),
     ({"team": {"objectType": "Group", "account": {"homePage": "https://sis", "name": "7c"}}},
      "account:https://sis|7c"),
+    ({"team": {"objectType": "Group", "member": [{"mbox": "mailto:Lead@Example.org"}, ADA]}},
+     "mbox:mailto:Lead@example.org"),
     ({"contextActivities": {"grouping": [{"id": "https://example.org/course/1"}]}},
      "activity:https://example.org/course/1"),
     ({}, None),
@@ -113,6 +115,12 @@ def test_a_voiding_statement_names_its_target() -> None:
 def test_an_agent_object_is_a_peer() -> None:
     helping = fact(object={"objectType": "Agent", "mbox": "mailto:bob@example.org"})
     assert helping.peer == "mbox:mailto:bob@example.org" and helping.object_id is None
+
+
+def test_an_anonymous_group_object_is_a_peer_named_by_its_first_member() -> None:
+    helping = fact(object={"objectType": "Group", "member": [{"openid": "https://id.example.org/b"},
+                                                             ADA]})
+    assert helping.peer == "openid:https://id.example.org/b" and helping.learner == actor_key(ADA)
 
 
 def test_a_goal_target_in_result_extensions_wins_over_context() -> None:
