@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.cors import CORSMiddleware
 
 from lrs import __version__
@@ -42,6 +43,11 @@ from lrs.dashboard import pages as dashboard
 from lrs.request_loop import HEAVY_AT_ONCE
 
 XAPI_PREFIX = "/xAPI"
+# FastAPI's own OpenTelemetry follows any provider set up in the process (opentelemetry-instrument,
+# a site-wide SDK): each request's span carried its query string, which names learners
+# (agent={"mbox": ...}), to wherever traces go. Off; looking for a provider also cost every
+# request 3 us.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(settings: Settings, start: Callable[[], Services] | None = None,
@@ -61,7 +67,8 @@ def create_app(settings: Settings, start: Callable[[], Services] | None = None,
 
     # /openapi.json and /docs are public, as the source is; /redoc is off (one viewer is enough).
     # /docs comes from the home router, with Swagger UI served from the app (no CDN).
-    app = FastAPI(title="LRS", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="LRS", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  telemetry=NO_TELEMETRY)
     install_error_handlers(app)
     install_openapi(app)
     # What tools send all day, also answered directly (lrs/api/direct.py): included here
