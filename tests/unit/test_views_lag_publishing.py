@@ -9,6 +9,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -44,10 +45,16 @@ def published() -> Iterator[PublishedLag]:
     shared.release()
 
 
-def publishing(runner: ScriptedRunner, published: PublishedLag) -> threading.Thread:
+@contextmanager
+def publishing(runner: ScriptedRunner, published: PublishedLag) -> Iterator[None]:
+    """The publisher's thread while the block runs; stopped as the views process stops it."""
     thread = threading.Thread(target=_publish, args=(runner, QueryGate(), published), daemon=True)
     thread.start()
-    return thread
+    yield
+    runner.stop.set()
+    runner.reached_head.set()
+    thread.join(5)
+    assert not thread.is_alive()
 
 
 def wait_for(condition: Any, seconds: float = 10.0) -> None:
@@ -57,43 +64,33 @@ def wait_for(condition: Any, seconds: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_the_lag_is_read_seldom_while_the_views_are_behind(
-        published: PublishedLag, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def behind(published: PublishedLag, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedRunner]:
+    """Views behind, their lag published once; the next read on the clock 30 s away."""
     monkeypatch.setattr(views_child, "PUBLISH_BEHIND_EVERY", 30.0)
     runner = ScriptedRunner(BEHIND)
-    thread = publishing(runner, published)
-    wait_for(lambda: published.read() == BEHIND)
-    reads = runner.reads
+    with publishing(runner, published):
+        wait_for(lambda: published.read() == BEHIND)
+        yield runner
+
+
+def test_the_lag_is_read_seldom_while_the_views_are_behind(behind: ScriptedRunner) -> None:
+    reads = behind.reads
     time.sleep(10 * views_child.PUBLISH_EVERY)  # ten reads' time, were it caught up
-    assert runner.reads == reads
-    runner.stop.set()
-    runner.reached_head.set()
-    thread.join(5)
-    assert not thread.is_alive()
+    assert behind.reads == reads
 
 
 def test_the_lag_is_published_as_soon_as_a_catch_up_reaches_the_head(
-        published: PublishedLag, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(views_child, "PUBLISH_BEHIND_EVERY", 30.0)
-    runner = ScriptedRunner(BEHIND)
-    thread = publishing(runner, published)
-    wait_for(lambda: published.read() == BEHIND)
-    runner.current = CAUGHT_UP
-    runner.reached_head.set()
+        behind: ScriptedRunner, published: PublishedLag) -> None:
+    behind.current = CAUGHT_UP
+    behind.reached_head.set()
     wait_for(lambda: published.read() == CAUGHT_UP, seconds=5.0)  # not 30 s later
-    runner.stop.set()
-    runner.reached_head.set()
-    thread.join(5)
 
 
 def test_the_lag_is_read_on_the_clock_while_the_views_are_caught_up(
         published: PublishedLag) -> None:
     runner = ScriptedRunner(CAUGHT_UP)
-    thread = publishing(runner, published)
-    wait_for(lambda: runner.reads >= 3)  # ten times a second: well within the time allowed
-    runner.current = BEHIND  # new events: seen on the clock, no catch-up needed to tell
-    wait_for(lambda: published.read() == BEHIND)
-    runner.stop.set()
-    runner.reached_head.set()
-    thread.join(5)
-    assert not thread.is_alive()
+    with publishing(runner, published):
+        wait_for(lambda: runner.reads >= 3)  # ten times a second: well within the time allowed
+        runner.current = BEHIND  # new events: seen on the clock, no catch-up needed to tell
+        wait_for(lambda: published.read() == BEHIND)
