@@ -138,9 +138,8 @@ FACT_MACROS = [
          WHEN a.openid IS NOT NULL THEN 'openid:' || a.openid
          WHEN a.account IS NOT NULL THEN 'account:' || a.account.homePage || '|' || a.account.name
        END""",
-    # An agent's IFI properties alone, as a group's members hold them (_IFI).
-    "CREATE OR REPLACE MACRO xapi_ifis(a) AS {'mbox': a.mbox, 'mbox_sha1sum': a.mbox_sha1sum,"
-    " 'openid': a.openid, 'account': a.account}",
+    # An anonymous group is named by its first member.
+    "CREATE OR REPLACE MACRO xapi_agent_key(a) AS coalesce(xapi_ifi_key(a), xapi_ifi_key(a.member[1]))",
     # One regular-expression pass: its groups are empty when the duration does not match, and
     # also for "P" and "PT", which match and mean zero.
     # Seconds of an ISO 8601 duration from its text and its groups (DURATION_PATTERN, extracted
@@ -179,21 +178,10 @@ def facts_sql(source: str) -> str:
                s.actor AS s_actor, s.verb.id AS s_verb, s.object AS s_object,
                s.result AS s_result, s.context AS s_context
         FROM parsed),
-    -- The keys of the actor, the team and an agent or group as object, each followed by its
-    -- first member's (an anonymous group is named by its first member): one list, so that the
-    -- key's expression is planned once, where six of it were 40 % of planning this query.
-    keyed AS (
-        SELECT *, list_transform(
-                   [xapi_ifis(s_actor), s_actor.member[1], xapi_ifis(s_context.team),
-                    s_context.team.member[1], xapi_ifis(s_object), s_object.member[1]],
-                   lambda a: xapi_ifi_key(a)) AS agent_keys
-        FROM parts),
     typed AS (
         SELECT seq, s_id, s_actor, s_verb, s_object, s_result, s_context,
                coalesce(s_object.objectType, 'Activity') AS kind,
-               coalesce(agent_keys[1], agent_keys[2]) AS learner,
-               coalesce(agent_keys[3], agent_keys[4]) AS team_key,
-               coalesce(agent_keys[5], agent_keys[6]) AS object_key,
+               xapi_agent_key(s_actor) AS learner,
                list_concat(
                    list_transform(list_filter(s_context.contextActivities.category,
                                               lambda c: c.definition.type = '{COMPETENCY_TYPE}'),
@@ -204,7 +192,7 @@ def facts_sql(source: str) -> str:
                    AS duration_parts,
                timezone('UTC', CAST(s_timestamp AS TIMESTAMPTZ)) AS client_ts,
                timezone('UTC', CAST(s_stored AS TIMESTAMPTZ)) AS stored
-        FROM keyed)
+        FROM parts)
     SELECT seq,
            s_id AS statement_id,
            learner,
@@ -227,13 +215,13 @@ def facts_sql(source: str) -> str:
            CASE WHEN s_context.team IS NOT NULL THEN
                     CASE WHEN coalesce(s_context.team.name, '') <> ''
                          THEN 'team:' || s_context.team.name
-                         ELSE team_key END
+                         ELSE xapi_agent_key(s_context.team) END
                 WHEN len(s_context.contextActivities.grouping) > 0
                 THEN 'activity:' || s_context.contextActivities.grouping[1].id END AS class_id,
            coalesce(list_filter(named, lambda x, i: list_position(named, x) = i),
                     CAST([] AS VARCHAR[])) AS competencies,
            CASE WHEN s_verb LIKE '%/voided' AND kind = 'StatementRef' THEN s_object.id END AS voids,
-           CASE WHEN kind IN ('Agent', 'Group') THEN object_key END AS peer,
+           CASE WHEN kind IN ('Agent', 'Group') THEN xapi_agent_key(s_object) END AS peer,
            coalesce(xapi_extension(s_result.extensions, '{GOAL_TARGET_EXTENSION}'),
                     xapi_extension(s_context.extensions, '{GOAL_TARGET_EXTENSION}')) AS goal_target,
            stored,
