@@ -60,7 +60,8 @@ class LearningRecordStore(CredentialCommands, DocumentCommands):
         # for measuring what sealing costs, not for a deployment.
         self.seal_statements = str(self.env.get("LRS_SEAL_STATEMENTS", "true")).lower() not in (
             "false", "0", "no", "off")
-        self.key_ring = KeyRing(lambda: self.keys.key_ring(), lambda: self.keys.key_generation())
+        self.key_ring = KeyRing(lambda: self.keys.key_ring(), lambda: self.keys.key_generation(),
+                                lambda: self.index.index.forget_key_hashes())
 
     def construct_transcoder(self) -> Transcoder:
         """Encode event state with orjson."""

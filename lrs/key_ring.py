@@ -62,9 +62,12 @@ class KeyRing:
     give a statement stored after it yesterday's key."""
 
     def __init__(self, load: Callable[[], tuple[bytes, int]],
-                 generation: Callable[[], int] | None = None) -> None:
+                 generation: Callable[[], int] | None = None,
+                 forget: Callable[[], None] | None = None) -> None:
+        """``forget``: called at each reload, for what else the process remembers by learner."""
         self._load = load
         self._generation = generation
+        self._forget = forget
         self._lock = threading.Lock()
         self._secret: bytes | None = None
         self.generation = 0
@@ -73,12 +76,16 @@ class KeyRing:
         self._checked = 0.0
 
     def reload(self) -> None:
-        """After an erasure somewhere: every cached key may be gone."""
+        """After an erasure somewhere: every cached key may be gone, and the learner it forgot
+        is remembered here no longer (the learners, by IFI, of the pseudonyms made)."""
         secret, generation = self._load()
         with self._lock:
             self._secret, self.generation = secret, generation
             self._caches = {}
+            self._pseudonyms = {}
             self._checked = time.monotonic()
+        if self._forget is not None:
+            self._forget()
 
     def due(self, max_age: float) -> bool:
         """Whether ``refresh(max_age)`` would read the store now."""

@@ -7,9 +7,10 @@ statement bodies are not copied: queries join back to the stored events.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -106,7 +107,7 @@ class StatementIndexSQL:
         self.events_table = events_table
         self.events_seq = events_seq_column
         self.paramstyle = paramstyle
-        self._key_hash: Callable[[str], int] | None = None
+        self._key_hash: functools._lru_cache_wrapper[int] | None = None
 
     def key_hash(self, key: str) -> int:
         if self._key_hash is None:
@@ -124,6 +125,11 @@ class StatementIndexSQL:
 
     def hash_with(self, secret: bytes) -> None:
         self._key_hash = key_hasher(secret)
+
+    def forget_key_hashes(self) -> None:
+        """After an erasure: the keys remembered with their hashes name learners (their IFIs)."""
+        if self._key_hash is not None:
+            self._key_hash.cache_clear()
 
     def hashed_ahead(self, row: IndexRow) -> IndexRow:
         """The row with its keys hashed where the statement is read, so the one writer does not

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +49,7 @@ class IndexRow:
             definitions=self.definitions, agent_names=self.agent_names)
 
 
-def key_hasher(secret: bytes) -> Callable[[str], int]:
+def key_hasher(secret: bytes) -> functools._lru_cache_wrapper[int]:
     """How the index holds a filter key: the first 8 bytes of SHA-256(secret + key), a signed
     integer. The text (an IFI or IRI and a prefix, ~45 bytes) made the key table most of the
     index, and each of a statement's ~8 keys was a B-tree entry of it twice. The store's own
@@ -63,7 +62,8 @@ def key_hasher(secret: bytes) -> Callable[[str], int]:
     # Remembered: a store's statements name the same verbs, activities, learners and
     # registrations again and again, and a hash made afresh (0.65 us) cost a statement of
     # ~7 keys 4.5 us of a worker's CPU, a remembered one 0.05 us a key. Bounded, so a client
-    # that sends new keys only makes old ones go.
+    # that sends new keys only makes old ones go; forgotten at each erasure (a learner's IFI is
+    # a key: StatementIndexSQL.forget_key_hashes).
     @functools.lru_cache(maxsize=KEY_HASHES_REMEMBERED)
     def key_hash(key: str) -> int:
         h = keyed.copy()

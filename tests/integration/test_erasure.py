@@ -412,6 +412,47 @@ def test_an_export_after_forgetting_lacks_the_learner_and_an_incremental_one_lis
     assert not [p for p in files_holding(tmp_path, TRACES) if p.startswith("export-views")]
 
 
+# --- what a process remembers ----------------------------------------------------------------
+
+
+def stored_ahead(store: LearningRecordStore, docs: list[dict[str, Any]]) -> None:
+    """Prepared, hashed and sealed ahead as a worker does, then written."""
+    from ingest.pipeline import prepare_statements
+    from lrs.auth import Principal
+
+    writer = Principal("tool", "tool", frozenset({"all"}), "urn:lrs:credentials")
+    prepared = store.work_ahead(prepare_statements(docs, writer, "1.0.3", 1000))
+    assert not isinstance(store.store_batches([prepared])[0], Exception)
+
+
+def remembered(store: LearningRecordStore) -> tuple[int, int]:
+    """Key hashes and pseudonyms the process keeps, each made from a learner's IFI."""
+    key_hash = store.index.index._key_hash
+    assert key_hash is not None
+    return key_hash.cache_info().currsize, len(store.key_ring._pseudonyms)
+
+
+def test_the_process_that_forgets_a_learner_keeps_no_key_hash_or_pseudonym_made_of_an_ifi(
+        store: LearningRecordStore) -> None:
+    stored_ahead(store, [said(ADA, ADA_NAME, ADA_SECRET), said(BOB, BOB_NAME, "hello")])
+    assert all(remembered(store))
+    store.erase_learner(f"mbox:mailto:{ADA}", by="test")
+    assert remembered(store) == (0, 0)
+
+
+def test_another_process_of_the_store_forgets_them_at_its_next_look_at_the_keys(
+        store: LearningRecordStore, settings: Settings) -> None:
+    worker = LearningRecordStore(env=settings.event_store_env())  # as a worker of `lrs serve`
+    try:
+        stored_ahead(worker, [said(ADA, ADA_NAME, ADA_SECRET)])
+        assert all(remembered(worker))
+        store.erase_learner(f"mbox:mailto:{ADA}", by="test")
+        worker.key_ring.refresh(0)  # a worker's request in a thread, once its check is due
+        assert remembered(worker) == (0, 0)
+    finally:
+        worker.close()
+
+
 # --- retention ---------------------------------------------------------------------------------
 
 
