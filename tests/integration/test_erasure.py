@@ -453,6 +453,21 @@ def test_another_process_of_the_store_forgets_them_at_its_next_look_at_the_keys(
         worker.close()
 
 
+def test_the_views_process_applying_a_forget_keeps_no_pseudonym_made_of_an_ifi(
+        xapi: XAPIClient, settings: Settings, tmp_path: Path) -> None:
+    school(xapi)
+    views_store = LearningRecordStore(env=settings.event_store_env())  # as lrs/views_child.py
+    runner = ProjectionRunner(views_store, tmp_path / "views.duckdb")
+    try:
+        runner.catch_up()
+        forget(xapi)
+        runner.catch_up()  # finds the learner by pseudonym among every learner of the views
+        assert views_store.key_ring._pseudonyms == {}
+    finally:
+        runner.close()
+        views_store.close()
+
+
 # --- retention ---------------------------------------------------------------------------------
 
 
