@@ -27,7 +27,6 @@ from eventsourcing.utils import get_topic
 from lrs.application import LearningRecordStore
 from lrs.domain import AlignmentSet, LearnerErasure, ParameterFit, Retention, Roster, StoredStatement
 from lrs.sealing import ERASED_HOME_PAGE
-from lrs.sealing import pseudonym as pseudonym_of
 from projections.facts import create_fact_macros, facts_sql
 from projections.lag import EventsBehind
 from projections.page_items import PageItems, checked_parameters, latest_loads
@@ -360,10 +359,7 @@ class ProjectionRunner(LearnerRefresh):
         known = [row[0] for row in self.con.execute(
             "SELECT learner FROM statement_facts UNION SELECT peer FROM statement_facts"
             " WHERE peer IS NOT NULL UNION SELECT learner FROM roster").fetchall()]
-        # Made here, not through the ring's memory of pseudonyms: this is the erasure, and the
-        # views process never writes, so its ring would keep each of these learners' IFIs.
-        secret = self.store.key_ring.secret
-        return sorted(a for a in known if a and pseudonym_of(secret, a) == pseudonym)
+        return sorted(a for a in known if a and self.store.key_ring.pseudonym(a) == pseudonym)
 
     def apply_items(self, items: PageItems, position: int, skip_known: bool = False) -> None:
         """One transaction: the facts, the learners they touch, and the new position.
