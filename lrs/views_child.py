@@ -230,7 +230,7 @@ def open_sandboxed_runner(store: LearningRecordStore, settings: Settings) -> Pro
 
 def _publish(runner: ProjectionRunner, gate: QueryGate, published: PublishedLag) -> None:
     """Caught up, the lag is one read of the log's head, published ten times a second. Behind,
-    a read costs 2-3 ms of CPU (the views' position and dirty learners from DuckDB, the events
+    a read costs 2.5-4 ms of CPU (the views' position and dirty learners from DuckDB, the events
     behind from the log), which ten times a second was an eighth of the views' CPU at batch 1:
     it is published every PUBLISH_BEHIND_EVERY then, and at once when a catch-up reaches the
     head, so that health says "caught up" as soon as it is true."""
